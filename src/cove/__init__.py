@@ -1,0 +1,83 @@
+"""Cove: a self-hosted, offline-first NLP platform.
+
+Public names follow transformers, datasets and evaluate, so code ports by changing the import.
+Everything is exported lazily: ``import cove`` imports neither torch, pyarrow nor fastapi.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # configs, tokenizers, models
+    "AutoConfig": "cove.models.auto",
+    "AutoTokenizer": "cove.tokenization.auto",
+    "PreTrainedTokenizerFast": "cove.tokenization.tokenizer",
+    "BatchEncoding": "cove.tokenization.tokenizer",
+    "AutoModel": "cove.models.auto",
+    "AutoModelForSequenceClassification": "cove.models.auto",
+    "AutoModelForTokenClassification": "cove.models.auto",
+    "AutoModelForQuestionAnswering": "cove.models.auto",
+    "AutoModelForMaskedLM": "cove.models.auto",
+    "AutoModelForCausalLM": "cove.models.auto",
+    "AutoModelForSeq2SeqLM": "cove.models.auto",
+    "BertConfig": "cove.models.bert",
+    "BertModel": "cove.models.bert",
+    "BertForSequenceClassification": "cove.models.bert",
+    "BertForTokenClassification": "cove.models.bert",
+    "BertForQuestionAnswering": "cove.models.bert",
+    "BertForMaskedLM": "cove.models.bert",
+    "DistilBertConfig": "cove.models.distilbert",
+    "DistilBertModel": "cove.models.distilbert",
+    "DistilBertForSequenceClassification": "cove.models.distilbert",
+    "DistilBertForTokenClassification": "cove.models.distilbert",
+    "DistilBertForQuestionAnswering": "cove.models.distilbert",
+    "DistilBertForMaskedLM": "cove.models.distilbert",
+    "RobertaConfig": "cove.models.roberta",
+    "RobertaModel": "cove.models.roberta",
+    "RobertaForSequenceClassification": "cove.models.roberta",
+    "RobertaForTokenClassification": "cove.models.roberta",
+    "RobertaForQuestionAnswering": "cove.models.roberta",
+    "RobertaForMaskedLM": "cove.models.roberta",
+    # datasets and metrics
+    "load_dataset": "cove.data",
+    "load_from_disk": "cove.data",
+    "Dataset": "cove.data",
+    "DatasetDict": "cove.data",
+    "IterableDataset": "cove.data",
+    "Features": "cove.data",
+    "Value": "cove.data",
+    "ClassLabel": "cove.data",
+    "Sequence": "cove.data",
+    "load_metric": "cove.metrics",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cove.models.auto import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForMaskedLM,
+        AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
+    from cove.tokenization.auto import AutoTokenizer
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cove' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,100 @@
+"""Every exception Cove raises.
+
+Each one also subclasses the built-in it resembles, so callers can catch either
+(``except FileNotFoundError`` catches ``EntryNotFoundError``). Messages say what was wrong,
+with the value, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class CoveError(Exception):
+    """Base class of every Cove error."""
+
+
+# --- configuration, checkpoints, models -------------------------------------------------
+
+
+class ConfigError(CoveError, ValueError):
+    """A config.json value that Cove cannot honour (unknown model_type, unsupported option)."""
+
+
+class CheckpointError(CoveError, ValueError):
+    """A weights file that is missing keys, has unexpected keys, wrong shapes or is corrupt."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickle-based weights file, refused without an explicit opt-in."""
+
+
+class ModelNotFoundError(CoveError, FileNotFoundError):
+    """A model name or path that resolves to nothing."""
+
+
+class MissingFileError(CoveError, FileNotFoundError):
+    """A file a model or tokenizer folder needs is not there."""
+
+
+# --- tokenization ---------------------------------------------------------------------------
+
+
+class TokenizerError(CoveError, ValueError):
+    """Bad tokenizer files or bad arguments to a tokenizer call."""
+
+
+# --- generation -----------------------------------------------------------------------------
+
+
+class GenerationError(CoveError, ValueError):
+    """Bad generation options or inputs (an unknown option, a prompt longer than the context)."""
+
+
+# --- pipelines ------------------------------------------------------------------------------
+
+
+class PipelineError(CoveError, ValueError):
+    """Bad pipeline task, parameters or inputs."""
+
+
+# --- hub client and server ------------------------------------------------------------------
+
+
+class HubError(CoveError, OSError):
+    """Base class of hub errors, client and server side."""
+
+
+class OfflineModeError(HubError, ConnectionError):
+    """A network call was needed while offline mode (HF_HUB_OFFLINE=1) is on."""
+
+
+class RepoNotFoundError(HubError, FileNotFoundError):
+    """The repo does not exist, or the caller may not see it."""
+
+
+class RevisionNotFoundError(HubError, FileNotFoundError):
+    """The branch, tag or commit does not exist in the repo."""
+
+
+class EntryNotFoundError(HubError, FileNotFoundError):
+    """The file does not exist at that revision."""
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+class DatasetError(CoveError, ValueError):
+    """Bad dataset files, splits or operations."""
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+class MetricError(CoveError, ValueError):
+    """Unknown metric names and inputs a metric cannot score."""
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+class TrainingError(CoveError, ValueError):
+    """Bad training arguments or state."""
