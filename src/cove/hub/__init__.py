@@ -1,0 +1,1 @@
+"""Client side of the hub protocol: resolving names to local folders, cache, download, upload."""
