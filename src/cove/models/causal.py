@@ -1,0 +1,60 @@
+"""Pieces every decoder-only family shares: the causal mask over a KV cache, default positions, the loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from cove.errors import GenerationError
+from cove.models.kv_cache import KVCache
+
+
+def start_cache(
+    cache: KVCache | None, use_cache: bool, num_layers: int, new_tokens: int
+) -> tuple[KVCache | None, int]:
+    """The cache this forward pass writes to (a fresh one when asked for) and the position it starts at."""
+    if cache is None and use_cache:
+        cache = KVCache(num_layers)
+    start = cache.begin(new_tokens) if cache is not None else 0
+    return cache, start
+
+
+def default_positions(start: int, seq: int, batch: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(start, start + seq, device=device).unsqueeze(0).expand(batch, -1)  # (batch, seq)
+
+
+def causal_mask(
+    attention_mask: torch.Tensor | None, start: int, seq: int, device: torch.device
+) -> tuple[torch.Tensor | None, bool]:
+    """(mask for SDPA or None, is_causal). ``attention_mask`` is (batch, past + seq) of 1/0.
+
+    Without padding the mask is left to SDPA (``is_causal`` for a prompt, nothing for one new token); with
+    padding a boolean (batch, 1, seq, past + seq) mask is built. Rows with nothing to attend to (the query
+    is itself padding) come out of SDPA as zeros (torch >= 2.5), as in transformers.
+    """
+    total = start + seq
+    if attention_mask is not None:
+        if attention_mask.shape[-1] != total:
+            raise GenerationError(
+                f"attention_mask covers {attention_mask.shape[-1]} positions but the cache plus input hold "
+                f"{total}: pass a mask for the past and the new tokens."
+            )
+        if bool(attention_mask.all()):
+            attention_mask = None
+    if attention_mask is None:
+        if seq == 1:
+            return None, False
+        if start == 0:
+            return None, True
+        keep = (
+            torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
+        )
+        return keep[None, None], False
+    keep = torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
+    return keep[None, None] & attention_mask[:, None, None, :].to(torch.bool), False  # (batch, 1, seq, total)
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Next-token cross-entropy: position i predicts labels[i + 1]; -100 is ignored (as transformers)."""
+    shifted = F.pad(labels, (0, 1), value=-100)[..., 1:].to(logits.device)
+    return F.cross_entropy(logits.float().reshape(-1, vocab_size), shifted.reshape(-1), ignore_index=-100)
