@@ -87,9 +87,8 @@ class LlamaConfig(PretrainedConfig):
             raise ConfigError(
                 f"partial_rotary_factor={rope['partial_rotary_factor']} is not supported for {self.model_type}."
             )
-        if rope["rope_type"] in ("linear", "dynamic", "llama3", "yarn") and rope.get("factor") is None:
-            if rope["rope_type"] != "yarn":
-                raise ConfigError(f"rope type {rope['rope_type']!r} needs a 'factor' in the rope parameters.")
+        if rope["rope_type"] in ("linear", "dynamic", "llama3") and rope.get("factor") is None:
+            raise ConfigError(f"rope type {rope['rope_type']!r} needs a 'factor' in the rope parameters.")
 
     def rope(self) -> dict[str, Any]:
         """The RoPE parameters, whichever spelling the config uses (v5 rope_parameters or rope_theta +
@@ -392,9 +391,9 @@ class LlamaModel(LlamaPreTrainedModel):
         return_dict: bool = True,
         **kwargs: Any,
     ) -> Any:
-        if kwargs.pop("cache_position", None) is not None or kwargs:
-            if kwargs:
-                raise TypeError(f"{type(self).__name__}.forward got unexpected arguments {sorted(kwargs)}.")
+        kwargs.pop("cache_position", None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}.forward got unexpected arguments {sorted(kwargs)}.")
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds  # (batch, seq, hidden)
