@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -58,3 +60,43 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) 
     """Next-token cross-entropy: position i predicts labels[i + 1]; -100 is ignored (as transformers)."""
     shifted = F.pad(labels, (0, 1), value=-100)[..., 1:].to(logits.device)
     return F.cross_entropy(logits.float().reshape(-1, vocab_size), shifted.reshape(-1), ignore_index=-100)
+
+
+class GenerationMixin:
+    """``generate`` and ``generation_config`` for causal LMs.
+
+    The generation code lives one layer up (cove.generation) and is imported when called, as transformers'
+    GenerationMixin is: the models stay usable without it, and generation builds on the models.
+    """
+
+    generation_config: Any = None
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: Any, *args: Any, gguf_file: Any = None, **kwargs: Any
+    ) -> Any:
+        from cove.checkpoint.gguf import find_gguf
+        from cove.generation.config import GENERATION_CONFIG_NAME, GenerationConfig
+        from cove.hub.resolve import resolve_model_dir
+
+        folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
+        gguf_path = find_gguf(pretrained_model_name_or_path, folder, gguf_file)
+        if gguf_path is not None:
+            from cove.models.gguf import model_from_gguf
+
+            return model_from_gguf(cls, gguf_path, name=str(pretrained_model_name_or_path), **kwargs)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)  # type: ignore[misc]
+        if (folder / GENERATION_CONFIG_NAME).is_file():
+            model.generation_config = GenerationConfig.from_pretrained(folder)
+        else:
+            model.generation_config = GenerationConfig.from_model_config(model.config)
+        return model
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        from cove.generation.utils import generate
+
+        if self.generation_config is None:
+            from cove.generation.config import GenerationConfig
+
+            self.generation_config = GenerationConfig.from_model_config(self.config)  # type: ignore[attr-defined]
+        return generate(self, *args, **kwargs)

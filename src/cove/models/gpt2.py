@@ -12,7 +12,7 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError, GenerationError
-from cove.models.causal import causal_lm_loss, causal_mask, default_positions, start_cache
+from cove.models.causal import GenerationMixin, causal_lm_loss, causal_mask, default_positions, start_cache
 from cove.models.kv_cache import KVCache
 from cove.models.modeling import ACTIVATIONS, PreTrainedModel, get_activation
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
@@ -240,7 +240,7 @@ class GPT2Model(GPT2PreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class GPT2LMHeadModel(GPT2PreTrainedModel):
+class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
     weight_map = WeightMap(GPT2_WEIGHT_MAP).prefixed("transformer") | WeightMap({"lm_head": "lm_head"})
     ignorable = _BUFFERS
     tied = {"lm_head.weight": "transformer.wte.weight"}

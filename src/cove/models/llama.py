@@ -17,7 +17,7 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError, GenerationError
-from cove.models.causal import causal_lm_loss, causal_mask, default_positions, start_cache
+from cove.models.causal import GenerationMixin, causal_lm_loss, causal_mask, default_positions, start_cache
 from cove.models.kv_cache import KVCache
 from cove.models.modeling import ACTIVATIONS, PreTrainedModel, get_activation
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
@@ -430,7 +430,7 @@ class LlamaModel(LlamaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class LlamaForCausalLM(LlamaPreTrainedModel):
+class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
     base_class: ClassVar[type[LlamaModel]] = LlamaModel
     weight_map = WeightMap(LLAMA_WEIGHT_MAP).prefixed("model") | WeightMap({"lm_head": "lm_head"})
     ignorable = _BUFFERS
