@@ -113,10 +113,13 @@ def generate(
             raise GenerationError(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids {tuple(input_ids.shape)}."
             )
-    elif config.pad_token_id is not None and config.pad_token_id not in config.eos_ids():
+    elif (
+        config.pad_token_id is not None
+        and config.pad_token_id not in config.eos_ids()
+        and bool((input_ids == config.pad_token_id).any())
+    ):
         # as transformers: a pad token that is not also eos marks padding by itself
-        if bool((input_ids == config.pad_token_id).any()):
-            attention_mask = input_ids.ne(config.pad_token_id).long()
+        attention_mask = input_ids.ne(config.pad_token_id).long()
 
     prompt_len = input_ids.shape[1]
     max_length = (
