@@ -43,6 +43,8 @@ _EXPORTS: dict[str, str] = {
     "RobertaForTokenClassification": "cove.models.roberta",
     "RobertaForQuestionAnswering": "cove.models.roberta",
     "RobertaForMaskedLM": "cove.models.roberta",
+    # pipelines
+    "pipeline": "cove.pipelines",
     # datasets and metrics
     "load_dataset": "cove.data",
     "load_from_disk": "cove.data",
