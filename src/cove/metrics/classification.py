@@ -47,6 +47,10 @@ def _check_weights(sample_weight: Any, n: int, metric: str) -> np.ndarray | None
         raise MetricError(
             f"{metric}: sample_weight has shape {weights.shape}, expected one weight per example ({n})."
         )
+    if not np.all(np.isfinite(weights)) or not np.any(weights):
+        raise MetricError(
+            f"{metric}: sample_weight must be finite with at least one non-zero weight, got {weights[:5]}..."
+        )
     return weights
 
 
@@ -235,7 +239,7 @@ def precision_recall_fscore(
 
 def _scalar_or_array(value: Any) -> Any:
     array = np.asarray(value)
-    return float(array) if array.size == 1 else array
+    return float(array.reshape(-1)[0]) if array.size == 1 else array  # as evaluate: one score -> float
 
 
 def accuracy(

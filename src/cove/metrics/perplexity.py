@@ -82,7 +82,7 @@ def perplexity(
     if batch_size < 1:
         raise MetricError(f"perplexity: batch_size must be >= 1, got {batch_size}.")
 
-    bos = getattr(tokenizer, "bos_token_id", None)
+    bos: Any = getattr(tokenizer, "bos_token_id", None)
     if add_start_token and bos is None:
         raise MetricError(
             "perplexity: add_start_token=True needs a tokenizer with a bos_token_id; pass add_start_token=False."

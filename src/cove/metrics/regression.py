@@ -54,6 +54,10 @@ def _weights(sample_weight: Any, n: int, metric: str) -> np.ndarray | None:
     weights = np.asarray(sample_weight, dtype=float)
     if weights.shape != (n,):
         raise MetricError(f"{metric}: sample_weight has shape {weights.shape}, expected ({n},).")
+    if not np.all(np.isfinite(weights)) or not np.any(weights):
+        raise MetricError(
+            f"{metric}: sample_weight must be finite with at least one non-zero weight, got {weights[:5]}..."
+        )
     return weights
 
 
