@@ -118,11 +118,16 @@ class Metric:
                 f"its options are: {', '.join(self.options) or '(none)'}."
             )
 
+    def _check_no_references(self, references: Any) -> None:
+        if references is not None and "references" not in self._spec.inputs:
+            raise MetricError(f"Metric {self.name!r} takes no references; pass predictions= only.")
+
     def add(self, *, prediction: Any = None, reference: Any = None, **kwargs: Any) -> None:
         """Buffer one example."""
         if kwargs:
             raise MetricError(f"add() takes prediction= and reference= only, got {sorted(kwargs)}.")
         values = {"predictions": prediction, "references": reference}
+        self._check_no_references(reference)
         for key in self._spec.inputs:
             if values[key] is None:
                 raise MetricError(f"add() on {self.name!r} needs {key[:-1]}=...")
@@ -133,6 +138,7 @@ class Metric:
         if kwargs:
             raise MetricError(f"add_batch() takes predictions= and references= only, got {sorted(kwargs)}.")
         values = {"predictions": predictions, "references": references}
+        self._check_no_references(references)
         batch = {}
         for key in self._spec.inputs:
             if values[key] is None:
@@ -182,6 +188,10 @@ class CombinedMetric:
     @property
     def names(self) -> list[str]:
         return [m.name for m in self.metrics]
+
+    def _check_no_references(self, references: Any) -> None:
+        if references is not None and "references" not in self._spec.inputs:
+            raise MetricError(f"Metric {self.name!r} takes no references; pass predictions= only.")
 
     def add(self, *, prediction: Any = None, reference: Any = None) -> None:
         for metric in self.metrics:
