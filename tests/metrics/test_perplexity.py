@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -54,7 +55,7 @@ def hand_perplexity(text, add_start_token=True):
     if add_start_token:
         ids = [0, *ids]
     nlls = []
-    for prev, nxt in zip(ids, ids[1:]):
+    for prev, nxt in itertools.pairwise(ids):
         row = TABLE[prev]
         log_z = math.log(sum(math.exp(v) for v in row))
         nlls.append(log_z - row[nxt])
@@ -104,5 +105,5 @@ def test_perplexity_errors():
         metric.compute(predictions=[""], model=model, tokenizer=tok)
     with pytest.raises(MetricError, match="model="):
         metric.compute(predictions=["ab"], tokenizer=tok)
-    with pytest.raises(MetricError, match="takes no references|references"):
+    with pytest.raises(MetricError, match="takes no references"):
         metric.compute(predictions=["ab"], references=["ab"], model=model, tokenizer=tok)
