@@ -240,3 +240,33 @@ def test_missing_optional_package_names_it(monkeypatch):
         cove.load_metric("rouge").compute(predictions=["a"], references=["a"])
     # bleu is self-contained
     assert cove.load_metric("bleu").compute(predictions=["a b c d"], references=["a b c d"])["bleu"] == 1.0
+
+
+def test_more_input_errors():
+    with pytest.raises(MetricError, match="same number of references"):
+        cove.load_metric("sacrebleu").compute(
+            predictions=["a b", "c d"], references=[["a b"], ["c d", "c e"]]
+        )
+    with pytest.raises(MetricError, match="list of tag sequences"):
+        cove.load_metric("seqeval").compute(predictions=["B-PER", "O"], references=["B-PER", "O"])
+    with pytest.raises(MetricError, match="scheme='IOB9'"):
+        cove.load_metric("seqeval").compute(
+            predictions=[["O"]], references=[["O"]], mode="strict", scheme="IOB9"
+        )
+    with pytest.raises(MetricError, match="all strings or all numbers"):
+        cove.load_metric("accuracy").compute(predictions=["a", "b"], references=[0, 1])
+    with pytest.raises(MetricError, match="has no gold answers"):
+        cove.load_metric("squad").compute(
+            predictions=[{"id": "q", "prediction_text": "x"}],
+            references=[{"id": "q", "answers": {"text": []}}],
+        )
+
+
+def test_numpy_inputs_and_zero_division():
+    metric = cove.load_metric("precision")
+    metric.add_batch(predictions=np.array([0, 0, 0]), references=np.array([0, 1, 1]))
+    assert metric.compute(zero_division=1) == {"precision": 1.0}  # nothing predicted positive
+    seq = cove.load_metric("seqeval").compute(
+        predictions=[["O", "O"]], references=[["B-X", "O"]], zero_division=1
+    )
+    assert seq["X"] == {"precision": 1.0, "recall": 0.0, "f1": 0.0, "number": 1}

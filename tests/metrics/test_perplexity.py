@@ -107,3 +107,26 @@ def test_perplexity_errors():
         metric.compute(predictions=["ab"], tokenizer=tok)
     with pytest.raises(MetricError, match="takes no references"):
         metric.compute(predictions=["ab"], references=["ab"], model=model, tokenizer=tok)
+
+
+def test_perplexity_resolves_a_model_name_through_the_public_api(monkeypatch):
+    loaded = []
+
+    class FakeAutoModel:
+        @staticmethod
+        def from_pretrained(name):
+            loaded.append(("model", name))
+            return BigramLM()
+
+    class FakeAutoTokenizer:
+        @staticmethod
+        def from_pretrained(name):
+            loaded.append(("tokenizer", name))
+            return CharTokenizer()
+
+    # setitem on the module dict: getattr would trigger the lazy import of models that may not exist yet
+    monkeypatch.setitem(vars(cove), "AutoModelForCausalLM", FakeAutoModel)
+    monkeypatch.setitem(vars(cove), "AutoTokenizer", FakeAutoTokenizer)
+    out = cove.load_metric("perplexity").compute(predictions=["abc"], model_id="tiny/bigram")
+    assert loaded == [("model", "tiny/bigram"), ("tokenizer", "tiny/bigram")]
+    assert out["perplexities"] == pytest.approx([hand_perplexity("abc")], rel=1e-6)

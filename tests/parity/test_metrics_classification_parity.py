@@ -189,3 +189,13 @@ def test_rankdata_matches_scipy(values):
     np.testing.assert_array_equal(
         regression.rankdata(np.array(values, dtype=float)), scipy_stats.rankdata(values)
     )
+
+
+def test_matthews_multilabel_matches_sklearn_per_column():
+    rng = np.random.default_rng(3)
+    refs, preds = rng.integers(0, 2, size=(25, 4)), rng.integers(0, 2, size=(25, 4))
+    per_column = [sklearn_metrics.matthews_corrcoef(refs[:, i], preds[:, i]) for i in range(4)]
+    got = classification.matthews_correlation(preds.tolist(), refs.tolist())["matthews_correlation"]
+    _assert_same(got, per_column)
+    macro = classification.matthews_correlation(preds, refs, average="macro")["matthews_correlation"]
+    _assert_same(macro, np.mean(per_column))
