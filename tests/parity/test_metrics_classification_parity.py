@@ -101,15 +101,23 @@ def test_prf_string_labels_with_label_subset_match_sklearn(data, average, st_dat
         lambda n: st.tuples(
             st.lists(st.lists(st.integers(0, 1), min_size=4, max_size=4), min_size=n, max_size=n),
             st.lists(st.lists(st.integers(0, 1), min_size=4, max_size=4), min_size=n, max_size=n),
+            st.none() | st.lists(st.floats(0.0, 3.0), min_size=n, max_size=n).filter(any),
         )
     ),
     st.sampled_from(["micro", "macro", "weighted", "samples", None]),
+    st.sampled_from([None, [2, 0], [3]]),
 )
-def test_prf_multilabel_matches_sklearn(pair, average):
-    preds, refs = pair
-    got = _quiet(classification.f1, preds, refs, average=average)["f1"]
-    want = _quiet(sklearn_metrics.f1_score, np.array(refs), np.array(preds), average=average)
-    _assert_same(got, want)
+def test_prf_multilabel_matches_sklearn(triple, average, labels):
+    preds, refs, weights = triple
+    for ours, theirs, key in (
+        (classification.f1, sklearn_metrics.f1_score, "f1"),
+        (classification.precision, sklearn_metrics.precision_score, "precision"),
+    ):
+        got = _quiet(ours, preds, refs, average=average, labels=labels, sample_weight=weights)[key]
+        want = _quiet(
+            theirs, np.array(refs), np.array(preds), average=average, labels=labels, sample_weight=weights
+        )
+        _assert_same(got, want)
     acc = classification.accuracy(preds, refs)["accuracy"]
     _assert_same(acc, sklearn_metrics.accuracy_score(np.array(refs), np.array(preds)))
 

@@ -106,13 +106,16 @@ SCHEME_PREFIXES = {"IOB1": "IB", "IOB2": "IB", "IOE1": "IE", "IOE2": "IE", "IOBE
 @pytest.mark.parametrize("scheme", sorted(SCHEME_PREFIXES))
 def test_seqeval_strict_mode_matches_seqeval(scheme):
     @SETTINGS
-    @given(tag_sequences(SCHEME_PREFIXES[scheme]))
-    def check(pair):
-        preds, refs = (list(map(list, x)) for x in pair)
+    @given(tag_sequences(SCHEME_PREFIXES[scheme]), st.booleans())
+    def check(pair, suffix):
+        convert = _to_suffix if suffix else (lambda tag: tag)
+        preds, refs = ([[convert(t) for t in seq] for seq in x] for x in pair)
         if not any(refs):
             return
-        got = sequence_labeling.seqeval(preds, refs, mode="strict", scheme=scheme)
-        want = _reference_seqeval(preds, refs, mode="strict", scheme=getattr(seqeval_scheme, scheme))
+        got = sequence_labeling.seqeval(preds, refs, mode="strict", scheme=scheme, suffix=suffix)
+        want = _reference_seqeval(
+            preds, refs, mode="strict", scheme=getattr(seqeval_scheme, scheme), suffix=suffix
+        )
         _assert_seqeval_equal(got, want)
 
     check()
