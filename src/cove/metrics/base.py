@@ -189,10 +189,6 @@ class CombinedMetric:
     def names(self) -> list[str]:
         return [m.name for m in self.metrics]
 
-    def _check_no_references(self, references: Any) -> None:
-        if references is not None and "references" not in self._spec.inputs:
-            raise MetricError(f"Metric {self.name!r} takes no references; pass predictions= only.")
-
     def add(self, *, prediction: Any = None, reference: Any = None) -> None:
         for metric in self.metrics:
             metric.add(prediction=prediction, reference=reference)
