@@ -270,3 +270,18 @@ def test_numpy_inputs_and_zero_division():
         predictions=[["O", "O"]], references=[["B-X", "O"]], zero_division=1
     )
     assert seq["X"] == {"precision": 1.0, "recall": 0.0, "f1": 0.0, "number": 1}
+
+
+def test_numpy_and_list_batches_mix():
+    metric = cove.load_metric("f1")
+    metric.add_batch(predictions=np.array([0, 1, 2]), references=np.array([0, 1, 1]))
+    metric.add_batch(predictions=np.array([2, 2]), references=np.array([2, 0]))
+    metric.add(prediction=1, reference=1)
+    whole = cove.load_metric("f1").compute(
+        predictions=[0, 1, 2, 2, 2, 1], references=[0, 1, 1, 2, 0, 1], average="macro"
+    )
+    assert metric.compute(average="macro") == whole
+    mse = cove.load_metric("mse")
+    mse.add_batch(predictions=np.ones((2, 3)), references=np.zeros((2, 3)))
+    mse.add_batch(predictions=np.ones((1, 3)), references=np.ones((1, 3)))
+    np.testing.assert_allclose(mse.compute(multioutput="raw_values")["mse"], [2 / 3] * 3)

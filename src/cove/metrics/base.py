@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from cove.errors import MetricError
 
 
@@ -83,6 +85,17 @@ def _resolve(name: str) -> MetricSpec:
     return spec
 
 
+def _join(batches: list[Any]) -> Any:
+    if len(batches) == 1:
+        return batches[0]
+    if batches and all(isinstance(b, np.ndarray) for b in batches):
+        try:
+            return np.concatenate(batches)
+        except ValueError:  # ragged shapes: let the metric report them
+            pass
+    return [item for batch in batches for item in batch]
+
+
 class Metric:
     """One metric: buffers ``add``/``add_batch`` inputs; ``compute`` scores everything buffered.
 
@@ -100,7 +113,7 @@ class Metric:
         self._options = set(inspect.signature(self._fn).parameters) - set(spec.inputs)
         self._check_options(defaults)
         self._defaults = defaults
-        self._buffer: dict[str, list[Any]] = {key: [] for key in spec.inputs}
+        self._buffer: dict[str, list[Any]] = {key: [] for key in spec.inputs}  # batches per input
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -131,7 +144,7 @@ class Metric:
         for key in self._spec.inputs:
             if values[key] is None:
                 raise MetricError(f"add() on {self.name!r} needs {key[:-1]}=...")
-            self._buffer[key].append(values[key])
+            self._buffer[key].append([values[key]])
 
     def add_batch(self, *, predictions: Any = None, references: Any = None, **kwargs: Any) -> None:
         """Buffer a batch of examples."""
@@ -143,23 +156,25 @@ class Metric:
         for key in self._spec.inputs:
             if values[key] is None:
                 raise MetricError(f"add_batch() on {self.name!r} needs {key}=...")
-            batch[key] = list(values[key])
+            value = values[key]
+            # numpy batches stay arrays (concatenated at compute); anything else becomes a list
+            batch[key] = value if isinstance(value, np.ndarray) and value.ndim >= 1 else list(value)
         if "references" in batch and len(batch["references"]) != len(batch["predictions"]):
             raise MetricError(
                 f"{self.name}: add_batch got {len(batch['predictions'])} predictions but "
                 f"{len(batch['references'])} references; give one reference per prediction."
             )
         for key, value in batch.items():
-            self._buffer[key].extend(value)
+            self._buffer[key].append(value)
 
     def compute(self, *, predictions: Any = None, references: Any = None, **kwargs: Any) -> dict[str, Any]:
         """Score the buffered examples plus ``predictions``/``references``; empties the buffer."""
         self._check_options(kwargs)
         if predictions is not None or references is not None:
             self.add_batch(predictions=predictions, references=references)
-        inputs = {key: self._buffer[key] for key in self._spec.inputs}
+        inputs = {key: _join(self._buffer[key]) for key in self._spec.inputs}
         self._buffer = {key: [] for key in self._spec.inputs}
-        if not inputs["predictions"]:
+        if len(inputs["predictions"]) == 0:
             raise MetricError(
                 f"{self.name}: nothing to score; pass predictions= (and references=) or add them first."
             )
