@@ -59,6 +59,8 @@ _EXPORTS: dict[str, str] = {
     "GenerationConfig": "cove.generation.config",
     "TextIteratorStreamer": "cove.generation.streamers",
     "TextStreamer": "cove.generation.streamers",
+    # pipelines
+    "pipeline": "cove.pipelines",
     # datasets and metrics
     "load_dataset": "cove.data",
     "load_from_disk": "cove.data",

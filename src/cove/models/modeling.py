@@ -265,6 +265,7 @@ class PreTrainedModel(nn.Module):
         expected = {
             k: v for k, v in model.state_dict().items() if k not in cls.tied or not config.tie_word_embeddings
         }
+        mismatched = []
         for key, tensor in list(ours.items()):
             if key not in expected:
                 if key in cls.tied:  # an explicitly saved copy of a tied weight
@@ -273,22 +274,22 @@ class PreTrainedModel(nn.Module):
                 raise CheckpointError(
                     f"{source}: checkpoint key maps to {key!r}, which {cls.__name__} does not have."
                 )
-            if tuple(tensor.shape) != tuple(expected[key].shape):
-                if ignore_mismatched_sizes and cls._is_new_module(key):
-                    logger.warning(
-                        "%s: %s has shape %s in the checkpoint, %s in the model; re-initialised.",
-                        source,
-                        key,
-                        tuple(tensor.shape),
-                        tuple(expected[key].shape),
-                    )
-                    ours.pop(key)
-                    continue
-                raise CheckpointError(
-                    f"{source}: {key!r} has shape {tuple(tensor.shape)} in the checkpoint but "
-                    f"{tuple(expected[key].shape)} in {cls.__name__} (check num_labels / the config; pass "
-                    "ignore_mismatched_sizes=True to re-initialise a task head)."
+            want, got = tuple(expected[key].shape), tuple(tensor.shape)
+            if got == want:
+                continue
+            if ignore_mismatched_sizes and cls._is_new_module(key):
+                logger.warning(
+                    "%s: %s is %s in the checkpoint, %s in the model; re-initialised.", source, key, got, want
                 )
+                ours.pop(key)
+            else:
+                mismatched.append(f"{key!r} is {got} in the checkpoint but {want} in the model")
+        if mismatched:
+            more = f" and {len(mismatched) - 6} more" if len(mismatched) > 6 else ""
+            raise CheckpointError(
+                f"{source}: weight shapes do not match {cls.__name__}'s config: {'; '.join(mismatched[:6])}{more}. "
+                "Check config.json (num_labels, sizes), or pass ignore_mismatched_sizes=True to re-initialise a task head."
+            )
         missing = [k for k in expected if k not in ours]
         bad = [k for k in missing if not cls._is_new_module(k)]
         if bad:
