@@ -236,7 +236,8 @@ class GGUFFile:
                     array = _unpermute(array, kv_heads)
             if self.architecture == "gpt2" and tensor.name.endswith(_GPT2_TRANSPOSED):
                 array = array.T
-            yield target, np.ascontiguousarray(array, dtype=np.float32)
+            array = np.ascontiguousarray(array, dtype=np.float32)
+            yield target, array if array.flags.writeable else array.copy()
 
     # -- tokenizer --------------------------------------------------------------------------
 
