@@ -64,7 +64,7 @@ def padded_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_cove_class_and_logits(pair):
-    family, hf, ours = pair
+    _, hf, ours = pair
     assert type(ours).__name__ == type(hf).__name__
     ids, mask = padded_batch()
     with torch.no_grad():
@@ -123,7 +123,7 @@ def test_sampling_with_the_same_seed_matches_transformers(pair):
 
 
 def test_eos_stops_rows_and_pads_them(pair):
-    family, hf, ours = pair
+    _, hf, ours = pair
     ids, mask = padded_batch()
     ref = hf.generate(ids, attention_mask=mask, max_new_tokens=8, do_sample=False)
     eos = int(ref[0, ids.shape[1] + 2])  # make the third generated token of row 0 an eos

@@ -56,6 +56,17 @@ def _meta(reader: Any, key: str, default: Any = None) -> Any:
 
 
 def build_tokenizer(reader: Any, path: Path) -> dict[str, str]:
+    try:
+        return _build(reader, path)
+    except Exception as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(
+            f"{path}: the tokenizer stored in this GGUF file is inconsistent ({exc})."
+        ) from exc
+
+
+def _build(reader: Any, path: Path) -> dict[str, str]:
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers, processors
     from tokenizers.models import BPE
 
