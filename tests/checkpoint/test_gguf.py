@@ -150,7 +150,7 @@ def test_missing_and_non_gguf_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         cove.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="absent.gguf")
     (tmp_path / "bad.gguf").write_bytes(b"not a gguf file at all")
-    with pytest.raises(CheckpointError, match="bad.gguf"):
+    with pytest.raises(CheckpointError, match=r"bad\.gguf"):
         GGUFFile(tmp_path / "bad.gguf")
 
 
