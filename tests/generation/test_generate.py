@@ -182,3 +182,16 @@ def test_loss_with_labels_ignores_minus_100(model):
     logits = out.logits[:, 2:-1].reshape(-1, 64)
     expected = torch.nn.functional.cross_entropy(logits, ids[:, 3:].reshape(-1))
     torch.testing.assert_close(out.loss, expected)
+
+
+def test_training_still_works_after_generate(model):
+    model.generate(PROMPT, max_new_tokens=3)  # fuses q/k/v and gate/up for inference
+    model.train()
+    try:
+        out = model(PROMPT, labels=PROMPT)
+        out.loss.backward()
+        assert model.model.layers[0].attn.q.weight.grad is not None
+        assert model.model.layers[0].mlp.up.weight.grad is not None
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.eval()

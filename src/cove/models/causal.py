@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from cove.errors import GenerationError
 from cove.models.kv_cache import KVCache
@@ -100,3 +101,55 @@ class GenerationMixin:
 
             self.generation_config = GenerationConfig.from_model_config(self.config)  # type: ignore[attr-defined]
         return generate(self, *args, **kwargs)
+
+
+class FusedLinears:
+    """Several nn.Linear layers that read the same input, evaluated with one matmul at inference.
+
+    Their parameters are re-pointed to views of one concatenated tensor, so fusing costs no memory and the
+    checkpoint layout (separate q/k/v, gate/up) is unchanged. Anything that replaces the parameters
+    (``.to(dtype)``, loading) is noticed by pointer and fused again on the next call. Training, and any call
+    with autograd on, uses the layers one by one.
+    """
+
+    def __init__(self, *linears: nn.Linear):
+        self.linears = linears
+        self.sizes = [lin.out_features for lin in linears]
+        self.weight: torch.Tensor | None = None
+        self.bias: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        first = self.linears[0].weight
+        if torch.is_grad_enabled() or first.is_meta:
+            return [lin(x) for lin in self.linears]
+        if (
+            self.weight is None
+            or first.data_ptr() != self.weight.data_ptr()
+            or first.dtype != self.weight.dtype
+        ):
+            self._fuse()
+        return list(F.linear(x, self.weight, self.bias).split(self.sizes, dim=-1))
+
+    def _fuse(self) -> None:
+        # normal tensors even under inference_mode: the parameters must stay usable for training later
+        with torch.inference_mode(False), torch.no_grad():
+            self._fuse_now()
+
+    def _fuse_now(self) -> None:
+        weight = torch.cat([lin.weight.detach() for lin in self.linears])
+        biased = [lin.bias is not None for lin in self.linears]
+        bias = None
+        if any(biased):
+            bias = torch.cat(
+                [
+                    lin.bias.detach() if lin.bias is not None else weight.new_zeros(lin.out_features)
+                    for lin in self.linears
+                ]
+            )
+        start = 0
+        for lin, size in zip(self.linears, self.sizes):
+            lin.weight = nn.Parameter(weight[start : start + size], requires_grad=lin.weight.requires_grad)
+            if lin.bias is not None and bias is not None:
+                lin.bias = nn.Parameter(bias[start : start + size], requires_grad=lin.bias.requires_grad)
+            start += size
+        self.weight, self.bias = weight, bias

@@ -17,7 +17,14 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError, GenerationError
-from cove.models.causal import GenerationMixin, causal_lm_loss, causal_mask, default_positions, start_cache
+from cove.models.causal import (
+    FusedLinears,
+    GenerationMixin,
+    causal_lm_loss,
+    causal_mask,
+    default_positions,
+    start_cache,
+)
 from cove.models.kv_cache import KVCache
 from cove.models.modeling import ACTIVATIONS, PreTrainedModel, get_activation
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
@@ -220,7 +227,10 @@ class RotaryEmbedding(nn.Module):
             self._dynamic_update(positions)
         freqs = positions[..., None].float() * self.inv_freq.float()  # (batch, seq, head_dim // 2)
         emb = torch.cat((freqs, freqs), dim=-1)
-        return (emb.cos() * self.scale).to(dtype), (emb.sin() * self.scale).to(dtype)
+        cos, sin = emb.cos(), emb.sin()
+        if self.scale != 1.0:
+            cos, sin = cos * self.scale, sin * self.scale
+        return cos.to(dtype), sin.to(dtype)
 
     def _dynamic_update(self, positions: torch.Tensor) -> None:
         # as transformers: grow the base past the trained length, go back to the original below it
@@ -267,6 +277,7 @@ class Attention(nn.Module):
         self.o = nn.Linear(self.heads * self.head_dim, config.hidden_size, bias=config.attention_bias)
         self.dropout = config.attention_dropout
         self.window = getattr(config, "sliding_window", None)
+        self.qkv = FusedLinears(self.q, self.k, self.v)
 
     def forward(
         self,
@@ -279,9 +290,10 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         b, s, _ = x.shape
         # (batch, seq, hidden) -> (batch, heads, seq, head_dim)
-        q = self.q(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)
-        k = self.k(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = self.qkv(x)
+        q = q.view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        k = k.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         cos, sin = cos[:, None], sin[:, None]  # (batch, 1, seq, head_dim)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
@@ -311,9 +323,11 @@ class MLP(nn.Module):
         self.up = nn.Linear(config.hidden_size, config.intermediate_size, bias=config.mlp_bias)
         self.down = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
         self.act = get_activation(config.hidden_act)
+        self.gate_up = FusedLinears(self.gate, self.up)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.act(self.gate(x)) * self.up(x))
+        gate, up = self.gate_up(x)
+        return self.down(self.act(gate) * up)
 
 
 class DecoderLayer(nn.Module):
@@ -402,7 +416,7 @@ class LlamaModel(LlamaPreTrainedModel):
         cache, start = start_cache(
             past_key_values, bool(use_cache) and not self.training, len(self.layers), s
         )
-        if start + s > self.config.max_position_embeddings and self.config.rope()["rope_type"] != "dynamic":
+        if start + s > self.config.max_position_embeddings and not self.rotary.dynamic:
             raise GenerationError(
                 f"{start + s} tokens exceed the model's context window of {self.config.max_position_embeddings}: "
                 "shorten the prompt or lower max_new_tokens."
