@@ -52,16 +52,8 @@ def reference(bundled):
 
 
 @pytest.fixture(scope="module")
-def cove_tokenizer(bundled):
-    import json
-
-    from tokenizers import Tokenizer
-
-    from cove.checkpoint.gguf import GGUFFile
-
-    folder, file = bundled
-    files = GGUFFile(folder / file).tokenizer_files()
-    return Tokenizer.from_str(files["tokenizer.json"]), json.loads(files["tokenizer_config.json"])
+def cove_tokenizer():
+    return cove.AutoTokenizer.from_pretrained(NAME)
 
 
 def test_loads_offline_by_name(ours):
@@ -71,8 +63,9 @@ def test_loads_offline_by_name(ours):
 
 
 def test_tokenizer_matches(cove_tokenizer, reference):
-    tok, _ = cove_tokenizer
+    tok = cove_tokenizer
     _, ref = reference
+    assert tok.special_tokens_map == ref.special_tokens_map
     texts = [
         *PROMPTS,
         "  héllo wörld 日本語 🤗\n\ttabs",
@@ -81,51 +74,40 @@ def test_tokenizer_matches(cove_tokenizer, reference):
         "",
     ]
     for text in texts:
-        assert tok.encode(text).ids == ref(text).input_ids, text
-        assert tok.decode(ref(text).input_ids, skip_special_tokens=False) == ref.decode(ref(text).input_ids)
+        assert tok(text).input_ids == ref(text).input_ids, text
+        assert tok.decode(ref(text).input_ids) == ref.decode(ref(text).input_ids)
 
 
 def test_chat_template_renders_like_transformers(cove_tokenizer, reference):
-    from cove.tokenization.chat import render_chat_template
-
-    _, config = cove_tokenizer
     _, ref = reference
     for chat in CHATS:
         for add in (True, False):
-            got = render_chat_template(
-                config["chat_template"],
-                chat,
-                add_generation_prompt=add,
-                bos_token=config.get("bos_token"),
-                eos_token=config.get("eos_token"),
-            )
+            got = cove_tokenizer.apply_chat_template(chat, add_generation_prompt=add, tokenize=False)
             assert got == ref.apply_chat_template(chat, add_generation_prompt=add, tokenize=False)
+            ids = cove_tokenizer.apply_chat_template(chat, add_generation_prompt=add)["input_ids"]
+            assert ids == ref.apply_chat_template(chat, add_generation_prompt=add)["input_ids"]
 
 
 def test_greedy_32_tokens_match_transformers(ours, reference, cove_tokenizer):
-    from cove.tokenization.chat import render_chat_template
-
-    tok, config = cove_tokenizer
-    model, ref_tok = reference
-    prompts = list(PROMPTS) + [
-        render_chat_template(config["chat_template"], chat, add_generation_prompt=True) for chat in CHATS
+    model, _ = reference
+    tok = cove_tokenizer
+    inputs = [tok(p, return_tensors="pt").input_ids for p in PROMPTS] + [
+        tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")["input_ids"]
+        for chat in CHATS
     ]
-    for prompt in prompts:
-        ids = torch.tensor([tok.encode(prompt).ids])
+    for ids in inputs:
         ref = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=32, do_sample=False)
         got = ours.generate(ids, max_new_tokens=32)
-        assert got.tolist() == ref.tolist(), (prompt, ref_tok.decode(ref[0]), tok.decode(got[0].tolist()))
-    answer = tok.decode(got[0, ids.shape[1] :].tolist(), skip_special_tokens=True)
+        assert got.tolist() == ref.tolist(), (tok.decode(ref[0]), tok.decode(got[0]))
+    answer = tok.decode(got[0, ids.shape[1] :], skip_special_tokens=True)
     assert any(c in answer.lower() for c in ("red", "blue", "yellow")), answer
 
 
 def test_batched_left_padded_prompts_match_transformers(ours, reference, cove_tokenizer):
-    tok, _ = cove_tokenizer
     model, _ = reference
-    encoded = [tok.encode(p).ids for p in PROMPTS]
-    width = max(map(len, encoded))
-    ids = torch.tensor([[2] * (width - len(e)) + e for e in encoded])
-    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
-    ref = model.generate(ids, attention_mask=mask, max_new_tokens=16, do_sample=False)
-    got = ours.generate(ids, attention_mask=mask, max_new_tokens=16)
+    tok = cove.AutoTokenizer.from_pretrained(NAME, padding_side="left")
+    enc = tok(PROMPTS, padding=True, return_tensors="pt")
+    assert bool((enc.attention_mask == 0).any())  # really padded
+    ref = model.generate(**enc, max_new_tokens=16, do_sample=False)
+    got = ours.generate(**enc, max_new_tokens=16)
     assert got.tolist() == ref.tolist()

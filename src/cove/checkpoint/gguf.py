@@ -302,3 +302,33 @@ def convert_gguf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     generation = source.generation_config()
     (out / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def gguf_tokenizer_folder(name: Any, folder: Path, gguf_file: Any = None) -> Path | None:
+    """For a model that is only a GGUF file: a folder holding the tokenizer files rebuilt from it (written
+    once under $COVE_CACHE or ~/.cache/cove, keyed by the file's path, size and mtime), else None."""
+    import hashlib
+
+    if gguf_file is None and any(
+        (folder / f).is_file() for f in ("tokenizer.json", "vocab.json", "vocab.txt")
+    ):
+        return None
+    path = find_gguf(name, folder, gguf_file)
+    if path is None:
+        return None
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    root = Path(os.environ.get("COVE_CACHE") or Path.home() / ".cache" / "cove")
+    out = root / "gguf-tokenizers" / key
+    if not (out / "tokenizer.json").is_file():
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for file_name, text in GGUFFile(path).tokenizer_files().items():
+            (tmp / file_name).write_text(text, encoding="utf-8")
+        try:
+            tmp.rename(out)
+        except OSError:  # another process wrote it first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -48,24 +48,31 @@ def compile_template(template: str) -> Any:
         raise TokenizerError(f"The chat template does not parse (line {exc.lineno}: {exc.message}).") from exc
 
 
-def select_template(chat_template: Any, name: str | None = None, *, tools: Any = None) -> str:
-    """The template text from tokenizer_config's chat_template (a string, or a list of named templates)."""
+def select_template(chat_template: Any, name_or_template: str | None = None, *, tools: Any = None) -> str:
+    """The template text, as transformers' get_chat_template picks it: ``chat_template`` is the tokenizer's
+    (a string, or named templates as a dict or list); ``name_or_template`` a name among those or a template
+    of the caller's own."""
+    if isinstance(chat_template, (list, tuple)):
+        chat_template = {t["name"]: t["template"] for t in chat_template}
+    if isinstance(chat_template, dict):
+        if name_or_template is not None:
+            return chat_template.get(name_or_template, name_or_template)
+        if tools and "tool_use" in chat_template:
+            return chat_template["tool_use"]
+        if "default" in chat_template:
+            return chat_template["default"]
+        raise TokenizerError(
+            f"This tokenizer has named chat templates {sorted(chat_template)} and none is 'default': pass "
+            "chat_template=<name>."
+        )
+    if name_or_template is not None:
+        return name_or_template
     if chat_template is None:
         raise TokenizerError(
             "This tokenizer has no chat template (tokenizer_config.json has no 'chat_template'): pass "
             "chat_template=... with a jinja template."
         )
-    if isinstance(chat_template, str):
-        return chat_template
-    if isinstance(chat_template, dict):
-        named = chat_template
-    else:
-        named = {t["name"]: t["template"] for t in chat_template}
-    if name is None:
-        name = "tool_use" if tools and "tool_use" in named else "default"
-    if name not in named:
-        raise TokenizerError(f"No chat template named {name!r}; this tokenizer has {sorted(named)}.")
-    return named[name]
+    return str(chat_template)
 
 
 def render_chat_template(
@@ -109,3 +116,59 @@ def render_chat_template(
         final = final.strip()
         rendered = rendered[: rendered.rindex(final) + len(final)]
     return rendered
+
+
+def apply_chat_template(
+    tokenizer: Any,
+    conversation: Any,
+    tools: list[Any] | None = None,
+    documents: list[Any] | None = None,
+    chat_template: str | None = None,
+    add_generation_prompt: bool = False,
+    continue_final_message: bool = False,
+    tokenize: bool = True,
+    padding: Any = False,
+    truncation: Any = False,
+    max_length: int | None = None,
+    return_tensors: str | None = None,
+    return_dict: bool = True,
+    tokenizer_kwargs: dict[str, Any] | None = None,
+    **template_kwargs: Any,
+) -> Any:
+    """``tokenizer.apply_chat_template``, with transformers' (v5) arguments and defaults: one conversation or
+    a batch of them; text when ``tokenize=False``, else a BatchEncoding (``return_dict=True``) or ids."""
+    if isinstance(conversation, (list, tuple)) and not conversation:
+        raise TokenizerError(
+            "Cannot apply a chat template to an empty conversation: give at least one message."
+        )
+    template = select_template(tokenizer.chat_template, chat_template, tools=tools)
+    batched = isinstance(conversation, (list, tuple)) and isinstance(conversation[0], (list, tuple))
+    conversations = conversation if batched else [conversation]
+    variables = {**tokenizer.special_tokens_map, **template_kwargs}
+    rendered = [
+        render_chat_template(
+            template,
+            [{k: v for k, v in message.items() if v is not None} for message in messages]
+            if all(isinstance(m, dict) for m in messages)
+            else messages,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            tools=tools,
+            documents=documents,
+            **variables,
+        )
+        for messages in conversations
+    ]
+    text: Any = rendered if batched else rendered[0]
+    if not tokenize:
+        return text
+    encoded = tokenizer(
+        text,
+        padding=padding,
+        truncation=truncation,
+        max_length=max_length,
+        add_special_tokens=False,
+        return_tensors=return_tensors,
+        **(tokenizer_kwargs or {}),
+    )
+    return encoded if return_dict else encoded["input_ids"]
