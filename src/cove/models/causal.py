@@ -119,16 +119,21 @@ class FusedLinears:
         self.bias: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's output."""
+        return list(self.joined(x).split(self.sizes, dim=-1))
+
+    def joined(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers' outputs side by side on the last dimension."""
         first = self.linears[0].weight
         if torch.is_grad_enabled() or first.is_meta:
-            return [lin(x) for lin in self.linears]
+            return torch.cat([lin(x) for lin in self.linears], dim=-1)
         if (
             self.weight is None
             or first.data_ptr() != self.weight.data_ptr()
             or first.dtype != self.weight.dtype
         ):
             self._fuse()
-        return list(F.linear(x, self.weight, self.bias).split(self.sizes, dim=-1))
+        return F.linear(x, self.weight, self.bias)
 
     def _fuse(self) -> None:
         # normal tensors even under inference_mode: the parameters must stay usable for training later

@@ -222,7 +222,7 @@ class RotaryEmbedding(nn.Module):
         self.cached_len = config.max_position_embeddings
 
     def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions (batch, seq) -> cos, sin (batch, seq, head_dim)."""
+        """positions (batch, seq) -> cos, signed sin (batch, seq, 1, head_dim) for ``apply_rope``."""
         if self.dynamic:
             self._dynamic_update(positions)
         freqs = positions[..., None].float() * self.inv_freq.float()  # (batch, seq, head_dim // 2)
@@ -230,7 +230,10 @@ class RotaryEmbedding(nn.Module):
         cos, sin = emb.cos(), emb.sin()
         if self.scale != 1.0:
             cos, sin = cos * self.scale, sin * self.scale
-        return cos.to(dtype), sin.to(dtype)
+        half = sin.shape[-1] // 2
+        sign = torch.ones(sin.shape[-1], device=sin.device)
+        sign[:half] = -1.0
+        return cos.to(dtype)[:, :, None], (sin * sign).to(dtype)[:, :, None]
 
     def _dynamic_update(self, positions: torch.Tensor) -> None:
         # as transformers: grow the base past the trained length, go back to the original below it
@@ -245,9 +248,10 @@ class RotaryEmbedding(nn.Module):
             self.cached_len = original
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """x * cos + rotate_half(x) * sin, with rotate_half(x) = (-x2, x1) written as roll(x) * (-sin1, sin2):
+    the same products and sums (so the same bits) in fewer ops."""
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * signed_sin
 
 
 class RMSNorm(nn.Module):
@@ -289,14 +293,15 @@ class Attention(nn.Module):
         cache: KVCache | None,
     ) -> torch.Tensor:
         b, s, _ = x.shape
-        # (batch, seq, hidden) -> (batch, heads, seq, head_dim)
-        q, k, v = self.qkv(x)
-        q = q.view(b, s, self.heads, self.head_dim).transpose(1, 2)
-        k = k.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
-        v = v.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
-        cos, sin = cos[:, None], sin[:, None]  # (batch, 1, seq, head_dim)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        h, kv = self.heads, self.kv_heads
+        qkv = self.qkv.joined(x).view(b, s, h + 2 * kv, self.head_dim)  # (batch, seq, all heads, head_dim)
+        qk = apply_rope(qkv[:, :, : h + kv], cos, sin)  # q and k heads rotated together
+        # (batch, seq, heads, head_dim) -> (batch, heads, seq, head_dim)
+        q, k, v = (
+            qk[:, :, :h].transpose(1, 2),
+            qk[:, :, h:].transpose(1, 2),
+            qkv[:, :, h + kv :].transpose(1, 2),
+        )
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (batch, kv_heads, past + seq, head_dim)
         if self.window is not None and k.shape[2] > self.window:
