@@ -91,7 +91,7 @@ def test_chat_template_renders_like_transformers(cove_tokenizer, reference):
 def test_greedy_32_tokens_match_transformers(ours, reference, cove_tokenizer):
     model, _ = reference
     tok = cove_tokenizer
-    inputs = [tok(p, return_tensors="pt").input_ids for p in PROMPTS] + [
+    inputs = [tok(p, return_tensors="pt").input_ids for p in PROMPTS[:2]] + [
         tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")["input_ids"]
         for chat in CHATS
     ]
