@@ -195,3 +195,35 @@ def test_training_still_works_after_generate(model):
     finally:
         model.zero_grad(set_to_none=True)
         model.eval()
+
+
+def test_sliding_window_is_refused_past_the_window():
+    config = cove.MistralConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        sliding_window=8,
+        eos_token_id=None,
+    )
+    model = cove.AutoModelForCausalLM.from_config(config).eval()
+    assert model.generate(PROMPT, max_new_tokens=3).shape == (
+        1,
+        8,
+    )  # within the window: full attention is exact
+    with pytest.raises(GenerationError, match="sliding_window=8"):
+        model.generate(PROMPT, max_new_tokens=6)
+
+
+def test_unsupported_config_values_raise():
+    from cove.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="longrope"):
+        cove.LlamaConfig(rope_scaling={"rope_type": "longrope", "factor": 2.0})
+    with pytest.raises(ConfigError, match="num_key_value_heads"):
+        cove.LlamaConfig(num_attention_heads=8, num_key_value_heads=3)
+    with pytest.raises(ConfigError, match="use_sliding_window"):
+        cove.Qwen2Config(use_sliding_window=True)

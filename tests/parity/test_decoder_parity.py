@@ -209,3 +209,27 @@ def test_save_pretrained_round_trips_to_transformers(pair, tmp_path):
         torch.testing.assert_close(
             back(ids, attention_mask=mask).logits, hf(ids, attention_mask=mask).logits, atol=1e-6, rtol=0
         )
+
+
+def test_mistral_without_sliding_window_matches(tmp_path):
+    config = transformers.MistralConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        sliding_window=None,
+        **SPECIAL,
+    )
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(config).eval()
+    hf.save_pretrained(tmp_path)
+    ours = cove.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert type(ours).__name__ == "MistralForCausalLM"
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).logits, hf(ids).logits, atol=1e-4, rtol=0)
+    ref = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False)
+    assert ours.generate(ids, attention_mask=mask, max_new_tokens=10).tolist() == ref.tolist()
