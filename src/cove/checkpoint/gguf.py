@@ -204,8 +204,8 @@ class GGUFFile:
         from gguf.quants import dequantize
 
         config = self.config()
-        heads = config.get("num_attention_heads")
-        kv_heads = config.get("num_key_value_heads", heads)
+        heads: int = config.get("num_attention_heads") or 0
+        kv_heads: int = config.get("num_key_value_heads") or heads
         rules = _TENSORS[self.architecture]
         unsupported = sorted(
             {t.tensor_type.name for t in self.reader.tensors if not _can_dequantize(t.tensor_type)}

@@ -259,7 +259,7 @@ def _sample(
         else:
             next_tokens = torch.argmax(scores, dim=-1)
         if stops:
-            next_tokens = torch.where(unfinished, next_tokens, pad)
+            next_tokens = torch.where(unfinished, next_tokens, pad or 0)
         sequences[:, cur] = next_tokens
         cur += 1
         if streamer is not None:

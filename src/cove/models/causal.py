@@ -133,6 +133,7 @@ class FusedLinears:
             or first.dtype != self.weight.dtype
         ):
             self._fuse()
+        assert self.weight is not None
         return F.linear(x, self.weight, self.bias)
 
     def _fuse(self) -> None:

@@ -47,14 +47,12 @@ class KVCache:
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this pass's keys/values (batch, kv_heads, new, head_dim); return all of them so far."""
         start, end = self._start, self._start + k.shape[2]
-        kb = self.keys[layer]
-        if kb is None or kb.shape[0] != k.shape[0] or kb.dtype != k.dtype:
+        kb, vb = self.keys[layer], self.values[layer]
+        if kb is None or vb is None or kb.shape[0] != k.shape[0] or kb.dtype != k.dtype:
             b, h, _, d = k.shape
             kb = k.new_empty(b, h, self.capacity, d)
             vb = v.new_empty(b, h, self.capacity, d)
             self.keys[layer], self.values[layer] = kb, vb
-        vb = self.values[layer]
-        assert vb is not None
         kb[:, :, start:end] = k
         vb[:, :, start:end] = v
         return kb[:, :, :end], vb[:, :, :end]

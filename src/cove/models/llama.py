@@ -161,12 +161,14 @@ def _rope_inv_freq(config: LlamaConfig, seq_len: int | None) -> tuple[torch.Tens
 
     if kind == "default":
         return inv(base), 1.0
-    factor = params.get("factor")
+    factor = float(params["factor"]) if params.get("factor") is not None else None
+    if kind in ("linear", "dynamic", "llama3"):
+        assert factor is not None  # LlamaConfig.validate requires it
     if kind == "linear":
-        return inv(base) / factor, 1.0
+        return inv(base) / factor, 1.0  # type: ignore[operator]
     if kind == "dynamic":
         seq = max(seq_len or 0, config.max_position_embeddings)
-        base = base * ((factor * seq / config.max_position_embeddings) - (factor - 1)) ** (dim / (dim - 2))
+        base = base * ((factor * seq / config.max_position_embeddings) - (factor - 1)) ** (dim / (dim - 2))  # type: ignore[operator]
         return inv(base), 1.0
     original = params["original_max_position_embeddings"]
     if kind == "llama3":
@@ -174,7 +176,7 @@ def _rope_inv_freq(config: LlamaConfig, seq_len: int | None) -> tuple[torch.Tens
         inv_freq = inv(base)
         low_wavelen, high_wavelen = original / low_ff, original / high_ff
         wavelen = 2 * math.pi / inv_freq
-        scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+        scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)  # type: ignore[operator]
         smooth = (original / wavelen - low_ff) / (high_ff - low_ff)
         smoothed = (1 - smooth) * scaled / factor + smooth * scaled
         medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
@@ -212,6 +214,8 @@ def _rope_inv_freq(config: LlamaConfig, seq_len: int | None) -> tuple[torch.Tens
 
 
 class RotaryEmbedding(nn.Module):
+    inv_freq: torch.Tensor
+
     def __init__(self, config: LlamaConfig):
         super().__init__()
         self.config = config
@@ -271,8 +275,9 @@ class Attention(nn.Module):
     def __init__(self, config: LlamaConfig, layer: int):
         super().__init__()
         self.layer = layer
-        self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
-        assert self.kv_heads is not None and config.head_dim is not None
+        assert config.num_key_value_heads is not None and config.head_dim is not None  # set by validate
+        self.heads: int = config.num_attention_heads
+        self.kv_heads: int = config.num_key_value_heads
         self.head_dim = config.head_dim
         qkv_bias = config.attention_bias or config.qkv_bias
         self.q = nn.Linear(config.hidden_size, self.heads * self.head_dim, bias=qkv_bias)
