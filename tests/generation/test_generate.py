@@ -227,3 +227,11 @@ def test_unsupported_config_values_raise():
         cove.LlamaConfig(num_attention_heads=8, num_key_value_heads=3)
     with pytest.raises(ConfigError, match="use_sliding_window"):
         cove.Qwen2Config(use_sliding_window=True)
+
+
+def test_inputs_alias_and_tokenizer_outputs(model):
+    a = model.generate(inputs=PROMPT, max_new_tokens=3, eos_token_id=None)
+    b = model.generate(PROMPT, token_type_ids=torch.zeros_like(PROMPT), max_new_tokens=3, eos_token_id=None)
+    assert a.tolist() == b.tolist()
+    with pytest.raises(GenerationError, match="token_type_ids"):
+        model.generate(PROMPT, token_type_ids=torch.ones_like(PROMPT), max_new_tokens=3)

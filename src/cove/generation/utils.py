@@ -88,6 +88,13 @@ def generate(
     **kwargs: Any,
 ) -> Any:
     kwargs.pop("use_cache", None)  # the cache is always used
+    if "inputs" in kwargs:  # transformers' name for the prompt
+        if input_ids is not None:
+            raise GenerationError("Pass the prompt once: input_ids or inputs, not both.")
+        input_ids = kwargs.pop("inputs")
+    token_types = kwargs.pop("token_type_ids", None)  # tokenizers may return it next to input_ids
+    if token_types is not None and bool(torch.as_tensor(token_types).any()):
+        raise GenerationError("generate does not use token_type_ids; pass prompts without segment ids.")
     config = _prepare_config(model, generation_config, kwargs)
     device = model.device
     if (
