@@ -233,3 +233,16 @@ def test_mistral_without_sliding_window_matches(tmp_path):
         torch.testing.assert_close(ours(ids).logits, hf(ids).logits, atol=1e-4, rtol=0)
     ref = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False)
     assert ours.generate(ids, attention_mask=mask, max_new_tokens=10).tolist() == ref.tolist()
+
+
+def test_automodel_gives_the_backbone(pair, tmp_path):
+    family, hf, _ = pair
+    hf.save_pretrained(tmp_path)
+    ours = cove.AutoModel.from_pretrained(tmp_path)
+    ref = transformers.AutoModel.from_pretrained(tmp_path).eval()
+    assert type(ours).__name__ == type(ref).__name__
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        got = ours(ids, attention_mask=mask).last_hidden_state
+        want = ref(ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(got[mask.bool()], want[mask.bool()], atol=1e-5, rtol=0)
