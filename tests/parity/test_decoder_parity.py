@@ -236,7 +236,7 @@ def test_mistral_without_sliding_window_matches(tmp_path):
 
 
 def test_automodel_gives_the_backbone(pair, tmp_path):
-    family, hf, _ = pair
+    _, hf, _ = pair
     hf.save_pretrained(tmp_path)
     ours = cove.AutoModel.from_pretrained(tmp_path)
     ref = transformers.AutoModel.from_pretrained(tmp_path).eval()
