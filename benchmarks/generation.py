@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'dtype':9} {'batch':>5} | {'cove tok/s':>10} {'hf tok/s':>9} {'ratio':>6} | {'cove TTFT':>9} {'hf TTFT':>8} | same tokens"
     print(header)
     print("-" * len(header))
+    table: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
     for dtype_name in args.dtypes.split(","):
         dtype = getattr(torch, dtype_name)
         ours = cove.AutoModelForCausalLM.from_pretrained(NAME, dtype=dtype)
@@ -126,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         del ours, peer
+    for (dtype_name, batch), med in table.items():
+        if dtype_name != "float32" and ("float32", batch) in table:
+            base = table[("float32", batch)]["hf"][0]
+            print(f"batch {batch}: cove {dtype_name} is {med['cove'][0] / base:.2f}x transformers float32")
     return 0
 
 
