@@ -299,10 +299,10 @@ def test_pairs_identical(pair_of_tokenizers, pairs: list[tuple[str, str]], setti
     kind, ours, hf = pair_of_tokenizers
     first = [a for a, _ in pairs]
     second = [b for _, b in pairs]
-    if setting.get("truncation") or "max_length" in setting:
-        # the Rust side builds every overflow combination of a truncated pair (quadratic in length) even when
-        # they are not returned; very long texts are covered by the single-text tests
-        first, second = [a[:400] for a in first], [b[:400] for b in second]
+    # very long texts are covered by the single-text tests; in pairs they make every batch pad to thousands of
+    # tokens, and the Rust side builds every overflow combination of a truncated pair (quadratic in length)
+    cap = 400 if setting.get("truncation") or "max_length" in setting else 1500
+    first, second = [a[:cap] for a in first], [b[:cap] for b in second]
     if setting.get("return_overflowing_tokens"):
         first, second = first[:300], second[:300]
     for start in range(0, len(first), 100):  # batches, so an impossible truncation fails only its batch
@@ -319,9 +319,32 @@ def test_pairs_identical(pair_of_tokenizers, pairs: list[tuple[str, str]], setti
 @pytest.mark.parametrize("setting", SETTINGS[1:6], ids=[json.dumps(s, sort_keys=True) for s in SETTINGS[1:6]])
 def test_singles_under_padding_and_truncation(pair_of_tokenizers, strings: list[str], setting: dict) -> None:
     kind, ours, hf = pair_of_tokenizers
-    got, expected = _call_both(ours, hf, strings, **ALL_OUTPUTS, **setting)
-    assert got is not None, f"{kind}: transformers failed on {setting}: {expected}"
-    _assert_same(got, expected, f"{kind} {setting}")
+    for start in range(0, len(strings), 200):  # padding is per batch: smaller batches, less to compare
+        batch = strings[start : start + 200]
+        got, expected = _call_both(ours, hf, batch, **ALL_OUTPUTS, **setting)
+        assert got is not None, f"{kind}: transformers failed on {setting}: {expected}"
+        _assert_same(got, expected, f"{kind} {setting}")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{}, {"padding": "max_length", "max_length": 600}, {"pad_to_multiple_of": 16, "padding_side": "left"}],
+    ids=["longest", "max_length", "multiple-left"],
+)
+def test_pad_identical(pair_of_tokenizers, strings: list[str], setting: dict) -> None:
+    kind, ours, hf = pair_of_tokenizers
+    examples = [
+        dict(e) for e in _rows(hf(strings[:200], return_special_tokens_mask=True, return_token_type_ids=True))
+    ]
+    _assert_same(ours.pad(examples, **setting), hf.pad(examples, **setting), f"{kind} pad {setting}")
+    got = ours.pad(examples[:8], return_tensors="np", **setting)
+    expected = hf.pad(examples[:8], return_tensors="np", **setting)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])
+
+
+def _rows(batch) -> list[dict]:
+    return [{key: batch[key][i] for key in batch} for i in range(len(batch["input_ids"]))]
 
 
 def test_tensors_identical(pair_of_tokenizers, strings: list[str]) -> None:

@@ -914,6 +914,109 @@ class PreTrainedTokenizerFast:
             return BatchEncoding(data, flat)
         return BatchEncoding(data, flat, tensor_type=return_tensors)
 
+    def pad(
+        self,
+        encoded_inputs: Any,
+        padding: bool | str = True,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_attention_mask: bool | None = None,
+        return_tensors: str | None = None,
+        verbose: bool = True,
+    ) -> BatchEncoding:
+        """Pad already-encoded inputs (a dict of lists, or a list of per-example dicts), as data collators do."""
+        if (
+            isinstance(encoded_inputs, (list, tuple))
+            and encoded_inputs
+            and isinstance(encoded_inputs[0], dict)
+        ):
+            encoded_inputs = {key: [example[key] for example in encoded_inputs] for key in encoded_inputs[0]}
+        if not isinstance(encoded_inputs, dict):
+            raise TokenizerError(
+                f"pad takes a dict of encoded inputs or a list of them, got {type(encoded_inputs).__name__}."
+            )
+        main = self.model_input_names[0]
+        if main not in encoded_inputs:
+            raise TokenizerError(f"pad needs {main!r} in the inputs; got keys {list(encoded_inputs)}.")
+        if padding_side is not None:
+            _check_side(padding_side, "padding_side")
+        data = {key: _to_list(value) for key, value in encoded_inputs.items()}
+        if return_tensors is None:
+            first = encoded_inputs[main]
+            sample = first[0] if isinstance(first, (list, tuple)) and len(first) else first
+            module = type(sample).__module__
+            if module.startswith("torch"):
+                return_tensors = "pt"
+            elif module.startswith("numpy"):
+                return_tensors = "np"
+        required = data[main]
+        if required is None or len(required) == 0:
+            if return_attention_mask:
+                data["attention_mask"] = []
+            return BatchEncoding(data)
+        strategy, _, max_length = self._resolve_strategies(padding, None, max_length, None)
+        if not isinstance(required[0], (list, tuple)):  # one example
+            return BatchEncoding(
+                self._pad_one(
+                    data, strategy, max_length, pad_to_multiple_of, padding_side, return_attention_mask
+                ),
+                tensor_type=return_tensors,
+            )
+        sizes = {key: len(value) for key, value in data.items()}
+        if len(set(sizes.values())) > 1:
+            raise TokenizerError(f"pad got batches of different sizes per key: {sizes}.")
+        if strategy == "longest":
+            max_length = max(len(ids) for ids in required)
+            strategy = "max_length"
+        out: dict[str, list[Any]] = {}
+        for i in range(len(required)):
+            example = {
+                key: list(value[i]) if isinstance(value[i], (list, tuple)) else value[i]
+                for key, value in data.items()
+            }
+            padded = self._pad_one(
+                example, strategy, max_length, pad_to_multiple_of, padding_side, return_attention_mask
+            )
+            for key, value in padded.items():
+                out.setdefault(key, []).append(value)
+        return BatchEncoding(out, tensor_type=return_tensors)
+
+    def _pad_one(
+        self,
+        example: dict[str, Any],
+        strategy: str,
+        max_length: int | None,
+        pad_to_multiple_of: int | None,
+        padding_side: str | None,
+        return_attention_mask: bool | None,
+    ) -> dict[str, Any]:
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+        main = self.model_input_names[0]
+        ids = list(example[main])
+        if strategy == "longest":
+            max_length = len(ids)
+        if max_length is not None and pad_to_multiple_of is not None and max_length % pad_to_multiple_of:
+            max_length = (max_length // pad_to_multiple_of + 1) * pad_to_multiple_of
+        if return_attention_mask and "attention_mask" not in example:
+            example["attention_mask"] = [1] * len(ids)
+        if strategy == "do_not_pad" or max_length is None or len(ids) >= max_length:
+            return example
+        n = max_length - len(ids)
+        fills = {
+            "attention_mask": 0,
+            "token_type_ids": self.pad_token_type_id,
+            "special_tokens_mask": 1,
+            main: self.pad_token_id,
+        }
+        left = (padding_side or self.padding_side) == "left"
+        for key, fill in fills.items():
+            if key in example and (key != "attention_mask" or return_attention_mask):
+                values = list(example[key])
+                example[key] = [fill] * n + values if left else values + [fill] * n
+        return example
+
     def encode(
         self,
         text: str | list[str],
