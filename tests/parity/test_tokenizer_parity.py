@@ -434,3 +434,15 @@ def test_transformers_save_loads_in_cove(pair_of_tokenizers, strings, tmp_path: 
     assert reloaded.model_input_names == hf.model_input_names
     ids = hf(strings)["input_ids"]
     assert reloaded.batch_decode(ids) == hf.batch_decode(ids)
+
+
+def test_text_target_labels_identical(pair_of_tokenizers, strings: list[str]) -> None:
+    kind, ours, hf = pair_of_tokenizers
+    sources, targets = strings[:100], strings[100:200]
+    for kwargs in ({}, {"padding": True, "truncation": True, "max_length": 32, "max_target_length": 16}):
+        _assert_same(
+            ours(sources, text_target=targets, **kwargs),
+            hf(sources, text_target=targets, **kwargs),
+            f"{kind} targets",
+        )
+    _assert_same(ours(text_target=targets), hf(text_target=targets), f"{kind} targets only")

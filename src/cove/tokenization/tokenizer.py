@@ -744,32 +744,45 @@ class PreTrainedTokenizerFast:
         self,
         text: str | list[str] | list[list[str]] | None = None,
         text_pair: str | list[str] | list[list[str]] | None = None,
+        text_target: str | list[str] | list[list[str]] | None = None,
+        text_pair_target: str | list[str] | list[list[str]] | None = None,
         **kwargs: Any,
     ) -> BatchEncoding:
-        """Tokenize one text, a batch, or (batches of) text pairs; see transformers' tokenizer __call__."""
-        unknown = set(kwargs) - _CALL_OPTIONS
+        """Tokenize one text, a batch, or (batches of) text pairs; see transformers' tokenizer __call__.
+
+        ``text_target`` (seq2seq labels) is encoded the same way and returned as ``labels``.
+        """
+        unknown = set(kwargs) - _CALL_OPTIONS - {"max_target_length"}
         if unknown:
             raise TokenizerError(
                 f"Unknown tokenizer option(s) {sorted(unknown)}: supported are {sorted(_CALL_OPTIONS)}."
             )
-        if text is None:
+        if text is None and text_target is None:
             raise TokenizerError(
                 "No text given: call tokenizer(text) with a string, a list of strings or pairs."
             )
+        max_target_length = kwargs.pop("max_target_length", None)
         padding_strategy, truncation_strategy, max_length = self._resolve_strategies(
             kwargs.pop("padding", False),
             kwargs.pop("truncation", None),
             kwargs.pop("max_length", None),
             kwargs.get("pad_to_multiple_of"),
         )
-        return self._encode(
-            text,
-            text_pair,
-            padding_strategy=padding_strategy,
-            truncation_strategy=truncation_strategy,
-            max_length=max_length,
-            **kwargs,
-        )
+        strategies = {"padding_strategy": padding_strategy, "truncation_strategy": truncation_strategy}
+        encodings = targets = None
+        if text is not None:
+            encodings = self._encode(text, text_pair, max_length=max_length, **strategies, **kwargs)
+        if text_target is not None:
+            target_length = max_target_length if max_target_length is not None else max_length
+            targets = self._encode(
+                text_target, text_pair_target, max_length=target_length, **strategies, **kwargs
+            )
+        if targets is None:
+            return encodings  # type: ignore[return-value]
+        if encodings is None:
+            return targets
+        encodings["labels"] = targets["input_ids"]
+        return encodings
 
     def _encode(
         self,
