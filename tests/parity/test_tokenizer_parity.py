@@ -446,3 +446,93 @@ def test_text_target_labels_identical(pair_of_tokenizers, strings: list[str]) ->
             f"{kind} targets",
         )
     _assert_same(ours(text_target=targets), hf(text_target=targets), f"{kind} targets only")
+
+
+def _variant_folders(root: Path, folders: dict[str, Path]) -> dict[str, tuple[Path, str]]:
+    """More config shapes: each folder and the class transformers must pick for it."""
+    out: dict[str, tuple[Path, str]] = {}
+    distil = root / "distilbert"
+    distil.mkdir()
+    shutil.copy(folders["wordpiece"] / "vocab.txt", distil / "vocab.txt")
+    (distil / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "DistilBertTokenizer"}))
+    out["distilbert"] = (distil, "DistilBertTokenizer")
+
+    bos = root / "gpt2-bos-eos"
+    shutil.copytree(folders["gpt2"], bos)
+    (bos / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "GPT2Tokenizer",
+                "add_bos_token": True,
+                "add_eos_token": True,
+                "pad_token": "<|endoftext|>",
+            }
+        )
+    )
+    out["gpt2-bos-eos"] = (bos, "GPT2Tokenizer")
+
+    prefix = root / "roberta-prefix"
+    shutil.copytree(folders["roberta"], prefix)
+    (prefix / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "RobertaTokenizer", "add_prefix_space": True, "trim_offsets": False})
+    )
+    out["roberta-prefix"] = (prefix, "RobertaTokenizer")
+
+    generic = root / "generic-json"
+    generic.mkdir()
+    backend = Tokenizer.from_file(str(folders["minilm"] / "tokenizer.json"))
+    backend.post_processor = None
+    backend.no_padding()
+    backend.no_truncation()
+    backend.save(str(generic / "tokenizer.json"))
+    (generic / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "bos_token": "[CLS]",
+                "eos_token": {
+                    "content": "[SEP]",
+                    "lstrip": False,
+                    "rstrip": False,
+                    "normalized": False,
+                    "__type": "AddedToken",
+                },
+                "pad_token": "[PAD]",
+                "model_max_length": 50,
+                "padding_side": "left",
+                "clean_up_tokenization_spaces": True,
+            }
+        )
+    )
+    out["generic-json"] = (generic, "TokenizersBackend")
+    return out
+
+
+def test_config_variants_identical(folders, strings, pairs, tmp_path: Path) -> None:
+    for name, (folder, hf_class) in _variant_folders(tmp_path, folders).items():
+        hf = transformers.AutoTokenizer.from_pretrained(str(folder))
+        assert type(hf).__name__ == hf_class, name
+        ours = cove.AutoTokenizer.from_pretrained(folder)
+        assert ours.model_input_names == hf.model_input_names, name
+        assert ours.special_tokens_map == hf.special_tokens_map, name
+        assert ours.all_special_ids == hf.all_special_ids, name
+        assert (ours.model_max_length, ours.padding_side) == (hf.model_max_length, hf.padding_side), name
+        _assert_same(ours(strings, **ALL_OUTPUTS), hf(strings, **ALL_OUTPUTS), name)
+        a, b = [p[0][:300] for p in pairs[:400]], [p[1][:300] for p in pairs[:400]]
+        kwargs = dict(padding=True, truncation=True, max_length=40, **ALL_OUTPUTS)
+        _assert_same(ours(a, b, **kwargs), hf(a, b, **kwargs), f"{name} pairs")
+        words = [s.split() or ["x"] for s in strings[:200]]
+        _assert_same(
+            ours(words, is_split_into_words=True, **ALL_OUTPUTS),
+            hf(words, is_split_into_words=True, **ALL_OUTPUTS),
+            f"{name} words",
+        )
+        ids = hf(strings)["input_ids"]
+        assert ours.batch_decode(ids) == hf.batch_decode(ids), name
+        assert ours.batch_decode(ids, skip_special_tokens=True) == hf.batch_decode(
+            ids, skip_special_tokens=True
+        )
+        saved = tmp_path / f"{name}-saved"
+        ours.save_pretrained(saved)
+        again = transformers.AutoTokenizer.from_pretrained(str(saved))
+        _assert_same(again(a, b, **kwargs), hf(a, b, **kwargs), f"{name} saved by cove")
