@@ -768,15 +768,14 @@ class PreTrainedTokenizerFast:
             kwargs.pop("max_length", None),
             kwargs.get("pad_to_multiple_of"),
         )
-        strategies = {"padding_strategy": padding_strategy, "truncation_strategy": truncation_strategy}
+        kwargs["padding_strategy"] = padding_strategy
+        kwargs["truncation_strategy"] = truncation_strategy
         encodings = targets = None
         if text is not None:
-            encodings = self._encode(text, text_pair, max_length=max_length, **strategies, **kwargs)
+            encodings = self._encode(text, text_pair, max_length=max_length, **kwargs)
         if text_target is not None:
             target_length = max_target_length if max_target_length is not None else max_length
-            targets = self._encode(
-                text_target, text_pair_target, max_length=target_length, **strategies, **kwargs
-            )
+            targets = self._encode(text_target, text_pair_target, max_length=target_length, **kwargs)
         if targets is None:
             return encodings  # type: ignore[return-value]
         if encodings is None:
@@ -849,6 +848,8 @@ class PreTrainedTokenizerFast:
             if backend.truncation is not None:
                 backend.no_truncation()
         else:
+            if max_length is None:  # _resolve_strategies sets it whenever truncation is on
+                raise TokenizerError("Truncation needs max_length: pass max_length= or set model_max_length.")
             try:
                 backend.enable_truncation(
                     max_length=max_length,
@@ -905,20 +906,20 @@ class PreTrainedTokenizerFast:
         overflow_to_sample: list[int] = []
         for sample, encoding in enumerate(encodings):
             group = [encoding, *encoding.overflowing] if return_overflowing_tokens else [encoding]
-            for e in group:
-                flat.append(e)
+            for enc in group:
+                flat.append(enc)
                 overflow_to_sample.append(sample)
-                data["input_ids"].append(e.ids)
+                data["input_ids"].append(enc.ids)
                 if return_token_type_ids:
-                    data["token_type_ids"].append(e.type_ids)
+                    data["token_type_ids"].append(enc.type_ids)
                 if return_attention_mask:
-                    data["attention_mask"].append(e.attention_mask)
+                    data["attention_mask"].append(enc.attention_mask)
                 if return_special_tokens_mask:
-                    data["special_tokens_mask"].append(e.special_tokens_mask)
+                    data["special_tokens_mask"].append(enc.special_tokens_mask)
                 if return_offsets_mapping:
-                    data["offset_mapping"].append(e.offsets)
+                    data["offset_mapping"].append(enc.offsets)
                 if return_length:
-                    data["length"].append(len(e.ids))
+                    data["length"].append(len(enc.ids))
         if return_overflowing_tokens:
             data["overflow_to_sample_mapping"] = overflow_to_sample
 
