@@ -294,6 +294,7 @@ SETTINGS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting", SETTINGS, ids=[json.dumps(s, sort_keys=True) for s in SETTINGS])
 def test_pairs_identical(pair_of_tokenizers, pairs: list[tuple[str, str]], setting: dict) -> None:
     kind, ours, hf = pair_of_tokenizers
@@ -508,6 +509,7 @@ def _variant_folders(root: Path, folders: dict[str, Path]) -> dict[str, tuple[Pa
     return out
 
 
+@pytest.mark.slow
 def test_config_variants_identical(folders, strings, pairs, tmp_path: Path) -> None:
     for name, (folder, hf_class) in _variant_folders(tmp_path, folders).items():
         hf = transformers.AutoTokenizer.from_pretrained(str(folder))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,7 @@ class PreTrainedTokenizerFast:
                 "tokenizer_file='.../tokenizer.json', or use AutoTokenizer.from_pretrained(folder)."
             )
         self._tokenizer: Tokenizer = backend
+        self._lock = threading.Lock()
 
         if "additional_special_tokens" in kwargs and "extra_special_tokens" not in kwargs:
             kwargs["extra_special_tokens"] = kwargs.pop("additional_special_tokens")
@@ -359,6 +361,15 @@ class PreTrainedTokenizerFast:
 
         backend.encode_special_tokens = self.split_special_tokens
         self._register_special_tokens(added_tokens_decoder)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]  # locks do not pickle; each copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # --- construction helpers -------------------------------------------------------------------
 
@@ -638,16 +649,10 @@ class PreTrainedTokenizerFast:
             return [0] * (len(token_ids_0) + len(token_ids_1 or []))
         # lay the real lengths onto the post-processor's template, built around one-token placeholders
         backend = self._tokenizer
-        truncation, padding = backend.truncation, backend.padding
-        backend.no_truncation()
-        backend.no_padding()
-        try:
+        with self._lock:  # every call sets padding/truncation itself, so clearing them here is safe
+            backend.no_truncation()
+            backend.no_padding()
             probe = backend.encode("a", "a" if token_ids_1 is not None else None, add_special_tokens=True)
-        finally:
-            if truncation is not None:
-                backend.enable_truncation(**truncation)
-            if padding is not None:
-                backend.enable_padding(**padding)
         lengths = {0: len(token_ids_0), 1: len(token_ids_1 or [])}
         mask: list[int] = []
         placed: set[int] = set()
@@ -843,48 +848,53 @@ class PreTrainedTokenizerFast:
         else:
             inputs = [(text, text_pair)] if text_pair else [text]
 
-        backend = self._tokenizer
-        if truncation_strategy == "do_not_truncate":
-            if backend.truncation is not None:
-                backend.no_truncation()
-        else:
-            if max_length is None:  # _resolve_strategies sets it whenever truncation is on
-                raise TokenizerError("Truncation needs max_length: pass max_length= or set model_max_length.")
-            try:
-                backend.enable_truncation(
-                    max_length=max_length,
-                    stride=stride,
-                    strategy=truncation_strategy,
-                    direction=self.truncation_side,
+        # the backend's padding/truncation settings are shared state: one call at a time (encode_batch
+        # releases the GIL, so concurrent calls from server threads would otherwise mix settings)
+        with self._lock:
+            backend = self._tokenizer
+            if truncation_strategy == "do_not_truncate":
+                if backend.truncation is not None:
+                    backend.no_truncation()
+            else:
+                if max_length is None:  # _resolve_strategies sets it whenever truncation is on
+                    raise TokenizerError(
+                        "Truncation needs max_length: pass max_length= or set model_max_length."
+                    )
+                try:
+                    backend.enable_truncation(
+                        max_length=max_length,
+                        stride=stride,
+                        strategy=truncation_strategy,
+                        direction=self.truncation_side,
+                    )
+                except Exception as e:
+                    raise TokenizerError(
+                        f"Bad truncation settings (max_length={max_length}, stride={stride}): {e}"
+                    ) from e
+            if padding_strategy == "do_not_pad":
+                if backend.padding is not None:
+                    backend.no_padding()
+            else:
+                backend.enable_padding(
+                    length=max_length if padding_strategy == "max_length" else None,
+                    direction=padding_side if padding_side is not None else self.padding_side,
+                    pad_id=self.pad_token_id,
+                    pad_token=self.pad_token,
+                    pad_type_id=self.pad_token_type_id,
+                    pad_to_multiple_of=pad_to_multiple_of,
                 )
-            except Exception as e:
-                raise TokenizerError(
-                    f"Bad truncation settings (max_length={max_length}, stride={stride}): {e}"
-                ) from e
-        if padding_strategy == "do_not_pad":
-            if backend.padding is not None:
-                backend.no_padding()
-        else:
-            backend.enable_padding(
-                length=max_length if padding_strategy == "max_length" else None,
-                direction=padding_side if padding_side is not None else self.padding_side,
-                pad_id=self.pad_token_id,
-                pad_token=self.pad_token,
-                pad_type_id=self.pad_token_type_id,
-                pad_to_multiple_of=pad_to_multiple_of,
-            )
-        split = self.split_special_tokens if split_special_tokens is None else bool(split_special_tokens)
-        if backend.encode_special_tokens != split:
-            backend.encode_special_tokens = split
+            split = self.split_special_tokens if split_special_tokens is None else bool(split_special_tokens)
+            if backend.encode_special_tokens != split:
+                backend.encode_special_tokens = split
 
-        try:
-            encodings = backend.encode_batch(
-                inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
-            )
-        except Exception as e:  # the Rust side raises plain Exception for truncation/shape problems
-            raise TokenizerError(
-                f"Tokenization failed: {e}. Check max_length/truncation against the inputs."
-            ) from e
+            try:
+                encodings = backend.encode_batch(
+                    inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+                )
+            except Exception as e:  # the Rust side raises plain Exception for truncation/shape problems
+                raise TokenizerError(
+                    f"Tokenization failed: {e}. Check max_length/truncation against the inputs."
+                ) from e
 
         if return_token_type_ids is None:
             return_token_type_ids = "token_type_ids" in self.model_input_names
