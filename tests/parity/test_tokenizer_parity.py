@@ -379,7 +379,7 @@ def test_split_into_words_and_word_ids(pair_of_tokenizers, strings: list[str]) -
     assert one.word_ids() == hf(words[5], is_split_into_words=True).word_ids()
 
 
-def test_added_tokens_identical(pair_of_tokenizers, strings: list[str]) -> None:
+def test_added_tokens_identical(pair_of_tokenizers, strings: list[str], tmp_path: Path) -> None:
     kind, ours, hf = pair_of_tokenizers
     ours = cove.AutoTokenizer.from_pretrained(ours.name_or_path)  # fresh copies: the fixtures are shared
     hf = transformers.AutoTokenizer.from_pretrained(str(hf.name_or_path))
@@ -393,6 +393,14 @@ def test_added_tokens_identical(pair_of_tokenizers, strings: list[str]) -> None:
     assert ours.batch_decode(ids, skip_special_tokens=True) == hf.batch_decode(ids, skip_special_tokens=True)
     assert len(ours) == len(hf)
     assert ours.all_special_tokens == hf.all_special_tokens
+    saved = tmp_path / "with-added-tokens"
+    ours.save_pretrained(saved)
+    reloaded = transformers.AutoTokenizer.from_pretrained(str(saved))
+    _assert_same(
+        reloaded(texts, **ALL_OUTPUTS), hf(texts, **ALL_OUTPUTS), f"{kind} added tokens, saved by cove"
+    )
+    assert reloaded.all_special_tokens == hf.all_special_tokens
+    assert len(reloaded) == len(hf)
 
 
 def test_cove_save_loads_in_transformers(pair_of_tokenizers, strings, pairs, tmp_path: Path) -> None:
