@@ -220,6 +220,10 @@ def test_direct_construction_from_tokenizer_object() -> None:
 def test_missing_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(MissingFileError, match="No tokenizer files"):
         cove.AutoTokenizer.from_pretrained(tmp_path)
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    with pytest.raises(MissingFileError, match="GGUF"):
+        cove.AutoTokenizer.from_pretrained(tmp_path)
+    (tmp_path / "model.gguf").unlink()
     (tmp_path / "vocab.json").write_text("{}")
     with pytest.raises(MissingFileError, match=r"merges\.txt"):
         cove.AutoTokenizer.from_pretrained(tmp_path)
