@@ -1,0 +1,59 @@
+"""One place that turns domain errors into HTTP status, X-Error-Code and a JSON message."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from cove.errors import (
+    AuthenticationError,
+    CommitConflictError,
+    EntryNotFoundError,
+    HubError,
+    HubPermissionError,
+    HubRequestError,
+    RepoExistsError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+)
+
+# most specific first
+_STATUS: list[tuple[type[Exception], int, str | None]] = [
+    (RepoNotFoundError, 404, "RepoNotFound"),
+    (RevisionNotFoundError, 404, "RevisionNotFound"),
+    (EntryNotFoundError, 404, "EntryNotFound"),
+    (AuthenticationError, 401, None),
+    (HubPermissionError, 403, None),
+    (RepoExistsError, 409, None),
+    (CommitConflictError, 412, None),
+    (HubRequestError, 400, None),
+    (HubError, 400, None),
+]
+
+
+def error_response(
+    status: int, message: str, code: str | None = None, extra_headers: dict | None = None
+) -> JSONResponse:
+    headers = {
+        "X-Error-Message": message.replace("\n", " ").encode("latin-1", "replace").decode("latin-1")[:1000]
+    }
+    if code:
+        headers["X-Error-Code"] = code
+    headers.update(extra_headers or {})
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    async def handle_hub_error(request: Request, exc: Exception) -> JSONResponse:
+        for kind, status, code in _STATUS:
+            if isinstance(exc, kind):
+                return error_response(status, str(exc), code, getattr(exc, "headers", None))
+        raise exc  # pragma: no cover
+
+    async def handle_bad_json(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(400, f"Malformed JSON in the request body: {exc}. Send a valid JSON document.")
+
+    app.add_exception_handler(HubError, handle_hub_error)
+    app.add_exception_handler(json.JSONDecodeError, handle_bad_json)

@@ -1,0 +1,121 @@
+"""Uploads: the preupload decision (regular vs LFS, never Xet), NDJSON commits and LFS objects."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cove.errors import HubRequestError
+from cove.hub.storage.db import RepoRow
+from cove.hub.storage.repos import CommitOp, RepoStore, check_path
+from cove.server.settings import Settings
+
+_HF_HUB_UA = re.compile(r"hf_hub/(\d+)\.")
+
+
+def upload_mode(settings: Settings, size: int, user_agent: str, override: str | None) -> str:
+    """'regular' or 'lfs' for one file. Never Xet: see docs/decisions/0003-preupload-without-xet.md."""
+    mode = (override or settings.upload_mode).lower()
+    if mode not in ("auto", "lfs", "regular"):
+        raise HubRequestError(f"Unknown upload mode {mode!r}: use auto, lfs or regular.")
+    if mode == "regular":
+        return "regular"
+    if size < settings.lfs_threshold_bytes:
+        return "regular"
+    if mode == "lfs":
+        return "lfs"
+    match = _HF_HUB_UA.search(user_agent or "")
+    xet_capable = match is not None and int(match.group(1)) >= 1
+    if xet_capable and size <= settings.regular_max_bytes:
+        return "regular"  # such clients would send "lfs" files through Xet, which Cove does not speak
+    return "lfs"
+
+
+def parse_ndjson(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(header value, operations) from an NDJSON commit body."""
+    header: dict[str, Any] | None = None
+    ops: list[dict[str, Any]] = []
+    for lineno, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise HubRequestError(f"Malformed NDJSON commit: line {lineno} is not JSON ({exc}).") from exc
+        if not isinstance(item, dict) or "key" not in item or not isinstance(item.get("value"), dict):
+            raise HubRequestError(
+                f"Malformed NDJSON commit: line {lineno} must be {{'key': ..., 'value': {{...}}}}."
+            )
+        if item["key"] == "header":
+            header = item["value"]
+        else:
+            ops.append(item)
+    if header is None:
+        raise HubRequestError(
+            "Malformed NDJSON commit: the first line must be the 'header' with the summary."
+        )
+    return header, ops
+
+
+def build_ops(store: RepoStore, s: Session, repo: RepoRow, items: list[dict[str, Any]]) -> list[CommitOp]:
+    """Commit operations; regular contents go to the blob store, LFS objects must already be there."""
+    ops: list[CommitOp] = []
+    for item in items:
+        key, value = item["key"], item["value"]
+        path = value.get("path")
+        if not isinstance(path, str):
+            raise HubRequestError(f"Malformed NDJSON commit: a {key!r} operation has no 'path'.")
+        check_path(path.rstrip("/") if key == "deletedFolder" else path)
+        if key == "file":
+            if value.get("encoding", "base64") != "base64":
+                raise HubRequestError(
+                    f"Unsupported encoding {value.get('encoding')!r} for {path!r}: use base64."
+                )
+            try:
+                data = base64.b64decode(value.get("content", ""), validate=True)
+            except (binascii.Error, ValueError, TypeError) as exc:
+                raise HubRequestError(f"The content of {path!r} is not valid base64: {exc}.") from exc
+            ops.append(CommitOp("add", path, store.store_regular(data, path)))
+        elif key == "lfsFile":
+            oid = str(value.get("oid", ""))
+            if value.get("algo", "sha256") != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", oid):
+                raise HubRequestError(
+                    f"LFS file {path!r} needs a sha256 'oid' (64 hex characters), got {oid!r}."
+                )
+            size = value.get("size")
+            if size is None and store.blobs.exists(oid):
+                size = store.blobs.size(oid)
+            if not isinstance(size, int):
+                raise HubRequestError(f"LFS file {path!r} needs an integer 'size'.")
+            ops.append(CommitOp("add", path, store.lfs_entry(path, oid, size)))
+        elif key == "deletedFile":
+            ops.append(CommitOp("delete", path))
+        elif key == "deletedFolder":
+            ops.append(CommitOp("delete_folder", path.rstrip("/")))
+        elif key == "copyFile":
+            ops.append(CommitOp("copy", path, src_path=value.get("srcPath") or value.get("src_path")))
+        else:
+            raise HubRequestError(
+                f"Unknown NDJSON commit key {key!r}: use header, file, lfsFile, deletedFile or deletedFolder."
+            )
+    return ops
+
+
+def sign_lfs(secret: bytes, oid: str, size: int, expires: int | None = None) -> tuple[int, str]:
+    expires = expires or int(time.time()) + 24 * 3600
+    sig = hmac.new(secret, f"{oid}:{size}:{expires}".encode(), hashlib.sha256).hexdigest()
+    return expires, sig
+
+
+def check_lfs_signature(secret: bytes, oid: str, size: int, expires: int, sig: str) -> None:
+    _, want = sign_lfs(secret, oid, size, expires)
+    if not hmac.compare_digest(want, sig) or expires < time.time():
+        raise HubRequestError("Invalid or expired LFS upload URL: ask the LFS batch endpoint for a new one.")
