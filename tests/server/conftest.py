@@ -23,7 +23,8 @@ class LiveHub:
     def api(self, user: str | None = "alice", **kwargs):  # type: ignore[no-untyped-def]
         from huggingface_hub import HfApi
 
-        return HfApi(endpoint=self.url, token=self.tokens[user] if user else False, **kwargs)
+        kwargs.setdefault("token", self.tokens[user] if user else False)
+        return HfApi(endpoint=self.url, **kwargs)
 
 
 def _free_port() -> int:
@@ -69,7 +70,9 @@ def start_hub(data_dir: Path, **settings) -> tuple[LiveHub, object, threading.Th
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
-    live, server, thread = start_hub(tmp_path_factory.mktemp("hub"), lfs_threshold_bytes=1024)
+    live, server, thread = start_hub(
+        tmp_path_factory.mktemp("hub"), lfs_threshold_bytes=1024, tree_page_size=3, list_page_size=3
+    )
     yield live
     server.should_exit = True  # type: ignore[attr-defined]
     thread.join(timeout=10)

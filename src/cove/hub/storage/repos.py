@@ -192,6 +192,13 @@ class RepoStore:
             )
         return row
 
+    def exists(self, s: Session, repo_type: str, repo_id: str) -> bool:
+        try:
+            self.get_repo(s, repo_type, repo_id)
+        except RepoNotFoundError:
+            return False
+        return True
+
     def create_repo(
         self,
         s: Session,

@@ -18,7 +18,7 @@ router = APIRouter()
 LFS_JSON = "application/vnd.git-lfs+json"
 
 
-@router.put("/api/cove-lfs/{oid}")
+@router.put("/cove-lfs/{oid}")
 async def lfs_upload(oid: str, request: Request, hub: HubDep) -> Response:
     """Basic-transfer upload target; the URL is signed by the batch endpoint, so it carries no token."""
     q = request.query_params
@@ -49,7 +49,7 @@ async def lfs_upload(oid: str, request: Request, hub: HubDep) -> Response:
     return Response(status_code=200)
 
 
-@router.post("/api/cove-lfs/{oid}/verify")
+@router.post("/cove-lfs/{oid}/verify")
 async def lfs_verify(oid: str, request: Request, hub: HubDep) -> Response:
     body = await request.json()
     size = body.get("size") if isinstance(body, dict) else None
@@ -118,8 +118,8 @@ async def lfs_batch(rest: str, request: Request, hub: HubDep, s: Db, caller: Cal
             expires, sig = service.sign_lfs(hub.secret, oid, size)
             query = f"size={size}&expires={expires}&sig={sig}"
             entry["actions"] = {
-                "upload": {"href": f"{root}/api/cove-lfs/{oid}?{query}", "header": {}},
-                "verify": {"href": f"{root}/api/cove-lfs/{oid}/verify?{query}", "header": {}},
+                "upload": {"href": f"{root}/cove-lfs/{oid}?{query}", "header": {}},
+                "verify": {"href": f"{root}/cove-lfs/{oid}/verify?{query}", "header": {}},
             }
         objects.append(entry)
     return JSONResponse({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}, media_type=LFS_JSON)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -107,10 +108,11 @@ async def repo_dispatch(
     if action == "paths-info" and method == "POST":
         repo = _visible_repo(hub, s, caller, repo_type, repo_id)
         commit_id = store.resolve(s, repo, args[0] if args else None)
-        form = await request.form()
-        paths = [str(p) for p in form.getlist("paths")]
-        if not paths and request.headers.get("content-type", "").startswith("application/json"):
+        if request.headers.get("content-type", "").startswith("application/json"):
             paths = [str(p) for p in (await _json(request)).get("paths", [])]
+        else:  # the client posts an urlencoded form: paths=a&paths=b
+            form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+            paths = form.get("paths", [])
         return JSONResponse(service.paths_info(store.tree(s, commit_id), paths))
 
     if action == "refs" and method == "GET":
@@ -274,6 +276,13 @@ async def create_repo(request: Request, hub: HubDep, s: Db, caller: Caller) -> R
     if body.get("visibility") is not None:
         private = body["visibility"] == "private"
     repo_id = f"{namespace}/{name}"
+    url = repo_url(request, repo_type, repo_id)
+    if hub.store.exists(s, repo_type, repo_id):  # the client reads "url" from the 409 too (exist_ok)
+        return JSONResponse(
+            {"error": f"You already created this {repo_type} repo: {repo_id}", "url": url},
+            status_code=409,
+            headers={"X-Error-Message": "Repo already exists"},
+        )
     repo = hub.store.create_repo(
         s, repo_type, repo_id, private=private, author=caller.name or namespace, sdk=body.get("sdk")
     )
