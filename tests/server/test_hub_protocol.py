@@ -200,7 +200,7 @@ def test_tree_paths_info_and_pagination(hub):
     api.create_commit("alice/tree", ops, commit_message="many files")
     # the fixture's page size is 3, so listing needs several pages through absolute Link headers
     flat = list(api.list_repo_tree("alice/tree", path_in_repo="dir"))
-    assert sorted(e.path for e in flat) == ["dir/deep"] + sorted(f"dir/f{i}.txt" for i in range(7))
+    assert sorted(e.path for e in flat) == ["dir/deep", *sorted(f"dir/f{i}.txt" for i in range(7))]
     deep = list(api.list_repo_tree("alice/tree", recursive=True))
     assert {e.path for e in deep} >= {"dir", "dir/deep", "dir/deep/x.txt", ".gitattributes"}
     r = httpx.get(f"{hub.url}/api/models/alice/tree/tree/main/dir")

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
