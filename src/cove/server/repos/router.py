@@ -122,8 +122,8 @@ async def repo_dispatch(
 
     if action == "commits" and method == "GET":
         repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        path = "/".join(args[1:]).strip("/") or None
-        history = store.history(s, repo, args[0] if args else None, path)
+        file_path = "/".join(args[1:]).strip("/") or None
+        history = store.history(s, repo, args[0] if args else None, file_path)
         items = [
             {
                 "id": c.id,
@@ -210,8 +210,8 @@ async def repo_dispatch(
         caller.check_write(repo)
         if request.query_params.get("create_pr", "").lower() in ("1", "true"):
             raise HubRequestError("Pull requests are not supported by Cove: commit to a branch instead.")
-        body = await _read_limited(request, hub.settings.max_upload_bytes)
-        header, items = files.parse_ndjson(body)
+        raw = await _read_limited(request, hub.settings.max_upload_bytes)
+        header, items = files.parse_ndjson(raw)
         ops = files.build_ops(store, s, repo, items)
         title = str(header.get("summary") or "").strip()
         commit_id = store.commit(
