@@ -18,7 +18,9 @@ from cove.hub.storage.db import RepoRow
 from cove.hub.storage.repos import CommitOp, RepoStore, check_path
 from cove.server.settings import Settings
 
-_HF_HUB_UA = re.compile(r"hf_hub/(\d+)\.")
+_HF_HUB_UA = re.compile(r"hf_hub/(\d+)\.(\d+)")
+# huggingface_hub from 1.20 on sends every "lfs" file through Xet when hf_xet is installed
+_XET_FROM = (1, 20)
 
 
 def upload_mode(settings: Settings, size: int, user_agent: str, override: str | None) -> str:
@@ -33,7 +35,7 @@ def upload_mode(settings: Settings, size: int, user_agent: str, override: str | 
     if mode == "lfs":
         return "lfs"
     match = _HF_HUB_UA.search(user_agent or "")
-    xet_capable = match is not None and int(match.group(1)) >= 1
+    xet_capable = match is not None and (int(match.group(1)), int(match.group(2))) >= _XET_FROM
     if xet_capable and size <= settings.regular_max_bytes:
         return "regular"  # such clients would send "lfs" files through Xet, which Cove does not speak
     return "lfs"
