@@ -384,3 +384,51 @@ def test_cli_user_and_token_commands(hub, capsys):
     assert err.value.response.status_code == 401
     # the token is stored hashed: its value appears nowhere in the database
     assert token.encode() not in (hub.data_dir / "hub.sqlite").read_bytes()
+
+
+def test_lfs_objects_of_other_repos_cannot_be_claimed_by_hash(hub, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    alice = hub.api(headers={"X-Cove-Upload-Mode": "lfs"})
+    alice.create_repo("alice/lfs-private", private=True)
+    data = b"secret weights " * 200
+    alice.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id="alice/lfs-private")
+    oid, size = hashlib.sha256(data).hexdigest(), len(data)
+    # bob knows the hash, not the bytes: he can neither commit the object nor skip sending it
+    hub.api(user="bob").create_repo("bob/claim")
+    auth = {"Authorization": f"Bearer {hub.tokens['bob']}"}
+    lines = [
+        {"key": "header", "value": {"summary": "claim"}},
+        {"key": "lfsFile", "value": {"path": "stolen.bin", "algo": "sha256", "oid": oid, "size": size}},
+    ]
+    import json
+
+    r = httpx.post(
+        f"{hub.url}/api/models/bob/claim/commit/main",
+        content="\n".join(json.dumps(x) for x in lines).encode(),
+        headers={**auth, "Content-Type": "application/x-ndjson"},
+    )
+    assert r.status_code == 400 and "never uploaded" in r.json()["error"]
+    batch = httpx.post(
+        f"{hub.url}/bob/claim.git/info/lfs/objects/batch",
+        json={"operation": "upload", "objects": [{"oid": oid, "size": size}]},
+        headers=auth,
+    ).json()
+    href = batch["objects"][0]["actions"]["upload"]["href"]
+    assert httpx.put(href, content=b"x" * size).status_code == 400  # wrong bytes, right length
+    assert hub.api(user="bob").list_repo_files("bob/claim") == [".gitattributes"]
+    # alice's own re-upload of the same content needs no transfer
+    again = httpx.post(
+        f"{hub.url}/alice/lfs-private.git/info/lfs/objects/batch",
+        json={"operation": "upload", "objects": [{"oid": oid, "size": size}]},
+        headers={"Authorization": f"Bearer {hub.tokens['alice']}"},
+    ).json()
+    assert "actions" not in again["objects"][0]
+    # git-lfs style download through the batch API, for a reader of the repo
+    down = httpx.post(
+        f"{hub.url}/alice/lfs-private.git/info/lfs/objects/batch",
+        json={"operation": "download", "objects": [{"oid": oid, "size": size}]},
+        headers={"Authorization": f"Bearer {hub.tokens['alice']}"},
+    ).json()
+    assert httpx.get(down["objects"][0]["actions"]["download"]["href"]).content == data

@@ -40,7 +40,10 @@ def import_bundled(store: RepoStore, s: Session) -> list[str]:
             rel = path.relative_to(folder).as_posix()
             if "__pycache__" in rel or rel.endswith((".py", ".pyc")) or not path.exists():
                 continue
-            ops.append(CommitOp("add", rel, _store_file(store, path, rel)))
+            entry = _store_file(store, path, rel)
+            if entry.lfs:
+                store.link_lfs(s, repo.id, entry.sha256)
+            ops.append(CommitOp("add", rel, entry))
         store.commit(
             s, repo, ops, title=f"Import {model.name} from the {model.pip_name} package", author="cove"
         )

@@ -73,6 +73,18 @@ class RefRow(Base):
     message: Mapped[str] = mapped_column(Text, default="")
 
 
+class LfsLinkRow(Base):
+    """An LFS object uploaded to (or imported into) a repo. Blobs are shared across repos, so knowing an
+    object's sha256 must not be enough to commit it: the bytes must have been sent to this repo once."""
+
+    __tablename__ = "lfs_links"
+    __table_args__ = (UniqueConstraint("repo_id", "oid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    oid: Mapped[str] = mapped_column(String(64))
+
+
 def make_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
     if url.startswith("sqlite"):

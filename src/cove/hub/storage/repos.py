@@ -34,7 +34,7 @@ from cove.errors import (
 )
 from cove.hub.storage.blobs import DiskBlobStore
 from cove.hub.storage.cards import card_from_readme
-from cove.hub.storage.db import Base, CommitRow, RefRow, RepoRow, make_engine, utcnow
+from cove.hub.storage.db import Base, CommitRow, LfsLinkRow, RefRow, RepoRow, make_engine, utcnow
 
 REPO_TYPES = ("model", "dataset", "space")
 DEFAULT_BRANCH = "main"
@@ -241,7 +241,7 @@ class RepoStore:
         return row
 
     def delete_repo(self, s: Session, repo: RepoRow) -> None:
-        for model in (RefRow, CommitRow):
+        for model in (RefRow, CommitRow, LfsLinkRow):
             s.query(model).filter(model.repo_id == repo.id).delete()
         s.delete(repo)
         s.commit()
@@ -282,6 +282,15 @@ class RepoStore:
         return FileEntry(
             path=path, oid=git_blob_oid(lfs_pointer(sha256, size)), size=size, sha256=sha256, lfs=True
         )
+
+    def link_lfs(self, s: Session, repo_pk: int, oid: str) -> None:
+        if not self.has_lfs(s, repo_pk, oid):
+            s.add(LfsLinkRow(repo_id=repo_pk, oid=oid))
+            s.commit()
+
+    def has_lfs(self, s: Session, repo_pk: int, oid: str) -> bool:
+        found = s.scalar(select(LfsLinkRow).where(LfsLinkRow.repo_id == repo_pk, LfsLinkRow.oid == oid))
+        return found is not None and self.blobs.exists(oid)
 
     def _put_tree(self, tree: dict[str, FileEntry]) -> str:
         payload = json.dumps({p: e.to_json() for p, e in sorted(tree.items())}, separators=(",", ":"))

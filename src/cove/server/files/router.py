@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from cove.errors import BlobMismatchError, HubRequestError, RepoNotFoundError
 from cove.server.deps import PLURAL, Caller, Db, HubDep, base_url, raw_segments, unquote_segment
@@ -19,14 +20,14 @@ LFS_JSON = "application/vnd.git-lfs+json"
 
 
 @router.put("/cove-lfs/{oid}")
-async def lfs_upload(oid: str, request: Request, hub: HubDep) -> Response:
+async def lfs_upload(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
     """Basic-transfer upload target; the URL is signed by the batch endpoint, so it carries no token."""
     q = request.query_params
     try:
-        size, expires = int(q["size"]), int(q["expires"])
+        size, expires, repo_pk = int(q["size"]), int(q["expires"]), int(q["repo"])
     except (KeyError, ValueError) as exc:
         raise HubRequestError("Malformed LFS upload URL: ask the LFS batch endpoint for a new one.") from exc
-    service.check_lfs_signature(hub.secret, oid, size, expires, q.get("sig", ""))
+    service.check_lfs_signature(hub.secret, repo_pk, oid, size, expires, q.get("sig", ""))
     if size > hub.settings.max_upload_bytes:
         raise HubRequestError(
             f"LFS object of {size} bytes is over the upload limit of {hub.settings.max_upload_bytes}."
@@ -45,19 +46,51 @@ async def lfs_upload(oid: str, request: Request, hub: HubDep) -> Response:
                 f"LFS object {oid} has {total} bytes, not the announced {size}; nothing stored."
             )
         spool.seek(0)
-        hub.store.blobs.put_stream(spool, expected_sha256=oid)  # type: ignore[arg-type]
+        await run_in_threadpool(hub.store.blobs.put_stream, spool, expected_sha256=oid)  # type: ignore[arg-type]
+    hub.store.link_lfs(s, repo_pk, oid)
     return Response(status_code=200)
 
 
 @router.post("/cove-lfs/{oid}/verify")
-async def lfs_verify(oid: str, request: Request, hub: HubDep) -> Response:
+async def lfs_verify(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
     body = await request.json()
     size = body.get("size") if isinstance(body, dict) else None
-    if not hub.store.blobs.exists(oid):
+    q = request.query_params
+    try:
+        repo_pk = int(q["repo"])
+        service.check_lfs_signature(
+            hub.secret, repo_pk, oid, int(q["size"]), int(q["expires"]), q.get("sig", "")
+        )
+    except (KeyError, ValueError) as exc:
+        raise HubRequestError("Malformed LFS verify URL: ask the LFS batch endpoint for a new one.") from exc
+    if not hub.store.has_lfs(s, repo_pk, oid):
         return error_response(404, f"LFS object {oid} was not uploaded.")
     if size is not None and hub.store.blobs.size(oid) != size:
         return error_response(422, f"LFS object {oid} has {hub.store.blobs.size(oid)} bytes, not {size}.")
     return JSONResponse({"ok": True})
+
+
+@router.get("/cove-lfs/{oid}")
+def lfs_download(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
+    """Basic-transfer download target for git-lfs clients; signed by the batch endpoint like uploads."""
+    q = request.query_params
+    try:
+        repo_pk = int(q["repo"])
+        service.check_lfs_signature(
+            hub.secret, repo_pk, oid, int(q["size"]), int(q["expires"]), q.get("sig", "")
+        )
+    except (KeyError, ValueError) as exc:
+        raise HubRequestError(
+            "Malformed LFS download URL: ask the LFS batch endpoint for a new one."
+        ) from exc
+    if not hub.store.has_lfs(s, repo_pk, oid):
+        return error_response(404, f"LFS object {oid} not found.")
+    size = hub.store.blobs.size(oid)
+    return StreamingResponse(
+        hub.store.blobs.iter_range(oid),
+        headers={"Content-Length": str(size)},
+        media_type="application/octet-stream",
+    )
 
 
 def _parse_repo(segs: list[str]) -> tuple[str, list[str]] | None:
@@ -114,9 +147,20 @@ async def lfs_batch(rest: str, request: Request, hub: HubDep, s: Db, caller: Cal
             )
             continue
         entry: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
-        if operation == "upload" and not hub.store.blobs.exists(oid):
-            expires, sig = service.sign_lfs(hub.secret, oid, size)
-            query = f"size={size}&expires={expires}&sig={sig}"
+        if operation == "download":
+            if not hub.store.has_lfs(s, repo.id, oid):
+                objects.append(
+                    {"oid": oid, "size": size, "error": {"code": 404, "message": "object not found"}}
+                )
+                continue
+            expires, sig = service.sign_lfs(hub.secret, repo.id, oid, size)
+            query = f"repo={repo.id}&size={size}&expires={expires}&sig={sig}"
+            entry["actions"] = {"download": {"href": f"{root}/cove-lfs/{oid}?{query}", "header": {}}}
+        elif not hub.store.has_lfs(s, repo.id, oid):
+            # even when the blob exists (another repo has it), the bytes must come: knowing a hash is not
+            # proof of having the content
+            expires, sig = service.sign_lfs(hub.secret, repo.id, oid, size)
+            query = f"repo={repo.id}&size={size}&expires={expires}&sig={sig}"
             entry["actions"] = {
                 "upload": {"href": f"{root}/cove-lfs/{oid}?{query}", "header": {}},
                 "verify": {"href": f"{root}/cove-lfs/{oid}/verify?{query}", "header": {}},

@@ -92,6 +92,11 @@ def build_ops(store: RepoStore, s: Session, repo: RepoRow, items: list[dict[str,
                 raise HubRequestError(
                     f"LFS file {path!r} needs a sha256 'oid' (64 hex characters), got {oid!r}."
                 )
+            if not store.has_lfs(s, repo.id, oid):
+                raise HubRequestError(
+                    f"LFS object {oid} for {path!r} was never uploaded to {repo.repo_id!r}: send it through the "
+                    "LFS batch API first. The repo is unchanged."
+                )
             size = value.get("size")
             if size is None and store.blobs.exists(oid):
                 size = store.blobs.size(oid)
@@ -111,13 +116,13 @@ def build_ops(store: RepoStore, s: Session, repo: RepoRow, items: list[dict[str,
     return ops
 
 
-def sign_lfs(secret: bytes, oid: str, size: int, expires: int | None = None) -> tuple[int, str]:
+def sign_lfs(secret: bytes, repo_pk: int, oid: str, size: int, expires: int | None = None) -> tuple[int, str]:
     expires = expires or int(time.time()) + 24 * 3600
-    sig = hmac.new(secret, f"{oid}:{size}:{expires}".encode(), hashlib.sha256).hexdigest()
+    sig = hmac.new(secret, f"{repo_pk}:{oid}:{size}:{expires}".encode(), hashlib.sha256).hexdigest()
     return expires, sig
 
 
-def check_lfs_signature(secret: bytes, oid: str, size: int, expires: int, sig: str) -> None:
-    _, want = sign_lfs(secret, oid, size, expires)
+def check_lfs_signature(secret: bytes, repo_pk: int, oid: str, size: int, expires: int, sig: str) -> None:
+    _, want = sign_lfs(secret, repo_pk, oid, size, expires)
     if not hmac.compare_digest(want, sig) or expires < time.time():
         raise HubRequestError("Invalid or expired LFS upload URL: ask the LFS batch endpoint for a new one.")

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from cove.errors import EntryNotFoundError, HubRequestError, RepoNotFoundError
 from cove.hub.storage.cards import card_from_readme, parse_yaml, split_front_matter
@@ -34,7 +35,10 @@ router = APIRouter()
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    body = await request.body()
+    return _parse_json(await request.body())
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
@@ -77,6 +81,14 @@ def _page(request: Request, items: list[Any], page_size: int) -> Response:
 async def repo_dispatch(
     kind: str, rest: str, request: Request, hub: HubDep, s: Db, caller: Caller
 ) -> Response:
+    # read the body here, then do the blocking database and blob work off the event loop
+    body = b""
+    if request.method in ("POST", "PUT", "DELETE"):
+        body = await _read_limited(request, hub.settings.max_upload_bytes)
+    return await run_in_threadpool(_dispatch, kind, request, body, hub, s, caller)
+
+
+def _dispatch(kind: str, request: Request, body: bytes, hub: HubDep, s: Db, caller: Caller) -> Response:
     if kind not in PLURAL:
         return error_response(404, f"No route /api/{kind}: use /api/models, /api/datasets or /api/spaces.")
     repo_type = PLURAL[kind]
@@ -109,9 +121,9 @@ async def repo_dispatch(
         repo = _visible_repo(hub, s, caller, repo_type, repo_id)
         commit_id = store.resolve(s, repo, args[0] if args else None)
         if request.headers.get("content-type", "").startswith("application/json"):
-            paths = [str(p) for p in (await _json(request)).get("paths", [])]
+            paths = [str(p) for p in _parse_json(body).get("paths", [])]
         else:  # the client posts an urlencoded form: paths=a&paths=b
-            form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
             paths = form.get("paths", [])
         return JSONResponse(service.paths_info(store.tree(s, commit_id), paths))
 
@@ -143,8 +155,7 @@ async def repo_dispatch(
         if method == "DELETE":
             store.delete_ref(s, repo, "branch", name)
         else:
-            body = await _json(request)
-            store.create_ref(s, repo, "branch", name, body.get("startingPoint"))
+            store.create_ref(s, repo, "branch", name, _parse_json(body).get("startingPoint"))
         return JSONResponse({})
 
     if action == "tag" and args and method in ("POST", "DELETE"):
@@ -153,24 +164,24 @@ async def repo_dispatch(
         if method == "DELETE":
             store.delete_ref(s, repo, "tag", "/".join(args))
         else:
-            body = await _json(request)
-            tag = body.get("tag")
+            data = _parse_json(body)
+            tag = data.get("tag")
             if not isinstance(tag, str):
                 raise HubRequestError("Creating a tag needs a JSON body with 'tag': the tag's name.")
-            store.create_ref(s, repo, "tag", tag, args[0], message=str(body.get("message") or ""))
+            store.create_ref(s, repo, "tag", tag, args[0], message=str(data.get("message") or ""))
         return JSONResponse({})
 
     if action == "settings" and method == "PUT":
         repo = _visible_repo(hub, s, caller, repo_type, repo_id)
         caller.check_write(repo)
-        body = await _json(request)
-        if body.get("gated") not in (None, False, "false"):
-            raise HubRequestError(f"Gated repos are not supported by Cove (gated={body['gated']!r}).")
-        private = body.get("private")
-        if "visibility" in body:
-            if body["visibility"] not in ("public", "private"):
-                raise HubRequestError(f"Unknown visibility {body['visibility']!r}: use public or private.")
-            private = body["visibility"] == "private"
+        data = _parse_json(body)
+        if data.get("gated") not in (None, False, "false"):
+            raise HubRequestError(f"Gated repos are not supported by Cove (gated={data['gated']!r}).")
+        private = data.get("private")
+        if "visibility" in data:
+            if data["visibility"] not in ("public", "private"):
+                raise HubRequestError(f"Unknown visibility {data['visibility']!r}: use public or private.")
+            private = data["visibility"] == "private"
         if private is not None:
             repo.private = bool(private)
         s.commit()
@@ -181,8 +192,7 @@ async def repo_dispatch(
         caller.check_write(repo)
         commit_id = store.resolve(s, repo, args[0] if args else None)
         tree = store.tree(s, commit_id)
-        body = await _json(request)
-        entries = body.get("files")
+        entries = _parse_json(body).get("files")
         if not isinstance(entries, list):
             raise HubRequestError("preupload needs a JSON body with 'files': [{path, size, sample}].")
         ua = request.headers.get("user-agent", "")
@@ -210,8 +220,7 @@ async def repo_dispatch(
         caller.check_write(repo)
         if request.query_params.get("create_pr", "").lower() in ("1", "true"):
             raise HubRequestError("Pull requests are not supported by Cove: commit to a branch instead.")
-        raw = await _read_limited(request, hub.settings.max_upload_bytes)
-        header, items = files.parse_ndjson(raw)
+        header, items = files.parse_ndjson(body)
         ops = files.build_ops(store, s, repo, items)
         title = str(header.get("summary") or "").strip()
         commit_id = store.commit(
