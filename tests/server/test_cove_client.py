@@ -137,3 +137,35 @@ def test_bundled_models_imported_into_a_new_hub(tmp_path):
     assert snap is not None
     for name in ("config.json", "model.safetensors"):
         assert (snap / name).read_bytes() == (source / name).read_bytes()
+
+
+def test_push_without_a_server_lands_in_the_local_hub_and_is_served(hub, env, monkeypatch):
+    """push_to_hub with no endpoint writes the data dir; a server on that data dir then serves it."""
+    from cove.hub.resolve import resolve_model_dir
+
+    monkeypatch.delenv("COVE_ENDPOINT")
+    monkeypatch.setenv("COVE_DATA_DIR", str(hub.data_dir))
+    folder = _model_folder(env)
+    ref = client.upload_folder("alice/offline-push", folder, commit_message="pushed offline")
+    assert ref.startswith("local:alice/offline-push@")
+    commit = ref.rsplit("@", 1)[1]
+    assert (resolve_model_dir("alice/offline-push") / "config.json").read_text() == (
+        folder / "config.json"
+    ).read_text()
+    info = hub.api(user=None).model_info("alice/offline-push")  # the running server sees it at once
+    assert info.sha == commit
+    assert {s.rfilename for s in info.siblings} == {".gitattributes", "config.json", "model.safetensors"}
+
+
+def test_cli_without_a_hub_uses_the_local_data_dir(env, tmp_path, monkeypatch, capsys):
+    from cove.cli.main import main
+
+    monkeypatch.delenv("COVE_ENDPOINT")
+    monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path / "data"))
+    note = tmp_path / "note.txt"
+    note.write_text("local only")
+    assert main(["upload", "me/notes", str(note)]) == 0
+    assert capsys.readouterr().out.startswith("local:me/notes@")
+    assert main(["download", "me/notes", "note.txt"]) == 0
+    assert Path(capsys.readouterr().out.strip()).read_text() == "local only"
+    assert main(["download", "me/notes", "other.txt"]) == 1  # a clear error, not a traceback

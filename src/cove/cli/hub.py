@@ -191,7 +191,22 @@ def _upload(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from cove.hub.client import hub_download, snapshot_download
+    from cove.hub.client import get_endpoint, hub_download, snapshot_download
+
+    if not get_endpoint():  # no hub configured: read the local data dir's repos
+        from cove.errors import EntryNotFoundError, RepoNotFoundError
+        from cove.hub.local import local_snapshot
+
+        snap = local_snapshot(args.repo_id, revision=args.revision, repo_type=args.repo_type)
+        if snap is None:
+            raise RepoNotFoundError(
+                f"{args.repo_id!r} is not in the local data dir and no hub is configured: set COVE_ENDPOINT."
+            )
+        local = snap / args.filename if args.filename else snap
+        if not local.exists():
+            raise EntryNotFoundError(f"{args.filename!r} is not in {args.repo_id!r}.")
+        print(os.fspath(local))
+        return 0
 
     if args.filename:
         out = hub_download(

@@ -337,12 +337,29 @@ def upload_folder(
     path_in_repo: str = "",
     endpoint: str | None = None,
 ) -> str:
-    """Upload every file of a folder in one commit; returns the commit URL."""
+    """Upload every file of a folder in one commit; returns the commit URL.
+
+    With no hub configured (no endpoint, COVE_ENDPOINT or HF_ENDPOINT) the commit goes straight into the
+    local data dir (cove.hub.local) and the return value is "local:<repo_id>@<commit>".
+    """
     folder = Path(folder_path)
     if not folder.is_dir():
         raise HubRequestError(f"{folder} is not a folder: pass the folder to upload (or use upload_file).")
     prefix = path_in_repo.strip("/")
     files = [((f"{prefix}/{rel}" if prefix else rel), path) for rel, path in _walk(folder)]
+    if not (endpoint or get_endpoint()):
+        from cove.hub.local import local_upload
+
+        commit = local_upload(
+            repo_id,
+            list(files),
+            repo_type=repo_type,
+            commit_message=commit_message,
+            create_repo=create_repo,
+            private=private,
+            revision=revision,
+        )
+        return f"local:{repo_id}@{commit}"
     if create_repo:
         _create(repo_id, token=token, repo_type=repo_type, private=private, endpoint=endpoint)
     return _commit(
@@ -367,6 +384,18 @@ def upload_file(
     revision: str | None = None,
     endpoint: str | None = None,
 ) -> str:
+    if not (endpoint or get_endpoint()):
+        from cove.hub.local import local_upload
+
+        src = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes)
+        commit = local_upload(
+            repo_id,
+            [(path_in_repo, src)],
+            repo_type=repo_type,
+            revision=revision,
+            commit_message=commit_message or f"Upload {path_in_repo}",
+        )
+        return f"local:{repo_id}@{commit}"
     return _commit(
         repo_id,
         [(path_in_repo, path_or_bytes)],

@@ -57,3 +57,51 @@ def local_snapshot(
             shutil.copyfile(store.blobs.path(entry.sha256), link)
     snap.mkdir(parents=True, exist_ok=True)
     return snap
+
+
+def local_upload(
+    repo_id: str,
+    files: list[tuple[str, Path | bytes]],
+    *,
+    repo_type: str = "model",
+    commit_message: str,
+    create_repo: bool = True,
+    private: bool = False,
+    revision: str | None = None,
+    author: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+) -> str:
+    """Commit files straight into the data dir's store (no server); returns the commit id.
+
+    This is push_to_hub when no hub endpoint is configured: `cove serve` on the same data dir then
+    serves the repo.
+    """
+    from cove.hub.storage.repos import CommitOp, RepoStore
+
+    base = Path(root).expanduser() if root else data_dir()
+    store = RepoStore(base)
+    store.create_tables()
+    author = author or os.environ.get("USER") or "cove"
+    try:
+        with store.session() as s:
+            try:
+                repo = store.get_repo(s, repo_type, repo_id)
+            except RepoNotFoundError:
+                if not create_repo:
+                    raise
+                repo = store.create_repo(s, repo_type, repo_id, private=private, author=author)
+            ops = []
+            for path, src in files:
+                if isinstance(src, bytes | bytearray):
+                    entry = store.store_regular(bytes(src), path)
+                elif Path(src).stat().st_size > 10 * 1024**2:
+                    with Path(src).open("rb") as f:
+                        sha, size = store.blobs.put_stream(f)
+                    store.link_lfs(s, repo.id, sha)
+                    entry = store.lfs_entry(path, sha, size)
+                else:
+                    entry = store.store_regular(Path(src).read_bytes(), path)
+                ops.append(CommitOp("add", path, entry))
+            return store.commit(s, repo, ops, title=commit_message, author=author, branch=revision)
+    finally:
+        store.engine.dispose()
