@@ -432,3 +432,32 @@ def test_lfs_objects_of_other_repos_cannot_be_claimed_by_hash(hub, monkeypatch):
         headers={"Authorization": f"Bearer {hub.tokens['alice']}"},
     ).json()
     assert httpx.get(down["objects"][0]["actions"]["download"]["href"]).content == data
+
+
+def test_every_error_has_a_code_and_per_file_history(hub):
+    api = hub.api()
+    api.create_repo("alice/hist")
+    c1 = api.upload_file(path_or_fileobj=b"1", path_in_repo="a.txt", repo_id="alice/hist").oid
+    api.upload_file(path_or_fileobj=b"b", path_in_repo="b.txt", repo_id="alice/hist")
+    c3 = api.upload_file(path_or_fileobj=b"2", path_in_repo="a.txt", repo_id="alice/hist").oid
+    r = httpx.get(f"{hub.url}/api/models/alice/hist/commits/main/a.txt")
+    assert [c["id"] for c in r.json()] == [c3, c1]
+    auth = {"Authorization": f"Bearer {hub.tokens['alice']}"}
+    cases = [
+        (httpx.get(f"{hub.url}/api/models/alice/nope"), 404, "RepoNotFound"),
+        (httpx.get(f"{hub.url}/api/models/alice/hist/revision/nope"), 404, "RevisionNotFound"),
+        (httpx.get(f"{hub.url}/alice/hist/resolve/main/nope.txt"), 404, "EntryNotFound"),
+        (
+            httpx.get(f"{hub.url}/api/whoami-v2", headers={"Authorization": "Bearer x"}),
+            401,
+            "InvalidCredentials",
+        ),
+        (httpx.post(f"{hub.url}/api/repos/create", json={"name": "hist"}, headers=auth), 409, "Conflict"),
+        (httpx.get(f"{hub.url}/api/models?sort=bogus"), 400, "BadRequest"),
+        (httpx.get(f"{hub.url}/no/such/route/at/all"), 404, "NotFound"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.headers.get("X-Error-Code")) == (status, code), response.url
+        assert response.json()["error"]
+    datasets = hub.api(user=None).list_datasets(author="alice")
+    assert all(d.id.startswith("alice/") for d in datasets)

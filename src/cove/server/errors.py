@@ -24,13 +24,26 @@ _STATUS: list[tuple[type[Exception], int, str | None]] = [
     (RepoNotFoundError, 404, "RepoNotFound"),
     (RevisionNotFoundError, 404, "RevisionNotFound"),
     (EntryNotFoundError, 404, "EntryNotFound"),
-    (AuthenticationError, 401, None),
-    (HubPermissionError, 403, None),
-    (RepoExistsError, 409, None),
-    (CommitConflictError, 412, None),
-    (HubRequestError, 400, None),
-    (HubError, 400, None),
+    (AuthenticationError, 401, "InvalidCredentials"),
+    (HubPermissionError, 403, "Forbidden"),
+    (RepoExistsError, 409, "Conflict"),
+    (CommitConflictError, 412, "StaleParentCommit"),
+    (HubRequestError, 400, "BadRequest"),
+    (HubError, 400, "BadRequest"),
 ]
+
+# every error response carries a code, also those built directly by routes
+_DEFAULT_CODES = {
+    400: "BadRequest",
+    401: "InvalidCredentials",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    412: "StaleParentCommit",
+    413: "PayloadTooLarge",
+    416: "RangeNotSatisfiable",
+    422: "UnprocessableEntity",
+}
 
 
 def error_response(
@@ -39,6 +52,7 @@ def error_response(
     headers = {
         "X-Error-Message": message.replace("\n", " ").encode("latin-1", "replace").decode("latin-1")[:1000]
     }
+    code = code or _DEFAULT_CODES.get(status)
     if code:
         headers["X-Error-Code"] = code
     headers.update(extra_headers or {})
@@ -55,5 +69,17 @@ def install(app: FastAPI) -> None:
     async def handle_bad_json(request: Request, exc: Exception) -> JSONResponse:
         return error_response(400, f"Malformed JSON in the request body: {exc}. Send a valid JSON document.")
 
+    async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(400, f"Invalid request: {exc}")
+
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    async def handle_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return error_response(exc.status_code, str(exc.detail))
+
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(HubError, handle_hub_error)
     app.add_exception_handler(json.JSONDecodeError, handle_bad_json)

@@ -290,7 +290,7 @@ async def create_repo(request: Request, hub: HubDep, s: Db, caller: Caller) -> R
         return JSONResponse(
             {"error": f"You already created this {repo_type} repo: {repo_id}", "url": url},
             status_code=409,
-            headers={"X-Error-Message": "Repo already exists"},
+            headers={"X-Error-Message": "Repo already exists", "X-Error-Code": "Conflict"},
         )
     repo = hub.store.create_repo(
         s, repo_type, repo_id, private=private, author=caller.name or namespace, sdk=body.get("sdk")
