@@ -9,6 +9,7 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -41,11 +42,15 @@ def upload_mode(settings: Settings, size: int, user_agent: str, override: str | 
     return "lfs"
 
 
-def parse_ndjson(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(header value, operations) from an NDJSON commit body."""
+def read_commit(
+    store: RepoStore, s: Session, repo: RepoRow, lines: Iterable[bytes]
+) -> tuple[dict[str, Any], list[CommitOp]]:
+    """(header value, operations) from an NDJSON commit body, read line by line: each regular file's
+    content goes to the blob store as soon as its line is parsed, so only one file is in memory at a time.
+    LFS objects must already have been uploaded to this repo."""
     header: dict[str, Any] | None = None
-    ops: list[dict[str, Any]] = []
-    for lineno, line in enumerate(body.splitlines(), start=1):
+    ops: list[CommitOp] = []
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -59,7 +64,7 @@ def parse_ndjson(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         if item["key"] == "header":
             header = item["value"]
         else:
-            ops.append(item)
+            ops.append(_build_op(store, s, repo, item["key"], item["value"]))
     if header is None:
         raise HubRequestError(
             "Malformed NDJSON commit: the first line must be the 'header' with the summary."
@@ -67,53 +72,43 @@ def parse_ndjson(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return header, ops
 
 
-def build_ops(store: RepoStore, s: Session, repo: RepoRow, items: list[dict[str, Any]]) -> list[CommitOp]:
-    """Commit operations; regular contents go to the blob store, LFS objects must already be there."""
-    ops: list[CommitOp] = []
-    for item in items:
-        key, value = item["key"], item["value"]
-        path = value.get("path")
-        if not isinstance(path, str):
-            raise HubRequestError(f"Malformed NDJSON commit: a {key!r} operation has no 'path'.")
-        check_path(path.rstrip("/") if key == "deletedFolder" else path)
-        if key == "file":
-            if value.get("encoding", "base64") != "base64":
-                raise HubRequestError(
-                    f"Unsupported encoding {value.get('encoding')!r} for {path!r}: use base64."
-                )
-            try:
-                data = base64.b64decode(value.get("content", ""), validate=True)
-            except (binascii.Error, ValueError, TypeError) as exc:
-                raise HubRequestError(f"The content of {path!r} is not valid base64: {exc}.") from exc
-            ops.append(CommitOp("add", path, store.store_regular(data, path)))
-        elif key == "lfsFile":
-            oid = str(value.get("oid", ""))
-            if value.get("algo", "sha256") != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", oid):
-                raise HubRequestError(
-                    f"LFS file {path!r} needs a sha256 'oid' (64 hex characters), got {oid!r}."
-                )
-            if not store.has_lfs(s, repo.id, oid):
-                raise HubRequestError(
-                    f"LFS object {oid} for {path!r} was never uploaded to {repo.repo_id!r}: send it through the "
-                    "LFS batch API first. The repo is unchanged."
-                )
-            size = value.get("size")
-            if size is None and store.blobs.exists(oid):
-                size = store.blobs.size(oid)
-            if not isinstance(size, int):
-                raise HubRequestError(f"LFS file {path!r} needs an integer 'size'.")
-            ops.append(CommitOp("add", path, store.lfs_entry(path, oid, size)))
-        elif key == "deletedFile":
-            ops.append(CommitOp("delete", path))
-        elif key == "deletedFolder":
-            ops.append(CommitOp("delete_folder", path.rstrip("/")))
-        elif key == "copyFile":
-            ops.append(CommitOp("copy", path, src_path=value.get("srcPath") or value.get("src_path")))
-        else:
+def _build_op(store: RepoStore, s: Session, repo: RepoRow, key: str, value: dict[str, Any]) -> CommitOp:
+    path = value.get("path")
+    if not isinstance(path, str):
+        raise HubRequestError(f"Malformed NDJSON commit: a {key!r} operation has no 'path'.")
+    check_path(path.rstrip("/") if key == "deletedFolder" else path)
+    if key == "file":
+        if value.get("encoding", "base64") != "base64":
+            raise HubRequestError(f"Unsupported encoding {value.get('encoding')!r} for {path!r}: use base64.")
+        try:
+            data = base64.b64decode(value.get("content", ""), validate=True)
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise HubRequestError(f"The content of {path!r} is not valid base64: {exc}.") from exc
+        return CommitOp("add", path, store.store_regular(data, path))
+    if key == "lfsFile":
+        oid = str(value.get("oid", ""))
+        if value.get("algo", "sha256") != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", oid):
+            raise HubRequestError(f"LFS file {path!r} needs a sha256 'oid' (64 hex characters), got {oid!r}.")
+        if not store.has_lfs(s, repo.id, oid):
             raise HubRequestError(
-                f"Unknown NDJSON commit key {key!r}: use header, file, lfsFile, deletedFile or deletedFolder."
+                f"LFS object {oid} for {path!r} was never uploaded to {repo.repo_id!r}: send it through the "
+                "LFS batch API first. The repo is unchanged."
             )
-    return ops
+        size = value.get("size")
+        if size is None:
+            size = store.blobs.size(oid)
+        if not isinstance(size, int):
+            raise HubRequestError(f"LFS file {path!r} needs an integer 'size'.")
+        return CommitOp("add", path, store.lfs_entry(path, oid, size))
+    if key == "deletedFile":
+        return CommitOp("delete", path)
+    if key == "deletedFolder":
+        return CommitOp("delete_folder", path.rstrip("/"))
+    if key == "copyFile":
+        return CommitOp("copy", path, src_path=value.get("srcPath") or value.get("src_path"))
+    raise HubRequestError(
+        f"Unknown NDJSON commit key {key!r}: use header, file, lfsFile, deletedFile or deletedFolder."
+    )
 
 
 def sign_lfs(secret: bytes, repo_pk: int, oid: str, size: int, expires: int | None = None) -> tuple[int, str]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -82,13 +83,21 @@ async def repo_dispatch(
     kind: str, rest: str, request: Request, hub: HubDep, s: Db, caller: Caller
 ) -> Response:
     # read the body here, then do the blocking database and blob work off the event loop
+    segs = raw_segments(request)
+    if request.method == "POST" and len(segs) > 5 and segs[4] == "commit":
+        # NDJSON commits can be large: spool them to disk and parse line by line
+        with tempfile.SpooledTemporaryFile(max_size=32 * 1024**2, dir=str(hub.store.blobs.root)) as spool:
+            await _spool_limited(request, hub.settings.max_upload_bytes, spool)
+            spool.seek(0)
+            return await run_in_threadpool(_dispatch, kind, request, spool, hub, s, caller)
     body = b""
     if request.method in ("POST", "PUT", "DELETE"):
         body = await _read_limited(request, hub.settings.max_upload_bytes)
     return await run_in_threadpool(_dispatch, kind, request, body, hub, s, caller)
 
 
-def _dispatch(kind: str, request: Request, body: bytes, hub: HubDep, s: Db, caller: Caller) -> Response:
+def _dispatch(kind: str, request: Request, body: Any, hub: HubDep, s: Db, caller: Caller) -> Response:
+    """Every /api/{kind}/ns/name/... route; body is the request's bytes (a spooled file for commits)."""
     if kind not in PLURAL:
         return error_response(404, f"No route /api/{kind}: use /api/models, /api/datasets or /api/spaces.")
     repo_type = PLURAL[kind]
@@ -220,8 +229,8 @@ def _dispatch(kind: str, request: Request, body: bytes, hub: HubDep, s: Db, call
         caller.check_write(repo)
         if request.query_params.get("create_pr", "").lower() in ("1", "true"):
             raise HubRequestError("Pull requests are not supported by Cove: commit to a branch instead.")
-        header, items = files.parse_ndjson(body)
-        ops = files.build_ops(store, s, repo, items)
+        lines = body.splitlines() if isinstance(body, bytes) else body
+        header, ops = files.read_commit(store, s, repo, lines)
         title = str(header.get("summary") or "").strip()
         commit_id = store.commit(
             s,
@@ -245,6 +254,20 @@ def _dispatch(kind: str, request: Request, body: bytes, hub: HubDep, s: Db, call
         )
 
     return error_response(404, f"No route {method} {request.url.path}: not part of the Hub API Cove serves.")
+
+
+async def _spool_limited(request: Request, limit: int, out: Any) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise HubRequestError(f"Request body of {length} bytes is over the upload limit of {limit} bytes.")
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise HubRequestError(
+                f"Request body is over the upload limit of {limit} bytes (COVE_MAX_UPLOAD_BYTES)."
+            )
+        out.write(chunk)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
