@@ -104,6 +104,10 @@ def test_upload_folder_regular_path_and_downloads(hub, tmp_path):
         "sub/weights.bin",
     ]
     assert Path(snap).name == commit.oid  # snapshots are keyed by the commit, as huggingface_hub's cache is
+    # preupload reports current oids, so re-uploading identical files makes no new commit
+    before = len(api.list_repo_commits("alice/tiny"))
+    api.upload_folder(repo_id="alice/tiny", folder_path=folder, commit_message="again")
+    assert len(api.list_repo_commits("alice/tiny")) == before
 
 
 def test_lfs_upload_basic_transfer(hub, tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from cove.errors import BlobMismatchError, HubRequestError, RepoNotFoundError
+from cove.errors import BlobMismatchError, HubRequestError
 from cove.server.deps import PLURAL, Caller, Db, HubDep, base_url, raw_segments, unquote_segment
 from cove.server.errors import error_response
 from cove.server.files import service
@@ -195,10 +195,7 @@ def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> 
     revision = unquote_segment(segs[3])
     path = unquote_segment("/".join(segs[4:]))
     store = hub.store
-    try:
-        repo = store.get_repo(s, repo_type, repo_id)
-    except RepoNotFoundError:
-        raise
+    repo = store.get_repo(s, repo_type, repo_id)
     caller.check_read(repo)
     commit_id = store.resolve(s, repo, revision)
     try:

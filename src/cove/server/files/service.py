@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from cove.errors import HubRequestError
 from cove.hub.storage.db import RepoRow
-from cove.hub.storage.repos import CommitOp, RepoStore, check_path
+from cove.hub.storage.repos import CommitOp, FileEntry, RepoStore, check_path
 from cove.server.settings import Settings
 
 _HF_HUB_UA = re.compile(r"hf_hub/(\d+)\.(\d+)")
@@ -40,6 +40,30 @@ def upload_mode(settings: Settings, size: int, user_agent: str, override: str | 
     if xet_capable and size <= settings.regular_max_bytes:
         return "regular"  # such clients would send "lfs" files through Xet, which Cove does not speak
     return "lfs"
+
+
+def preupload(
+    settings: Settings, tree: dict[str, FileEntry], entries: Any, *, user_agent: str, override: str | None
+) -> list[dict[str, Any]]:
+    """The preupload answer per file: its upload mode and the current oid (the client skips unchanged files)."""
+    if not isinstance(entries, list):
+        raise HubRequestError("preupload needs a JSON body with 'files': [{path, size, sample}].")
+    out = []
+    for item in entries:
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise HubRequestError("Each preupload file needs a 'path' string.")
+        path = check_path(item["path"])
+        size = item.get("size", 0)
+        if not isinstance(size, int) or size < 0:
+            raise HubRequestError(f"Invalid size {size!r} for {path!r}: use a non-negative integer.")
+        mode = upload_mode(settings, size, user_agent, override)
+        current = tree.get(path)
+        oid = None
+        if current is not None and current.lfs == (mode == "lfs"):
+            # the client compares this with its own: sha256 for LFS files, git sha1 for regular ones
+            oid = current.sha256 if current.lfs else current.oid
+        out.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+    return out
 
 
 def read_commit(

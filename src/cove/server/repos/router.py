@@ -201,28 +201,14 @@ def _dispatch(kind: str, request: Request, body: Any, hub: HubDep, s: Db, caller
         caller.check_write(repo)
         commit_id = store.resolve(s, repo, args[0] if args else None)
         tree = store.tree(s, commit_id)
-        entries = _parse_json(body).get("files")
-        if not isinstance(entries, list):
-            raise HubRequestError("preupload needs a JSON body with 'files': [{path, size, sample}].")
-        ua = request.headers.get("user-agent", "")
-        override = request.headers.get("x-cove-upload-mode")
-        out = []
-        for item in entries:
-            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-                raise HubRequestError("Each preupload file needs a 'path' string.")
-            files.check_path(item["path"])
-            size = int(item.get("size") or 0)
-            mode = files.upload_mode(hub.settings, size, ua, override)
-            current = tree.get(item["path"])
-            oid = None
-            if current is not None:
-                oid = (
-                    current.sha256
-                    if mode == "lfs" and current.lfs
-                    else (None if current.lfs else current.oid)
-                )
-            out.append({"path": item["path"], "uploadMode": mode, "shouldIgnore": False, "oid": oid})
-        return JSONResponse({"files": out, "commitOid": commit_id})
+        answers = files.preupload(
+            hub.settings,
+            tree,
+            _parse_json(body).get("files"),
+            user_agent=request.headers.get("user-agent", ""),
+            override=request.headers.get("x-cove-upload-mode"),
+        )
+        return JSONResponse({"files": answers, "commitOid": commit_id})
 
     if action == "commit" and method == "POST":
         repo = _visible_repo(hub, s, caller, repo_type, repo_id)
