@@ -25,6 +25,12 @@ library_name: transformers
 tags: [cove-test, tiny]
 datasets: [acme/reviews]
 base_model: acme/base
+model-index:
+- name: tiny
+  results:
+  - task: {type: text-classification}
+    dataset: {name: reviews, type: acme/reviews}
+    metrics: [{type: accuracy, value: 0.5}]
 ---
 # Tiny model
 """
@@ -93,6 +99,8 @@ def test_upload_folder_regular_path_and_downloads(hub, tmp_path):
     assert next(s for s in info.siblings if s.rfilename == "sub/weights.bin").lfs is None
     assert info.card_data["license"] == "apache-2.0"
     assert info.pipeline_tag == "text-classification"
+    assert info.config == {"model_type": "bert"}
+    assert info.card_data.eval_results[0].metric_value == 0.5  # model-index, parsed by the client
     assert "cove-test" in info.tags and "dataset:acme/reviews" in info.tags
     path = hf_hub_download("alice/tiny", "sub/weights.bin", endpoint=hub.url, cache_dir=tmp_path / "cache")
     assert Path(path).read_bytes() == (folder / "sub" / "weights.bin").read_bytes()

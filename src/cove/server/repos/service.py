@@ -72,12 +72,28 @@ def info_json(
                 sib["lfs"] = lfs_json(entry)
         siblings.append(sib)
     out["siblings"] = siblings
+    if repo.type == "model":
+        if "model-index" in card(repo):
+            out["model-index"] = card(repo)["model-index"]
+        config = _small_json(store, tree.get("config.json"))
+        if config is not None:
+            out["config"] = {k: config[k] for k in ("architectures", "model_type") if k in config}
     out["spaces"] = []
     out["usedStorage"] = sum(e.size for e in tree.values())
     if repo.type == "dataset":
         out["description"] = card(repo).get("description", "")
         out["citation"] = ""
     return out
+
+
+def _small_json(store: RepoStore, entry: FileEntry | None) -> dict[str, Any] | None:
+    if entry is None or entry.size > 1_000_000:
+        return None
+    try:
+        data = json.loads(store.blobs.read(entry.sha256))
+    except (ValueError, OSError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def lfs_json(entry: FileEntry) -> dict[str, Any]:
