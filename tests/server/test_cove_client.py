@@ -88,6 +88,11 @@ def test_resolve_model_dir_remote_embedded_and_bundled(hub, env, monkeypatch):
     client.upload_folder("alice/resolvable", folder, token=hub.tokens["alice"])
     remote = resolve_model_dir("alice/resolvable")
     assert (remote / "config.json").read_text() == (folder / "config.json").read_text()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline: the same snapshot, from the cache
+    assert resolve_model_dir("alice/resolvable") == remote
+    with pytest.raises(OfflineModeError):
+        resolve_model_dir("alice/never-downloaded")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
     # no endpoint: the data dir's repos are read directly (the embedded hub)
     monkeypatch.delenv("COVE_ENDPOINT")
     monkeypatch.setenv("HF_HUB_CACHE", str(env / "empty-cache"))
