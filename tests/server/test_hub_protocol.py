@@ -342,6 +342,14 @@ def test_bad_input_is_refused_and_changes_nothing(hub):
     assert httpx.put(href.replace("sig=", "sig=0"), content=b"abc").status_code == 400  # forged signature
     r = httpx.post(f"{hub.url}/api/repos/create", content=b"{oops", headers=auth)
     assert r.status_code == 400
+    r = httpx.post(f"{hub.url}/alice/safe.git/info/lfs/objects/batch", content=b"[oops", headers=auth)
+    assert r.status_code == 400 and "LFS batch" in r.json()["error"]
+    r = httpx.post(
+        f"{hub.url}/api/models/alice/safe/preupload/main",
+        json={"files": [{"path": "a", "size": "x"}]},
+        headers=auth,
+    )
+    assert r.status_code == 400 and "size" in r.json()["error"]
     assert api.model_info("alice/safe").sha == head
     assert api.list_repo_files("alice/safe") == [".gitattributes"]
 

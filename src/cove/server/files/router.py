@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from typing import Any
@@ -53,7 +54,10 @@ async def lfs_upload(oid: str, request: Request, hub: HubDep, s: Db) -> Response
 
 @router.post("/cove-lfs/{oid}/verify")
 async def lfs_verify(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
-    body = await request.json()
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise HubRequestError(f"Malformed JSON in the LFS verify request: {exc}.") from exc
     size = body.get("size") if isinstance(body, dict) else None
     q = request.query_params
     try:
@@ -93,7 +97,7 @@ def lfs_download(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
     )
 
 
-def _parse_repo(segs: list[str]) -> tuple[str, list[str]] | None:
+def _parse_repo(segs: list[str]) -> tuple[str, list[str]]:
     """(repo type, remaining segments) for /{datasets,spaces,models}/ns/name/... or /ns/name/..."""
     if segs and segs[0] in PLURAL:
         return PLURAL[segs[0]], segs[1:]
@@ -103,15 +107,16 @@ def _parse_repo(segs: list[str]) -> tuple[str, list[str]] | None:
 @router.post("/{rest:path}")
 async def lfs_batch(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> Response:
     segs = raw_segments(request)
-    parsed = _parse_repo(segs)
-    assert parsed is not None
-    repo_type, segs = parsed
+    repo_type, segs = _parse_repo(segs)
     if len(segs) != 6 or not segs[1].endswith(".git") or segs[2:] != ["info", "lfs", "objects", "batch"]:
         return error_response(404, f"No route POST {request.url.path}.")
     repo_id = f"{unquote_segment(segs[0])}/{unquote_segment(segs[1])[:-4]}"
     repo = hub.store.get_repo(s, repo_type, repo_id)
     caller.check_read(repo)
-    body = await request.json()
+    try:
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise HubRequestError(f"Malformed JSON in the LFS batch request: {exc}.") from exc
     if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
         raise HubRequestError(
             "Malformed LFS batch request: expected {'operation', 'objects': [{oid, size}]}."
@@ -188,7 +193,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 @router.api_route("/{rest:path}", methods=["GET", "HEAD"])
 def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> Response:
     segs = raw_segments(request)
-    repo_type, segs = _parse_repo(segs)  # type: ignore[misc]
+    repo_type, segs = _parse_repo(segs)
     if len(segs) < 5 or segs[2] != "resolve":
         return error_response(404, f"No route {request.method} {request.url.path}.")
     repo_id = f"{unquote_segment(segs[0])}/{unquote_segment(segs[1])}"
