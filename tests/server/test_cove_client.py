@@ -151,6 +151,8 @@ def test_push_without_a_server_lands_in_the_local_hub_and_is_served(hub, env, mo
     monkeypatch.delenv("COVE_ENDPOINT")
     monkeypatch.setenv("COVE_DATA_DIR", str(hub.data_dir))
     folder = _model_folder(env)
+    assert client.create_repo("alice/offline-push", private=False) == "local:alice/offline-push"
+    assert client.create_repo("alice/offline-push") == "local:alice/offline-push"  # exist_ok by default
     ref = client.upload_folder("alice/offline-push", folder, commit_message="pushed offline")
     assert ref.startswith("local:alice/offline-push@")
     commit = ref.rsplit("@", 1)[1]

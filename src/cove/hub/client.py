@@ -301,7 +301,12 @@ def create_repo(
     exist_ok: bool = True,
     endpoint: str | None = None,
 ) -> str:
-    """Create a repo on the hub; returns its URL."""
+    """Create a repo on the hub; returns its URL ("local:<repo_id>" in the data dir when no hub is set)."""
+    if not (endpoint or get_endpoint()):
+        from cove.hub.local import local_create_repo
+
+        local_create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=exist_ok)
+        return f"local:{repo_id}"
     namespace, _, name = repo_id.rpartition("/")
     payload: dict[str, Any] = {
         "name": name,

@@ -59,6 +59,29 @@ def local_snapshot(
     return snap
 
 
+def local_create_repo(
+    repo_id: str,
+    *,
+    repo_type: str = "model",
+    private: bool = False,
+    exist_ok: bool = True,
+    root: str | os.PathLike[str] | None = None,
+) -> None:
+    from cove.errors import RepoExistsError
+    from cove.hub.storage.repos import RepoStore
+
+    store = RepoStore(Path(root).expanduser() if root else data_dir())
+    store.create_tables()
+    try:
+        with store.session() as s:
+            store.create_repo(s, repo_type, repo_id, private=private, author=os.environ.get("USER") or "cove")
+    except RepoExistsError:
+        if not exist_ok:
+            raise
+    finally:
+        store.engine.dispose()
+
+
 def local_upload(
     repo_id: str,
     files: list[tuple[str, Path | bytes]],
