@@ -7,7 +7,7 @@ Everything is exported lazily: ``import cove`` imports neither torch, pyarrow no
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -43,6 +43,8 @@ _EXPORTS: dict[str, str] = {
     "RobertaForTokenClassification": "cove.models.roberta",
     "RobertaForQuestionAnswering": "cove.models.roberta",
     "RobertaForMaskedLM": "cove.models.roberta",
+    # pipelines
+    "pipeline": "cove.pipelines",
     # datasets and metrics
     "load_dataset": "cove.data",
     "load_from_disk": "cove.data",
@@ -55,17 +57,6 @@ _EXPORTS: dict[str, str] = {
     "Sequence": "cove.data",
     "load_metric": "cove.metrics",
 }
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cove.models.auto import (
-        AutoConfig,
-        AutoModel,
-        AutoModelForMaskedLM,
-        AutoModelForQuestionAnswering,
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-    )
-    from cove.tokenization.auto import AutoTokenizer
 
 __all__ = sorted(_EXPORTS)
 

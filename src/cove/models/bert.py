@@ -1,0 +1,497 @@
+"""BERT (and MiniLM, which is a small BERT): encoder, pooler and task heads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cove.checkpoint.config import PretrainedConfig
+from cove.checkpoint.weight_map import WeightMap
+from cove.errors import ConfigError
+from cove.models.modeling import (
+    ACTIVATIONS,
+    PreTrainedModel,
+    attention,
+    get_activation,
+    padding_mask,
+    sequence_classification_loss,
+    span_loss,
+)
+from cove.models.outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+
+
+@dataclass
+class BertConfig(PretrainedConfig):
+    model_type = "bert"
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int | None = 0
+    position_embedding_type: str = "absolute"
+    classifier_dropout: float | None = None
+    is_decoder: bool = False
+    add_cross_attention: bool = False
+    use_cache: bool = True
+
+    def validate(self) -> None:
+        if self.position_embedding_type != "absolute":
+            raise ConfigError(
+                f"position_embedding_type={self.position_embedding_type!r} is not supported; Cove implements 'absolute'."
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise ConfigError(
+                f"hidden_act={self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}."
+            )
+        if self.is_decoder or self.add_cross_attention:
+            raise ConfigError(
+                "BERT as a decoder (is_decoder / add_cross_attention) is not supported by Cove."
+            )
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}."
+            )
+
+
+# checkpoint module path -> Cove module path, for the backbone
+BERT_WEIGHT_MAP = {
+    "embeddings.word_embeddings": "embeddings.word",
+    "embeddings.position_embeddings": "embeddings.position",
+    "embeddings.token_type_embeddings": "embeddings.token_type",
+    "embeddings.LayerNorm": "embeddings.norm",
+    "encoder.layer.{}.attention.self.query": "layers.{}.attn.q",
+    "encoder.layer.{}.attention.self.key": "layers.{}.attn.k",
+    "encoder.layer.{}.attention.self.value": "layers.{}.attn.v",
+    "encoder.layer.{}.attention.output.dense": "layers.{}.attn.o",
+    "encoder.layer.{}.attention.output.LayerNorm": "layers.{}.attn_norm",
+    "encoder.layer.{}.intermediate.dense": "layers.{}.ffn.up",
+    "encoder.layer.{}.output.dense": "layers.{}.ffn.down",
+    "encoder.layer.{}.output.LayerNorm": "layers.{}.ffn_norm",
+    "pooler.dense": "pooler.dense",
+}
+
+# weights of other tasks' heads and legacy buffers, dropped (with a warning) when a model does not use them
+_OTHER_HEADS = (r"^cls\.", r"^classifier\.", r"^qa_outputs\.", r"position_ids$")
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(hidden, hidden)
+        self.k = nn.Linear(hidden, hidden)
+        self.v = nn.Linear(hidden, hidden)
+        self.o = nn.Linear(hidden, hidden)
+        self.dropout = dropout
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b, s, h = x.shape
+        # (batch, seq, hidden) -> (batch, heads, seq, head_dim)
+        q, k, v = (proj(x).view(b, s, self.heads, -1).transpose(1, 2) for proj in (self.q, self.k, self.v))
+        out, weights = attention(
+            q, k, v, mask, dropout=self.dropout if self.training else 0.0, need_weights=need_weights
+        )
+        return self.o(out.transpose(1, 2).reshape(b, s, h)), weights
+
+
+class FeedForward(nn.Module):
+    def __init__(self, hidden: int, intermediate: int, act: str):
+        super().__init__()
+        self.up = nn.Linear(hidden, intermediate)
+        self.down = nn.Linear(intermediate, hidden)
+        self.act = get_activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.up(x)))
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm transformer layer (BERT, RoBERTa and DistilBERT share its maths)."""
+
+    def __init__(
+        self,
+        hidden: int,
+        heads: int,
+        intermediate: int,
+        act: str,
+        eps: float,
+        dropout: float,
+        attn_dropout: float,
+        attn_output_dropout: bool = True,  # DistilBERT applies no dropout to the attention output
+    ):
+        super().__init__()
+        self.attn_output_dropout = attn_output_dropout
+        self.attn = SelfAttention(hidden, heads, attn_dropout)
+        self.attn_norm = nn.LayerNorm(hidden, eps=eps)
+        self.ffn = FeedForward(hidden, intermediate, act)
+        self.ffn_norm = nn.LayerNorm(hidden, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn, weights = self.attn(x, mask, need_weights)
+        x = self.attn_norm(x + (self.dropout(attn) if self.attn_output_dropout else attn))
+        x = self.ffn_norm(x + self.dropout(self.ffn(x)))
+        return x, weights
+
+
+def run_layers(
+    layers: nn.ModuleList,
+    x: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    output_hidden_states: bool,
+    output_attentions: bool,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+    mask = padding_mask(attention_mask, x.dtype)
+    hidden_states = [x] if output_hidden_states else None
+    attentions = [] if output_attentions else None
+    for layer in layers:
+        x, weights = layer(x, mask, output_attentions)
+        if hidden_states is not None:
+            hidden_states.append(x)
+        if attentions is not None:
+            attentions.append(weights)
+    return x, tuple(hidden_states) if hidden_states else None, tuple(attentions) if attentions else None
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+    ) -> torch.Tensor:
+        x = self.word(input_ids) if inputs_embeds is None else inputs_embeds  # (batch, seq, hidden)
+        seq = x.shape[1]
+        if seq > self.position.num_embeddings:
+            raise ConfigError(
+                f"Input of {seq} tokens is longer than the model's {self.position.num_embeddings} positions: "
+                "truncate it (tokenizer truncation=True)."
+            )
+        if position_ids is None:
+            position_ids = torch.arange(seq, device=x.device)[None, :]
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(x.shape[:2], dtype=torch.long, device=x.device)
+        x = x + self.token_type(token_type_ids) + self.position(position_ids)
+        return self.dropout(self.norm(x))
+
+
+class BertPooler(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(x[:, 0]))  # first token: (batch, hidden)
+
+
+def _check_inputs(input_ids: Any, inputs_embeds: Any) -> None:
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+
+
+class BertPreTrainedModel(PreTrainedModel):
+    config_class = BertConfig
+    base_model_prefix = "bert"
+
+    @classmethod
+    def base_rules(cls) -> WeightMap:
+        return WeightMap(BERT_WEIGHT_MAP)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return getattr(self, self.base_model_prefix).embeddings.word
+
+
+class BertModel(BertPreTrainedModel):
+    is_base_model = True
+    weight_map = WeightMap(BERT_WEIGHT_MAP)
+    new_modules = ("pooler",)
+    ignorable = _OTHER_HEADS
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.layers = nn.ModuleList(
+            EncoderLayer(
+                config.hidden_size,
+                config.num_attention_heads,
+                config.intermediate_size,
+                config.hidden_act,
+                config.layer_norm_eps,
+                config.hidden_dropout_prob,
+                config.attention_probs_dropout_prob,
+            )
+            for _ in range(config.num_hidden_layers)
+        )
+        self.pooler = BertPooler(config.hidden_size) if add_pooling_layer else None
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool = True,
+    ) -> Any:
+        _check_inputs(input_ids, inputs_embeds)
+        x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        x, hidden_states, attentions = run_layers(
+            self.layers,
+            x,
+            attention_mask,
+            bool(
+                output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+            ),
+            bool(output_attentions if output_attentions is not None else self.config.output_attentions),
+        )
+        pooled = self.pooler(x) if self.pooler is not None else None
+        out = BaseModelOutputWithPooling(
+            last_hidden_state=x, pooler_output=pooled, hidden_states=hidden_states, attentions=attentions
+        )
+        return out if return_dict else out.to_tuple()
+
+
+def _prefixed(prefix: str, extra: dict[str, str]) -> WeightMap:
+    return WeightMap(BERT_WEIGHT_MAP).prefixed(prefix) | WeightMap(extra)
+
+
+def _classifier_dropout(config: BertConfig) -> float:
+    return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    weight_map = _prefixed("bert", {"classifier": "classifier"})
+    new_modules = ("classifier", "bert.pooler")
+    ignorable = (r"^cls\.", r"^qa_outputs\.", r"position_ids$")
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool = True,
+    ) -> Any:
+        base = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
+        logits = self.classifier(self.dropout(base.pooler_output))  # (batch, num_labels)
+        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
+        out = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    weight_map = _prefixed("bert", {"classifier": "classifier"})
+    new_modules = ("classifier",)
+    ignorable = (r"^cls\.", r"^qa_outputs\.", r"^bert\.pooler\.", r"position_ids$")
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool = True,
+    ) -> Any:
+        base = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
+        logits = self.classifier(self.dropout(base.last_hidden_state))  # (batch, seq, num_labels)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
+        out = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class BertForQuestionAnswering(BertPreTrainedModel):
+    weight_map = _prefixed("bert", {"qa_outputs": "qa_outputs"})
+    new_modules = ("qa_outputs",)
+    ignorable = (r"^cls\.", r"^classifier\.", r"^bert\.pooler\.", r"position_ids$")
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool = True,
+    ) -> Any:
+        base = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
+        logits = self.qa_outputs(base.last_hidden_state)  # (batch, seq, 2)
+        start, end = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = span_loss(start, end, start_positions, end_positions)
+        out = QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start,
+            end_logits=end,
+            hidden_states=base.hidden_states,
+            attentions=base.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class BertMLMHead(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = get_activation(config.hidden_act)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(self.act(self.dense(x))))  # (batch, seq, vocab)
+
+
+class BertForMaskedLM(BertPreTrainedModel):
+    weight_map = _prefixed(
+        "bert",
+        {
+            "cls.predictions.transform.dense": "mlm.dense",
+            "cls.predictions.transform.LayerNorm": "mlm.norm",
+            "cls.predictions.bias": "mlm.decoder.bias",
+            "cls.predictions.decoder": "mlm.decoder",
+        },
+    )
+    new_modules = ("mlm",)
+    ignorable = (
+        r"^cls\.seq_relationship\.",
+        r"^classifier\.",
+        r"^qa_outputs\.",
+        r"^bert\.pooler\.",
+        r"position_ids$",
+    )
+    tied = {"mlm.decoder.weight": "bert.embeddings.word.weight"}
+    aliases = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.mlm = BertMLMHead(config)
+        self.tie_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool = True,
+    ) -> Any:
+        base = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
+        logits = self.mlm(base.last_hidden_state)
+        loss = (
+            F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
+            if labels is not None
+            else None
+        )
+        out = MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
+        )
+        return out if return_dict else out.to_tuple()

@@ -1,0 +1,406 @@
+"""Shared model infrastructure: loading and saving checkpoints, weight init, attention, activations, losses.
+
+Families subclass ``PreTrainedModel`` and declare:
+- ``config_class``; ``base_model_prefix`` (the checkpoint's prefix for the backbone inside a head model);
+- ``weight_map``: checkpoint module paths -> Cove's, for this class (backbone rules carry the prefix);
+- ``new_modules``: Cove module paths a checkpoint may lack, which are then freshly initialised with a
+  warning (a task head on top of a base checkpoint: the fine-tuning start);
+- ``ignorable``: regexes of checkpoint keys dropped with a warning (other tasks' heads, legacy buffers);
+- ``tied``: Cove parameter -> parameter it shares storage with (saved once, as transformers does).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cove.checkpoint.config import PretrainedConfig, read_config_dict
+from cove.checkpoint.weight_map import WeightMap, _preview, apply_weight_map
+from cove.checkpoint.weights import load_state_dict, save_state_dict
+from cove.errors import CheckpointError, ConfigError
+
+logger = logging.getLogger("cove.models")
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(dtype: Any, config: PretrainedConfig) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    if dtype == "auto":
+        return _DTYPES.get(config.dtype or "float32", torch.float32)
+    if isinstance(dtype, torch.dtype):
+        if dtype not in _DTYPES.values():
+            raise ConfigError(f"dtype={dtype} is not supported; use float32, bfloat16 or float16.")
+        return dtype
+    if isinstance(dtype, str) and dtype.replace("torch.", "") in _DTYPES:
+        return _DTYPES[dtype.replace("torch.", "")]
+    raise ConfigError(
+        f"dtype={dtype!r} is not supported; use 'float32', 'bfloat16', 'float16', 'auto' or a torch.dtype."
+    )
+
+
+# -- activations -----------------------------------------------------------------------------
+
+
+def _gelu_new(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_new": _gelu_new,
+    "gelu_pytorch_tanh": _gelu_new,
+    "gelu_fast": _gelu_new,
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+}
+
+
+def get_activation(name: str) -> Any:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ConfigError(
+            f"Activation {name!r} is not supported; use one of {sorted(ACTIVATIONS)}."
+        ) from None
+
+
+# -- attention -------------------------------------------------------------------------------
+
+
+def padding_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(batch, seq) 1/0 mask -> additive (batch, 1, 1, seq) mask for SDPA, or None when nothing is masked."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    mask = attention_mask[:, None, None, :].to(torch.bool)
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    *,
+    dropout: float = 0.0,
+    need_weights: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """q, k, v: (batch, heads, seq, head_dim) -> (batch, heads, seq, head_dim), optional attention weights."""
+    if not need_weights:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # (batch, heads, seq, seq)
+    if mask is not None:
+        scores = scores + mask
+    weights = scores.softmax(dim=-1)
+    return F.dropout(weights, p=dropout) @ v, weights
+
+
+# -- losses ----------------------------------------------------------------------------------
+
+
+def sequence_classification_loss(
+    config: PretrainedConfig, logits: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Regression, single-label or multi-label loss, chosen as transformers does when problem_type is unset."""
+    num_labels = logits.shape[-1]
+    problem = config.problem_type
+    if problem is None:
+        if num_labels == 1:
+            problem = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem = "single_label_classification"
+        else:
+            problem = "multi_label_classification"
+        config.problem_type = problem
+    if problem == "regression":
+        if num_labels == 1:
+            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return F.mse_loss(logits, labels.to(logits.dtype))
+    if problem == "single_label_classification":
+        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def span_loss(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, start: torch.Tensor, end: torch.Tensor
+) -> torch.Tensor:
+    """Question-answering loss; positions outside the input are ignored, as in transformers."""
+    start, end = start.view(-1), end.view(-1)
+    ignored = start_logits.shape[1]
+    start, end = start.clamp(0, ignored), end.clamp(0, ignored)
+    return (
+        F.cross_entropy(start_logits, start, ignore_index=ignored)
+        + F.cross_entropy(end_logits, end, ignore_index=ignored)
+    ) / 2
+
+
+# -- the base class --------------------------------------------------------------------------
+
+# buffers older transformers versions saved; they hold no learned values
+_SILENTLY_DROPPED = re.compile(r"(^|\.)(position_ids|token_type_ids)$")
+_LEGACY_NAMES = [(re.compile(r"\.gamma$"), ".weight"), (re.compile(r"\.beta$"), ".bias")]
+
+
+class PreTrainedModel(nn.Module):
+    config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
+    base_model_prefix: ClassVar[str] = ""
+    is_base_model: ClassVar[bool] = False
+    weight_map: ClassVar[WeightMap] = WeightMap({})
+    new_modules: ClassVar[tuple[str, ...]] = ()
+    ignorable: ClassVar[tuple[str, ...]] = ()
+    tied: ClassVar[dict[str, str]] = {}
+    aliases: ClassVar[dict[str, str]] = {}  # checkpoint key -> canonical checkpoint key
+
+    def __init__(self, config: PretrainedConfig):
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise ConfigError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}."
+            )
+        self.config = config
+
+    # -- initialisation ----------------------------------------------------------------------
+
+    def init_module(self, module: nn.Module) -> None:
+        std = getattr(self.config, "initializer_range", 0.02)
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif (
+            hasattr(module, "weight") and isinstance(module.weight, nn.Parameter) and module.weight.ndim == 1
+        ):
+            nn.init.ones_(module.weight)  # RMSNorm-style scales
+
+    def post_init(self) -> None:
+        """Initialise every weight (a model built from a config, not loaded), then tie."""
+        with torch.no_grad():
+            for module in self.modules():
+                self.init_module(module)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        if not getattr(self.config, "tie_word_embeddings", True):
+            return
+        for target, source in self.tied.items():
+            owner_name, _, pname = target.rpartition(".")
+            setattr(self.get_submodule(owner_name), pname, self.get_parameter(source))
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *,
+        config: PretrainedConfig | None = None,
+        dtype: Any = None,
+        torch_dtype: Any = None,
+        revision: str | None = None,
+        allow_pickle: bool = False,
+        ignore_mismatched_sizes: bool = False,
+        device: Any = None,
+        **config_overrides: Any,
+    ) -> PreTrainedModel:
+        from cove.hub.resolve import resolve_model_dir
+
+        folder = resolve_model_dir(pretrained_model_name_or_path, revision=revision)
+        if config is None:
+            raw = read_config_dict(folder)
+            found = raw.get("model_type")
+            if found and found != cls.config_class.model_type:
+                raise ConfigError(
+                    f"{folder} holds a {found!r} model, not {cls.config_class.model_type!r}: "
+                    f"load it with an Auto class or the {found} classes."
+                )
+            config = cls.config_class.from_dict(raw, **config_overrides)
+        elif config_overrides:
+            raise ConfigError(
+                f"Pass either config= or config overrides, not both: {sorted(config_overrides)}."
+            )
+        config.name_or_path = str(pretrained_model_name_or_path)
+        state = load_state_dict(folder, allow_pickle=allow_pickle)
+        model = cls._from_state_dict(
+            config, state, source=str(folder), ignore_mismatched_sizes=ignore_mismatched_sizes
+        )
+        target = resolve_dtype(dtype if dtype is not None else torch_dtype, config)
+        if target is not None:
+            model = model.to(target)
+        if device is not None:
+            model = model.to(device)
+        return model.eval()
+
+    @classmethod
+    def _from_state_dict(
+        cls,
+        config: PretrainedConfig,
+        state: dict[str, torch.Tensor],
+        *,
+        source: str,
+        ignore_mismatched_sizes: bool,
+    ) -> PreTrainedModel:
+        state = cls._normalise_checkpoint_keys(state, source)
+        ours = apply_weight_map(state, cls.weight_map, source=source)
+        with torch.device("meta"):
+            model = cls(config)
+        expected = {
+            k: v for k, v in model.state_dict().items() if k not in cls.tied or not config.tie_word_embeddings
+        }
+        mismatched = []
+        for key, tensor in list(ours.items()):
+            if key not in expected:
+                if key in cls.tied:  # an explicitly saved copy of a tied weight
+                    ours.pop(key)
+                    continue
+                raise CheckpointError(
+                    f"{source}: checkpoint key maps to {key!r}, which {cls.__name__} does not have."
+                )
+            want, got = tuple(expected[key].shape), tuple(tensor.shape)
+            if got == want:
+                continue
+            if ignore_mismatched_sizes and cls._is_new_module(key):
+                logger.warning(
+                    "%s: %s is %s in the checkpoint, %s in the model; re-initialised.", source, key, got, want
+                )
+                ours.pop(key)
+            else:
+                mismatched.append(f"{key!r} is {got} in the checkpoint but {want} in the model")
+        if mismatched:
+            more = f" and {len(mismatched) - 6} more" if len(mismatched) > 6 else ""
+            raise CheckpointError(
+                f"{source}: weight shapes do not match {cls.__name__}'s config: {'; '.join(mismatched[:6])}{more}. "
+                "Check config.json (num_labels, sizes), or pass ignore_mismatched_sizes=True to re-initialise a task head."
+            )
+        missing = [k for k in expected if k not in ours]
+        bad = [k for k in missing if not cls._is_new_module(k)]
+        if bad:
+            raise CheckpointError(f"{source} is missing weights {cls.__name__} needs: {_preview(bad)}.")
+        model.load_state_dict(ours, strict=False, assign=True)
+        if missing:
+            logger.warning(
+                "%s: %s weights were not in the checkpoint and are newly initialised (train the model before "
+                "using it for predictions): %s",
+                source,
+                cls.__name__,
+                _preview(missing),
+            )
+            model._materialise(missing)
+        model.tie_weights()
+        return model
+
+    @classmethod
+    def _is_new_module(cls, key: str) -> bool:
+        return any(key == m or key.startswith(m + ".") for m in cls.new_modules)
+
+    @classmethod
+    def _normalise_checkpoint_keys(
+        cls, state: dict[str, torch.Tensor], source: str
+    ) -> dict[str, torch.Tensor]:
+        renamed: dict[str, torch.Tensor] = {}
+        for key, value in state.items():
+            for pattern, repl in _LEGACY_NAMES:
+                key = pattern.sub(repl, key)
+            renamed[key] = value
+        for alias, canonical in cls.aliases.items():
+            if alias in renamed:
+                value = renamed.pop(alias)
+                renamed.setdefault(canonical, value)
+        prefix = cls.base_model_prefix
+        if prefix:
+            has_prefix = any(k.startswith(prefix + ".") for k in renamed)
+            if cls.is_base_model and has_prefix:
+                # a task model's checkpoint loaded as the base model: keep the backbone
+                renamed = {
+                    k[len(prefix) + 1 :] if k.startswith(prefix + ".") else k: v for k, v in renamed.items()
+                }
+            elif not cls.is_base_model and not has_prefix:
+                # a base model's checkpoint under a task head: the backbone gets the prefix
+                base_rules = cls.base_rules()
+                renamed = {
+                    (f"{prefix}.{k}" if base_rules.rename(k) is not None else k): v
+                    for k, v in renamed.items()
+                }
+        renamed = {k: v for k, v in renamed.items() if not _SILENTLY_DROPPED.search(k)}
+        dropped = [k for k in renamed if any(re.search(p, k) for p in cls.ignorable)]
+        if dropped:
+            logger.warning(
+                "%s: ignoring checkpoint weights %s does not use: %s", source, cls.__name__, _preview(dropped)
+            )
+        return {k: v for k, v in renamed.items() if k not in dropped}
+
+    @classmethod
+    def base_rules(cls) -> WeightMap:
+        """The backbone's map, without prefix (families override when they have a base model)."""
+        return WeightMap({})
+
+    def _materialise(self, keys: list[str]) -> None:
+        owners = {k.rpartition(".")[0] for k in keys}
+        for owner in owners:
+            module = self.get_submodule(owner)
+            for name, param in list(module.named_parameters(recurse=False)):
+                if param.is_meta:
+                    setattr(module, name, nn.Parameter(torch.empty(param.shape, dtype=param.dtype)))
+            with torch.no_grad():
+                self.init_module(module)
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights under the checkpoint's names, tied copies left out."""
+        state = {
+            k: v
+            for k, v in self.state_dict().items()
+            if not (k in self.tied and self.config.tie_word_embeddings)
+        }
+        return apply_weight_map(state, self.weight_map.invert(), source=type(self).__name__)
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike[str], *, max_shard_size: int | str = "5GB", **_: Any
+    ) -> list[Path]:
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.architectures = [type(self).__name__]
+        dtype = next(self.parameters()).dtype
+        self.config.dtype = {v: k for k, v in _DTYPES.items()}.get(dtype, "float32")
+        self.config.save_pretrained(folder)
+        return save_state_dict(self.checkpoint_state_dict(), folder, max_shard_size=max_shard_size)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        from cove.hub.push import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
+    # -- conveniences ------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        raise NotImplementedError

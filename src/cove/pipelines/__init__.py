@@ -1,0 +1,34 @@
+"""``cove.pipeline(task, model=..., ...)``: tasks with the ecosystem's output formats."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+from cove.errors import PipelineError
+
+# task (and aliases) -> (module, class)
+TASKS: dict[str, tuple[str, str]] = {
+    "feature-extraction": ("cove.pipelines.feature_extraction", "FeatureExtractionPipeline"),
+    "sentence-similarity": ("cove.pipelines.feature_extraction", "SentenceSimilarityPipeline"),
+    "sentence-embeddings": ("cove.pipelines.feature_extraction", "SentenceSimilarityPipeline"),
+}
+
+
+def pipeline(
+    task: str,
+    model: Any = None,
+    tokenizer: Any = None,
+    device: Any = None,
+    dtype: Any = None,
+    batch_size: int | None = None,
+    **task_params: Any,
+) -> Any:
+    if task not in TASKS:
+        close = difflib.get_close_matches(task, list(TASKS), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise PipelineError(f"Unknown pipeline task {task!r}.{hint} Available: {sorted(TASKS)}.")
+    module, name = TASKS[task]
+    cls = getattr(importlib.import_module(module), name)
+    return cls(model, tokenizer, device=device, dtype=dtype, batch_size=batch_size, **task_params)
