@@ -76,3 +76,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     yield live
     server.should_exit = True  # type: ignore[attr-defined]
     thread.join(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _online_to_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py turns offline mode on for the suite; these tests talk only to 127.0.0.1 servers they
+    start, so the clients under test must be online (every call names the local endpoint)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
