@@ -181,6 +181,16 @@ def test_branches_tags_history_and_downloads_by_revision(hub, tmp_path):
     assert refs.tags == [] and [b.name for b in refs.branches] == ["main"]
 
 
+def test_unicode_and_space_in_file_names(hub, tmp_path):
+    api = hub.api()
+    api.create_repo("alice/names")
+    name = "données/数据 file #1.txt"
+    api.upload_file(path_or_fileobj="héllo".encode(), path_in_repo=name, repo_id="alice/names")
+    assert name in api.list_repo_files("alice/names")
+    path = hf_hub_download("alice/names", name, endpoint=hub.url, cache_dir=tmp_path / "c")
+    assert Path(path).read_text() == "héllo"
+
+
 def test_range_and_resumed_download(hub, tmp_path):
     api = hub.api()
     api.create_repo("alice/ranges")

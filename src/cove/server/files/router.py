@@ -6,6 +6,7 @@ import json
 import re
 import tempfile
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -212,7 +213,8 @@ def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> 
         "X-Repo-Commit": commit_id,
         "ETag": f'"{entry.sha256 if entry.lfs else entry.oid}"',
         "Accept-Ranges": "bytes",
-        "Content-Disposition": f'inline; filename="{path.rsplit("/", 1)[-1]}"',
+        # RFC 6266/5987: headers are latin-1, file names need not be
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1], safe='')}",
         "Cache-Control": "private, max-age=0",
     }
     if entry.lfs:
