@@ -326,9 +326,15 @@ def test_bad_input_is_refused_and_changes_nothing(hub):
         )
         assert r.status_code == 400, bad
         assert "path" in r.json()["error"].lower()
-    for raw in ("..%2F..%2Fetc%2Fpasswd", "%2E%2E/secret", "a/%00"):
-        r = httpx.get(f"{hub.url}/alice/safe/resolve/main/{raw}")
-        assert r.status_code == 400, raw
+    for raw in ("..%2F..%2Fetc%2Fpasswd", "%2E%2E/secret", "a/%00", "a%5C..%5Cb"):
+        for url in (
+            f"{hub.url}/alice/safe/resolve/main/{raw}",
+            f"{hub.url}/api/models/alice/safe/tree/main/{raw}",
+        ):
+            r = httpx.get(url)
+            assert r.status_code == 400 and r.headers["X-Error-Code"] == "BadRequest", url
+    r = httpx.post(f"{hub.url}/api/models/alice/safe/paths-info/main", data={"paths": ["../../etc/passwd"]})
+    assert r.status_code == 400
     r = httpx.post(commit_url, content=b"{not json", headers={**auth, "Content-Type": "application/x-ndjson"})
     assert r.status_code == 400 and "NDJSON" in r.json()["error"]
     missing = "ab" * 32

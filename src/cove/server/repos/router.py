@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from cove.errors import EntryNotFoundError, HubRequestError, RepoNotFoundError
 from cove.hub.storage.cards import card_from_readme, parse_yaml, split_front_matter
 from cove.hub.storage.db import RepoRow
-from cove.hub.storage.repos import check_repo_type
+from cove.hub.storage.repos import check_path, check_repo_type
 from cove.server.auth.service import Principal, get_account
 from cove.server.deps import (
     PLURAL,
@@ -120,6 +120,8 @@ def _dispatch(kind: str, request: Request, body: Any, hub: HubDep, s: Db, caller
         repo = _visible_repo(hub, s, caller, repo_type, repo_id)
         commit_id = store.resolve(s, repo, args[0] if args else None)
         path = "/".join(args[1:]).strip("/")
+        if path:
+            check_path(path)
         recursive = request.query_params.get("recursive", "").lower() in ("1", "true")
         listing = service.tree_listing(store.tree(s, commit_id), path, recursive=recursive)
         if listing is None:
@@ -134,6 +136,8 @@ def _dispatch(kind: str, request: Request, body: Any, hub: HubDep, s: Db, caller
         else:  # the client posts an urlencoded form: paths=a&paths=b
             form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
             paths = form.get("paths", [])
+        for p in paths:
+            check_path(p.strip("/"))
         return JSONResponse(service.paths_info(store.tree(s, commit_id), paths))
 
     if action == "refs" and method == "GET":
@@ -144,6 +148,8 @@ def _dispatch(kind: str, request: Request, body: Any, hub: HubDep, s: Db, caller
     if action == "commits" and method == "GET":
         repo = _visible_repo(hub, s, caller, repo_type, repo_id)
         file_path = "/".join(args[1:]).strip("/") or None
+        if file_path:
+            check_path(file_path)
         history = store.history(s, repo, args[0] if args else None, file_path)
         items = [
             {
