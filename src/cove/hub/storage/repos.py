@@ -58,7 +58,9 @@ GITATTRIBUTES = b"""*.7z filter=lfs diff=lfs merge=lfs -text
 
 def git_blob_oid(data: bytes) -> str:
     """The git sha1 of a blob, as the Hub reports for regular files."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    digest = hashlib.sha1(b"blob %d\0" % len(data))
+    digest.update(data)  # no copy of a possibly large buffer
+    return digest.hexdigest()
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:

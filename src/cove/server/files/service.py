@@ -9,7 +9,7 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -64,6 +64,22 @@ def preupload(
             oid = current.sha256 if current.lfs else current.oid
         out.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
     return out
+
+
+def iter_lines(stream: Any, chunk_size: int = 8 * 1024**2) -> Iterator[bytes]:
+    """Lines of a binary stream, read in large chunks (a file's line iterator is slow on 100 MB lines)."""
+    pending: list[bytes] = []
+    while chunk := stream.read(chunk_size):
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            pending.append(chunk[start:end])
+            yield b"".join(pending)
+            pending = []
+            start = end + 1
+        if start < len(chunk):
+            pending.append(chunk[start:])
+    if pending:
+        yield b"".join(pending)
 
 
 def read_commit(

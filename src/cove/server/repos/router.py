@@ -221,7 +221,7 @@ def _dispatch(kind: str, request: Request, body: Any, hub: HubDep, s: Db, caller
         caller.check_write(repo)
         if request.query_params.get("create_pr", "").lower() in ("1", "true"):
             raise HubRequestError("Pull requests are not supported by Cove: commit to a branch instead.")
-        lines = body.splitlines() if isinstance(body, bytes) else body
+        lines = body.splitlines() if isinstance(body, bytes) else files.iter_lines(body)
         header, ops = files.read_commit(store, s, repo, lines)
         title = str(header.get("summary") or "").strip()
         commit_id = store.commit(
