@@ -120,3 +120,16 @@ def test_card_metadata_refreshes_on_commit(store):
         assert (
             card["license"] == "mit" and card["base_model"] == "x/y" and card["model-index"][0]["name"] == "m"
         )
+
+
+def test_yaml_alias_bombs_are_refused():
+    from cove.hub.storage.cards import card_from_readme
+
+    bomb = "---\na: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for i, name in enumerate("bcdefgh"):
+        prev = "a" if i == 0 else "bcdefgh"[i - 1]
+        bomb += f"{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+    bomb += "---\n"
+    with pytest.raises(HubRequestError, match="too large"):
+        card_from_readme(bomb)
+    assert card_from_readme("---\nx: &a [1]\ny: *a\n---\n") == {"x": [1], "y": [1]}  # small aliases are fine

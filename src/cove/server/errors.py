@@ -79,6 +79,15 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         return error_response(exc.status_code, str(exc.detail))
 
+    from sqlalchemy.exc import OperationalError
+
+    async def handle_busy(request: Request, exc: Exception) -> JSONResponse:
+        # SQLite refuses a write whose read snapshot went stale; the client retries 503s with backoff
+        return error_response(
+            503, "The hub database is busy; retry shortly.", "Busy", extra_headers={"Retry-After": "1"}
+        )
+
+    app.add_exception_handler(OperationalError, handle_busy)
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(HubError, handle_hub_error)

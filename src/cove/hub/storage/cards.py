@@ -37,16 +37,27 @@ def parse_yaml(content: str) -> dict[str, Any]:
         raise HubRequestError(
             f"The card metadata must be a YAML mapping (key: value), got a {type(data).__name__}."
         )
-    return _jsonable(data)
+    return _jsonable(data, [_MAX_NODES])
 
 
-def _jsonable(value: Any) -> Any:
+# YAML anchors let a few lines stand for an exponentially large document ("billion laughs"); copying the
+# card into JSON would expand it, so the copy has a budget.
+_MAX_NODES = 100_000
+
+
+def _jsonable(value: Any, budget: list[int]) -> Any:
     import datetime as dt
 
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise HubRequestError(
+            f"The card metadata is too large (over {_MAX_NODES} values once YAML anchors are expanded): "
+            "shorten it or drop the anchors/aliases."
+        )
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, budget) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, budget) for v in value]
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     return value

@@ -175,6 +175,21 @@ async def lfs_batch(rest: str, request: Request, hub: HubDep, s: Db, caller: Cal
     return JSONResponse({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}, media_type=LFS_JSON)
 
 
+def _count_download(s: Db, repo_pk: int) -> None:
+    """Best effort: a busy database must not fail a download."""
+    from sqlalchemy import update
+    from sqlalchemy.exc import OperationalError
+
+    from cove.hub.storage.db import RepoRow
+
+    s.rollback()  # end the read transaction, so the write below waits for the lock instead of failing
+    try:
+        s.execute(update(RepoRow).where(RepoRow.id == repo_pk).values(downloads=RepoRow.downloads + 1))
+        s.commit()
+    except OperationalError:
+        s.rollback()
+
+
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     """(start, end exclusive) for 'bytes=a-b', 'bytes=a-' or 'bytes=-n'; None when unsatisfiable."""
     m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
@@ -235,9 +250,8 @@ def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> 
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    if status == 200 and start == 0:
-        repo.downloads += 1 if path.endswith(("config.json", ".safetensors", ".gguf")) else 0
-        s.commit()
+    if status == 200 and path.endswith(("config.json", ".safetensors", ".gguf")):
+        _count_download(s, repo.id)
     return StreamingResponse(
         store.blobs.iter_range(entry.sha256, start, end),
         status_code=status,
