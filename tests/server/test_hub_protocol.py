@@ -497,3 +497,16 @@ def test_every_error_has_a_code_and_per_file_history(hub):
         assert response.json()["error"]
     datasets = hub.api(user=None).list_datasets(author="alice")
     assert all(d.id.startswith("alice/") for d in datasets)
+
+
+def test_tokens_never_reach_the_logs(hub, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    token = hub.tokens["alice"]
+    api = hub.api()
+    api.create_repo("alice/logged", exist_ok=True)
+    api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="alice/logged")
+    httpx.get(f"{hub.url}/api/whoami-v2", headers={"Authorization": "Bearer cove_wrong-token-value"})
+    assert caplog.records  # something was logged at DEBUG, so the check below means something
+    assert token not in caplog.text and "cove_wrong-token-value" not in caplog.text

@@ -103,6 +103,11 @@ def _serve(args: argparse.Namespace) -> int:
         with store.session() as s:
             for name in import_bundled(store, s):
                 print(f"imported bundled model {name}", file=sys.stderr)
+    print(
+        f"Cove hub on http://{args.host}:{args.port} (data dir {settings.data_dir}); "
+        f"clients: export HF_ENDPOINT=http://{args.host}:{args.port}",
+        file=sys.stderr,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
