@@ -109,8 +109,13 @@ def test_resolve_model_dir_remote_embedded_and_bundled(hub, env, monkeypatch):
 def test_cli_login_upload_download(hub, env, capsys):
     from cove.cli.main import main
 
+    assert main(["login", "--token", "cove_not-valid"]) == 1  # checked against the hub, not stored
+    assert not (env / "home" / "token").exists()
     assert main(["login", "--token", hub.tokens["alice"]]) == 0
+    assert "as alice" in capsys.readouterr().out
     assert client.get_token() == hub.tokens["alice"]
+    assert main(["whoami"]) == 0
+    assert capsys.readouterr().out.startswith("alice  orgs: acme (write)")
     assert oct((env / "home" / "token").stat().st_mode & 0o777) == "0o600"
     folder = _model_folder(env)
     assert main(["upload", "alice/cli-model", str(folder), "--private"]) == 0  # uses the stored login

@@ -72,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", default=None, help="the token (read from stdin when omitted)")
     p.set_defaults(func=_login)
 
+    p = sub.add_parser("whoami", help="show who the stored (or given) token belongs to")
+    p.add_argument("--token", default=None)
+    p.set_defaults(func=_whoami)
+
     p = sub.add_parser("upload", help="upload a folder or file to a hub repo")
     p.add_argument("repo_id")
     p.add_argument("path")
@@ -161,11 +165,22 @@ def _token_revoke(args: argparse.Namespace) -> int:
 
 
 def _login(args: argparse.Namespace) -> int:
-    from cove.hub.client import save_token
+    from cove.hub.client import get_endpoint, save_token, whoami
 
     token = args.token or sys.stdin.readline().strip()
+    if get_endpoint():  # check it before storing it
+        print(f"logged in to {get_endpoint()} as {whoami(token)['name']}")
     path = save_token(token)
     print(f"token saved to {path}")
+    return 0
+
+
+def _whoami(args: argparse.Namespace) -> int:
+    from cove.hub.client import whoami
+
+    info = whoami(args.token)
+    orgs = ", ".join(f"{o['name']} ({o.get('roleInOrg', '?')})" for o in info.get("orgs", []))
+    print(info["name"] + (f"  orgs: {orgs}" if orgs else ""))
     return 0
 
 

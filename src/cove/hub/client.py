@@ -73,6 +73,14 @@ def get_token(token: str | None = None) -> str | None:
     return path.read_text().strip() or None if path.is_file() else None
 
 
+def whoami(token: str | None = None, *, endpoint: str | None = None) -> dict[str, Any]:
+    """The hub's whoami-v2 answer for the token (or the stored login)."""
+    with _client() as client:
+        r = client.get(f"{_endpoint(endpoint)}/api/whoami-v2", headers=_headers(token))
+    _raise_for_status(r, "whoami")
+    return r.json()
+
+
 def _headers(token: str | None) -> dict[str, str]:
     from cove import __version__
 
