@@ -380,7 +380,19 @@ def test_repo_settings_move_delete(hub):
     assert api.model_info("acme/moved").private is True
     with pytest.raises(RepositoryNotFoundError):
         api.model_info("alice/movable")
-    api.delete_repo("acme/moved")
+    # in an org, deleting (like moving and changing visibility) takes the admin role; alice is a writer
+    with pytest.raises(HfHubHTTPError) as err:
+        api.delete_repo("acme/moved")
+    assert err.value.response.status_code == 403
+    from cove.server.auth.service import add_member
+
+    with hub.app.state.hub.store.session() as s:
+        add_member(s, "acme", "alice", "admin")
+    try:
+        api.delete_repo("acme/moved")
+    finally:
+        with hub.app.state.hub.store.session() as s:
+            add_member(s, "acme", "alice", "write")
     with pytest.raises(RepositoryNotFoundError):
         api.model_info("acme/moved")
     api.delete_repo("acme/moved", missing_ok=True)

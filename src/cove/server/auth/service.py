@@ -73,6 +73,15 @@ class Principal:
                 "with the write or admin role."
             )
 
+    def check_admin(self, repo: RepoRow) -> None:
+        """Deleting, moving or changing the visibility of a repo: its owner, an org admin or a site admin."""
+        self.check_write(repo)
+        if not (self.is_admin or repo.namespace == self.name or self.orgs.get(repo.namespace) == "admin"):
+            raise HubPermissionError(
+                f"Only admins of {repo.namespace!r} may delete, move or change the visibility of {repo.repo_id!r}: "
+                "ask an org admin (cove org member add ORG USER --role admin)."
+            )
+
 
 def authenticate(s: Session, authorization: str | None) -> Principal:
     if not authorization:

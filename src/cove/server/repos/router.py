@@ -197,7 +197,8 @@ def _dispatch(kind: str, request: Request, body: Any, hub: HubDep, s: Db, caller
             if data["visibility"] not in ("public", "private"):
                 raise HubRequestError(f"Unknown visibility {data['visibility']!r}: use public or private.")
             private = data["visibility"] == "private"
-        if private is not None:
+        if private is not None and bool(private) != repo.private:
+            caller.check_admin(repo)
             repo.private = bool(private)
         s.commit()
         return JSONResponse({"private": repo.private})
@@ -320,7 +321,7 @@ async def delete_repo(request: Request, hub: HubDep, s: Db, caller: Caller) -> R
     body = await _json(request)
     namespace = body.get("organization") or caller.name
     repo = _visible_repo(hub, s, caller, check_repo_type(body.get("type")), f"{namespace}/{body.get('name')}")
-    caller.check_write(repo)
+    caller.check_admin(repo)
     hub.store.delete_repo(s, repo)
     return JSONResponse({})
 
@@ -329,7 +330,7 @@ async def delete_repo(request: Request, hub: HubDep, s: Db, caller: Caller) -> R
 async def move_repo(request: Request, hub: HubDep, s: Db, caller: Caller) -> Response:
     body = await _json(request)
     repo = _visible_repo(hub, s, caller, check_repo_type(body.get("type")), str(body.get("fromRepo")))
-    caller.check_write(repo)
+    caller.check_admin(repo)
     to = str(body.get("toRepo"))
     namespace = to.split("/")[0]
     if not caller.can_write_namespace(namespace) or get_account(s, namespace) is None:
