@@ -139,6 +139,7 @@ print(json.dumps({"splits": sorted(ds), "train": ds["train"].to_dict(), "test": 
 import json
 from datasets import load_dataset
 ds = load_dataset("alice/numbers", split="train")
-print(json.dumps({"n": len(ds), "y7": ds[7]["y"]}))
+streamed = [row["y"] for row in load_dataset("alice/numbers", split="train", streaming=True).take(4)]
+print(json.dumps({"n": len(ds), "y7": ds[7]["y"], "streamed": streamed}))
 """
-    assert _run(hub, tmp_path / "p", code) == {"n": 50, "y7": 49}
+    assert _run(hub, tmp_path / "p", code) == {"n": 50, "y7": 49, "streamed": [0, 1, 4, 9]}
