@@ -125,3 +125,7 @@ class AuthenticationError(HubError, PermissionError):
 
 class HubPermissionError(HubError, PermissionError):
     """The caller may see the repo but not do this to it (e.g. a read token pushing)."""
+
+
+class HubUnreachableError(HubError, ConnectionError):
+    """The configured hub did not answer, and the cache could not stand in."""

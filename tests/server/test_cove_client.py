@@ -93,6 +93,19 @@ def test_resolve_model_dir_remote_embedded_and_bundled(hub, env, monkeypatch):
     with pytest.raises(OfflineModeError):
         resolve_model_dir("alice/never-downloaded")
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    # the hub is down: what is cached still resolves, the rest fails clearly, bundled names still work
+    from tests.server.conftest import _free_port
+
+    monkeypatch.setenv("COVE_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
+    assert resolve_model_dir("alice/resolvable") == remote
+    with pytest.raises(ConnectionError, match="Cannot reach the hub"):
+        resolve_model_dir("alice/never-downloaded")
+    from cove.hub.bundled import BUNDLED, bundled_path
+
+    minilm = BUNDLED["sentence-transformers/all-minilm-l6-v2"]
+    if bundled_path(minilm) is not None:
+        assert resolve_model_dir(minilm.name) == bundled_path(minilm)
+    monkeypatch.setenv("COVE_ENDPOINT", hub.url)
     # no endpoint: the data dir's repos are read directly (the embedded hub)
     monkeypatch.delenv("COVE_ENDPOINT")
     monkeypatch.setenv("HF_HUB_CACHE", str(env / "empty-cache"))

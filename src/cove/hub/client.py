@@ -24,6 +24,7 @@ from cove.errors import (
     HubError,
     HubPermissionError,
     HubRequestError,
+    HubUnreachableError,
     OfflineModeError,
     RepoExistsError,
     RepoNotFoundError,
@@ -184,7 +185,7 @@ def hub_download(
         try:  # the hub is unreachable: a cached copy is still good
             return _from_cache(folder, repo_id, revision, filename)
         except OfflineModeError:
-            raise HubError(
+            raise HubUnreachableError(
                 f"Cannot reach the hub for {repo_id}/{filename}: {exc}. Is the server running?"
             ) from exc
     cache.write_ref(folder, revision, commit)
@@ -279,7 +280,18 @@ def snapshot_download(
                 f"{repo_id}@{revision} is not in the cache ({folder}) and offline mode is on (HF_HUB_OFFLINE=1)."
             )
         return folder / "snapshots" / commit
-    info = repo_info(repo_id, revision=revision, repo_type=repo_type, token=token, endpoint=endpoint)
+    import httpx
+
+    try:
+        info = repo_info(repo_id, revision=revision, repo_type=repo_type, token=token, endpoint=endpoint)
+    except httpx.TransportError as exc:  # the hub is unreachable: a cached snapshot is still good
+        commit = cache.cached_commit(folder, revision)
+        if commit is not None and (folder / "snapshots" / commit).is_dir():
+            return folder / "snapshots" / commit
+        raise HubUnreachableError(
+            f"Cannot reach the hub at {_endpoint(endpoint)} for {repo_id}@{revision} ({exc}), and it is not in "
+            "the cache: start the server, fix COVE_ENDPOINT/HF_ENDPOINT, or unset them to use the local data dir."
+        ) from exc
     commit = info["sha"]
     for sibling in info.get("siblings", []):
         hub_download(

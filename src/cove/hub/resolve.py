@@ -34,7 +34,10 @@ def resolve_model_dir(
                 return client.snapshot_download(name, revision=revision, repo_type=repo_type, token=token)
             except RepoNotFoundError:
                 pass  # not on that hub: a bundled model of that name may still exist
-            except OfflineModeError:
+            except (
+                OfflineModeError,
+                ConnectionError,
+            ):  # offline, or the hub is down: bundled models still work
                 if find_bundled(name) is None:
                     raise
         else:
@@ -60,5 +63,5 @@ def resolve_model_dir(
         )
     raise ModelNotFoundError(
         f"Model {name!r} not found: it is not a local folder, and no hub has it. "
-        "Pass a folder with config.json, or push the model to the hub."
+        "Pass a folder with config.json, or push the model to the hub (private repos need token= or `cove login`)."
     )
