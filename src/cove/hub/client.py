@@ -439,6 +439,28 @@ def _read(src: Path | bytes | str | os.PathLike[str]) -> bytes:
     return src if isinstance(src, bytes) else Path(src).read_bytes()
 
 
+def _head(src: Path | bytes | str | os.PathLike[str], n: int = 512) -> bytes:
+    if isinstance(src, bytes):
+        return src[:n]
+    with Path(src).open("rb") as f:
+        return f.read(n)
+
+
+def _iter_file(f: Any) -> Iterator[bytes]:
+    while chunk := f.read(_CHUNK):
+        yield chunk
+
+
+def _sha256(src: Path | bytes | str | os.PathLike[str]) -> str:
+    if isinstance(src, bytes):
+        return hashlib.sha256(src).hexdigest()
+    digest = hashlib.sha256()
+    with Path(src).open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _commit(
     repo_id: str,
     files: list[tuple[str, Any]],
@@ -461,7 +483,7 @@ def _commit(
             chunk = files[i : i + 256]
             payload = {
                 "files": [
-                    {"path": p, "size": sizes[p], "sample": base64.b64encode(_read(src)[:512]).decode()}
+                    {"path": p, "size": sizes[p], "sample": base64.b64encode(_head(src)).decode()}
                     for p, src in chunk
                 ]
             }
@@ -472,7 +494,7 @@ def _commit(
         lfs: list[tuple[str, Any, str]] = []
         for path, src in files:
             if modes.get(path) == "lfs" and sizes[path] > 0:
-                sha = hashlib.sha256(_read(src)).hexdigest()
+                sha = _sha256(src)
                 lfs.append((path, src, sha))
                 lines.append(
                     {
@@ -532,7 +554,16 @@ def _upload_lfs(
         if "upload" not in actions:
             continue  # the server already has these bytes
         up = actions["upload"]
-        put = client.put(up["href"], content=_read(by_oid[obj["oid"]]), headers=up.get("header") or {})
+        src = by_oid[obj["oid"]]
+        if isinstance(src, bytes):
+            put = client.put(up["href"], content=src, headers=up.get("header") or {})
+        else:  # streamed from disk, not read into memory
+            with Path(src).open("rb") as f:
+                put = client.put(
+                    up["href"],
+                    content=_iter_file(f),
+                    headers={**(up.get("header") or {}), "Content-Length": str(obj["size"])},
+                )
         _raise_for_status(put, f"LFS upload of {obj['oid']}")
         if "verify" in actions:
             v = actions["verify"]
