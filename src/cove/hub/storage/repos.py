@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import secrets
 import threading
 import time
 from collections.abc import Iterable
@@ -227,7 +228,7 @@ class RepoStore:
         s.flush()
         entry = self.store_regular(GITATTRIBUTES, ".gitattributes")
         tree_sha = self._put_tree({entry.path: entry})
-        commit_id = self._commit_id(tree_sha, None, author, "initial commit", "")
+        commit_id = self._commit_id(row.id, tree_sha, None, author, "initial commit", "")
         s.add(
             CommitRow(
                 id=commit_id,
@@ -304,9 +305,13 @@ class RepoStore:
         return dict(_load_tree(self.blobs.root, row.tree_sha256))
 
     @staticmethod
-    def _commit_id(tree_sha: str, parent: str | None, author: str, title: str, message: str) -> str:
-        stamp = utcnow().isoformat()
-        header = f"tree {tree_sha}\nparent {parent or ''}\nauthor {author} {stamp}\n\n{title}\n\n{message}"
+    def _commit_id(
+        repo_pk: int, tree_sha: str, parent: str | None, author: str, title: str, message: str
+    ) -> str:
+        # commit ids are global keys: the repo and a nonce keep two identical commits (same tree, author and
+        # clock tick, e.g. two new repos' initial commits) apart
+        stamp = f"{utcnow().isoformat()} {secrets.token_hex(8)}"
+        header = f"repo {repo_pk}\ntree {tree_sha}\nparent {parent or ''}\nauthor {author} {stamp}\n\n{title}\n\n{message}"
         return hashlib.sha1(header.encode()).hexdigest()
 
     # --- revisions and refs -------------------------------------------------------------------
@@ -473,7 +478,7 @@ class RepoStore:
             )
         tree = self._apply(s, repo, self.tree(s, head), ops)
         tree_sha = self._put_tree(tree)
-        commit_id = self._commit_id(tree_sha, head, author, title, message)
+        commit_id = self._commit_id(repo.id, tree_sha, head, author, title, message)
         s.add(
             CommitRow(
                 id=commit_id,
