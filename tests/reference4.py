@@ -20,7 +20,12 @@ def run_reference(script: str, payload: dict) -> object:
         pytest.skip(f"transformers 4.57.6 reference folder missing ({REF}): run scripts/setup.sh")
     env = {**os.environ, "PYTHONPATH": str(REF), "TRANSFORMERS_VERBOSITY": "error"}
     proc = subprocess.run(
-        [sys.executable, "-c", script], input=json.dumps(payload), capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-c", script],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     if proc.returncode != 0:
         raise AssertionError(f"reference run failed:\n{proc.stderr[-3000:]}")

@@ -34,7 +34,9 @@ def assert_same(got, ref, path="result"):
         for k in ref:
             assert_same(got[k], ref[k], f"{path}.{k}")
     elif isinstance(ref, (list, tuple)):
-        assert isinstance(got, (list, tuple)) and len(got) == len(ref), f"{path}: {got!r:.200} vs {ref!r:.200}"
+        assert isinstance(got, (list, tuple)) and len(got) == len(ref), (
+            f"{path}: {got!r:.200} vs {ref!r:.200}"
+        )
         for i, (a, b) in enumerate(zip(got, ref)):
             assert_same(a, b, f"{path}[{i}]")
     elif isinstance(ref, float) or type(ref).__name__.startswith("float"):
@@ -95,7 +97,9 @@ def test_token_classification(models, family, strategy):
     folder = models(family, "tok", NER_LABELS)
     got, ref = run_both("token-classification", folder, TEXTS[:5], aggregation_strategy=strategy)
     assert_same(got, ref)
-    got, ref = run_both("ner", folder, TEXTS[1], ref_task="token-classification", aggregation_strategy=strategy)
+    got, ref = run_both(
+        "ner", folder, TEXTS[1], ref_task="token-classification", aggregation_strategy=strategy
+    )
     assert_same(got, ref)
 
 
@@ -134,13 +138,18 @@ def test_token_classification_stride(models, family):
     ref = transformers.pipeline("token-classification", model=folder, tokenizer=folder)
     ours = cove.pipeline("token-classification", model=folder)
     ref.tokenizer.model_max_length = ours.tokenizer.model_max_length = 64
-    assert_same(ours(text, aggregation_strategy="first", stride=16), ref(text, aggregation_strategy="first", stride=16))
+    assert_same(
+        ours(text, aggregation_strategy="first", stride=16),
+        ref(text, aggregation_strategy="first", stride=16),
+    )
 
 
 def test_token_classification_split_into_words(models):
     folder = models("bert", "tok", NER_LABELS)
     words = ["Sarah", "lives", "in", "London", "."]
-    got, ref = run_both("token-classification", folder, words, is_split_into_words=True, aggregation_strategy="simple")
+    got, ref = run_both(
+        "token-classification", folder, words, is_split_into_words=True, aggregation_strategy="simple"
+    )
     assert_same(got, ref)
 
 
@@ -166,10 +175,15 @@ def test_fill_mask(models, family):
 def test_zero_shot(models, family, multi_label):
     folder = models(family, "seq", ["contradiction", "neutral", "entailment"])
     labels = ["politics", "sports", "cooking"]
-    got, ref = run_both("zero-shot-classification", folder, TEXTS[:3], candidate_labels=labels, multi_label=multi_label)
+    got, ref = run_both(
+        "zero-shot-classification", folder, TEXTS[:3], candidate_labels=labels, multi_label=multi_label
+    )
     assert_same(got, ref)
     got, ref = run_both(
-        "zero-shot-classification", folder, TEXTS[0], candidate_labels="travel, food",
+        "zero-shot-classification",
+        folder,
+        TEXTS[0],
+        candidate_labels="travel, food",
         hypothesis_template="This text is about {}.",
     )
     assert_same(got, ref)

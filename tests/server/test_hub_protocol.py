@@ -138,6 +138,17 @@ def test_lfs_upload_basic_transfer(hub, tmp_path, monkeypatch):
     api.upload_file(path_or_fileobj=data, path_in_repo="copy.safetensors", repo_id="alice/lfs")
     (copy,) = api.get_paths_info("alice/lfs", ["copy.safetensors"])
     assert copy.lfs.sha256 == entry.lfs.sha256
+    # upload_folder takes the same path: the small file regular, the large one LFS
+    folder = _folder(tmp_path)
+    api.upload_folder(repo_id="alice/lfs", folder_path=folder, path_in_repo="folder")
+    infos = {
+        e.path: e for e in api.get_paths_info("alice/lfs", ["folder/config.json", "folder/sub/weights.bin"])
+    }
+    assert infos["folder/config.json"].lfs is None
+    weights = (folder / "sub" / "weights.bin").read_bytes()
+    assert infos["folder/sub/weights.bin"].lfs.sha256 == hashlib.sha256(weights).hexdigest()
+    got = hf_hub_download("alice/lfs", "folder/sub/weights.bin", endpoint=hub.url, cache_dir=tmp_path / "c")
+    assert Path(got).read_bytes() == weights
 
 
 def test_branches_tags_history_and_downloads_by_revision(hub, tmp_path):
