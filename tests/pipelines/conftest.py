@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -89,6 +90,11 @@ def make_model(folder, family: str, head: str, labels: list[str] | None = None, 
                 max_position_embeddings=512,
             )
         else:
+            # DistilBERT's tokenizer feeds no token_type_ids, as distilbert-base-uncased's tokenizer_config says
+            cfg_path = folder / "tokenizer_config.json"
+            cfg = json.loads(cfg_path.read_text())
+            cfg["model_input_names"] = ["input_ids", "attention_mask"]
+            cfg_path.write_text(json.dumps(cfg))
             config = transformers.DistilBertConfig(
                 vocab_size=30522, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=512
             )

@@ -65,7 +65,9 @@ class TokenClassificationPipeline(Pipeline):
     def normalize_inputs(self, inputs: Any, params: TokenClassificationParams) -> tuple[str, Any]:
         if params.is_split_into_words:
             if isinstance(inputs, list) and inputs and all(isinstance(w, str) for w in inputs):
-                return "", [inputs]  # one pre-split sentence still gives a list of results, as in transformers
+                return "", [
+                    inputs
+                ]  # one pre-split sentence still gives a list of results, as in transformers
             return "", inputs
         return super().normalize_inputs(inputs, params)
 

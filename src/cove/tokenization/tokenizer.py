@@ -277,7 +277,7 @@ class PreTrainedTokenizerFast:
     ``PreTrainedTokenizerFast(tokenizer_object=..., unk_token=..., ...)``.
     """
 
-    model_input_names: list[str] = ["input_ids", "attention_mask"]  # noqa: RUF012 (instances copy it)
+    model_input_names: list[str] = ["input_ids", "attention_mask"]
     padding_side: str = "right"
     truncation_side: str = "right"
 
