@@ -57,7 +57,7 @@ def test_whoami_and_bad_token(hub):
     assert r.status_code == 401 and "Invalid credentials" in r.json()["error"]
 
 
-def test_create_repo_public_private_exist_ok(hub):
+def test_create_repo_public_private_exist_ok(hub, tmp_path):
     api = hub.api()
     url = api.create_repo("alice/create-me")
     assert url.repo_id == "alice/create-me"
