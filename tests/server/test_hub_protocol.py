@@ -72,9 +72,7 @@ def test_create_repo_public_private_exist_ok(hub, tmp_path):
         with pytest.raises(RepositoryNotFoundError):
             other.model_info("alice/secret")
     with pytest.raises(RepositoryNotFoundError):
-        hf_hub_download(
-            "alice/secret", ".gitattributes", endpoint=hub.url, token=False, cache_dir="/tmp/nope"
-        )
+        hf_hub_download("alice/secret", ".gitattributes", endpoint=hub.url, token=False, cache_dir=tmp_path)
     r = httpx.get(f"{hub.url}/alice/secret/resolve/main/.gitattributes")
     assert r.status_code == 404 and r.headers["X-Error-Code"] == "RepoNotFound"
     # nor does it show in listings
