@@ -1,6 +1,8 @@
 """The acceptance walk with the last huggingface_hub 0.x release, which lives in a second venv.
 
-Skipped unless COVE_HF0_PYTHON names that venv's python (scripts/make_hf0_venv.sh creates it).
+By default it runs the 0.x client that scripts/setup.sh keeps in the virtualenv's side folder
+(ref-transformers4, with transformers 4.57.6) through PYTHONPATH; COVE_HF0_PYTHON may name another venv's python
+instead (scripts/make_hf0_venv.sh creates one).
 """
 
 from __future__ import annotations
@@ -8,12 +10,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.server
 
 HF0_PYTHON = os.environ.get("COVE_HF0_PYTHON")
+SIDE_FOLDER = Path(sys.prefix) / "ref-transformers4"
+if not HF0_PYTHON and (SIDE_FOLDER / "huggingface_hub").is_dir():
+    HF0_PYTHON, HF0_PATH = sys.executable, str(SIDE_FOLDER)
+else:
+    HF0_PATH = None
 
 SCRIPT = r"""
 import hashlib, json, os, sys, tempfile
@@ -72,7 +81,7 @@ print(json.dumps(out))
 
 
 @pytest.mark.skipif(
-    not HF0_PYTHON, reason="set COVE_HF0_PYTHON (bash scripts/make_hf0_venv.sh creates the venv)"
+    not HF0_PYTHON, reason="no huggingface_hub 0.x: run scripts/setup.sh, or set COVE_HF0_PYTHON"
 )
 def test_hf_hub_0x_acceptance(hub, tmp_path):
     # 0.x parses commit URLs against HF_ENDPOINT, so it must be set, as users of a private hub do anyway
@@ -82,6 +91,8 @@ def test_hf_hub_0x_acceptance(hub, tmp_path):
         "HF_HOME": str(tmp_path / "home"),
         "HF_ENDPOINT": hub.url,
     }
+    if HF0_PATH:
+        env["PYTHONPATH"] = HF0_PATH
     proc = subprocess.run(
         [str(HF0_PYTHON), "-c", SCRIPT, hub.url, hub.tokens["alice"]],
         env=env,
