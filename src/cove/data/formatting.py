@@ -1,0 +1,121 @@
+"""Turn Arrow tables into what ``ds[...]`` returns for each output format (python, numpy, torch, pandas, arrow).
+
+The numpy and torch formats follow `datasets`: integers become int64, floats float32, equal-shaped nested
+lists are stacked, ragged ones stay lists (torch) or object arrays (numpy), strings stay strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from cove.errors import DatasetError
+
+FORMAT_TYPES = (None, "python", "numpy", "np", "torch", "pt", "pandas", "pd", "arrow", "pa")
+_CANONICAL = {"python": None, "np": "numpy", "pt": "torch", "pd": "pandas", "pa": "arrow"}
+
+
+def canonical_format(type: str | None) -> str | None:
+    if type not in FORMAT_TYPES:
+        raise DatasetError(
+            f"Unknown format type {type!r}: use one of None, 'numpy', 'torch', 'pandas', 'arrow'."
+        )
+    return _CANONICAL.get(type, type)  # type: ignore[arg-type]
+
+
+def _to_numpy(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, dict):
+        return {k: _to_numpy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return _consolidate([_to_numpy(v) for v in value])
+    if isinstance(value, bool):
+        return np.asarray(value)
+    if isinstance(value, int):
+        return np.asarray(value, dtype=np.int64)
+    if isinstance(value, float):
+        return np.asarray(value, dtype=np.float32)
+    return value
+
+
+def _consolidate(items: list[Any]) -> Any:
+    if items and all(
+        isinstance(x, (np.ndarray, np.number, np.bool_))
+        and x.shape == items[0].shape
+        and x.dtype == items[0].dtype
+        for x in items
+    ):
+        return np.stack(items)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _numpy_column(values: list[Any]) -> Any:
+    if values and all(isinstance(v, str) for v in values):
+        return np.array(values)
+    return _consolidate([_to_numpy(v) for v in values])
+
+
+def _to_torch(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return [_to_torch(v) for v in value]
+        if value.dtype.kind in "US":
+            return value.tolist()
+        return torch.from_numpy(value)
+    if isinstance(value, dict):
+        return {k: _to_torch(v) for k, v in value.items()}
+    return value
+
+
+def _torch_column(values: list[Any]) -> Any:
+    if values and all(isinstance(v, str) for v in values):
+        return list(values)
+    return _to_torch(_numpy_column(values))
+
+
+def format_table(table: pa.Table, fmt: dict[str, Any], kind: str) -> Any:
+    """kind: 'row' (one-row table), 'batch' or 'column' (one-column table)."""
+    ftype = fmt.get("type")
+    columns = fmt.get("columns")
+    if kind != "column" and columns is not None:
+        formatted = table.select([c for c in table.column_names if c in columns])
+        rest = table.select([c for c in table.column_names if c not in columns])
+    else:
+        formatted, rest = table, None
+    out = _format(formatted, ftype, kind, fmt.get("kwargs") or {})
+    if rest is not None and fmt.get("output_all_columns") and rest.num_columns:
+        extra = _format(rest, None, kind, {})
+        if isinstance(out, dict):
+            out = {**out, **extra}
+    return out
+
+
+def _format(table: pa.Table, ftype: str | None, kind: str, kwargs: dict[str, Any]) -> Any:
+    if ftype == "arrow":
+        return table
+    if ftype == "pandas":
+        df = table.to_pandas(**kwargs)
+        if kind == "column":
+            return df[table.column_names[0]]
+        return df
+    pydict = table.to_pydict()
+    if ftype is None:
+        if kind == "row":
+            return {k: v[0] for k, v in pydict.items()}
+        if kind == "column":
+            return pydict[table.column_names[0]]
+        return pydict
+    convert = _numpy_column if ftype == "numpy" else _torch_column
+    if kind == "row":
+        one = _to_numpy if ftype == "numpy" else (lambda v: _to_torch(_to_numpy(v)))
+        return {k: one(v[0]) for k, v in pydict.items()}
+    if kind == "column":
+        return convert(pydict[table.column_names[0]])
+    return {k: convert(v) for k, v in pydict.items()}
