@@ -28,7 +28,7 @@ class DatasetDict(dict):
         return super().__getitem__(key)
 
     def __repr__(self) -> str:
-        body = ",\n".join(f"{k}: {v!r}" for k, v in self.items())
+        body = "\n".join(f"{k}: {v!r}" for k, v in self.items())
         return "DatasetDict({\n    " + _indent(body) + "\n})"
 
     @property
@@ -86,18 +86,8 @@ class DatasetDict(dict):
         return self._each("cast_column", *args, **kwargs)
 
     def class_encode_column(self, column: str, include_nulls: bool = False) -> DatasetDict:
-        # one label set over all splits, so an id means the same class in every split
-        from cove.data.features import ClassLabel
-
-        names: set[str] = set()
-        for ds in self.values():
-            if column not in ds.column_names:
-                raise DatasetError(
-                    f"class_encode_column: column {column!r} not in columns {ds.column_names}."
-                )
-            names |= {str(v) for v in ds.unique(column) if include_nulls or v is not None}
-        label = ClassLabel(names=sorted(names))
-        return DatasetDict({k: ds._class_encode(column, label, include_nulls) for k, ds in self.items()})
+        # Each split gets the label set of its own values, exactly as in `datasets`.
+        return self._each("class_encode_column", column, include_nulls=include_nulls)
 
     def unique(self, column: str) -> dict[str, list[Any]]:
         return {k: v.unique(column) for k, v in self.items()}
@@ -220,7 +210,7 @@ class IterableDatasetDict(dict):
     """A dict split name -> ``IterableDataset``."""
 
     def __repr__(self) -> str:
-        body = ",\n".join(f"{k}: {v!r}" for k, v in self.items())
+        body = "\n".join(f"{k}: {v!r}" for k, v in self.items())
         return "IterableDatasetDict({\n    " + _indent(body) + "\n})"
 
     def _each(self, method: str, *args: Any, **kwargs: Any) -> IterableDatasetDict:

@@ -80,6 +80,16 @@ def _torch_column(values: list[Any]) -> Any:
     return _to_torch(_numpy_column(values))
 
 
+def _is_scalar(pa_type: pa.DataType) -> bool:
+    return pa.types.is_integer(pa_type) or pa.types.is_floating(pa_type) or pa.types.is_boolean(pa_type)
+
+
+def _numpy_scalar(column: pa.ChunkedArray) -> Any:
+    if column.null_count:
+        return None
+    return column.to_numpy(zero_copy_only=False)[0]
+
+
 def format_table(table: pa.Table, fmt: dict[str, Any], kind: str) -> Any:
     """kind: 'row' (one-row table), 'batch' or 'column' (one-column table)."""
     ftype = fmt.get("type")
@@ -114,8 +124,12 @@ def _format(table: pa.Table, ftype: str | None, kind: str, kwargs: dict[str, Any
         return pydict
     convert = _numpy_column if ftype == "numpy" else _torch_column
     if kind == "row":
-        one = _to_numpy if ftype == "numpy" else (lambda v: _to_torch(_to_numpy(v)))
-        return {k: one(v[0]) for k, v in pydict.items()}
+        if ftype == "numpy":  # scalars keep their Arrow dtype (np.int32, np.float64, ...), as in datasets
+            return {
+                k: _numpy_scalar(table.column(k)) if _is_scalar(table.column(k).type) else _to_numpy(v[0])
+                for k, v in pydict.items()
+            }
+        return {k: _to_torch(_to_numpy(v[0])) for k, v in pydict.items()}
     if kind == "column":
         return convert(pydict[table.column_names[0]])
     return {k: convert(v) for k, v in pydict.items()}

@@ -156,6 +156,7 @@ class IterableDataset:
         seed: int | None = None,
         generator: np.random.Generator | None = None,
         buffer_size: int = 1000,
+        max_buffer_input_shards: int = 10,
         **_: Any,
     ) -> IterableDataset:
         if buffer_size < 1:
@@ -170,8 +171,10 @@ class IterableDataset:
         def rows() -> Iterator[dict[str, Any]]:
             rng = copy.deepcopy(generator)
             buffer: list[dict[str, Any]] = []
-            for row in source():
-                buffer.append(row)
+            # rows join the buffer in blocks of this size (datasets' Arrow path), which decides when it is full
+            block = max(1, buffer_size // max(1, max_buffer_input_shards))
+            for rows_in in _batches(source(), block):
+                buffer.extend(rows_in)
                 if len(buffer) >= buffer_size:
                     perm = rng.permutation(len(buffer))
                     keep = buffer_size // 2

@@ -57,7 +57,8 @@ def _expand(pattern: str, base: Path) -> list[str]:
         return _files_in_dir(path)
     if any(ch in pattern for ch in "*?["):
         found = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
-        return [p for p in found if not _hidden(os.path.relpath(p, base))]
+        root = text[: min(text.find(ch) for ch in "*?[" if ch in text)].rsplit(os.sep, 1)[0] or os.sep
+        return [p for p in found if not _hidden(os.path.relpath(p, root))]
     return [text] if path.is_file() else []
 
 
@@ -317,6 +318,11 @@ def select_split(splits: dict[str, Dataset], spec: str) -> Dataset:
             parts.append(ds)
             continue
         start, stop = _slice_bounds(frm, to, pct, rounding, len(ds))
+        if stop <= start:
+            raise DatasetError(
+                f"Split {spec!r} selects no rows ({name!r} has {len(ds)} rows, the slice gives [{start}:{stop}]): "
+                "widen the slice."
+            )
         part = ds.select(range(start, max(start, stop)))
         part._split = name
         parts.append(part)
