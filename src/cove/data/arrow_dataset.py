@@ -723,7 +723,10 @@ class Dataset:
         placement = {"last": "at_end", "first": "at_start"}.get(null_placement, null_placement)
         table = self._flat_table().select(names) if self._indices is not None else self._data.select(names)
         keys = [(n, "descending" if r else "ascending") for n, r in zip(names, flags)]
-        order = pc.sort_indices(table, sort_keys=keys, null_placement=placement).to_numpy()
+        try:  # pyarrow >= 25 takes the null placement per key
+            order = pc.sort_indices(table, sort_keys=[(*k, placement) for k in keys]).to_numpy()
+        except (TypeError, ValueError, pa.ArrowInvalid):
+            order = pc.sort_indices(table, sort_keys=keys, null_placement=placement).to_numpy()
         return self.select(order, new_fingerprint=new_fingerprint)
 
     def shard(self, num_shards: int, index: int, contiguous: bool = True, **_: Any) -> Dataset:

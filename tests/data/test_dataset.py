@@ -1,0 +1,359 @@
+"""cove.data behaviour of its own: caching, fingerprints, memory mapping, errors, repo folders, push_to_hub."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import cove
+import cove.data as cd
+from cove.data.fingerprint import hash_object
+from cove.errors import DatasetError, DatasetIndexError, DatasetNotFoundError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COVE_DATASETS_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    path = tmp_path / "rows.csv"
+    with open(path, "w") as f:
+        f.write("text,label\n")
+        for i in range(500):
+            f.write(f"row number {i},{'pos' if i % 3 else 'neg'}\n")
+    return path
+
+
+def test_public_names_are_exported_lazily():
+    for name in ("load_dataset", "load_from_disk", "Dataset", "DatasetDict", "IterableDataset", "Features"):
+        assert getattr(cove, name) is getattr(cd, name)
+    assert cove.Sequence(cove.Value("int8")) == cd.List(cd.Value("int8"))
+    code = "import sys, cove; assert 'pyarrow' not in sys.modules and 'cove.data' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- map cache ---------------------------------------------------------------------------------
+
+
+def _calls(log):
+    return len(log.read_text()) if log.exists() else 0
+
+
+def test_rerunning_the_same_map_reads_the_cache(csv_file, tmp_path):
+    # the call log is a file: a list in the closure would change the function's hash as it grows
+    log = str(tmp_path / "calls.log")
+
+    def tokenize(batch):
+        with open(log, "a") as f:
+            f.write("x" * len(batch["text"]))
+        return {"words": [t.split() for t in batch["text"]]}
+
+    ds = cd.load_dataset("csv", data_files=str(csv_file), split="train")
+    first = ds.map(tokenize, batched=True, batch_size=100)
+    assert _calls(tmp_path / "calls.log") == 500
+    again = cd.load_dataset("csv", data_files=str(csv_file), split="train").map(
+        tokenize, batched=True, batch_size=100
+    )
+    assert _calls(tmp_path / "calls.log") == 500  # not called again
+    assert again.cache_files == first.cache_files
+    assert again.to_dict() == first.to_dict()
+    ds.map(tokenize, batched=True, batch_size=50)  # another argument: a new computation
+    assert _calls(tmp_path / "calls.log") == 1000
+
+
+def test_cache_tracks_closure_values_and_input(csv_file):
+    ds = cd.load_dataset("csv", data_files=str(csv_file), split="train")
+
+    def make(suffix):
+        return lambda r: {"text": r["text"] + suffix}
+
+    a, b = ds.map(make("!")), ds.map(make("?"))
+    assert a[0]["text"].endswith("!") and b[0]["text"].endswith("?")
+    assert a.cache_files != b.cache_files
+    c = ds.select(range(10)).map(make("!"))
+    assert len(c) == 10 and c[9]["text"] == "row number 9!"
+
+
+def test_function_hash_ignores_location_but_not_code():
+    def f(x):
+        return x + 1
+
+    def g(x):
+        return x + 1
+
+    def h(x):
+        return x + 2
+
+    assert hash_object(f) == hash_object(g)
+    assert hash_object(f) != hash_object(h)
+    scale = 3
+    k1 = lambda x: x * scale  # noqa: E731
+    scale = 4
+    k2 = lambda x: x * scale  # noqa: E731
+    assert hash_object(k1) == hash_object(k2)  # same cell, same value now: both see 4
+    assert hash_object(lambda x, s=3: x * s) != hash_object(lambda x, s=4: x * s)
+    assert hash_object({"a": np.arange(3)}) != hash_object({"a": np.arange(4)})
+
+
+def test_a_global_used_by_the_function_is_part_of_its_hash(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys
+        from cove.data.fingerprint import hash_object
+        VOCAB = {"a": int(sys.argv[1])}
+        def f(x):
+            return VOCAB[x]
+        print(hash_object(f))
+        """
+    )
+    path = tmp_path / "glob.py"
+    path.write_text(script)
+    out = [
+        subprocess.run([sys.executable, str(path), v], capture_output=True, text=True, check=True).stdout
+        for v in "112"
+    ]
+    assert out[0] == out[1] != out[2]
+
+
+def test_unhashable_function_still_maps_but_is_not_cached():
+    import threading
+
+    lock = threading.Lock()  # cannot be pickled
+    calls = []
+
+    def fn(r):
+        with lock:
+            calls.append(1)
+        return {"y": r["x"] * 2}
+
+    ds = cd.Dataset.from_dict({"x": [1, 2, 3]})
+    with pytest.warns(UserWarning, match="could not be hashed"):
+        out = ds.map(fn)
+    with pytest.warns(UserWarning):
+        ds.map(fn)
+    assert out["y"] == [2, 4, 6] and len(calls) == 6
+
+
+def test_num_proc_gives_the_same_rows_and_caches(csv_file):
+    ds = cd.load_dataset("csv", data_files=str(csv_file), split="train")
+
+    def fn(batch, idx):
+        return {"n": [len(t) for t in batch["text"]], "idx": idx}
+
+    single = ds.map(fn, batched=True, with_indices=True, batch_size=64)
+    multi = ds.map(fn, batched=True, with_indices=True, batch_size=64, num_proc=2, load_from_cache_file=False)
+    assert multi.to_dict() == single.to_dict()
+    assert len(multi.cache_files) == 2
+    again = ds.shuffle(seed=0).map(fn, batched=True, with_indices=True, num_proc=2)
+    assert again["idx"] == list(range(500))
+
+
+def test_num_proc_worker_errors_surface():
+    ds = cd.Dataset.from_dict({"x": list(range(20))})
+
+    def bad(r):
+        if r["x"] == 15:
+            raise RuntimeError("boom at 15")
+        return r
+
+    with pytest.raises(DatasetError, match="boom at 15"):
+        ds.map(bad, num_proc=2)
+
+
+def test_filter_is_cached_as_indices(csv_file, tmp_path):
+    ds = cd.load_dataset("csv", data_files=str(csv_file), split="train")
+    log = str(tmp_path / "calls.log")
+
+    def keep(r):
+        with open(log, "a") as f:
+            f.write("x")
+        return r["label"] == "neg"
+
+    a = ds.filter(keep)
+    b = ds.filter(keep)
+    assert _calls(tmp_path / "calls.log") == 500 and len(a) == len(b) == 167
+    assert set(a["label"]) == {"neg"}
+
+
+# --- memory mapping ------------------------------------------------------------------------------
+
+
+def test_loaded_data_is_memory_mapped_not_copied(tmp_path):
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as f:
+        for i in range(60_000):
+            f.write(json.dumps({"i": i, "text": "x" * 200}) + "\n")
+    ds = cd.load_dataset("json", data_files=str(path), split="train")
+    assert ds.data.nbytes > 10_000_000
+    before = pa.total_allocated_bytes()
+    again = cd.load_dataset("json", data_files=str(path), split="train")  # served from the cache file
+    shuffled = again.shuffle(seed=0)
+    assert pa.total_allocated_bytes() - before < 2_000_000  # the indices live in numpy, the data on disk
+    assert shuffled[0]["text"] == "x" * 200
+    assert ds.cache_files and ds.cache_files[0]["filename"].endswith(".arrow")
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+def test_clear_errors(tmp_path, csv_file):
+    with pytest.raises(DatasetNotFoundError, match=r"nope\.csv"):
+        cd.load_dataset("csv", data_files=str(tmp_path / "nope.csv"))
+    with pytest.raises(FileNotFoundError):  # the built-in it resembles
+        cd.load_dataset("csv", data_files=str(tmp_path / "*.parquet"))
+    with pytest.raises(DatasetError, match=r"Unknown split 'dev'.*\['train'\]"):
+        cd.load_dataset("csv", data_files=str(csv_file), split="dev")
+    with pytest.raises(DatasetError, match="Bad split"):
+        cd.load_dataset("csv", data_files=str(csv_file), split="train[::2]")
+    with pytest.raises(DatasetNotFoundError, match="some-user/some-data"):
+        cd.load_dataset("some-user/some-data")
+    ds = cd.load_dataset("csv", data_files=str(csv_file), split="train")
+    with pytest.raises(DatasetError, match=r"\['nope'\].*\['text', 'label'\]"):
+        ds.remove_columns("nope")
+    with pytest.raises(DatasetError, match="nope"):
+        ds.map(lambda r: r, remove_columns=["nope"])
+    with pytest.raises(DatasetError, match="'nope'"):
+        ds["nope"]
+    with pytest.raises(DatasetIndexError, match="500"):
+        ds[500]
+    with pytest.raises(IndexError):
+        ds.select([0, 999])
+    with pytest.raises(DatasetError, match="ClassLabel"):
+        ds.train_test_split(test_size=0.2, stratify_by_column="label")
+    with pytest.raises(DatasetError, match="'maybe'"):
+        ds.cast_column("label", cd.ClassLabel(names=["pos", "maybe"]))
+    with pytest.raises(DatasetError, match=r"test_size=2\.0"):
+        ds.train_test_split(test_size=2.0)
+    with pytest.raises(DatasetError, match="remove_columns"):
+        ds.map(lambda b: {"w": [w for t in b["text"] for w in t.split()]}, batched=True)
+    with pytest.raises(DatasetError, match="Unknown format"):
+        ds.with_format("tensorflow")
+
+
+# --- repo folders and the hub --------------------------------------------------------------------
+
+
+def test_repo_folder_with_configs_block(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "raw").mkdir(parents=True)
+    (repo / "raw" / "a.tsv").write_text("q\tn\nfirst\t1\nsecond\t2\n")
+    (repo / "raw" / "b.tsv").write_text("q\tn\nthird\t3\n")
+    (repo / "raw" / "fr.tsv").write_text("q\tn\npremier\t1\n")
+    (repo / "README.md").write_text(
+        textwrap.dedent(
+            """\
+            ---
+            configs:
+            - config_name: en
+              default: true
+              data_files:
+              - split: train
+                path: raw/a.tsv
+              - split: test
+                path: raw/b.tsv
+            - config_name: fr
+              data_files: raw/fr.tsv
+              sep: "\\t"
+            ---
+            # A dataset card
+            """
+        )
+    )
+    en = cd.load_dataset(str(repo))
+    assert sorted(en) == ["test", "train"]
+    assert en["train"]["q"] == ["first", "second"] and en["test"]["n"] == [3]
+    fr = cd.load_dataset(str(repo), name="fr", split="train")
+    assert fr.to_dict() == {"q": ["premier"], "n": [1]}
+    with pytest.raises(DatasetError, match=r"'de'.*\['en', 'fr'\]"):
+        cd.load_dataset(str(repo), name="de")
+    assert cd.load_dataset_from_folder(repo, split="train[1:]")["q"] == ["second"]
+
+
+def test_write_hub_folder_round_trips(tmp_path):
+    train = cd.Dataset.from_dict({"t": ["a", "b", "c"], "l": [0, 1, 0]}).cast_column(
+        "l", cd.ClassLabel(names=["no", "yes"])
+    )
+    dd = cd.DatasetDict({"train": train, "test": train.select([2])})
+    folder = dd.write_hub_folder(tmp_path / "out")
+    card = (folder / "README.md").read_text()
+    assert "configs:" in card and "class_label" in card
+    back = cd.load_dataset(str(folder))
+    assert sorted(back) == ["test", "train"]
+    assert back["train"].to_dict() == train.to_dict()
+    assert back["train"].features == train.features  # ClassLabel survives through the parquet metadata
+
+
+def test_push_to_hub_hands_the_folder_to_the_hub_client(tmp_path, monkeypatch):
+    hub = pytest.importorskip("cove.hub")
+    if not hasattr(hub, "upload_folder"):
+        pytest.skip("cove.hub.upload_folder is not there yet")
+    seen = {}
+
+    def fake_upload(repo_id, folder, token=None, repo_type=None, commit_message=None):
+        seen.update(repo_id=repo_id, repo_type=repo_type, msg=commit_message)
+        seen["data"] = cd.load_dataset(folder, split="train").to_dict()
+        return "ok"
+
+    monkeypatch.setattr(hub, "upload_folder", fake_upload)
+    ds = cd.Dataset.from_dict({"x": [1, 2]})
+    assert ds.push_to_hub("me/tiny", commit_message="first") == "ok"
+    assert seen == {"repo_id": "me/tiny", "repo_type": "dataset", "msg": "first", "data": {"x": [1, 2]}}
+
+
+# --- misc API --------------------------------------------------------------------------------------
+
+
+def test_formats_concat_and_save(tmp_path):
+    ds = cd.Dataset.from_dict({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    both = cd.concatenate_datasets([ds.select([2, 0]), ds])
+    assert both["a"] == [3, 1, 1, 2, 3]
+    with ds.formatted_as("numpy"):
+        assert isinstance(ds["a"], np.ndarray)
+    assert ds["a"] == [1, 2, 3]
+    ds.set_format("torch", columns=["a"])
+    assert list(ds[0]) == ["a"]
+    ds.reset_format()
+    ds.shuffle(seed=1).save_to_disk(tmp_path / "saved")
+    back = cove.load_from_disk(tmp_path / "saved")
+    assert sorted(back["a"]) == [1, 2, 3] and back.cache_files
+
+
+def test_larger_than_a_map_batch_streams_in_constant_memory(tmp_path):
+    path = tmp_path / "s.txt"
+    with open(path, "w") as f:
+        for i in range(20_000):
+            f.write(f"line {i}\n")
+    stream = cd.load_dataset("text", data_files=str(path), split="train", streaming=True)
+    assert isinstance(stream, cd.IterableDataset)
+    out = list(stream.skip(10).take(3).map(lambda r: {"n": len(r["text"])}))
+    assert out == [{"text": "line 10", "n": 7}, {"text": "line 11", "n": 7}, {"text": "line 12", "n": 7}]
+    lens = [
+        r["text"] for r in stream.shuffle(seed=0, buffer_size=50).filter(lambda r: r["text"].endswith("7"))
+    ]
+    assert len(lens) == 2000 and lens != sorted(lens, key=lambda t: int(t.split()[1]))
+    dd = cd.load_dataset("text", data_files={"train": str(path)}, streaming=True)
+    assert isinstance(dd, cd.IterableDatasetDict)
+
+
+def test_rerun_of_a_cached_map_is_fast(csv_file):
+    ds = cd.load_dataset("csv", data_files=str(csv_file), split="train")
+
+    def slow(batch):
+        time.sleep(0.2)
+        return {"n": [len(t) for t in batch["text"]]}
+
+    start = time.perf_counter()
+    ds.map(slow, batched=True, batch_size=100)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    ds.map(slow, batched=True, batch_size=100)
+    assert time.perf_counter() - start < first / 4
