@@ -303,10 +303,20 @@ def test_push_to_hub_hands_the_folder_to_the_hub_client(tmp_path, monkeypatch):
         seen["data"] = cd.load_dataset(folder, split="train").to_dict()
         return "ok"
 
+    def fake_create(repo_id, token=None, private=False, exist_ok=False, repo_type=None):
+        seen["created"] = (repo_id, repo_type)
+
     monkeypatch.setattr(hub, "upload_folder", fake_upload)
+    monkeypatch.setattr(hub, "create_repo", fake_create, raising=False)
     ds = cd.Dataset.from_dict({"x": [1, 2]})
     assert ds.push_to_hub("me/tiny", commit_message="first") == "ok"
-    assert seen == {"repo_id": "me/tiny", "repo_type": "dataset", "msg": "first", "data": {"x": [1, 2]}}
+    assert seen == {
+        "created": ("me/tiny", "dataset"),
+        "repo_id": "me/tiny",
+        "repo_type": "dataset",
+        "msg": "first",
+        "data": {"x": [1, 2]},
+    }
 
 
 # --- misc API --------------------------------------------------------------------------------------

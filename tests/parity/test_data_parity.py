@@ -493,3 +493,20 @@ def test_streaming_ops_match(tmp_path):
         return list(ds.skip(5).take(40))
 
     assert pipeline(ours) == pipeline(theirs)
+
+
+def test_hub_folder_loads_the_same_in_both(pair, tmp_path):
+    ours, _ = pair
+    ours = ours.class_encode_column("label")
+    folder = cd.DatasetDict({"train": ours, "test": ours.select(range(5))}).write_hub_folder(
+        tmp_path / "repo"
+    )
+    theirs = hf.load_dataset(str(folder), cache_dir=str(tmp_path / "hf-cache"))
+    back = cd.load_dataset(str(folder))
+    assert list(theirs) == list(back) == ["train", "test"]
+    for split in theirs:
+        assert_same(back[split], theirs[split])
+    assert_same(
+        back["train"],
+        hf.Dataset.from_dict(ours.to_dict(), features=hf.Features.from_dict(ours.features.to_dict())),
+    )

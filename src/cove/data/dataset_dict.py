@@ -172,13 +172,17 @@ class DatasetDict(dict):
         commit_message: str | None = None,
         **_: Any,
     ) -> Any:
-        try:
-            from cove.hub import upload_folder  # type: ignore[attr-defined]
-        except ImportError:
+        import cove.hub as hub
+
+        upload_folder = getattr(hub, "upload_folder", None)
+        if upload_folder is None:
             raise DatasetError(
                 "push_to_hub needs cove.hub.upload_folder, which this install does not have yet; "
-                "save_to_disk() or write_hub_folder() and upload the folder yourself."
-            ) from None
+                "use write_hub_folder() and upload the folder yourself."
+            )
+        create_repo = getattr(hub, "create_repo", None)
+        if create_repo is not None:
+            create_repo(repo_id, token=token, private=private, exist_ok=True, repo_type="dataset")
         with tempfile.TemporaryDirectory(prefix="cove-push-") as tmp:
             folder = self.write_hub_folder(tmp, config_name=config_name)
             return upload_folder(
@@ -191,19 +195,34 @@ class DatasetDict(dict):
 
 
 def _card_features(features: Any) -> list[dict[str, Any]]:
-    """The Hub card's list form of features: [{name, dtype}] or [{name, dtype: {class_label: ...}}]."""
-    from cove.data.features import ClassLabel, Value
+    """The Hub card's YAML list form of features, as `datasets` writes and reads it."""
+    return [{"name": name, **_card_feature(feat)} for name, feat in features.items()]
 
-    out = []
-    for name, feat in features.items():
-        if isinstance(feat, Value):
-            out.append({"name": name, "dtype": feat.dtype})
-        elif isinstance(feat, ClassLabel):
-            names = {str(i): n for i, n in enumerate(feat.names or [])}
-            out.append({"name": name, "dtype": {"class_label": {"names": names}}})
-        else:
-            out.append({"name": name, "dtype": repr(feat)})
-    return out
+
+def _card_feature(feat: Any) -> dict[str, Any]:
+    from cove.data.features import ClassLabel, LargeList, List, Value
+
+    if isinstance(feat, dict):
+        return {"struct": _card_features(feat)}
+    if isinstance(feat, Value):
+        return {"dtype": feat.dtype}
+    if isinstance(feat, ClassLabel):
+        return {"dtype": {"class_label": {"names": {str(i): n for i, n in enumerate(feat.names or [])}}}}
+    if isinstance(feat, (List, LargeList)):
+        inner = _card_feature(feat.feature)
+        out: dict[str, Any] = {"large_list" if isinstance(feat, LargeList) else "list": _card_inner(inner)}
+        if isinstance(feat, List) and feat.length > 0:
+            out["length"] = feat.length
+        return out
+    raise DatasetError(f"Cannot describe feature {feat!r} in a dataset card.")
+
+
+def _card_inner(inner: dict[str, Any]) -> Any:
+    if "dtype" in inner and isinstance(inner["dtype"], str):
+        return inner["dtype"]
+    if "struct" in inner:
+        return inner["struct"]
+    return inner
 
 
 class IterableDatasetDict(dict):
