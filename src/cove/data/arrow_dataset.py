@@ -101,14 +101,18 @@ def _to_python(values: Any) -> Any:
 def _infer_array(name: str, values: Any, try_type: pa.DataType | None) -> pa.Array:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
-    values = _to_python(values)
+    if not isinstance(values, list) or (values and not isinstance(values[0], (list, int, float, str, bool))):
+        values = _to_python(values)  # tensors, arrays, tuples: lists of plain values go to Arrow as they are
     if try_type is not None:
         try:
             return pa.array(values, type=try_type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
             pass
     try:
-        out = pa.array(values)
+        try:
+            out = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            out = pa.array(_to_python(values))  # e.g. a list of lists of tensors
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DatasetError(
             f"Column {name!r} returned by the function has values Arrow cannot store together ({exc}). "
