@@ -278,6 +278,21 @@ def test_repo_folder_with_configs_block(tmp_path):
     assert cd.load_dataset_from_folder(repo, split="train[1:]")["q"] == ["second"]
 
 
+def test_repo_folder_cannot_name_files_outside_it(tmp_path):
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text(
+        "---\nconfigs:\n- config_name: default\n  data_files: ../secret.csv\n---\n"
+    )
+    with pytest.raises(DatasetError, match="outside the dataset folder"):
+        cd.load_dataset(str(repo))
+    (repo / "link.csv").symlink_to(tmp_path / "secret.csv")
+    (repo / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files: link.csv\n---\n")
+    with pytest.raises(DatasetError, match="outside the dataset folder"):
+        cd.load_dataset(str(repo))
+
+
 def test_write_hub_folder_round_trips(tmp_path):
     train = cd.Dataset.from_dict({"t": ["a", "b", "c"], "l": [0, 1, 0]}).cast_column(
         "l", cd.ClassLabel(names=["no", "yes"])

@@ -205,7 +205,21 @@ def _pick_config(configs: list[dict[str, Any]], name: str | None, folder: Path) 
 def _folder_data_files(
     folder: Path, name: str | None, data_dir: str | None, data_files: Any
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Data files per split and reader options for a dataset repo folder."""
+    """Data files per split and reader options for a dataset repo folder (never a file outside it)."""
+    split_files, options = _folder_data_files_unchecked(folder, name, data_dir, data_files)
+    root = os.path.realpath(folder)
+    for files in split_files.values():
+        for f in files:
+            if os.path.commonpath([root, os.path.realpath(f)]) != root:
+                raise DatasetError(
+                    f"Data file {f!r} is outside the dataset folder {str(folder)!r}: a repo may only name its own files."
+                )
+    return split_files, options
+
+
+def _folder_data_files_unchecked(
+    folder: Path, name: str | None, data_dir: str | None, data_files: Any
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
     base = folder / data_dir if data_dir else folder
     if data_files is not None:
         return resolve_data_files(data_files, base), {}
