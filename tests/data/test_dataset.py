@@ -157,6 +157,16 @@ def test_num_proc_gives_the_same_rows_and_caches(csv_file):
     assert again["idx"] == list(range(500))
 
 
+def test_filter_num_proc_matches_single_process(csv_file):
+    ds = cd.load_dataset("csv", data_files=str(csv_file), split="train").shuffle(seed=1)
+    single = ds.filter(lambda r, i: r["label"] == "neg" and i % 2 == 0, with_indices=True)
+    multi = ds.filter(
+        lambda r, i: r["label"] == "neg" and i % 2 == 0, with_indices=True, num_proc=2, keep_in_memory=True
+    )
+    assert multi.to_dict() == single.to_dict() and 0 < len(multi) < 500
+    assert list(multi) == multi.to_list()
+
+
 def test_num_proc_worker_errors_surface():
     ds = cd.Dataset.from_dict({"x": list(range(20))})
 

@@ -171,7 +171,7 @@ class Dataset:
         if len(set(lengths.values())) > 1:
             raise DatasetError(f"All columns must have the same length, got {lengths}.")
         if features is not None:
-            table = encode_rows_for_features(mapping, Features(features))
+            table = encode_rows_for_features(dict(mapping), Features(features))
             return cls(table, features=Features(features))
         arrays = {
             k: _infer_array(k, v, None) if not isinstance(v, pa.Array) else v for k, v in mapping.items()
@@ -354,6 +354,9 @@ class Dataset:
     def __iter__(self) -> Iterator[Any]:
         for start in range(0, len(self), 1000):
             table = self._fetch_range(start, min(start + 1000, len(self)))
+            if self._format["type"] is None and self._format["columns"] is None:
+                yield from table.to_pylist()  # one conversion per block, not per row
+                continue
             for i in range(table.num_rows):
                 yield format_table(table.slice(i, 1), self._format, "row")
 
@@ -613,7 +616,11 @@ class Dataset:
         if load_from_cache_file is not False and not keep_in_memory and path.exists():
             keep = np.load(path, allow_pickle=False)
         else:
-            keep = self._filter_positions(function, opts, batch_size if batched else 1000)
+            step = batch_size if batched else 1000
+            if num_proc and num_proc > 1 and len(self) >= num_proc:
+                keep = self._filter_parallel(function, opts, step, num_proc, path)
+            else:
+                keep = self._filter_positions(function, opts, step)
             if not keep_in_memory:
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
                 np.save(tmp, keep, allow_pickle=False)
@@ -621,13 +628,50 @@ class Dataset:
         rows = keep if self._indices is None else self._indices[keep]
         return self._clone(indices=rows, fingerprint=fp)
 
+    def _filter_parallel(
+        self, function: Callable[..., Any], opts: dict[str, Any], step: int, num_proc: int, path: Path
+    ) -> np.ndarray:
+        import multiprocessing as mp
+
+        bounds = np.linspace(0, len(self), num_proc + 1).astype(int)
+        parts = [path.with_name(f".{path.stem}_{i:05d}.{os.getpid()}.npy") for i in range(num_proc)]
+        ctx = mp.get_context("fork")  # the function is inherited, never pickled
+        procs = []
+        for i in range(num_proc):
+            args = (self, function, opts, step, int(bounds[i]), int(bounds[i + 1]), parts[i])
+            proc = ctx.Process(target=_filter_child, args=args)
+            proc.start()
+            procs.append(proc)
+        for proc in procs:
+            proc.join()
+        try:
+            for i, proc in enumerate(procs):
+                err = parts[i].with_suffix(".err")
+                if err.exists():
+                    raise DatasetError(f"filter(num_proc={num_proc}) failed in a worker:\n{err.read_text()}")
+                if proc.exitcode != 0:
+                    raise DatasetError(
+                        f"filter(num_proc={num_proc}): worker {i} exited with code {proc.exitcode}."
+                    )
+            return np.concatenate([np.load(p, allow_pickle=False) for p in parts])
+        finally:
+            for p in parts:
+                p.unlink(missing_ok=True)
+                p.with_suffix(".err").unlink(missing_ok=True)
+
     def _filter_positions(
-        self, function: Callable[..., Any], opts: dict[str, Any], batch_size: int
+        self,
+        function: Callable[..., Any],
+        opts: dict[str, Any],
+        batch_size: int,
+        first: int = 0,
+        last: int | None = None,
     ) -> np.ndarray:
         chosen: list[np.ndarray] = []
         fmt = self._format
-        for start in range(0, len(self), batch_size):
-            stop = min(start + batch_size, len(self))
+        last = len(self) if last is None else last
+        for start in range(first, last, batch_size):
+            stop = min(start + batch_size, last)
             table = self._fetch_range(start, stop)
             if opts["input_columns"] is not None:
                 table = table.select(opts["input_columns"])
@@ -702,9 +746,7 @@ class Dataset:
             raise DatasetError("shuffle() got both seed and generator: pass only one.")
         if generator is None:
             if seed is None:  # same draw from numpy's global state as datasets
-                _, state, pos, *_rest = np.random.get_state()
-                seed = state[pos] if pos < 624 else state[0]
-                _ = np.random.random()
+                seed = _seed_from_global_state()
             generator = np.random.default_rng(seed)
         permutation = generator.permutation(len(self))
         return self.select(permutation, new_fingerprint=new_fingerprint)
@@ -782,8 +824,10 @@ class Dataset:
         n_test = ceil(test_size * n) if isinstance(test_size, float) else test_size
         n_train = floor(train_size * n) if isinstance(train_size, float) else train_size
         if train_size is None:
-            n_train = n - n_test  # type: ignore[operator]
+            assert n_test is not None
+            n_train = n - n_test
         elif test_size is None:
+            assert n_train is not None
             n_test = n - n_train
         assert n_train is not None and n_test is not None
         n_train, n_test = int(n_train), int(n_test)
@@ -797,9 +841,7 @@ class Dataset:
             )
         if generator is None and shuffle:
             if seed is None:
-                _, state, pos, *_rest = np.random.get_state()
-                seed = state[pos] if pos < 624 else state[0]
-                _ = np.random.random()
+                seed = _seed_from_global_state()
             generator = np.random.default_rng(seed)
         if not shuffle:
             if stratify_by_column is not None:
@@ -1050,6 +1092,15 @@ class Dataset:
         )
 
 
+def _seed_from_global_state() -> int:
+    """The seed datasets draws from numpy's global state when given none (and it steps that state once)."""
+    state: Any = np.random.get_state()
+    keys, pos = state[1], state[2]
+    seed = int(keys[pos] if pos < 624 else keys[0])
+    np.random.random()
+    return seed
+
+
 def _identity_row(example: dict[str, Any]) -> dict[str, Any]:
     return example
 
@@ -1063,6 +1114,23 @@ def _rows_of(batch: Any, n: int) -> list[dict[str, Any]]:
         keys = list(batch)
         return [{k: batch[k][i] for k in keys} for i in range(n)]
     raise DatasetError("Row-wise functions need the python, numpy or torch format.")
+
+
+def _filter_child(
+    ds: Dataset,
+    function: Callable[..., Any],
+    opts: dict[str, Any],
+    step: int,
+    first: int,
+    last: int,
+    path: Path,
+) -> None:
+    try:
+        np.save(path, ds._filter_positions(function, opts, step, first, last), allow_pickle=False)
+    except BaseException:
+        path.with_suffix(".err").write_text(traceback.format_exc())
+        os._exit(1)
+    os._exit(0)
 
 
 def _map_child(runner: _MapRunner, start: int, stop: int, path: Path) -> None:

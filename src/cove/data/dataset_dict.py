@@ -60,9 +60,8 @@ class DatasetDict(dict):
     def shuffle(
         self, seed: int | None = None, seeds: dict[str, int] | None = None, **kwargs: Any
     ) -> DatasetDict:
-        if seeds is None:
-            seeds = dict.fromkeys(self, seed)
-        return DatasetDict({k: v.shuffle(seed=seeds.get(k), **kwargs) for k, v in self.items()})
+        per_split: dict[str, Any] = dict(seeds) if seeds is not None else dict.fromkeys(self, seed)
+        return DatasetDict({k: v.shuffle(seed=per_split.get(k), **kwargs) for k, v in self.items()})
 
     def sort(self, *args: Any, **kwargs: Any) -> DatasetDict:
         return self._each("sort", *args, **kwargs)

@@ -209,7 +209,7 @@ class IterableDataset:
             for batch in _batches(source(), size):
                 if batched:
                     columns = _to_columns(batch)
-                    args = [columns[c] for c in cols] if cols else [columns]
+                    args: list[Any] = [columns[c] for c in cols] if cols else [columns]
                     if with_indices:
                         args.append(list(range(index, index + len(batch))))
                     mask = list(function(*args, **kwargs))
@@ -219,7 +219,7 @@ class IterableDataset:
                         )
                 else:
                     row = batch[0]
-                    args = [row[c] for c in cols] if cols else [row]
+                    args = [row[c] for c in cols] if cols else [row]  # type: ignore[no-redef]
                     if with_indices:
                         args.append(index)
                     mask = [function(*args, **kwargs)]
@@ -266,7 +266,7 @@ class IterableDataset:
                     return
                 if batched:
                     columns = _to_columns(batch)
-                    args = [columns[c] for c in cols] if cols else [columns]
+                    args: list[Any] = [columns[c] for c in cols] if cols else [columns]
                     if with_indices:
                         args.append(list(range(index, index + len(batch))))
                     out = function(*args, **kwargs)
@@ -274,7 +274,7 @@ class IterableDataset:
                     yield from _merge_batch(columns, out, remove, len(batch))
                 else:
                     row = batch[0]
-                    args = [row[c] for c in cols] if cols else [row]
+                    args = [row[c] for c in cols] if cols else [row]  # type: ignore[no-redef]
                     if with_indices:
                         args.append(index)
                     out = function(*args, **kwargs)
