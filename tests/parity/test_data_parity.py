@@ -510,3 +510,49 @@ def test_hub_folder_loads_the_same_in_both(pair, tmp_path):
         back["train"],
         hf.Dataset.from_dict(ours.to_dict(), features=hf.Features.from_dict(ours.features.to_dict())),
     )
+
+
+def test_load_options_match(tmp_path):
+    (tmp_path / "t.tsv").write_text("a\tb\n1\tx\n2\ty\n")
+    (tmp_path / "nested.json").write_text(
+        json.dumps({"version": 1, "data": [{"q": "a", "n": 1}, {"q": "b", "n": 2}]})
+    )
+    (tmp_path / "lines.txt").write_text("one\ntwo\n\nfour")
+    cache = str(tmp_path / "hf-cache")
+    cases = [
+        ("csv", {"data_files": str(tmp_path / "t.tsv"), "sep": "\t"}),
+        ("json", {"data_files": str(tmp_path / "nested.json"), "field": "data"}),
+        ("text", {"data_files": str(tmp_path / "lines.txt"), "keep_linebreaks": True}),
+        (
+            "csv",
+            {
+                "data_files": str(tmp_path / "t.tsv"),
+                "sep": "\t",
+                "features": {"a": ("Value", "int32"), "b": ("ClassLabel", ["y", "x"])},
+            },
+        ),
+    ]
+    for builder, kwargs in cases:
+        ours_kwargs, theirs_kwargs = dict(kwargs), dict(kwargs)
+        if "features" in kwargs:
+            spec = kwargs["features"]
+            ours_kwargs["features"] = cd.Features(
+                {"a": cd.Value(spec["a"][1]), "b": cd.ClassLabel(names=spec["b"][1])}
+            )
+            theirs_kwargs["features"] = hf.Features(
+                {"a": hf.Value(spec["a"][1]), "b": hf.ClassLabel(names=spec["b"][1])}
+            )
+        ours = cd.load_dataset(builder, split="train", **ours_kwargs)
+        theirs = hf.load_dataset(builder, split="train", cache_dir=cache, **theirs_kwargs)
+        assert_same(ours, theirs)
+
+
+def test_from_dict_encodes_class_label_strings():
+    data = {"l": ["b", "a", "b"], "x": [1, 2, 3]}
+    ours = cd.Dataset.from_dict(
+        data, features=cd.Features({"l": cd.ClassLabel(names=["a", "b"]), "x": cd.Value("int16")})
+    )
+    theirs = hf.Dataset.from_dict(
+        data, features=hf.Features({"l": hf.ClassLabel(names=["a", "b"]), "x": hf.Value("int16")})
+    )
+    assert_same(ours, theirs)
