@@ -30,7 +30,7 @@ from cove.data.features import (
     encode_rows_for_features,
 )
 from cove.data.fingerprint import cache_root, fingerprint, hash_object
-from cove.data.formatting import canonical_format, format_table
+from cove.data.formatting import LazyBatch, canonical_format, format_table
 from cove.data.table import ArrowWriter, read_arrow
 from cove.errors import DatasetError, DatasetIndexError
 
@@ -675,7 +675,10 @@ class Dataset:
             table = self._fetch_range(start, stop)
             if opts["input_columns"] is not None:
                 table = table.select(opts["input_columns"])
-            batch = format_table(table, {**fmt, "columns": None}, "batch")
+            if opts["batched"] and fmt["type"] is None:
+                batch: Any = LazyBatch(table)
+            else:
+                batch = format_table(table, {**fmt, "columns": None}, "batch")
             if opts["batched"]:
                 args = [batch[c] for c in opts["input_columns"]] if opts["input_columns"] else [batch]
                 if opts["with_indices"]:
@@ -1193,7 +1196,9 @@ class _MapRunner:
         fn_kwargs = opts["fn_kwargs"]
         cols = opts["input_columns"]
         fmt = {**self.ds._format, "columns": None}
-        inputs = format_table(table.select(cols) if cols else table, fmt, "batch")
+        source = table.select(cols) if cols else table
+        lazy = opts["batched"] and fmt["type"] is None
+        inputs = LazyBatch(source) if lazy else format_table(source, fmt, "batch")
         n = table.num_rows
         if opts["batched"]:
             args = [inputs[c] for c in cols] if cols else [inputs]
@@ -1206,7 +1211,10 @@ class _MapRunner:
                 raise DatasetError(
                     f"A batched map function must return a dict of columns (or None), got {type(result).__name__}."
                 )
-            produced = {k: result[k] for k in result}
+            if isinstance(result, LazyBatch):
+                produced = {k: result.arrow_or_values(k) for k in result}
+            else:
+                produced = {k: result[k] for k in result}
         else:
             rows = _rows_of(inputs, n)
             produced_rows = []

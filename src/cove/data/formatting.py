@@ -6,6 +6,7 @@ lists are stacked, ragged ones stay lists (torch) or object arrays (numpy), stri
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -133,3 +134,48 @@ def _format(table: pa.Table, ftype: str | None, kind: str, kwargs: dict[str, Any
     if kind == "column":
         return convert(pydict[table.column_names[0]])
     return {k: convert(v) for k, v in pydict.items()}
+
+
+class LazyBatch(MutableMapping):
+    """A python-format batch that converts a column from Arrow only when the function reads it.
+
+    Map functions often read one column (the text) of many; the others pass through as Arrow arrays.
+    """
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+        self._values: dict[str, Any] = {}
+        self._keys = list(table.column_names)
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._values:
+            return self._values[key]
+        if key not in self._keys:
+            raise KeyError(key)
+        values = self._table.column(key).to_pylist()
+        self._values[key] = values
+        return values
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._values[key] = value
+        if key not in self._keys:
+            self._keys.append(key)
+
+    def __delitem__(self, key: str) -> None:
+        self._keys.remove(key)
+        self._values.pop(key, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._keys))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def arrow_or_values(self, key: str) -> Any:
+        """The column as Arrow when the function never touched it, else its (possibly new) values."""
+        if key not in self._values and key in self._table.column_names:
+            return self._table.column(key)
+        return self[key]
