@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -392,3 +393,40 @@ def test_rerun_of_a_cached_map_is_fast(csv_file):
     start = time.perf_counter()
     ds.map(slow, batched=True, batch_size=100)
     assert time.perf_counter() - start < first / 4
+
+
+@pytest.mark.slow
+def test_working_set_stays_far_below_the_data_size(tmp_path):
+    """Shuffle, map and read a ~150 MB dataset: its rows stay in the page cache (file-backed, evictable)
+    and the process's own anonymous memory grows far less than the data size, so data larger than RAM works.
+    (Converting the file is a separate, chunked step: a first process does it.)"""
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        def anon_mb():
+            return int([l for l in open("/proc/self/status") if l.startswith("RssAnon")][0].split()[1]) // 1024
+        import cove.data as cd
+        path = sys.argv[1]
+        if sys.argv[2] == "convert":
+            with open(path, "w") as f:
+                for i in range(150_000):
+                    f.write(json.dumps({"i": i, "text": "y" * 1000}) + "\\n")
+            cd.load_dataset("json", data_files=path, split="train")
+            sys.exit(0)
+        base = anon_mb()
+        ds = cd.load_dataset("json", data_files=path, split="train").shuffle(seed=0)
+        out = ds.map(lambda b: {"n": [len(t) for t in b["text"]]}, batched=True, remove_columns=["text"])
+        assert sum(out["n"]) == 150_000 * 1000
+        assert sum(len(r["text"]) for r in ds.select(range(0, 150_000, 50))) == 3000 * 1000
+        print(anon_mb() - base, ds.data.nbytes >> 20)
+        """
+    )
+    env = {**os.environ, "COVE_DATASETS_CACHE": str(tmp_path / "cache")}
+    path = str(tmp_path / "big.jsonl")
+    subprocess.run([sys.executable, "-c", script, path, "convert"], env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script, path, "use"], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
+    grown_mb, data_mb = int(out[0]), int(out[1])
+    assert data_mb >= 140
+    assert grown_mb < data_mb * 0.4, f"anonymous memory grew {grown_mb} MiB for {data_mb} MiB of data"

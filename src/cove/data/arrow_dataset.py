@@ -31,7 +31,7 @@ from cove.data.features import (
 )
 from cove.data.fingerprint import cache_root, fingerprint, hash_object
 from cove.data.formatting import LazyBatch, canonical_format, format_table
-from cove.data.table import ArrowWriter, read_arrow
+from cove.data.table import ArrowWriter, ChunkIndex, read_arrow
 from cove.errors import DatasetError, DatasetIndexError
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ class Dataset:
         format: dict[str, Any] | None = None,
     ) -> None:
         self._data = table
+        self._chunks: ChunkIndex | None = None
         self._features = features if features is not None else Features.from_arrow_schema(table.schema)
         self._indices = indices
         self._cache_files = list(cache_files or [])
@@ -305,7 +306,12 @@ class Dataset:
         first = int(rows[0])
         if int(rows[-1]) - first == n - 1 and (n == 1 or bool(np.all(np.diff(rows) == 1))):
             return self._data.slice(first, n)
-        return self._data.take(pa.array(rows, type=pa.int64()))
+        return self._chunk_index().take(rows)
+
+    def _chunk_index(self) -> ChunkIndex:
+        if self._chunks is None or self._chunks.table is not self._data:
+            self._chunks = ChunkIndex(self._data)
+        return self._chunks
 
     def _fetch_range(self, start: int, stop: int) -> pa.Table:
         if self._indices is None:
@@ -415,6 +421,11 @@ class Dataset:
             self._format = old
 
     # --- export ---------------------------------------------------------------------------
+
+    def _columns_table(self, names: list[str]) -> pa.Table:
+        """Some columns, index mapping applied, without materialising the other columns."""
+        table = self._data.select(names)
+        return table if self._indices is None else ChunkIndex(table).take(self._indices)
 
     def _flat_table(self) -> pa.Table:
         return self._fetch_range(0, len(self)) if self._indices is not None else self._data
@@ -770,7 +781,7 @@ class Dataset:
                 f"sort: reverse has {len(flags)} values for {len(names)} columns; give one per column."
             )
         placement = {"last": "at_end", "first": "at_start"}.get(null_placement, null_placement)
-        table = self._flat_table().select(names) if self._indices is not None else self._data.select(names)
+        table = self._columns_table(names)
         keys = [(n, "descending" if r else "ascending") for n, r in zip(names, flags)]
         try:  # pyarrow >= 25 takes the null placement per key
             order = pc.sort_indices(table, sort_keys=[(*k, placement) for k in keys]).to_numpy()
@@ -862,7 +873,8 @@ class Dataset:
                     f"Run class_encode_column({stratify_by_column!r}) first."
                 )
             assert generator is not None
-            labels = np.asarray(self._flat_table().column(stratify_by_column).to_numpy(zero_copy_only=False))
+            column = self._columns_table([stratify_by_column]).column(0)
+            labels = np.asarray(column.to_numpy(zero_copy_only=False))
             train_idx, test_idx = _stratified_split(labels, n_train, n_test, generator, stratify_by_column)
         else:
             assert generator is not None
@@ -924,7 +936,7 @@ class Dataset:
 
     def unique(self, column: str) -> list[Any]:
         _unknown_columns([column], self.column_names, "unique")
-        return pc.unique(self._flat_table().column(column)).to_pylist()
+        return pc.unique(self._columns_table([column]).column(0)).to_pylist()
 
     def cast(self, features: Features, **_: Any) -> Dataset:
         features = Features(features)
@@ -1001,18 +1013,17 @@ class Dataset:
                 f"save_to_disk({str(path)!r}) would overwrite the files this dataset is read from: pick another folder."
             )
         path.mkdir(parents=True, exist_ok=True)
-        table = self._flat_table()
         if num_shards is None:
-            num_shards = max(1, ceil(table.nbytes / (500 << 20)))
+            size = self._data.nbytes * len(self) / max(self._data.num_rows, 1)
+            num_shards = max(1, ceil(size / (500 << 20)))
         num_shards = max(1, min(num_shards, max(len(self), 1)))
         bounds = np.linspace(0, len(self), num_shards + 1).astype(int)
         files = []
         for i in range(num_shards):
             name = f"data-{i:05d}-of-{num_shards:05d}.arrow"
             writer = ArrowWriter(path / name, schema=self._features.arrow_schema)
-            part = table.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i]))
-            for start in range(0, part.num_rows, 10_000):
-                writer.write(part.slice(start, 10_000))
+            for start in range(int(bounds[i]), int(bounds[i + 1]), 10_000):  # block by block: bounded memory
+                writer.write(self._fetch_range(start, min(start + 10_000, int(bounds[i + 1]))))
             writer.close()
             files.append({"filename": name})
         state = {

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from cove.errors import DatasetError
@@ -93,3 +94,35 @@ class ArrowWriter:
                 self._sink.close()
         finally:
             self._tmp.unlink(missing_ok=True)
+
+
+class ChunkIndex:
+    """Row lookup over a table's record batches, so taking rows touches only the batches they live in.
+
+    ``pa.Table.take`` concatenates every chunk of a column before taking (a full copy of the column on each
+    call), which defeats memory mapping; this takes per batch and reorders the small result instead.
+    """
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.batches = table.to_batches()
+        sizes = np.fromiter((b.num_rows for b in self.batches), dtype=np.int64, count=len(self.batches))
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+
+    def take(self, rows: np.ndarray) -> pa.Table:
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(self.batches) <= 1:
+            return self.table.take(pa.array(rows, type=pa.int64()))
+        chunk = np.searchsorted(self.offsets, rows, side="right") - 1
+        order = np.argsort(chunk, kind="stable")
+        sorted_chunk = chunk[order]
+        local = rows[order] - self.offsets[sorted_chunk]
+        bounds = np.flatnonzero(np.diff(sorted_chunk)) + 1
+        pieces = []
+        for start, stop in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(rows)]])):
+            batch = self.batches[int(sorted_chunk[start])]
+            pieces.append(batch.take(pa.array(local[start:stop], type=pa.int64())))
+        gathered = pa.Table.from_batches(pieces, schema=self.table.schema).combine_chunks()
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return gathered.take(pa.array(inverse, type=pa.int64()))
