@@ -363,6 +363,14 @@ def test_formats_concat_and_save(tmp_path):
     assert sorted(back["a"]) == [1, 2, 3] and back.cache_files
 
 
+def test_take_skip_and_to_iterable():
+    ds = cd.Dataset.from_dict({"a": list(range(10))}).shuffle(seed=2)
+    assert ds.take(3)["a"] == ds["a"][:3] and ds.skip(8)["a"] == ds["a"][8:]
+    assert len(ds.take(50)) == 10 and len(ds.skip(50)) == 0
+    stream = ds.to_iterable_dataset().filter(lambda r: r["a"] % 2 == 0).map(lambda r: {"b": r["a"] * 10})
+    assert list(stream) == [{"a": a, "b": a * 10} for a in ds["a"] if a % 2 == 0]
+
+
 def test_larger_than_a_map_batch_streams_in_constant_memory(tmp_path):
     path = tmp_path / "s.txt"
     with open(path, "w") as f:

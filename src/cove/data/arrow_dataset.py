@@ -799,6 +799,20 @@ class Dataset:
             return self.select(np.arange(start, end))
         return self.select(np.arange(index, len(self), num_shards))
 
+    def take(self, n: int) -> Dataset:
+        return self.select(range(min(max(n, 0), len(self))))
+
+    def skip(self, n: int) -> Dataset:
+        return self.select(range(min(max(n, 0), len(self)), len(self)))
+
+    def to_iterable_dataset(self) -> Any:
+        from cove.data.iterable_dataset import IterableDataset
+
+        plain = self.with_format(None)
+        return IterableDataset(
+            lambda: iter(plain), features=self.features, split=self._split, column_names=self.column_names
+        )
+
     def flatten_indices(self, **_: Any) -> Dataset:
         if self._indices is None:
             return self
@@ -1273,7 +1287,7 @@ class _MapRunner:
             if c not in arrays:
                 arrays[c] = self._column(c, values)
         if not arrays:
-            return pa.table({}).slice(0, 0) if n == 0 else pa.Table.from_batches([], schema=pa.schema([]))
+            return pa.table({})
         out = pa.table(arrays)
         if self.features is not None:
             out = cast_table(out, self.features)
