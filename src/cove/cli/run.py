@@ -33,14 +33,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _summarise(vectors):
-    rows = (
-        vectors if vectors and isinstance(vectors[0], list) and isinstance(vectors[0][0], list) else [vectors]
-    )
+    rows = vectors if vectors and isinstance(vectors[0], list) and isinstance(vectors[0][0], list) else [vectors]
     out = []
     for row in rows:
-        out.append(
-            {"tokens": len(row), "dim": len(row[0]), "first_values": [round(v, 4) for v in row[0][:4]]}
-        )
+        out.append({"tokens": len(row), "dim": len(row[0]), "first_values": [round(v, 4) for v in row[0][:4]]})
     return out if len(out) > 1 else out[0]
 
 
@@ -50,7 +46,5 @@ def _similarity(args: argparse.Namespace) -> int:
     pipe = pipeline("sentence-similarity", model=args.model)
     scores = pipe(args.source, args.candidates)
     ranked = sorted(zip(args.candidates, scores), key=lambda kv: -kv[1])
-    print(
-        json.dumps([{"sentence": c, "score": round(s, 4)} for c, s in ranked], indent=2, ensure_ascii=False)
-    )
+    print(json.dumps([{"sentence": c, "score": round(s, 4)} for c, s in ranked], indent=2, ensure_ascii=False))
     return 0

