@@ -225,8 +225,6 @@ def test_clear_errors(tmp_path, csv_file):
         cd.load_dataset("csv", data_files=str(csv_file), split="dev")
     with pytest.raises(DatasetError, match="Bad split"):
         cd.load_dataset("csv", data_files=str(csv_file), split="train[::2]")
-    with pytest.raises(DatasetNotFoundError, match="some-user/some-data"):
-        cd.load_dataset("some-user/some-data")
     ds = cd.load_dataset("csv", data_files=str(csv_file), split="train")
     with pytest.raises(DatasetError, match=r"\['nope'\].*\['text', 'label'\]"):
         ds.remove_columns("nope")
@@ -302,6 +300,32 @@ def test_repo_folder_cannot_name_files_outside_it(tmp_path):
     (repo / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files: link.csv\n---\n")
     with pytest.raises(DatasetError, match="outside the dataset folder"):
         cd.load_dataset(str(repo))
+
+
+def test_repo_names_resolve_through_the_hub_client(tmp_path, monkeypatch):
+    import cove.hub.resolve as hub_resolve
+
+    repo = tmp_path / "snap"
+    (repo / "data").mkdir(parents=True)
+    (repo / "data" / "train-00000-of-00001.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
+    (repo / "data" / "test-00000-of-00001.jsonl").write_text('{"a": 3}\n')
+    asked = []
+
+    def resolve_dataset_dir(name, revision=None, token=None):
+        asked.append((name, revision, token))
+        if name != "me/tiny":
+            raise FileNotFoundError(f"no repo {name}")
+        return repo
+
+    monkeypatch.setattr(hub_resolve, "resolve_dataset_dir", resolve_dataset_dir, raising=False)
+    dd = cd.load_dataset("me/tiny", revision="v1", token="t0k")
+    assert dd["train"]["a"] == [1, 2] and dd["test"]["a"] == [3]
+    assert asked == [("me/tiny", "v1", "t0k")]
+    with pytest.raises(DatasetNotFoundError, match="some-user/some-data"):
+        cd.load_dataset("some-user/some-data")
+    monkeypatch.delattr(hub_resolve, "resolve_dataset_dir")
+    with pytest.raises(DatasetNotFoundError, match="some-user/some-data"):
+        cd.load_dataset("some-user/some-data")
 
 
 def test_write_hub_folder_round_trips(tmp_path):

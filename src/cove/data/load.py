@@ -445,14 +445,32 @@ def load_dataset_from_folder(folder: str | os.PathLike[str], **kwargs: Any) -> A
 
 
 def _resolve_repo_folder(name: str, revision: str | None, token: str | None) -> Path:
-    """A dataset repo name -> a local folder, through the hub client when it offers a resolver."""
+    """A dataset repo name -> a local folder, through the hub client's resolver.
+
+    Uses ``cove.hub.resolve.resolve_dataset_dir(name, revision=, token=)`` when the hub client has it, else its
+    ``resolve_model_dir(..., repo_type="dataset")`` (remote hub, embedded hub, cache), so the hub only ever
+    hands this module a folder.
+    """
+    import functools
+    import inspect
+
     try:
         from cove.hub import resolve as hub_resolve
     except ImportError:
         hub_resolve = None  # type: ignore[assignment]
-    resolver = getattr(hub_resolve, "resolve_dataset_dir", None) if hub_resolve is not None else None
+    resolver = getattr(hub_resolve, "resolve_dataset_dir", None)
+    if resolver is None:
+        by_type = getattr(hub_resolve, "resolve_model_dir", None)
+        if by_type is not None and "repo_type" in inspect.signature(by_type).parameters:
+            resolver = functools.partial(by_type, repo_type="dataset")
     if resolver is not None:
-        return Path(resolver(name, revision=revision, token=token))
+        try:
+            return Path(resolver(name, revision=revision, token=token))
+        except FileNotFoundError as exc:
+            raise DatasetNotFoundError(
+                f"Dataset {name!r} not found ({exc}). Pass a format name with data_files=..., a local folder, "
+                "or push the dataset to the hub (private repos need token=)."
+            ) from exc
     raise DatasetNotFoundError(
         f"Dataset {name!r} not found: it is neither a format name ({sorted(READERS)}), a local file or folder, "
         "nor a repo the hub client could resolve. Pass data_files=..., a folder, or push the dataset to the hub."
