@@ -556,3 +556,20 @@ def test_from_dict_encodes_class_label_strings():
         data, features=hf.Features({"l": hf.ClassLabel(names=["a", "b"]), "x": hf.Value("int16")})
     )
     assert_same(ours, theirs)
+
+
+def test_ops_on_index_mapped_datasets_match(pair):
+    def run(lib_ds, lib):
+        ds = lib_ds.shuffle(seed=5).filter(lambda r: r["score"] > 0.2)
+        mapped = ds.map(
+            lambda b, idx: {"pos": idx, "len": [len(t) for t in b["text"]]}, batched=True, with_indices=True
+        )
+        split = ds.class_encode_column("label").train_test_split(
+            test_size=0.3, seed=9, stratify_by_column="label"
+        )
+        shards = [ds.shard(3, i) for i in range(3)] + [ds.shard(4, 1, contiguous=False)]
+        both = lib.concatenate_datasets([ds.select([3, 1]), lib_ds.select([0])])
+        return [mapped, split["train"], split["test"], ds.flatten_indices(), both, *shards]
+
+    for ours, theirs in zip(run(pair[0], cd), run(pair[1], hf)):
+        assert_same(ours, theirs)
