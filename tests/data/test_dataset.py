@@ -462,3 +462,35 @@ def test_working_set_stays_far_below_the_data_size(tmp_path):
     grown_mb, data_mb = int(out[0]), int(out[1])
     assert data_mb >= 140
     assert grown_mb < data_mb * 0.4, f"anonymous memory grew {grown_mb} MiB for {data_mb} MiB of data"
+
+
+def test_map_cache_is_reused_by_a_new_process(tmp_path, csv_file):
+    script = textwrap.dedent(
+        """
+        import sys
+        import cove.data as cd
+        LOG = sys.argv[2]
+        STOP = {"the", "a"}
+        def words(batch):
+            with open(LOG, "a") as f:
+                f.write("x")
+            return {"words": [[w for w in t.split() if w not in STOP] for t in batch["text"]]}
+        ds = cd.load_dataset("csv", data_files=sys.argv[1], split="train").shuffle(seed=3)
+        out = ds.map(words, batched=True, batch_size=100)
+        print(out.cache_files[0]["filename"], out[0]["words"])
+        """
+    )
+    env = {**os.environ, "COVE_DATASETS_CACHE": str(tmp_path / "cache")}
+    log = tmp_path / "log"
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(csv_file), str(log)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    assert log.read_text() == "x" * 5  # 5 batches, computed once
