@@ -8,7 +8,7 @@ load+tokenize rows/s, the rerun of the same map (served from the cache), and pea
 streams the whole file through Cove's IterableDataset with the same map and checks its RSS stays under
 1 GiB.
 
-    python benchmarks/data.py [--size-mb 1024] [--repeats 3] [--keep]
+    python benchmarks/data.py [--size-mb 1024] [--repeats 3] [--map tokenize|length] [--no-datasets]
 """
 
 from __future__ import annotations
@@ -64,6 +64,16 @@ def write_csv(path: str, size_mb: int) -> int:
     return rows
 
 
+def make_length(_: str):
+    def length(batch):
+        return {
+            "n_chars": [len(t) for t in batch["text"]],
+            "n_words": [t.count(" ") + 1 for t in batch["text"]],
+        }
+
+    return length
+
+
 def make_tokenize(tokenizer_file: str):
     from tokenizers import Tokenizer
 
@@ -82,8 +92,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def worker(lib: str, csv: str, cache: str, batch_size: int) -> dict:
-    tokenize = make_tokenize(tokenizer_path())
+def worker(lib: str, csv: str, cache: str, batch_size: int, map_kind: str) -> dict:
+    tokenize = (make_tokenize if map_kind == "tokenize" else make_length)(tokenizer_path())
     if lib == "datasets":
         os.environ["HF_DATASETS_CACHE"] = cache
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -98,12 +108,11 @@ def worker(lib: str, csv: str, cache: str, batch_size: int) -> dict:
         if lib == "cove-stream":
             stream = cove.data.load_dataset("csv", data_files=csv, split="train", streaming=True)
             start = time.perf_counter()
-            rows = tokens = 0
-            for row in stream.map(tokenize, batched=True, batch_size=batch_size, remove_columns=["text"]):
+            rows = 0
+            for _row in stream.map(tokenize, batched=True, batch_size=batch_size, remove_columns=["text"]):
                 rows += 1
-                tokens += len(row["input_ids"])
             seconds = time.perf_counter() - start
-            return {"rows": rows, "tokens": tokens, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+            return {"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
         load = lambda: cove.data.load_dataset("csv", data_files=csv, split="train")  # noqa: E731
     start = time.perf_counter()
     ds = load()
@@ -121,12 +130,12 @@ def worker(lib: str, csv: str, cache: str, batch_size: int) -> dict:
         "seconds": seconds,
         "rerun_seconds": rerun,
         "peak_rss_mb": peak_rss_mb(),
-        "sample_ids": sample["input_ids"][:8],
+        "sample": str(sample)[:200],
         "features": repr(out.features),
     }
 
 
-def run_worker(lib: str, csv: str, batch_size: int, tmp: str) -> dict:
+def run_worker(lib: str, csv: str, batch_size: int, tmp: str, map_kind: str) -> dict:
     cache = tempfile.mkdtemp(prefix=f"cache-{lib}-", dir=tmp)
     cmd = [
         sys.executable,
@@ -139,6 +148,8 @@ def run_worker(lib: str, csv: str, batch_size: int, tmp: str) -> dict:
         cache,
         "--batch-size",
         str(batch_size),
+        "--map",
+        map_kind,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -158,12 +169,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--tmp", default=None, help="where to write the CSV and caches (default: a temp dir)")
     parser.add_argument("--no-datasets", action="store_true", help="skip the `datasets` side")
+    parser.add_argument(
+        "--map",
+        choices=("tokenize", "length"),
+        default="tokenize",
+        help="the batched map: WordPiece tokenization (default), or text lengths to time the pipeline itself",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.csv, args.cache, args.batch_size)))
+        print(json.dumps(worker(args.worker, args.csv, args.cache, args.batch_size, args.map)))
         return
 
     tmp = tempfile.mkdtemp(prefix="cove-bench-data-", dir=args.tmp)
@@ -176,7 +193,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {lib: [] for lib in libs}
     for r in range(args.repeats):
         for lib in libs if r % 2 == 0 else libs[::-1]:  # interleave, alternating who goes first
-            res = run_worker(lib, csv, args.batch_size, tmp)
+            res = run_worker(lib, csv, args.batch_size, tmp, args.map)
             results[lib].append(res)
             print(
                 f"  run {r + 1} {lib:9s} {res['rows'] / res['seconds']:>10,.0f} rows/s  "
@@ -185,14 +202,15 @@ def main() -> None:
             )
     if len(libs) == 2:
         a, b = results["cove"][0], results["datasets"][0]
-        assert a["rows"] == b["rows"] and a["sample_ids"] == b["sample_ids"], "Cove and datasets disagree"
+        assert a["rows"] == b["rows"] and a["sample"] == b["sample"], "Cove and datasets disagree"
         assert a["features"] == b["features"], (a["features"], b["features"])
 
     def med(lib: str, key: str) -> float:
         return statistics.median(x[key] for x in results[lib])
 
+    what = "tokenize" if args.map == "tokenize" else "length map"
     print(
-        f"\nload + tokenize {rows:,} rows ({size:.0f} MiB CSV), batch_size={args.batch_size}, medians of {args.repeats}:"
+        f"\nload + {what} {rows:,} rows ({size:.0f} MiB CSV), batch_size={args.batch_size}, medians of {args.repeats}:"
     )
     print(f"{'':10s} {'rows/s':>12s} {'load s':>8s} {'total s':>8s} {'rerun s':>8s} {'peak RSS MiB':>13s}")
     for lib in libs:
@@ -203,7 +221,7 @@ def main() -> None:
     if len(libs) == 2:
         print(f"Cove / datasets throughput: {med('datasets', 'seconds') / med('cove', 'seconds'):.2f}x")
 
-    res = run_worker("cove-stream", csv, args.batch_size, tmp)
+    res = run_worker("cove-stream", csv, args.batch_size, tmp, args.map)
     ok = res["peak_rss_mb"] < 1024
     print(
         f"\nstreaming (Cove IterableDataset + same map): {res['rows']:,} rows, {res['rows'] / res['seconds']:,.0f} rows/s, "
