@@ -207,10 +207,12 @@ def _folder_data_files(
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Data files per split and reader options for a dataset repo folder (never a file outside it)."""
     split_files, options = _folder_data_files_unchecked(folder, name, data_dir, data_files)
-    root = os.path.realpath(folder)
+    # Lexical containment: catches "../" in a card's paths. Symlinks are followed on purpose: hub snapshots
+    # are folders of symlinks into the blob store, made by the hub client, not by the repo's author.
+    root = os.path.abspath(folder)
     for files in split_files.values():
         for f in files:
-            if os.path.commonpath([root, os.path.realpath(f)]) != root:
+            if os.path.commonpath([root, os.path.abspath(f)]) != root:
                 raise DatasetError(
                     f"Data file {f!r} is outside the dataset folder {str(folder)!r}: a repo may only name its own files."
                 )
