@@ -398,7 +398,9 @@ class Dataset:
 
     def _cache_dir(self) -> Path:
         if self._cache_files:
-            return Path(self._cache_files[0]).parent
+            folder = Path(self._cache_files[0]).parent
+            if os.access(folder, os.W_OK):  # next to the input, as datasets does; else the shared cache
+                return folder
         path = cache_root() / "transforms"
         path.mkdir(parents=True, exist_ok=True)
         return path
