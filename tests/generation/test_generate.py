@@ -235,3 +235,14 @@ def test_inputs_alias_and_tokenizer_outputs(model):
     assert a.tolist() == b.tolist()
     with pytest.raises(GenerationError, match="token_type_ids"):
         model.generate(PROMPT, token_type_ids=torch.ones_like(PROMPT), max_new_tokens=3)
+
+
+def test_generated_ids_can_feed_a_training_step(model):
+    out = model.generate(PROMPT, max_new_tokens=3, eos_token_id=None)
+    assert not out.is_inference()
+    model.train()
+    try:
+        model(out, labels=out).loss.backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.eval()

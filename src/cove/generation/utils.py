@@ -74,8 +74,18 @@ def _context_window(model: Any) -> int | None:
     return getattr(config, "max_position_embeddings", None)
 
 
-@torch.inference_mode()
-def generate(
+def generate(model: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run generation under inference_mode (no autograd bookkeeping), then hand back ordinary tensors, so
+    the ids can feed a training step later."""
+    with torch.inference_mode():
+        out = _generate(model, *args, **kwargs)
+    if isinstance(out, torch.Tensor):
+        return out.clone()
+    out.sequences = out.sequences.clone()
+    return out
+
+
+def _generate(
     model: Any,
     input_ids: Any = None,
     attention_mask: Any = None,
