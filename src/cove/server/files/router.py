@@ -34,7 +34,7 @@ async def lfs_upload(oid: str, request: Request, hub: HubDep, s: Db) -> Response
         raise HubRequestError(
             f"LFS object of {size} bytes is over the upload limit of {hub.settings.max_upload_bytes}."
         )
-    with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2, dir=str(hub.store.blobs.root)) as spool:
+    with tempfile.SpooledTemporaryFile(max_size=8 * 1024**2, dir=hub.store.tmp_dir) as spool:
         total = 0
         async for chunk in request.stream():
             total += len(chunk)
@@ -252,6 +252,14 @@ def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> 
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     if status == 200 and path.endswith(("config.json", ".safetensors", ".gguf")):
         _count_download(s, repo.id)
+    presign = getattr(store.blobs, "presigned_url", None)
+    if hub.settings.s3_presign_downloads and entry.lfs and presign is not None:
+        # the object store serves the bytes (Range included); the client follows the redirect as it does
+        # to the Hub's CDN
+        for key in ("Content-Length", "Content-Range", "Accept-Ranges"):
+            headers.pop(key, None)
+        headers["Location"] = presign(entry.sha256)
+        return Response(status_code=302, headers=headers)
     return StreamingResponse(
         store.blobs.iter_range(entry.sha256, start, end),
         status_code=status,
