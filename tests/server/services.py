@@ -221,3 +221,72 @@ def start_seaweedfs() -> SeaweedS3:
     tail = (root / "weed.log").read_text(errors="replace")[-800:]
     server.stop()
     raise RuntimeError(f"SeaweedFS did not come up: {tail}")
+
+
+@dataclass
+class ServeProcess:
+    """`cove serve` as operators run it: its own process, settings from COVE_* variables."""
+
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+def cove_env(settings: dict[str, object]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
+    env.update({f"COVE_{k.upper()}": str(v) for k, v in settings.items()})
+    env.setdefault("COVE_IMPORT_BUNDLED", "false")
+    return env
+
+
+def cove_cli(args: list[str], settings: dict[str, object]) -> str:
+    """Run a cove command in a subprocess; returns its stdout (raises with its output when it fails)."""
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "cove.cli.main", *args],
+        env=cove_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"cove {' '.join(args)} failed ({run.returncode}): {run.stdout} {run.stderr}")
+    return run.stdout
+
+
+def start_serve(settings: dict[str, object], log_dir: Path, port: int | None = None) -> ServeProcess:
+    import sys
+
+    port = port or free_port()
+    log = log_dir / f"serve-{port}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cove.cli.main", "serve", "--port", str(port)],
+        env=cove_env(settings),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"cove serve exited ({proc.returncode}): {log.read_text()[-1500:]}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return ServeProcess(url=url, proc=proc, log=log)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"cove serve did not come up in 90 s: {log.read_text()[-1500:]}")
