@@ -140,3 +140,7 @@ class SchemaOutOfDateError(CoveError, RuntimeError):
 
 class BlobStoreConfigError(CoveError, ValueError):
     """The blob store settings (COVE_BLOB_STORE, COVE_S3_*) are incomplete or the store is unreachable."""
+
+
+class CardTooLargeError(HubRequestError):
+    """A card's YAML expands (through anchors and aliases) past the size budget: a "YAML bomb"."""

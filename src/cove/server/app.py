@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from cove.errors import BlobStoreConfigError
 from cove.hub.storage.blobs import BlobStore, DiskBlobStore
 from cove.hub.storage.repos import RepoStore
-from cove.server import errors
+from cove.server import errors, openapi
 from cove.server.auth import models as _auth_models  # noqa: F401 - registers the auth tables
 from cove.server.deps import Hub, load_secret
 from cove.server.settings import Settings
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Cove hub", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.hub = open_hub(settings)
     errors.install(app)
+    openapi.install(app)
 
     @app.get("/api/health")
     def health() -> dict[str, str]:

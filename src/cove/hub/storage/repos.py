@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cove.errors import (
+    CardTooLargeError,
     CommitConflictError,
     EntryNotFoundError,
     HubRequestError,
@@ -568,8 +569,10 @@ class RepoStore:
         if readme is not None and readme.size < 5_000_000:
             try:
                 card = card_from_readme(self.blobs.read(readme.sha256).decode("utf-8", "replace"))
+            except CardTooLargeError:
+                raise  # a YAML bomb is refused, so the commit (not yet committed) leaves the repo unchanged
             except HubRequestError:
-                card = {}
+                card = {}  # bad YAML is kept as a file, as before; validate-yaml names the line
         repo.card_json = json.dumps(card)
 
 
