@@ -132,7 +132,7 @@ def test_kill9_mid_upload_and_mid_commit_then_restart_and_gc(backend, request, t
             with contextlib.suppress(httpx.HTTPError):
                 httpx.post(
                     url,
-                    content=body(),
+                    content=ndjson(),
                     headers={**headers, "Content-Type": "application/x-ndjson"},
                     timeout=60,
                 )

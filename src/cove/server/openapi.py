@@ -26,8 +26,8 @@ _ERROR_SCHEMA = {
     "properties": {"error": {"type": "string"}},
     "required": ["error"],
 }
-_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-_JSON_ANY = {"application/json": {"schema": {}}}
+_BINARY: dict[str, Any] = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+_JSON_ANY: dict[str, Any] = {"application/json": {"schema": {}}}
 
 
 def _file_responses(responses: dict[str, Any]) -> None:

@@ -47,7 +47,9 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
             # a data dir from before migrations: its tables are the baseline, so record that first
             command.stamp(cfg, BASELINE)
         command.upgrade(cfg, target)
-    return before, current_revision(engine)
+    after = current_revision(engine)
+    assert after is not None
+    return before, after
 
 
 def check(engine: Engine, url_for_message: str) -> None:
