@@ -224,6 +224,7 @@ def main() -> None:
     huggingface_hub.constants.HF_HUB_OFFLINE = False
     huggingface_hub.constants.HF_HUB_DISABLE_XET = True
     tmp = Path(tempfile.mkdtemp(prefix="cove-load-"))
+    tmp.chmod(0o755)  # nginx workers run as an unprivileged user
     files_dir = tmp / "files"
     files_dir.mkdir()
     rng = random.Random(0)
