@@ -94,6 +94,9 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(RecursionError, handle_nesting)
     app.add_exception_handler(OperationalError, handle_busy)
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    app.add_exception_handler(PoolTimeoutError, handle_busy)  # every pooled connection in use: retry
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(HubError, handle_hub_error)

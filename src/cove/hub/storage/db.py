@@ -99,7 +99,8 @@ def make_engine(url: str) -> Engine:
         # a shared server: check pooled connections (the database may have restarted) and keep the pool
         # large enough for the server's worker threads
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    # SQLite connections are cheap; the pool must cover the server's worker threads (40 by default)
+    engine = create_engine(url, connect_args={"timeout": 30}, pool_size=20, max_overflow=40)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")

@@ -90,6 +90,7 @@ def lfs_download(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
     if not hub.store.has_lfs(s, repo_pk, oid):
         return error_response(404, f"LFS object {oid} not found.")
     size = hub.store.blobs.size(oid)
+    s.close()  # as in resolve: no pooled connection held while streaming
     return StreamingResponse(
         hub.store.blobs.iter_range(oid),
         headers={"Content-Length": str(size)},
@@ -259,6 +260,9 @@ def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> 
             headers.pop(key, None)
         headers["Location"] = presign(entry.sha256)
         return Response(status_code=302, headers=headers)
+    # give the database connection back before streaming: a large download must not hold one of the pool's
+    # connections (50 slow clients would starve every other request)
+    s.close()
     return StreamingResponse(
         store.blobs.iter_range(entry.sha256, start, end),
         status_code=status,
