@@ -36,7 +36,19 @@ def english_sentences(n: int) -> list[str]:
     import unittest
 
     texts = []
-    for module in (collections, email, http.client, json, logging, pathlib, subprocess, threading, unittest, argparse, re):
+    for module in (
+        collections,
+        email,
+        http.client,
+        json,
+        logging,
+        pathlib,
+        subprocess,
+        threading,
+        unittest,
+        argparse,
+        re,
+    ):
         for _, obj in inspect.getmembers(module):
             doc = inspect.getdoc(obj)
             if doc:
@@ -47,7 +59,7 @@ def english_sentences(n: int) -> list[str]:
             if 3 <= len(s.split()) <= 200 and s not in sentences:
                 sentences.append(s)
     if len(sentences) < n:
-        sentences = (sentences * (n // len(sentences) + 1))
+        sentences = sentences * (n // len(sentences) + 1)
     return sentences[:n]
 
 
@@ -86,9 +98,11 @@ def main() -> None:
     torch.manual_seed(0)
     sentences = english_sentences(args.sentences)
     lengths = [len(s.split()) for s in sentences]
-    print(f"{len(sentences)} sentences, words per sentence: min {min(lengths)}, median "
-          f"{statistics.median(lengths)}, max {max(lengths)}; batch {args.batch_size}; torch threads "
-          f"{torch.get_num_threads()}")
+    print(
+        f"{len(sentences)} sentences, words per sentence: min {min(lengths)}, median "
+        f"{statistics.median(lengths)}, max {max(lengths)}; batch {args.batch_size}; torch threads "
+        f"{torch.get_num_threads()}"
+    )
 
     folder = bundled_path(find_bundled(NAME))
     hf_tok = transformers.AutoTokenizer.from_pretrained(folder)

@@ -14,7 +14,13 @@ from cove.hub.bundled import bundled_path, find_bundled
 transformers = pytest.importorskip("transformers")
 
 NAME = "sentence-transformers/all-MiniLM-L6-v2"
-TEXTS = ["A man is playing a guitar.", "Short.", "", "Une phrase en français, avec des accents: été, où.", "x " * 600]
+TEXTS = [
+    "A man is playing a guitar.",
+    "Short.",
+    "",
+    "Une phrase en français, avec des accents: été, où.",
+    "x " * 600,
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,9 @@ def fe():
 
 @pytest.mark.parity
 def test_feature_extraction_matches_transformers_pipeline(folder, fe):
-    ref = transformers.pipeline("feature-extraction", model=str(folder), tokenizer=str(folder), tokenize_kwargs={"truncation": True})
+    ref = transformers.pipeline(
+        "feature-extraction", model=str(folder), tokenizer=str(folder), tokenize_kwargs={"truncation": True}
+    )
     expected = ref(TEXTS)
     got = fe(TEXTS)
     assert len(got) == len(expected)

@@ -22,7 +22,10 @@ def push_to_hub(
     with tempfile.TemporaryDirectory(prefix="cove-push-") as folder:
         obj.save_pretrained(folder, **save_kwargs)
         hub.create_repo(repo_id, token=token, private=private, exist_ok=True)
-        kwargs: dict[str, Any] = {"token": token, "commit_message": commit_message or f"Upload {type(obj).__name__}"}
+        kwargs: dict[str, Any] = {
+            "token": token,
+            "commit_message": commit_message or f"Upload {type(obj).__name__}",
+        }
         if revision is not None:
             kwargs["revision"] = revision
         return hub.upload_folder(repo_id, folder, **kwargs)

@@ -81,7 +81,7 @@ class _Fields:
     num_train_epochs: float = 3.0
     max_steps: int = -1
     lr_scheduler_type: str = "linear"
-    lr_scheduler_kwargs: dict[str, Any] = field(default_factory=dict)
+    lr_scheduler_kwargs: dict[str, Any] | None = None
     warmup_ratio: float = 0.0
     warmup_steps: float = 0
     logging_dir: str | None = None
@@ -208,6 +208,8 @@ class TrainingArguments(_Fields):
             self.report_to = ["all"] if self.report_to == "all" else [self.report_to]
         elif self.report_to is None:
             self.report_to = ["none"]
+        if self.disable_tqdm is None:
+            self.disable_tqdm = False
         if self.logging_dir is None:
             self.logging_dir = os.path.join(self.output_dir, "runs")
         if self.push_to_hub and self.hub_model_id is None:

@@ -277,12 +277,13 @@ class DataCollatorForLanguageModeling:
         replaced = torch.bernoulli(torch.full(labels.shape, self.mask_replace_prob), generator=self.generator)
         replaced = replaced.bool() & masked
         inputs[replaced] = int(self.tokenizer.mask_token_id)
-        if self.mask_replace_prob < 1:
-            # of the masked tokens not replaced by [MASK], this share gets a random token; the rest stay
-            share = self.random_replace_prob / (1 - self.mask_replace_prob)
-            rand = torch.bernoulli(torch.full(labels.shape, share), generator=self.generator).bool()
-            rand = rand & masked & ~replaced
-            vocab = len(self.tokenizer) if hasattr(self.tokenizer, "__len__") else self.tokenizer.vocab_size
-            words = torch.randint(vocab, labels.shape, dtype=inputs.dtype, generator=self.generator)
-            inputs[rand] = words[rand]
+        if self.mask_replace_prob == 1 or self.random_replace_prob == 0:
+            return inputs, labels
+        # of the masked tokens not replaced by [MASK], this share gets a random token; the rest stay
+        share = self.random_replace_prob / (1 - self.mask_replace_prob)
+        rand = torch.bernoulli(torch.full(labels.shape, share), generator=self.generator).bool()
+        rand = rand & masked & ~replaced
+        vocab = len(self.tokenizer) if hasattr(self.tokenizer, "__len__") else self.tokenizer.vocab_size
+        words = torch.randint(vocab, labels.shape, dtype=torch.long, generator=self.generator)
+        inputs[rand] = words[rand].to(inputs.dtype)
         return inputs, labels
