@@ -259,7 +259,7 @@ def test_push_to_hub_uploads_output_dir(tmp_path, monkeypatch):
     repo, files, kwargs = calls["upload"]
     assert repo == "me/tiny" and calls["create"][0] == "me/tiny"
     assert {"README.md", "config.json", "model.safetensors"} <= set(files)
-    assert "checkpoint-*" in kwargs["ignore_patterns"]
+    assert not any(f.startswith("checkpoint-") for f in files)  # checkpoints stay local
 
 
 def test_unused_columns_dropped_and_missing_labels_explained(tmp_path):
@@ -297,3 +297,16 @@ def test_checkpoint_state_roundtrip(tmp_path):
     assert state["global_step"] == 4 and len([r for r in state["log_history"] if "loss" in r]) == 4
     optimizer = torch.load(Path(tmp_path, "checkpoint-4", "optimizer.pt"), weights_only=True)
     assert optimizer["state"][0]["step"].item() == 4
+
+
+def test_save_strategy_best_saves_only_improvements(tmp_path):
+    trainer = make_trainer(
+        tmp_path, eval_dataset=EVAL, eval_strategy="steps", eval_steps=3, save_strategy="best", max_steps=12
+    )
+    trainer.train()
+    evals = [r["eval_loss"] for r in trainer.state.log_history if "eval_loss" in r]
+    best, improved = float("inf"), []
+    for step, loss in zip(range(3, 13, 3), evals):
+        if loss < best:
+            best, improved = loss, [*improved, step]
+    assert sorted(int(p.name.split("-")[1]) for p in tmp_path.glob("checkpoint-*")) == improved

@@ -158,9 +158,14 @@ class TrainingArguments(_Fields):
         for name in ("eval_strategy", "save_strategy", "logging_strategy"):
             value = getattr(self, name)
             value = getattr(value, "value", value)  # an enum from ported code
-            if value not in STRATEGIES:
-                raise TrainingError(f"{name}={value!r} is not supported; use one of {STRATEGIES}.")
+            allowed = (*STRATEGIES, "best") if name == "save_strategy" else STRATEGIES
+            if value not in allowed:
+                raise TrainingError(f"{name}={value!r} is not supported; use one of {allowed}.")
             setattr(self, name, value)
+        if self.save_strategy == "best" and self.metric_for_best_model is None:
+            self.metric_for_best_model = "loss"
+        if self.save_strategy == "best" and self.eval_strategy == "no":
+            raise TrainingError("save_strategy='best' needs evaluation: set eval_strategy to 'steps' or 'epoch'.")
         if self.lr_scheduler_type not in SCHEDULERS:
             raise TrainingError(
                 f"lr_scheduler_type={self.lr_scheduler_type!r} is not supported; use one of {SCHEDULERS}."
@@ -190,7 +195,7 @@ class TrainingArguments(_Fields):
                 raise TrainingError(
                     "load_best_model_at_end=True needs evaluation: set eval_strategy to 'steps' or 'epoch'."
                 )
-            if self.save_strategy != self.eval_strategy:
+            if self.save_strategy not in (self.eval_strategy, "best"):
                 raise TrainingError(
                     f"load_best_model_at_end=True needs save_strategy == eval_strategy, got "
                     f"{self.save_strategy!r} and {self.eval_strategy!r}."

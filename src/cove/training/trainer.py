@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -504,7 +505,7 @@ class Trainer:
             control.should_save = True
         if step >= state.max_steps:
             control.should_training_stop = True
-            if args.save_strategy != "no":
+            if args.save_strategy == "steps":  # the final state is always saved, as in transformers
                 control.should_save = True
 
     def _decide_epoch_actions(self) -> None:
@@ -530,14 +531,18 @@ class Trainer:
             self.log(logs)
         control.should_log = False
         if control.should_evaluate:
-            self._evaluate_and_track()
+            is_new_best = self._evaluate_and_track()
+            if self.args.save_strategy == "best":
+                control.should_save = is_new_best
         if control.should_save:
             self._save_checkpoint()
             self._event("on_save")
             control.should_save = False
 
-    def _evaluate_and_track(self) -> dict[str, float]:
+    def _evaluate_and_track(self) -> bool:
+        """Evaluate, and record the best metric so far; True when this evaluation is a new best."""
         metrics = self.evaluate()
+        better = False
         name = self.args.metric_for_best_model
         if name is not None:
             key = name if name.startswith("eval_") else f"eval_{name}"
@@ -553,11 +558,11 @@ class Trainer:
                 self.state.best_metric = value
                 self.state.best_global_step = self.state.global_step
         self.control.should_evaluate = False
-        return metrics
+        return better
 
     def log(self, logs: dict[str, float]) -> None:
         if self.state.epoch is not None:
-            logs = {**logs, "epoch": self.state.epoch}
+            logs["epoch"] = self.state.epoch  # in place, as transformers does: evaluate() returns it too
         self.state.log_history.append({**logs, "step": self.state.global_step})
         self._event("on_log", logs=logs)
 
@@ -789,15 +794,14 @@ class Trainer:
             return None
         token = self.args.hub_token
         create_repo(repo_id, token=token, private=bool(self.args.hub_private_repo), exist_ok=True)
-        return upload_folder(
-            repo_id,
-            self.args.output_dir,
-            token=token,
-            commit_message=commit_message,
-            ignore_patterns=[f"{PREFIX_CHECKPOINT_DIR}-*", f"{PREFIX_CHECKPOINT_DIR}-*/**", "runs/**"],
-            **kwargs,
-        )
-
+        # upload the final model only: checkpoints and TensorBoard runs stay local
+        with tempfile.TemporaryDirectory(prefix="cove-push-") as staged:
+            root = Path(self.args.output_dir)
+            for path in root.iterdir():
+                if _CHECKPOINT_RE.match(path.name) or path.name == "runs" or not path.is_file():
+                    continue
+                shutil.copy2(path, Path(staged) / path.name)
+            return upload_folder(repo_id, staged, token=token, commit_message=commit_message, **kwargs)
 
 def _absolute(steps: float, max_steps: int) -> int:
     """transformers' convention: a logging/eval/save interval below 1 is a fraction of max_steps."""
