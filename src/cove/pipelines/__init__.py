@@ -13,6 +13,13 @@ TASKS: dict[str, tuple[str, str]] = {
     "feature-extraction": ("cove.pipelines.feature_extraction", "FeatureExtractionPipeline"),
     "sentence-similarity": ("cove.pipelines.feature_extraction", "SentenceSimilarityPipeline"),
     "sentence-embeddings": ("cove.pipelines.feature_extraction", "SentenceSimilarityPipeline"),
+    "text-classification": ("cove.pipelines.text_classification", "TextClassificationPipeline"),
+    "sentiment-analysis": ("cove.pipelines.text_classification", "TextClassificationPipeline"),
+    "token-classification": ("cove.pipelines.token_classification", "TokenClassificationPipeline"),
+    "ner": ("cove.pipelines.token_classification", "TokenClassificationPipeline"),
+    "question-answering": ("cove.pipelines.question_answering", "QuestionAnsweringPipeline"),
+    "fill-mask": ("cove.pipelines.fill_mask", "FillMaskPipeline"),
+    "zero-shot-classification": ("cove.pipelines.zero_shot", "ZeroShotClassificationPipeline"),
 }
 
 
@@ -31,4 +38,6 @@ def pipeline(
         raise PipelineError(f"Unknown pipeline task {task!r}.{hint} Available: {sorted(TASKS)}.")
     module, name = TASKS[task]
     cls = getattr(importlib.import_module(module), name)
+    if "torch_dtype" in task_params and dtype is None:
+        dtype = task_params.pop("torch_dtype")
     return cls(model, tokenizer, device=device, dtype=dtype, batch_size=batch_size, **task_params)

@@ -1,29 +1,83 @@
-"""What every pipeline shares: loading a model and tokenizer, and one batching loop.
+"""What every pipeline shares: loading, parameters, and one batching loop.
 
-The loop tokenizes without padding, sorts by length, pads each batch only to its own longest item, runs
-the model under ``torch.inference_mode`` and returns results in input order. Inputs may be any iterable
-(a generator too): they are consumed in windows, so memory stays bounded.
+A task defines ``preprocess`` (one input -> one or more features: token lists for the model plus whatever
+postprocess needs), ``forward`` (a padded batch -> one output per row, cut to that row's length) and
+``postprocess`` (an input and its features' outputs -> the JSON-serialisable result). The loop tokenizes a
+window of inputs, sorts the features by length, pads each batch only to its own longest feature, runs the model
+under ``torch.inference_mode`` and hands results back in input order. Inputs may be any iterable (a generator
+too): they are consumed window by window, so memory stays bounded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from cove.errors import PipelineError
 
+WINDOW = 1024  # inputs tokenized and batched together
 
-@dataclass
-class Loaded:
-    model: Any
-    tokenizer: Any
+
+@dataclasses.dataclass
+class Feature:
+    inputs: dict[str, list[int]]  # model inputs, unpadded
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def pad_batch(rows: list[dict[str, list[int]]], pad_token_id: int) -> dict[str, Any]:
+    """Right-pad token lists to the batch's longest and stack them into tensors."""
+    import torch
+
+    longest = max(len(r["input_ids"]) for r in rows)
+    out: dict[str, Any] = {}
+    for key in rows[0]:
+        fill = pad_token_id if key == "input_ids" else 0
+        out[key] = torch.tensor([r[key] + [fill] * (longest - len(r[key])) for r in rows], dtype=torch.long)
+    return out
+
+
+def batched_forward(
+    rows: list[dict[str, list[int]]],
+    forward: Callable[[dict[str, Any]], list[Any]],
+    *,
+    batch_size: int,
+    pad_token_id: int,
+    progress: Any = None,
+) -> list[Any]:
+    """Run ``forward`` over length-sorted, per-batch-padded batches; results come back in input order."""
+    import torch
+
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]), reverse=True)
+    results: list[Any] = [None] * len(rows)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            for i, result in zip(idx, forward(pad_batch([rows[i] for i in idx], pad_token_id))):
+                results[i] = result
+            if progress is not None:
+                progress.update(len(idx))
+    return results
+
+
+def windows(inputs: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(inputs)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def check_text(text: Any, task: str, what: str = "input") -> str:
+    if text is None:
+        raise PipelineError(f"{task} got None as {what}: pass a string.")
+    if not isinstance(text, str):
+        raise PipelineError(f"{task} takes strings; the {what} is a {type(text).__name__} ({text!r:.60}).")
+    return text
 
 
 def load_model_and_tokenizer(
-    auto_model: Any, model: Any, tokenizer: Any, *, dtype: Any = None, device: Any = None
-) -> Loaded:
+    auto_model: Any, model: Any, tokenizer: Any, *, dtype: Any, device: Any
+) -> tuple[Any, Any]:
     from cove.tokenization.auto import AutoTokenizer
 
     if isinstance(model, str) or hasattr(model, "__fspath__"):
@@ -41,52 +95,139 @@ def load_model_and_tokenizer(
         raise PipelineError("A model object was given without a tokenizer: pass tokenizer= as well.")
     if device is not None:
         model = model.to(device)
-    return Loaded(model.eval(), tokenizer)
+    return model.eval(), tokenizer
 
 
-def pad_batch(features: list[dict[str, list[int]]], pad_token_id: int) -> dict[str, Any]:
-    """Right-pad token lists to the batch's longest and stack them into tensors."""
-    import torch
+class Pipeline:
+    task: ClassVar[str] = ""
+    auto_model: ClassVar[str] = "AutoModel"
+    default_model: ClassVar[str | None] = None
+    Params: ClassVar[type] = type(None)
+    default_batch_size: ClassVar[int] = 8
 
-    longest = max(len(f["input_ids"]) for f in features)
-    out: dict[str, Any] = {}
-    for key in features[0]:
-        fill = pad_token_id if key == "input_ids" else 0
-        rows = [f[key] + [fill] * (longest - len(f[key])) for f in features]
-        out[key] = torch.tensor(rows, dtype=torch.long)
-    return out
+    def __init__(
+        self,
+        model: Any = None,
+        tokenizer: Any = None,
+        *,
+        device: Any = None,
+        dtype: Any = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+        **params: Any,
+    ):
+        from cove.models import auto
 
+        if model is None:
+            model = self.resolve_default_model()
+        self.model, self.tokenizer = load_model_and_tokenizer(
+            getattr(auto, self.auto_model), model, tokenizer, dtype=dtype, device=device
+        )
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise PipelineError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        self.batch_size = batch_size or self.default_batch_size
+        self.progress = progress
+        self.params = self.make_params(self.Params(), params)
 
-def batched_forward(
-    items: list[dict[str, list[int]]],
-    forward: Callable[[dict[str, Any]], list[Any]],
-    *,
-    batch_size: int,
-    pad_token_id: int,
-) -> list[Any]:
-    """Run ``forward`` over length-sorted, per-batch-padded batches; results come back in input order."""
-    import torch
+    # -- defaults and parameters ---------------------------------------------------------------
 
-    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]), reverse=True)
-    results: list[Any] = [None] * len(items)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = pad_batch([items[i] for i in idx], pad_token_id)
-            for i, result in zip(idx, forward(batch)):
-                results[i] = result
-    return results
-
-
-def windows(inputs: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(inputs)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
-def check_texts(texts: list[Any], task: str) -> None:
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
+    @classmethod
+    def resolve_default_model(cls) -> str:
+        if cls.default_model is None:
             raise PipelineError(
-                f"{task} takes strings; input {i} is {type(text).__name__} ({text!r:.60}). Convert it to str first."
+                f"The {cls.task!r} pipeline has no default model yet: pass model='<name or folder>' "
+                "(a local folder, a hub name, or a model you pushed to the hub)."
             )
+        return cls.default_model
+
+    def make_params(self, base: Any, overrides: dict[str, Any]) -> Any:
+        overrides = self.rename_params(dict(overrides))
+        names = {f.name for f in dataclasses.fields(base)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise PipelineError(f"{self.task} does not take {unknown}; its parameters are {sorted(names)}.")
+        params = dataclasses.replace(base, **overrides)
+        self.validate_params(params)
+        return params
+
+    def rename_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Older spellings -> current names (a task overrides this)."""
+        return params
+
+    def validate_params(self, params: Any) -> None:
+        """Raise PipelineError for bad values (a task overrides this)."""
+
+    # -- the three stages ----------------------------------------------------------------------
+
+    def normalize_inputs(self, inputs: Any, params: Any) -> tuple[str, Iterable[Any]]:
+        """(how a single input was given: "str", "dict", or "" for an iterable of inputs; the inputs)."""
+        if inputs is None:
+            raise PipelineError(f"{self.task} got None: pass a string or a list of strings.")
+        if isinstance(inputs, str):
+            return "str", [inputs]
+        if isinstance(inputs, dict):
+            return "dict", [inputs]
+        if not hasattr(inputs, "__iter__"):
+            raise PipelineError(
+                f"{self.task} takes a string or an iterable of strings, got {type(inputs).__name__}."
+            )
+        return "", inputs
+
+    def preprocess(self, item: Any, params: Any) -> list[Feature]:
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, Any], params: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def postprocess(self, item: Any, outputs: list[tuple[Feature, Any]], params: Any) -> Any:
+        raise NotImplementedError
+
+    def finalize(self, results: list[Any], single: str, params: Any) -> Any:
+        return results[0] if single else results
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def __call__(self, inputs: Any, **params: Any) -> Any:
+        call_params = self.make_params(self.params, params)
+        single, items = self.normalize_inputs(inputs, call_params)
+        progress = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(
+                desc=self.task, unit="feature", total=len(items) if hasattr(items, "__len__") else None
+            )
+        results: list[Any] = []
+        try:
+            for chunk in windows(items, WINDOW):
+                features: list[Feature] = []
+                spans = []
+                for item in chunk:
+                    feats = self.preprocess(item, call_params)
+                    spans.append((len(features), len(features) + len(feats)))
+                    features.extend(feats)
+                outputs = (
+                    batched_forward(
+                        [f.inputs for f in features],
+                        lambda batch: self.forward(batch, call_params),
+                        batch_size=self.batch_size,
+                        pad_token_id=self.tokenizer.pad_token_id or 0,
+                        progress=progress,
+                    )
+                    if features
+                    else []
+                )
+                for item, (a, b) in zip(chunk, spans):
+                    results.append(
+                        self.postprocess(item, list(zip(features[a:b], outputs[a:b])), call_params)
+                    )
+        finally:
+            if progress is not None:
+                progress.close()
+        return self.finalize(results, single, call_params)
+
+
+def model_inputs(enc: Any, i: int | None = None) -> dict[str, list[int]]:
+    """The model's inputs from a tokenizer result (row i of a batch, or the single row)."""
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    return {k: list(enc[k] if i is None else enc[k][i]) for k in keys}

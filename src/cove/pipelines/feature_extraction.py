@@ -1,5 +1,5 @@
-"""feature-extraction: the model's last hidden states, and sentence-similarity: pooled, normalised embeddings
-compared by cosine. Pooling follows the model's sentence-transformers config when it has one."""
+"""feature-extraction (the model's last hidden states) and sentence-similarity (pooled, normalised
+embeddings compared by cosine; pooling follows the model's sentence-transformers config when it has one)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from cove.errors import PipelineError
-from cove.pipelines.base import batched_forward, check_texts, load_model_and_tokenizer, windows
+from cove.pipelines.base import Feature, Pipeline, check_text, model_inputs
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_WINDOW = 4096  # items tokenized and batched together; bounds memory for streamed inputs
 
 
 @dataclass
 class FeatureExtractionParams:
-    batch_size: int = 32
     truncation: bool = True
     return_tensors: bool = False
 
@@ -30,7 +28,7 @@ class Pooling:
 
     @classmethod
     def from_folder(cls, folder: Path | None) -> Pooling:
-        """Read sentence-transformers' modules.json / 1_Pooling/config.json; mean + normalise otherwise."""
+        """Read sentence-transformers' modules.json and pooling config; mean + normalise otherwise."""
         if folder is None or not (folder / "modules.json").is_file():
             return cls()
         modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
@@ -73,67 +71,26 @@ def _model_folder(model: Any) -> Path | None:
         return None
 
 
-class FeatureExtractionPipeline:
+class FeatureExtractionPipeline(Pipeline):
     task = "feature-extraction"
+    auto_model = "AutoModel"
+    default_model = DEFAULT_MODEL
+    Params = FeatureExtractionParams
+    default_batch_size = 32
 
-    def __init__(
-        self,
-        model: Any = None,
-        tokenizer: Any = None,
-        *,
-        dtype: Any = None,
-        device: Any = None,
-        batch_size: int | None = None,
-        **params: Any,
-    ):
-        from cove.models.auto import AutoModel
+    def preprocess(self, item: Any, params: FeatureExtractionParams) -> list[Feature]:
+        enc = self.tokenizer(check_text(item, self.task), truncation=params.truncation)
+        return [Feature(model_inputs(enc))]
 
-        loaded = load_model_and_tokenizer(
-            AutoModel, model or DEFAULT_MODEL, tokenizer, dtype=dtype, device=device
-        )
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
-        self.params = FeatureExtractionParams(batch_size=batch_size or 32, **params)
+    def forward(self, batch: dict[str, Any], params: Any) -> list[Any]:
+        hidden = self.model(**batch).last_hidden_state.float()  # (batch, seq, hidden)
+        return [hidden[i, :n][None] for i, n in enumerate(batch["attention_mask"].sum(1).tolist())]
 
-    def _encode(self, texts: list[str]) -> list[dict[str, list[int]]]:
-        check_texts(texts, self.task)
-        enc = self.tokenizer(texts, truncation=self.params.truncation)
-        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-        return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
-
-    def _run(self, inputs: Iterable[str], forward: Any) -> list[Any]:
-        out: list[Any] = []
-        for chunk in windows(inputs, _WINDOW):
-            out.extend(
-                batched_forward(
-                    self._encode(chunk),
-                    forward,
-                    batch_size=self.params.batch_size,
-                    pad_token_id=self.tokenizer.pad_token_id or 0,
-                )
-            )
-        return out
-
-    def __call__(self, inputs: str | Iterable[str], **params: Any) -> Any:
-        for k, v in params.items():
-            if not hasattr(self.params, k):
-                raise PipelineError(
-                    f"{self.task} has no parameter {k!r}; it takes {sorted(vars(self.params))}."
-                )
-            setattr(self.params, k, v)
-        single = isinstance(inputs, str)
-        texts = [inputs] if single else inputs
-        if texts is None:
-            raise PipelineError(f"{self.task} needs a string or a list of strings, got None.")
-
-        def forward(batch: dict[str, Any]) -> list[Any]:
-            hidden = self.model(**batch).last_hidden_state.float()  # (batch, seq, hidden)
-            lengths = batch["attention_mask"].sum(1).tolist()
-            return [hidden[i, :n][None] for i, n in enumerate(lengths)]
-
-        results = self._run(texts, forward)
-        if not self.params.return_tensors:
-            results = [r.tolist() for r in results]
-        return results[0] if single else results
+    def postprocess(
+        self, item: Any, outputs: list[tuple[Feature, Any]], params: FeatureExtractionParams
+    ) -> Any:
+        tensor = outputs[0][1]  # (1, tokens, hidden)
+        return tensor if params.return_tensors else tensor.tolist()
 
 
 class SentenceSimilarityPipeline(FeatureExtractionPipeline):
@@ -145,28 +102,26 @@ class SentenceSimilarityPipeline(FeatureExtractionPipeline):
         super().__init__(model, tokenizer, **kwargs)
         self.pooling = Pooling.from_folder(_model_folder(self.model))
 
+    def forward(self, batch: dict[str, Any], params: Any) -> list[Any]:
+        return list(self.pooling(self.model(**batch).last_hidden_state, batch["attention_mask"]))
+
+    def postprocess(self, item: Any, outputs: list[tuple[Feature, Any]], params: Any) -> Any:
+        return outputs[0][1]
+
     def encode(self, texts: str | Iterable[str]) -> Any:
         import torch
 
         single = isinstance(texts, str)
-
-        def forward(batch: dict[str, Any]) -> list[Any]:
-            hidden = self.model(**batch).last_hidden_state
-            return list(self.pooling(hidden, batch["attention_mask"]))
-
-        rows = self._run([texts] if single else texts, forward)
+        rows = Pipeline.__call__(self, [texts] if single else texts)
         if not rows:
             return torch.empty(0, self.model.config.hidden_size)
         emb = torch.stack(rows)
         return emb[0] if single else emb
 
-    def __call__(
-        self, source: str | dict[str, Any], candidates: Sequence[str] | None = None, **_: Any
-    ) -> list[float]:
+    def __call__(self, source: Any, candidates: Sequence[str] | None = None, **_: Any) -> list[float]:  # type: ignore[override]
         if isinstance(source, dict):  # the inference-API shape {"source_sentence": ..., "sentences": [...]}
             source, candidates = source.get("source_sentence"), source.get("sentences")
-        if not isinstance(source, str):
-            raise PipelineError(f"sentence-similarity needs a source string, got {type(source).__name__}.")
+        check_text(source, self.task, "source sentence")
         if not candidates or isinstance(candidates, str):
             raise PipelineError(
                 "sentence-similarity needs a non-empty list of candidate sentences to compare with."

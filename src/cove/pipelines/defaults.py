@@ -1,0 +1,30 @@
+"""Default models per task, all local: bundled in packages or built here by `cove setup-models`."""
+
+from __future__ import annotations
+
+from cove.errors import PipelineError
+
+# task -> hub name. The sentiment and NER models are made by the recipes (`cove setup-models`).
+DEFAULTS: dict[str, str] = {
+    "feature-extraction": "sentence-transformers/all-MiniLM-L6-v2",
+    "sentence-similarity": "sentence-transformers/all-MiniLM-L6-v2",
+    "sentiment-analysis": "cove/minilm-sentiment",
+    "ner": "cove/minilm-ner",
+    "text-generation": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
+
+
+def default_model(task: str) -> str:
+    from cove.hub.resolve import resolve_model_dir
+
+    name = DEFAULTS.get(task)
+    if name is None:
+        raise PipelineError(f"The {task!r} pipeline has no default model: pass model='<name or folder>'.")
+    try:
+        resolve_model_dir(name)
+    except FileNotFoundError:
+        raise PipelineError(
+            f"The default {task!r} model {name!r} is not built yet: run `cove setup-models` to build it, "
+            "or pass model='<name or folder>'."
+        ) from None
+    return name

@@ -1,0 +1,1 @@
+"""Tokenizers: transformers' tokenizer API over the `tokenizers` library (tokenizer.json, vocab.txt, BPE files)."""
