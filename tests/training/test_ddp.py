@@ -33,8 +33,21 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     ddp.mkdir()
     _run([sys.executable, "-m", "tests.training.ddp_worker", str(single), "8"], single)
     _run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(_free_port()), "-m", "tests.training.ddp_worker", str(ddp), "4"],
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "tests.training.ddp_worker",
+            str(ddp),
+            "4",
+        ],
         ddp,
     )
     one = json.loads((single / "result_0.json").read_text())

@@ -72,3 +72,9 @@ def test_sentiment_build_end_to_end(tmp_path, monkeypatch):
     summary = next(r for r in records if "train_loss" in r)
     assert summary["train_loss"] == pytest.approx(figures["train_loss"])
     assert records[-1]["eval_accuracy"] == figures["accuracy"]
+
+
+def test_recipe_repo_ids_match_pipeline_defaults():
+    from cove.pipelines.defaults import DEFAULTS
+
+    assert sentiment.REPO_ID == recipes.DEFAULT_MODELS["sentiment-analysis"] == DEFAULTS["sentiment-analysis"]

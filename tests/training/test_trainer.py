@@ -257,6 +257,7 @@ def test_push_to_hub_uploads_output_dir(tmp_path, monkeypatch):
     trainer.train()
     assert trainer.push_to_hub() == "commit-url"
     repo, files, kwargs = calls["upload"]
+    assert kwargs["commit_message"] == "End of training"
     assert repo == "me/tiny" and calls["create"][0] == "me/tiny"
     assert {"README.md", "config.json", "model.safetensors"} <= set(files)
     assert not any(f.startswith("checkpoint-") for f in files)  # checkpoints stay local
@@ -310,3 +311,20 @@ def test_save_strategy_best_saves_only_improvements(tmp_path):
         if loss < best:
             best, improved = loss, [*improved, step]
     assert sorted(int(p.name.split("-")[1]) for p in tmp_path.glob("checkpoint-*")) == improved
+
+
+def test_group_by_length_batches_similar_lengths(tmp_path):
+    trainer = make_trainer(tmp_path, group_by_length=True, per_device_train_batch_size=4)
+    loader = trainer.get_train_dataloader()
+    loader.sampler.set_epoch(0)
+    order = list(loader.sampler)
+    assert sorted(order) == list(range(len(TRAIN)))  # a permutation: every example once
+    lengths = [len(TRAIN[i]["input_ids"]) for i in order]
+    assert lengths[0] == max(lengths)
+    padded = sum(max(lengths[i : i + 4]) * len(lengths[i : i + 4]) for i in range(0, len(lengths), 4))
+    plain = make_trainer(tmp_path, per_device_train_batch_size=4).get_train_dataloader()
+    rand = [len(TRAIN[i]["input_ids"]) for i in plain.sampler]
+    padded_rand = sum(max(rand[i : i + 4]) * len(rand[i : i + 4]) for i in range(0, len(rand), 4))
+    assert padded < 0.9 * padded_rand
+    loader.sampler.set_epoch(1)
+    assert list(loader.sampler) != order  # reshuffled each epoch

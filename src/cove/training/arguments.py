@@ -26,7 +26,6 @@ _UNSUPPORTED_DEFAULTS: dict[str, Any] = {
     "tf32": None,
     "torch_compile": False,
     "gradient_checkpointing": False,
-    "group_by_length": False,
     "auto_find_batch_size": False,
     "neftune_noise_alpha": None,
     "label_smoothing_factor": 0.0,
@@ -101,6 +100,8 @@ class _Fields:
     dataloader_drop_last: bool = False
     dataloader_num_workers: int = 0
     disable_tqdm: bool | None = None
+    group_by_length: bool = False
+    length_column_name: str = "length"
     remove_unused_columns: bool = True
     label_names: list[str] | None = None
     load_best_model_at_end: bool = False
@@ -165,7 +166,9 @@ class TrainingArguments(_Fields):
         if self.save_strategy == "best" and self.metric_for_best_model is None:
             self.metric_for_best_model = "loss"
         if self.save_strategy == "best" and self.eval_strategy == "no":
-            raise TrainingError("save_strategy='best' needs evaluation: set eval_strategy to 'steps' or 'epoch'.")
+            raise TrainingError(
+                "save_strategy='best' needs evaluation: set eval_strategy to 'steps' or 'epoch'."
+            )
         if self.lr_scheduler_type not in SCHEDULERS:
             raise TrainingError(
                 f"lr_scheduler_type={self.lr_scheduler_type!r} is not supported; use one of {SCHEDULERS}."

@@ -95,6 +95,8 @@ class EpochSampler(Sampler[int]):
         self.drop_last = drop_last
         self.epoch = 0
         self.skip = 0  # samples of this process to leave out at the start (resuming mid-epoch)
+        self.lengths: list[int] | None = None  # set for group_by_length
+        self.batch_size = 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -115,7 +117,24 @@ class EpochSampler(Sampler[int]):
                 pad = total - len(indices)
                 indices += (indices * math.ceil(pad / max(len(indices), 1)))[:pad]
             indices = indices[self.rank : total : self.num_replicas]
+        if self.lengths is not None:
+            indices = self._grouped(indices)
         return indices
+
+    def _grouped(self, indices: list[int]) -> list[int]:
+        """transformers' LengthGroupedSampler: mega-batches of 50 batches, each sorted longest first, with
+        the longest example's batch first (so an out-of-memory shows at once)."""
+        assert self.lengths is not None
+        size = 50 * self.batch_size
+        megas = [
+            sorted(indices[i : i + size], key=lambda j: self.lengths[j], reverse=True)  # type: ignore[index]
+            for i in range(0, len(indices), size)
+        ]
+        if not megas:
+            return indices
+        longest = max(range(len(megas)), key=lambda m: self.lengths[megas[m][0]])  # type: ignore[index]
+        megas[0][0], megas[longest][0] = megas[longest][0], megas[0][0]
+        return [i for mega in megas for i in mega]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indices()[self.skip :])
@@ -281,6 +300,9 @@ class Trainer:
             rank=self.rank if train else 0,
             drop_last=self.args.dataloader_drop_last if train else False,
         )
+        if train and self.args.group_by_length:
+            sampler.lengths = self._lengths(dataset)
+            sampler.batch_size = batch_size
         loader = DataLoader(
             dataset,
             batch_size=batch_size,
@@ -292,6 +314,18 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.args.seed),
         )
         return loader, sampler
+
+    def _lengths(self, dataset: Any) -> list[int]:
+        name = self.args.length_column_name
+        columns = getattr(dataset, "column_names", None)
+        if isinstance(columns, list) and name in columns:
+            return [int(n) for n in dataset[name]]
+        try:
+            return [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
+        except (KeyError, TypeError):
+            raise TrainingError(
+                f"group_by_length=True needs an 'input_ids' feature or a {name!r} column with each example's length."
+            ) from None
 
     def get_train_dataloader(self) -> DataLoader:
         return self._dataloader(self.train_dataset, train=True, batch_size=self.args.train_batch_size)[0]
@@ -802,6 +836,7 @@ class Trainer:
                     continue
                 shutil.copy2(path, Path(staged) / path.name)
             return upload_folder(repo_id, staged, token=token, commit_message=commit_message, **kwargs)
+
 
 def _absolute(steps: float, max_steps: int) -> int:
     """transformers' convention: a logging/eval/save interval below 1 is a fraction of max_steps."""

