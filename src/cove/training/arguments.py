@@ -64,7 +64,7 @@ _IGNORED = {
 
 @dataclass
 class _Fields:
-    output_dir: str | None = None
+    output_dir: str = "trainer_output"  # transformers: None, which then means "trainer_output"
     eval_strategy: str = "no"
     prediction_loss_only: bool = False
     per_device_train_batch_size: int = 8
@@ -149,12 +149,10 @@ class TrainingArguments(_Fields):
             kwargs.pop(name, None)
         for name in _IGNORED:
             kwargs.pop(name, None)
-        super().__init__(output_dir=output_dir, **kwargs)
+        super().__init__(output_dir=output_dir if output_dir is not None else "trainer_output", **kwargs)
         self.__post_init__()
 
     def __post_init__(self) -> None:
-        if self.output_dir is None:
-            self.output_dir = "trainer_output"
         self.output_dir = os.fspath(self.output_dir)
         for name in ("eval_strategy", "save_strategy", "logging_strategy"):
             value = getattr(self, name)

@@ -463,7 +463,7 @@ class Trainer:
                 for i in range(n_micro):
                     inputs = next(batches)
                     sync = i == n_micro - 1 or not isinstance(model, nn.parallel.DistributedDataParallel)
-                    with contextlib.nullcontext() if sync else model.no_sync():
+                    with contextlib.nullcontext() if sync else model.no_sync():  # type: ignore[operator]
                         step_loss = self.training_step(model, inputs, n_micro)
                     if args.logging_nan_inf_filter and not torch.isfinite(step_loss):
                         self._tr_loss += self._tr_loss / (1 + self.state.global_step - self._last_logged)
@@ -497,12 +497,12 @@ class Trainer:
         runtime = time.time() - start_time
         train_loss = self._total_loss / max(steps_run, 1)
         samples = steps_run * args.train_batch_size * ga * self.world_size
-        metrics = {
+        metrics: dict[str, float] = {
             "train_runtime": round(runtime, 4),
             "train_samples_per_second": round(samples / max(runtime, 1e-9), 3),
             "train_steps_per_second": round(steps_run / max(runtime, 1e-9), 3),
             "train_loss": train_loss,
-            "epoch": self.state.epoch,
+            "epoch": self.state.epoch or 0.0,
         }
         if args.load_best_model_at_end and self.state.best_model_checkpoint is not None:
             self._load_model_from_checkpoint(self.state.best_model_checkpoint)
@@ -744,10 +744,11 @@ class Trainer:
         from safetensors.torch import load_file
 
         path = Path(folder)
-        if hasattr(self.model, "config") and hasattr(type(self.model), "from_pretrained"):
+        model: Any = self.model
+        if hasattr(model, "config") and hasattr(type(model), "from_pretrained"):
             import copy
 
-            loaded = type(self.model).from_pretrained(path, config=copy.deepcopy(self.model.config))
+            loaded = type(model).from_pretrained(path, config=copy.deepcopy(model.config))
             state = loaded.state_dict()
         elif (path / "model.safetensors").exists():
             state = load_file(str(path / "model.safetensors"))
@@ -795,8 +796,9 @@ class Trainer:
         if not self.is_world_process_zero:
             return
         os.makedirs(folder, exist_ok=True)
-        if hasattr(self.model, "save_pretrained"):
-            self.model.save_pretrained(folder)
+        model: Any = self.model
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(folder)
         else:
             from safetensors.torch import save_file
 
