@@ -98,3 +98,34 @@ class MetricError(CoveError, ValueError):
 
 class TrainingError(CoveError, ValueError):
     """Bad training arguments or state."""
+
+
+# --- hub server and embedded store (issue 3) ---------------------------------------------
+
+
+class HubRequestError(HubError, ValueError):
+    """A bad request to the hub: a path escaping the repo, malformed JSON/NDJSON, a bad name."""
+
+
+class BlobMismatchError(HubRequestError):
+    """Uploaded bytes whose sha256 differs from the announced one; nothing is stored."""
+
+
+class RepoExistsError(HubError, FileExistsError):
+    """A repo, branch, tag, user or organisation with that name already exists."""
+
+
+class CommitConflictError(HubError):
+    """A commit whose parentCommit is no longer the branch head; refresh and retry."""
+
+
+class AuthenticationError(HubError, PermissionError):
+    """A token that is unknown, revoked or malformed."""
+
+
+class HubPermissionError(HubError, PermissionError):
+    """The caller may see the repo but not do this to it (e.g. a read token pushing)."""
+
+
+class HubUnreachableError(HubError, ConnectionError):
+    """The configured hub did not answer, and the cache could not stand in."""

@@ -294,15 +294,16 @@ SETTINGS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting", SETTINGS, ids=[json.dumps(s, sort_keys=True) for s in SETTINGS])
 def test_pairs_identical(pair_of_tokenizers, pairs: list[tuple[str, str]], setting: dict) -> None:
     kind, ours, hf = pair_of_tokenizers
     first = [a for a, _ in pairs]
     second = [b for _, b in pairs]
-    if setting.get("truncation") or "max_length" in setting:
-        # the Rust side builds every overflow combination of a truncated pair (quadratic in length) even when
-        # they are not returned; very long texts are covered by the single-text tests
-        first, second = [a[:400] for a in first], [b[:400] for b in second]
+    # very long texts are covered by the single-text tests; in pairs they make every batch pad to thousands of
+    # tokens, and the Rust side builds every overflow combination of a truncated pair (quadratic in length)
+    cap = 400 if setting.get("truncation") or "max_length" in setting else 1500
+    first, second = [a[:cap] for a in first], [b[:cap] for b in second]
     if setting.get("return_overflowing_tokens"):
         first, second = first[:300], second[:300]
     for start in range(0, len(first), 100):  # batches, so an impossible truncation fails only its batch
@@ -319,9 +320,32 @@ def test_pairs_identical(pair_of_tokenizers, pairs: list[tuple[str, str]], setti
 @pytest.mark.parametrize("setting", SETTINGS[1:6], ids=[json.dumps(s, sort_keys=True) for s in SETTINGS[1:6]])
 def test_singles_under_padding_and_truncation(pair_of_tokenizers, strings: list[str], setting: dict) -> None:
     kind, ours, hf = pair_of_tokenizers
-    got, expected = _call_both(ours, hf, strings, **ALL_OUTPUTS, **setting)
-    assert got is not None, f"{kind}: transformers failed on {setting}: {expected}"
-    _assert_same(got, expected, f"{kind} {setting}")
+    for start in range(0, len(strings), 200):  # padding is per batch: smaller batches, less to compare
+        batch = strings[start : start + 200]
+        got, expected = _call_both(ours, hf, batch, **ALL_OUTPUTS, **setting)
+        assert got is not None, f"{kind}: transformers failed on {setting}: {expected}"
+        _assert_same(got, expected, f"{kind} {setting}")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{}, {"padding": "max_length", "max_length": 600}, {"pad_to_multiple_of": 16, "padding_side": "left"}],
+    ids=["longest", "max_length", "multiple-left"],
+)
+def test_pad_identical(pair_of_tokenizers, strings: list[str], setting: dict) -> None:
+    kind, ours, hf = pair_of_tokenizers
+    examples = [
+        dict(e) for e in _rows(hf(strings[:200], return_special_tokens_mask=True, return_token_type_ids=True))
+    ]
+    _assert_same(ours.pad(examples, **setting), hf.pad(examples, **setting), f"{kind} pad {setting}")
+    got = ours.pad(examples[:8], return_tensors="np", **setting)
+    expected = hf.pad(examples[:8], return_tensors="np", **setting)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])
+
+
+def _rows(batch) -> list[dict]:
+    return [{key: batch[key][i] for key in batch} for i in range(len(batch["input_ids"]))]
 
 
 def test_tensors_identical(pair_of_tokenizers, strings: list[str]) -> None:
@@ -355,7 +379,7 @@ def test_split_into_words_and_word_ids(pair_of_tokenizers, strings: list[str]) -
     assert one.word_ids() == hf(words[5], is_split_into_words=True).word_ids()
 
 
-def test_added_tokens_identical(pair_of_tokenizers, strings: list[str]) -> None:
+def test_added_tokens_identical(pair_of_tokenizers, strings: list[str], tmp_path: Path) -> None:
     kind, ours, hf = pair_of_tokenizers
     ours = cove.AutoTokenizer.from_pretrained(ours.name_or_path)  # fresh copies: the fixtures are shared
     hf = transformers.AutoTokenizer.from_pretrained(str(hf.name_or_path))
@@ -369,6 +393,14 @@ def test_added_tokens_identical(pair_of_tokenizers, strings: list[str]) -> None:
     assert ours.batch_decode(ids, skip_special_tokens=True) == hf.batch_decode(ids, skip_special_tokens=True)
     assert len(ours) == len(hf)
     assert ours.all_special_tokens == hf.all_special_tokens
+    saved = tmp_path / "with-added-tokens"
+    ours.save_pretrained(saved)
+    reloaded = transformers.AutoTokenizer.from_pretrained(str(saved))
+    _assert_same(
+        reloaded(texts, **ALL_OUTPUTS), hf(texts, **ALL_OUTPUTS), f"{kind} added tokens, saved by cove"
+    )
+    assert reloaded.all_special_tokens == hf.all_special_tokens
+    assert len(reloaded) == len(hf)
 
 
 def test_cove_save_loads_in_transformers(pair_of_tokenizers, strings, pairs, tmp_path: Path) -> None:
@@ -411,3 +443,106 @@ def test_transformers_save_loads_in_cove(pair_of_tokenizers, strings, tmp_path: 
     assert reloaded.model_input_names == hf.model_input_names
     ids = hf(strings)["input_ids"]
     assert reloaded.batch_decode(ids) == hf.batch_decode(ids)
+
+
+def test_text_target_labels_identical(pair_of_tokenizers, strings: list[str]) -> None:
+    kind, ours, hf = pair_of_tokenizers
+    sources, targets = strings[:100], strings[100:200]
+    for kwargs in ({}, {"padding": True, "truncation": True, "max_length": 32, "max_target_length": 16}):
+        _assert_same(
+            ours(sources, text_target=targets, **kwargs),
+            hf(sources, text_target=targets, **kwargs),
+            f"{kind} targets",
+        )
+    _assert_same(ours(text_target=targets), hf(text_target=targets), f"{kind} targets only")
+
+
+def _variant_folders(root: Path, folders: dict[str, Path]) -> dict[str, tuple[Path, str]]:
+    """More config shapes: each folder and the class transformers must pick for it."""
+    out: dict[str, tuple[Path, str]] = {}
+    distil = root / "distilbert"
+    distil.mkdir()
+    shutil.copy(folders["wordpiece"] / "vocab.txt", distil / "vocab.txt")
+    (distil / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "DistilBertTokenizer"}))
+    out["distilbert"] = (distil, "DistilBertTokenizer")
+
+    bos = root / "gpt2-bos-eos"
+    shutil.copytree(folders["gpt2"], bos)
+    (bos / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "GPT2Tokenizer",
+                "add_bos_token": True,
+                "add_eos_token": True,
+                "pad_token": "<|endoftext|>",
+            }
+        )
+    )
+    out["gpt2-bos-eos"] = (bos, "GPT2Tokenizer")
+
+    prefix = root / "roberta-prefix"
+    shutil.copytree(folders["roberta"], prefix)
+    (prefix / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "RobertaTokenizer", "add_prefix_space": True, "trim_offsets": False})
+    )
+    out["roberta-prefix"] = (prefix, "RobertaTokenizer")
+
+    generic = root / "generic-json"
+    generic.mkdir()
+    backend = Tokenizer.from_file(str(folders["minilm"] / "tokenizer.json"))
+    backend.post_processor = None
+    backend.no_padding()
+    backend.no_truncation()
+    backend.save(str(generic / "tokenizer.json"))
+    (generic / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "bos_token": "[CLS]",
+                "eos_token": {
+                    "content": "[SEP]",
+                    "lstrip": False,
+                    "rstrip": False,
+                    "normalized": False,
+                    "__type": "AddedToken",
+                },
+                "pad_token": "[PAD]",
+                "model_max_length": 50,
+                "padding_side": "left",
+                "clean_up_tokenization_spaces": True,
+            }
+        )
+    )
+    out["generic-json"] = (generic, "TokenizersBackend")
+    return out
+
+
+@pytest.mark.slow
+def test_config_variants_identical(folders, strings, pairs, tmp_path: Path) -> None:
+    for name, (folder, hf_class) in _variant_folders(tmp_path, folders).items():
+        hf = transformers.AutoTokenizer.from_pretrained(str(folder))
+        assert type(hf).__name__ == hf_class, name
+        ours = cove.AutoTokenizer.from_pretrained(folder)
+        assert ours.model_input_names == hf.model_input_names, name
+        assert ours.special_tokens_map == hf.special_tokens_map, name
+        assert ours.all_special_ids == hf.all_special_ids, name
+        assert (ours.model_max_length, ours.padding_side) == (hf.model_max_length, hf.padding_side), name
+        _assert_same(ours(strings, **ALL_OUTPUTS), hf(strings, **ALL_OUTPUTS), name)
+        a, b = [p[0][:300] for p in pairs[:400]], [p[1][:300] for p in pairs[:400]]
+        kwargs = dict(padding=True, truncation=True, max_length=40, **ALL_OUTPUTS)
+        _assert_same(ours(a, b, **kwargs), hf(a, b, **kwargs), f"{name} pairs")
+        words = [s.split() or ["x"] for s in strings[:200]]
+        _assert_same(
+            ours(words, is_split_into_words=True, **ALL_OUTPUTS),
+            hf(words, is_split_into_words=True, **ALL_OUTPUTS),
+            f"{name} words",
+        )
+        ids = hf(strings)["input_ids"]
+        assert ours.batch_decode(ids) == hf.batch_decode(ids), name
+        assert ours.batch_decode(ids, skip_special_tokens=True) == hf.batch_decode(
+            ids, skip_special_tokens=True
+        )
+        saved = tmp_path / f"{name}-saved"
+        ours.save_pretrained(saved)
+        again = transformers.AutoTokenizer.from_pretrained(str(saved))
+        _assert_same(again(a, b, **kwargs), hf(a, b, **kwargs), f"{name} saved by cove")

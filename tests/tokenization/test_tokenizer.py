@@ -220,6 +220,10 @@ def test_direct_construction_from_tokenizer_object() -> None:
 def test_missing_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(MissingFileError, match="No tokenizer files"):
         cove.AutoTokenizer.from_pretrained(tmp_path)
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    with pytest.raises(MissingFileError, match="GGUF"):
+        cove.AutoTokenizer.from_pretrained(tmp_path)
+    (tmp_path / "model.gguf").unlink()
     (tmp_path / "vocab.json").write_text("{}")
     with pytest.raises(MissingFileError, match=r"merges\.txt"):
         cove.AutoTokenizer.from_pretrained(tmp_path)
@@ -290,3 +294,23 @@ def test_importing_tokenization_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "False"
+
+
+def test_copies_and_threads(tok: PreTrainedTokenizerFast) -> None:
+    import copy
+    from concurrent.futures import ThreadPoolExecutor
+
+    for clone in (pickle.loads(pickle.dumps(tok)), copy.deepcopy(tok)):
+        assert clone("Hello there") == tok("Hello there")
+        assert clone.special_tokens_map == tok.special_tokens_map
+    texts = [f"sentence number {i} " * (i % 7 + 1) for i in range(40)]
+    padded = tok(texts, padding="max_length", max_length=64)
+    plain = tok(texts)
+
+    def run(i: int) -> bool:  # alternate settings that share the backend's padding state
+        if i % 2:
+            return tok(texts, padding="max_length", max_length=64) == padded
+        return tok(texts) == plain
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(run, range(200)))

@@ -60,6 +60,15 @@ def test_sentiment_build_end_to_end(tmp_path, monkeypatch):
     figures = sentiment.build(epochs=2, batch_size=8, learning_rate=3e-4, progress=False)
     folder = recipes.default_model_dir("sentiment-analysis")
     assert str(folder) == figures["output_dir"]
+    # also committed to the embedded local hub, where pipeline("sentiment-analysis") resolves it by name
+    assert figures["published"].startswith(f"local:{sentiment.REPO_ID}")
+    from cove.hub.resolve import resolve_model_dir
+
+    snapshot = resolve_model_dir(sentiment.REPO_ID)
+    assert (snapshot / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
+    result = cove.pipeline("sentiment-analysis")("a wonderful , moving film .")
+    result = result[0] if isinstance(result, list) else result
+    assert result["label"] == "POSITIVE"
     assert figures["accuracy"] == 1.0  # three phrasings of each class: trivially separable
     model = cove.AutoModelForSequenceClassification.from_pretrained(folder)
     assert model.config.id2label == {0: "NEGATIVE", 1: "POSITIVE"}

@@ -255,6 +255,11 @@ def load_tokenizer(
             folder / "vocab.json", merges, add_prefix_space=bool(init_kwargs.get("add_prefix_space", False))
         )
         post_processor_kind = "roberta" if is_roberta else "bos_eos"
+    elif any(folder.glob("*.gguf")):
+        raise MissingFileError(
+            f"{folder} holds a GGUF file but no tokenizer.json: reading tokenizers out of GGUF files is not "
+            "supported yet. Put the model's tokenizer.json (and tokenizer_config.json) next to it."
+        )
     else:
         raise MissingFileError(
             f"No tokenizer files in {folder}: expected tokenizer.json, or vocab.txt (WordPiece), or vocab.json + "

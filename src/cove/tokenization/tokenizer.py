@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,7 @@ class PreTrainedTokenizerFast:
                 "tokenizer_file='.../tokenizer.json', or use AutoTokenizer.from_pretrained(folder)."
             )
         self._tokenizer: Tokenizer = backend
+        self._lock = threading.Lock()
 
         if "additional_special_tokens" in kwargs and "extra_special_tokens" not in kwargs:
             kwargs["extra_special_tokens"] = kwargs.pop("additional_special_tokens")
@@ -359,6 +361,15 @@ class PreTrainedTokenizerFast:
 
         backend.encode_special_tokens = self.split_special_tokens
         self._register_special_tokens(added_tokens_decoder)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]  # locks do not pickle; each copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # --- construction helpers -------------------------------------------------------------------
 
@@ -638,16 +649,10 @@ class PreTrainedTokenizerFast:
             return [0] * (len(token_ids_0) + len(token_ids_1 or []))
         # lay the real lengths onto the post-processor's template, built around one-token placeholders
         backend = self._tokenizer
-        truncation, padding = backend.truncation, backend.padding
-        backend.no_truncation()
-        backend.no_padding()
-        try:
+        with self._lock:  # every call sets padding/truncation itself, so clearing them here is safe
+            backend.no_truncation()
+            backend.no_padding()
             probe = backend.encode("a", "a" if token_ids_1 is not None else None, add_special_tokens=True)
-        finally:
-            if truncation is not None:
-                backend.enable_truncation(**truncation)
-            if padding is not None:
-                backend.enable_padding(**padding)
         lengths = {0: len(token_ids_0), 1: len(token_ids_1 or [])}
         mask: list[int] = []
         placed: set[int] = set()
@@ -744,32 +749,44 @@ class PreTrainedTokenizerFast:
         self,
         text: str | list[str] | list[list[str]] | None = None,
         text_pair: str | list[str] | list[list[str]] | None = None,
+        text_target: str | list[str] | list[list[str]] | None = None,
+        text_pair_target: str | list[str] | list[list[str]] | None = None,
         **kwargs: Any,
     ) -> BatchEncoding:
-        """Tokenize one text, a batch, or (batches of) text pairs; see transformers' tokenizer __call__."""
-        unknown = set(kwargs) - _CALL_OPTIONS
+        """Tokenize one text, a batch, or (batches of) text pairs; see transformers' tokenizer __call__.
+
+        ``text_target`` (seq2seq labels) is encoded the same way and returned as ``labels``.
+        """
+        unknown = set(kwargs) - _CALL_OPTIONS - {"max_target_length"}
         if unknown:
             raise TokenizerError(
                 f"Unknown tokenizer option(s) {sorted(unknown)}: supported are {sorted(_CALL_OPTIONS)}."
             )
-        if text is None:
+        if text is None and text_target is None:
             raise TokenizerError(
                 "No text given: call tokenizer(text) with a string, a list of strings or pairs."
             )
+        max_target_length = kwargs.pop("max_target_length", None)
         padding_strategy, truncation_strategy, max_length = self._resolve_strategies(
             kwargs.pop("padding", False),
             kwargs.pop("truncation", None),
             kwargs.pop("max_length", None),
             kwargs.get("pad_to_multiple_of"),
         )
-        return self._encode(
-            text,
-            text_pair,
-            padding_strategy=padding_strategy,
-            truncation_strategy=truncation_strategy,
-            max_length=max_length,
-            **kwargs,
-        )
+        kwargs["padding_strategy"] = padding_strategy
+        kwargs["truncation_strategy"] = truncation_strategy
+        encodings = targets = None
+        if text is not None:
+            encodings = self._encode(text, text_pair, max_length=max_length, **kwargs)
+        if text_target is not None:
+            target_length = max_target_length if max_target_length is not None else max_length
+            targets = self._encode(text_target, text_pair_target, max_length=target_length, **kwargs)
+        if targets is None:
+            return encodings  # type: ignore[return-value]
+        if encodings is None:
+            return targets
+        encodings["labels"] = targets["input_ids"]
+        return encodings
 
     def _encode(
         self,
@@ -831,46 +848,53 @@ class PreTrainedTokenizerFast:
         else:
             inputs = [(text, text_pair)] if text_pair else [text]
 
-        backend = self._tokenizer
-        if truncation_strategy == "do_not_truncate":
-            if backend.truncation is not None:
-                backend.no_truncation()
-        else:
-            try:
-                backend.enable_truncation(
-                    max_length=max_length,
-                    stride=stride,
-                    strategy=truncation_strategy,
-                    direction=self.truncation_side,
+        # the backend's padding/truncation settings are shared state: one call at a time (encode_batch
+        # releases the GIL, so concurrent calls from server threads would otherwise mix settings)
+        with self._lock:
+            backend = self._tokenizer
+            if truncation_strategy == "do_not_truncate":
+                if backend.truncation is not None:
+                    backend.no_truncation()
+            else:
+                if max_length is None:  # _resolve_strategies sets it whenever truncation is on
+                    raise TokenizerError(
+                        "Truncation needs max_length: pass max_length= or set model_max_length."
+                    )
+                try:
+                    backend.enable_truncation(
+                        max_length=max_length,
+                        stride=stride,
+                        strategy=truncation_strategy,
+                        direction=self.truncation_side,
+                    )
+                except Exception as e:
+                    raise TokenizerError(
+                        f"Bad truncation settings (max_length={max_length}, stride={stride}): {e}"
+                    ) from e
+            if padding_strategy == "do_not_pad":
+                if backend.padding is not None:
+                    backend.no_padding()
+            else:
+                backend.enable_padding(
+                    length=max_length if padding_strategy == "max_length" else None,
+                    direction=padding_side if padding_side is not None else self.padding_side,
+                    pad_id=self.pad_token_id,
+                    pad_token=self.pad_token,
+                    pad_type_id=self.pad_token_type_id,
+                    pad_to_multiple_of=pad_to_multiple_of,
                 )
-            except Exception as e:
-                raise TokenizerError(
-                    f"Bad truncation settings (max_length={max_length}, stride={stride}): {e}"
-                ) from e
-        if padding_strategy == "do_not_pad":
-            if backend.padding is not None:
-                backend.no_padding()
-        else:
-            backend.enable_padding(
-                length=max_length if padding_strategy == "max_length" else None,
-                direction=padding_side if padding_side is not None else self.padding_side,
-                pad_id=self.pad_token_id,
-                pad_token=self.pad_token,
-                pad_type_id=self.pad_token_type_id,
-                pad_to_multiple_of=pad_to_multiple_of,
-            )
-        split = self.split_special_tokens if split_special_tokens is None else bool(split_special_tokens)
-        if backend.encode_special_tokens != split:
-            backend.encode_special_tokens = split
+            split = self.split_special_tokens if split_special_tokens is None else bool(split_special_tokens)
+            if backend.encode_special_tokens != split:
+                backend.encode_special_tokens = split
 
-        try:
-            encodings = backend.encode_batch(
-                inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
-            )
-        except Exception as e:  # the Rust side raises plain Exception for truncation/shape problems
-            raise TokenizerError(
-                f"Tokenization failed: {e}. Check max_length/truncation against the inputs."
-            ) from e
+            try:
+                encodings = backend.encode_batch(
+                    inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+                )
+            except Exception as e:  # the Rust side raises plain Exception for truncation/shape problems
+                raise TokenizerError(
+                    f"Tokenization failed: {e}. Check max_length/truncation against the inputs."
+                ) from e
 
         if return_token_type_ids is None:
             return_token_type_ids = "token_type_ids" in self.model_input_names
@@ -892,20 +916,20 @@ class PreTrainedTokenizerFast:
         overflow_to_sample: list[int] = []
         for sample, encoding in enumerate(encodings):
             group = [encoding, *encoding.overflowing] if return_overflowing_tokens else [encoding]
-            for e in group:
-                flat.append(e)
+            for enc in group:
+                flat.append(enc)
                 overflow_to_sample.append(sample)
-                data["input_ids"].append(e.ids)
+                data["input_ids"].append(enc.ids)
                 if return_token_type_ids:
-                    data["token_type_ids"].append(e.type_ids)
+                    data["token_type_ids"].append(enc.type_ids)
                 if return_attention_mask:
-                    data["attention_mask"].append(e.attention_mask)
+                    data["attention_mask"].append(enc.attention_mask)
                 if return_special_tokens_mask:
-                    data["special_tokens_mask"].append(e.special_tokens_mask)
+                    data["special_tokens_mask"].append(enc.special_tokens_mask)
                 if return_offsets_mapping:
-                    data["offset_mapping"].append(e.offsets)
+                    data["offset_mapping"].append(enc.offsets)
                 if return_length:
-                    data["length"].append(len(e.ids))
+                    data["length"].append(len(enc.ids))
         if return_overflowing_tokens:
             data["overflow_to_sample_mapping"] = overflow_to_sample
 
@@ -913,6 +937,109 @@ class PreTrainedTokenizerFast:
             data = {k: (v[0] if v and isinstance(v[0], list) else v) for k, v in data.items()}
             return BatchEncoding(data, flat)
         return BatchEncoding(data, flat, tensor_type=return_tensors)
+
+    def pad(
+        self,
+        encoded_inputs: Any,
+        padding: bool | str = True,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_attention_mask: bool | None = None,
+        return_tensors: str | None = None,
+        verbose: bool = True,
+    ) -> BatchEncoding:
+        """Pad already-encoded inputs (a dict of lists, or a list of per-example dicts), as data collators do."""
+        if (
+            isinstance(encoded_inputs, (list, tuple))
+            and encoded_inputs
+            and isinstance(encoded_inputs[0], dict)
+        ):
+            encoded_inputs = {key: [example[key] for example in encoded_inputs] for key in encoded_inputs[0]}
+        if not isinstance(encoded_inputs, dict):
+            raise TokenizerError(
+                f"pad takes a dict of encoded inputs or a list of them, got {type(encoded_inputs).__name__}."
+            )
+        main = self.model_input_names[0]
+        if main not in encoded_inputs:
+            raise TokenizerError(f"pad needs {main!r} in the inputs; got keys {list(encoded_inputs)}.")
+        if padding_side is not None:
+            _check_side(padding_side, "padding_side")
+        data = {key: _to_list(value) for key, value in encoded_inputs.items()}
+        if return_tensors is None:
+            first = encoded_inputs[main]
+            sample = first[0] if isinstance(first, (list, tuple)) and len(first) else first
+            module = type(sample).__module__
+            if module.startswith("torch"):
+                return_tensors = "pt"
+            elif module.startswith("numpy"):
+                return_tensors = "np"
+        required = data[main]
+        if required is None or len(required) == 0:
+            if return_attention_mask:
+                data["attention_mask"] = []
+            return BatchEncoding(data)
+        strategy, _, max_length = self._resolve_strategies(padding, None, max_length, None)
+        if not isinstance(required[0], (list, tuple)):  # one example
+            return BatchEncoding(
+                self._pad_one(
+                    data, strategy, max_length, pad_to_multiple_of, padding_side, return_attention_mask
+                ),
+                tensor_type=return_tensors,
+            )
+        sizes = {key: len(value) for key, value in data.items()}
+        if len(set(sizes.values())) > 1:
+            raise TokenizerError(f"pad got batches of different sizes per key: {sizes}.")
+        if strategy == "longest":
+            max_length = max(len(ids) for ids in required)
+            strategy = "max_length"
+        out: dict[str, list[Any]] = {}
+        for i in range(len(required)):
+            example = {
+                key: list(value[i]) if isinstance(value[i], (list, tuple)) else value[i]
+                for key, value in data.items()
+            }
+            padded = self._pad_one(
+                example, strategy, max_length, pad_to_multiple_of, padding_side, return_attention_mask
+            )
+            for key, value in padded.items():
+                out.setdefault(key, []).append(value)
+        return BatchEncoding(out, tensor_type=return_tensors)
+
+    def _pad_one(
+        self,
+        example: dict[str, Any],
+        strategy: str,
+        max_length: int | None,
+        pad_to_multiple_of: int | None,
+        padding_side: str | None,
+        return_attention_mask: bool | None,
+    ) -> dict[str, Any]:
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+        main = self.model_input_names[0]
+        ids = list(example[main])
+        if strategy == "longest":
+            max_length = len(ids)
+        if max_length is not None and pad_to_multiple_of is not None and max_length % pad_to_multiple_of:
+            max_length = (max_length // pad_to_multiple_of + 1) * pad_to_multiple_of
+        if return_attention_mask and "attention_mask" not in example:
+            example["attention_mask"] = [1] * len(ids)
+        if strategy == "do_not_pad" or max_length is None or len(ids) >= max_length:
+            return example
+        n = max_length - len(ids)
+        fills = {
+            "attention_mask": 0,
+            "token_type_ids": self.pad_token_type_id,
+            "special_tokens_mask": 1,
+            main: self.pad_token_id,
+        }
+        left = (padding_side or self.padding_side) == "left"
+        for key, fill in fills.items():
+            if key in example and (key != "attention_mask" or return_attention_mask):
+                values = list(example[key])
+                example[key] = [fill] * n + values if left else values + [fill] * n
+        return example
 
     def encode(
         self,

@@ -1,0 +1,92 @@
+"""README.md front matter (the model/dataset card's YAML) into the metadata the hub lists and filters by."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cove.errors import HubRequestError
+
+
+def split_front_matter(text: str) -> str | None:
+    """The YAML between the leading '---' lines, or None when the README has none."""
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines or lines[0].strip() != "---":
+        return None
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            return "\n".join(lines[1:i])
+    return None
+
+
+def parse_yaml(content: str) -> dict[str, Any]:
+    """Card YAML into a dict; a syntax error names the line."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(content) if content.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise HubRequestError(
+            f"Invalid YAML in the card metadata{where}: {problem}. Fix the front matter."
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise HubRequestError(
+            f"The card metadata must be a YAML mapping (key: value), got a {type(data).__name__}."
+        )
+    return _jsonable(data, [_MAX_NODES])
+
+
+# YAML anchors let a few lines stand for an exponentially large document ("billion laughs"); copying the
+# card into JSON would expand it, so the copy has a budget.
+_MAX_NODES = 100_000
+
+
+def _jsonable(value: Any, budget: list[int]) -> Any:
+    import datetime as dt
+
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise HubRequestError(
+            f"The card metadata is too large (over {_MAX_NODES} values once YAML anchors are expanded): "
+            "shorten it or drop the anchors/aliases."
+        )
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, budget) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v, budget) for v in value]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def card_from_readme(text: str) -> dict[str, Any]:
+    yaml_text = split_front_matter(text)
+    return {} if yaml_text is None else parse_yaml(yaml_text)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value if v is not None]
+    return [str(value)]
+
+
+def card_tags(card: dict[str, Any], repo_type: str) -> list[str]:
+    """The tags the Hub derives from a card: its tags, library, pipeline, license, datasets, languages."""
+    tags = _as_list(card.get("tags"))
+    if repo_type == "model":
+        tags += _as_list(card.get("library_name"))
+        tags += _as_list(card.get("pipeline_tag"))
+        tags += [f"dataset:{d}" for d in _as_list(card.get("datasets"))]
+        tags += [f"base_model:{b}" for b in _as_list(card.get("base_model"))]
+    tags += _as_list(card.get("language"))
+    tags += [f"license:{lic}" for lic in _as_list(card.get("license"))]
+    seen: dict[str, None] = {}
+    for t in tags:
+        seen.setdefault(t, None)
+    return list(seen)

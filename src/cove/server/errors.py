@@ -1,0 +1,94 @@
+"""One place that turns domain errors into HTTP status, X-Error-Code and a JSON message."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from cove.errors import (
+    AuthenticationError,
+    CommitConflictError,
+    EntryNotFoundError,
+    HubError,
+    HubPermissionError,
+    HubRequestError,
+    RepoExistsError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+)
+
+# most specific first
+_STATUS: list[tuple[type[Exception], int, str | None]] = [
+    (RepoNotFoundError, 404, "RepoNotFound"),
+    (RevisionNotFoundError, 404, "RevisionNotFound"),
+    (EntryNotFoundError, 404, "EntryNotFound"),
+    (AuthenticationError, 401, "InvalidCredentials"),
+    (HubPermissionError, 403, "Forbidden"),
+    (RepoExistsError, 409, "Conflict"),
+    (CommitConflictError, 412, "StaleParentCommit"),
+    (HubRequestError, 400, "BadRequest"),
+    (HubError, 400, "BadRequest"),
+]
+
+# every error response carries a code, also those built directly by routes
+_DEFAULT_CODES = {
+    400: "BadRequest",
+    401: "InvalidCredentials",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    412: "StaleParentCommit",
+    413: "PayloadTooLarge",
+    416: "RangeNotSatisfiable",
+    422: "UnprocessableEntity",
+}
+
+
+def error_response(
+    status: int, message: str, code: str | None = None, extra_headers: dict | None = None
+) -> JSONResponse:
+    headers = {
+        "X-Error-Message": message.replace("\n", " ").encode("latin-1", "replace").decode("latin-1")[:1000]
+    }
+    code = code or _DEFAULT_CODES.get(status)
+    if code:
+        headers["X-Error-Code"] = code
+    headers.update(extra_headers or {})
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    async def handle_hub_error(request: Request, exc: Exception) -> JSONResponse:
+        for kind, status, code in _STATUS:
+            if isinstance(exc, kind):
+                return error_response(status, str(exc), code, getattr(exc, "headers", None))
+        raise exc  # pragma: no cover
+
+    async def handle_bad_json(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(400, f"Malformed JSON in the request body: {exc}. Send a valid JSON document.")
+
+    async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(400, f"Invalid request: {exc}")
+
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    async def handle_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return error_response(exc.status_code, str(exc.detail))
+
+    from sqlalchemy.exc import OperationalError
+
+    async def handle_busy(request: Request, exc: Exception) -> JSONResponse:
+        # SQLite refuses a write whose read snapshot went stale; the client retries 503s with backoff
+        return error_response(
+            503, "The hub database is busy; retry shortly.", "Busy", extra_headers={"Retry-After": "1"}
+        )
+
+    app.add_exception_handler(OperationalError, handle_busy)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(HTTPException, handle_http)
+    app.add_exception_handler(HubError, handle_hub_error)
+    app.add_exception_handler(json.JSONDecodeError, handle_bad_json)

@@ -1,0 +1,89 @@
+"""A live Cove hub on 127.0.0.1 (free port, temp data dir), driven by the real huggingface_hub client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+@dataclass
+class LiveHub:
+    url: str
+    data_dir: Path
+    tokens: dict[str, str]  # user -> write token
+    app: object
+
+    def api(self, user: str | None = "alice", **kwargs):  # type: ignore[no-untyped-def]
+        from huggingface_hub import HfApi
+
+        kwargs.setdefault("token", self.tokens[user] if user else False)
+        return HfApi(endpoint=self.url, **kwargs)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_hub(data_dir: Path, **settings) -> tuple[LiveHub, object, threading.Thread]:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from cove.server.app import create_app
+    from cove.server.auth.service import add_member, create_account, create_token
+    from cove.server.settings import Settings
+
+    app = create_app(Settings(data_dir=data_dir, import_bundled=False, **settings))
+    store = app.state.hub.store
+    tokens = {}
+    with store.session() as s:
+        for user in ("alice", "bob"):
+            create_account(s, user, "user")
+            tokens[user] = create_token(s, user)
+        create_account(s, "acme", "org")
+        add_member(s, "acme", "alice", "write")
+        add_member(s, "acme", "bob", "read")
+        tokens["alice-read"] = create_token(s, "alice", name="ro", role="read")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    else:  # pragma: no cover
+        raise RuntimeError("the hub server did not start within 30 s")
+    return LiveHub(url=url, data_dir=data_dir, tokens=tokens, app=app), server, thread
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
+    live, server, thread = start_hub(
+        tmp_path_factory.mktemp("hub"), lfs_threshold_bytes=1024, tree_page_size=3, list_page_size=3
+    )
+    yield live
+    server.should_exit = True  # type: ignore[attr-defined]
+    thread.join(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _online_to_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py turns offline mode on for the suite; these tests talk only to 127.0.0.1 servers they
+    start, so the clients under test must be online (every call names the local endpoint)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
