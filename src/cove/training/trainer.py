@@ -320,6 +320,8 @@ class Trainer:
         columns = getattr(dataset, "column_names", None)
         if isinstance(columns, list) and name in columns:
             return [int(n) for n in dataset[name]]
+        if isinstance(columns, list) and "input_ids" in columns:  # one column read, not row by row
+            return [len(ids) for ids in dataset["input_ids"]]
         try:
             return [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
         except (KeyError, TypeError):
