@@ -76,7 +76,12 @@ def test_sentiment_build_end_to_end(tmp_path, monkeypatch):
     card = (folder / "README.md").read_text()
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
     assert f"sha256:{figures['corpus_sha256']}" in card
-    assert "pang-lee-sentence-polarity" in card
+    import yaml
+
+    meta = yaml.safe_load(card.split("---")[1])
+    dataset = meta["model-index"][0]["results"][0]["dataset"]
+    assert dataset["name"] == "pang-lee-sentence-polarity"
+    assert dataset["revision"] == f"sha256:{figures['corpus_sha256']}"
     records = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     summary = next(r for r in records if "train_loss" in r)
     assert summary["train_loss"] == pytest.approx(figures["train_loss"])

@@ -160,10 +160,11 @@ def write_model_card(
     base = finetuned_from or base
     train_data = dataset_lineage(trainer.train_dataset)
     eval_data = dataset_lineage(trainer.eval_dataset)
-    if train_data is not None and dataset_name:
-        train_data["name"] = dataset_name
-    if train_data is not None and dataset_revision:
-        train_data["fingerprint"] = dataset_revision
+    for data in (train_data, eval_data):  # a named source covers both of its splits
+        if data is not None and dataset_name:
+            data["name"] = dataset_name
+        if data is not None and dataset_revision:
+            data["revision"] = dataset_revision
     name = model_name or trainer.args.hub_model_id or Path(output_dir).name
     hyper = {k: getattr(trainer.args, k) for k in _HYPERPARAMETERS}
     results = _eval_results(trainer)
@@ -191,8 +192,8 @@ def write_model_card(
         }
         if card_data and card_data.get("split"):
             dataset_entry["split"] = card_data["split"]
-        if card_data and card_data.get("fingerprint"):
-            dataset_entry["revision"] = card_data["fingerprint"]
+        if card_data and (card_data.get("revision") or card_data.get("fingerprint")):
+            dataset_entry["revision"] = card_data.get("revision") or card_data["fingerprint"]
         meta["model-index"] = [
             {
                 "name": name,
@@ -230,6 +231,8 @@ def write_model_card(
         lines.append("This model was trained from scratch")
     if train_data is not None:
         fp = f", fingerprint `{train_data['fingerprint']}`" if train_data.get("fingerprint") else ""
+        if train_data.get("revision"):
+            fp += f", source revision `{train_data['revision']}`"
         lines[-1] += f" on the `{train_data['name']}` dataset ({train_data['num_rows']} rows{fp})."
     else:
         lines[-1] += "."
