@@ -328,3 +328,20 @@ def test_group_by_length_batches_similar_lengths(tmp_path):
     assert padded < 0.9 * padded_rand
     loader.sampler.set_epoch(1)
     assert list(loader.sampler) != order  # reshuffled each epoch
+
+
+def test_cove_dataset_trains_like_a_list_and_its_fingerprint_reaches_the_card(tmp_path):
+    from cove.training.model_card import dataset_lineage
+
+    dataset = cove.Dataset.from_list(TRAIN)
+    a = make_trainer(tmp_path / "list", max_steps=4)
+    a.train()
+    b = make_trainer(tmp_path / "arrow", max_steps=4, group_by_length=False)
+    b.train_dataset = dataset
+    b.train()
+    assert losses(b) == pytest.approx(losses(a), abs=1e-6)
+    assert dataset.column_names == ["input_ids", "label", "text"]  # the Trainer left the user's dataset alone
+    assert dataset_lineage(dataset)["fingerprint"] == dataset._fingerprint
+    grouped = make_trainer(tmp_path / "grouped", group_by_length=True)
+    grouped.train_dataset = dataset
+    assert grouped._lengths(dataset) == [len(e["input_ids"]) for e in TRAIN]
