@@ -80,10 +80,15 @@ def stratified_split(rows: list[dict[str, Any]], test_size: float, seed: int) ->
     return train, test
 
 
-def tokenize(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
-    enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
-    return [{**{k: enc[k][i] for k in keys}, "label": r["label"]} for i, r in enumerate(rows)]
+def tokenize(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> Any:
+    """A cove.Dataset of the rows with the tokenizer's columns added by a batched map (the text stays;
+    the Trainer drops columns the model does not take)."""
+    import cove
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        return dict(tokenizer(batch["text"], truncation=True, max_length=max_length))
+
+    return cove.Dataset.from_list(rows).map(encode, batched=True)
 
 
 # -- the recipe ------------------------------------------------------------------------------
