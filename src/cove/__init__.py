@@ -72,6 +72,17 @@ _EXPORTS: dict[str, str] = {
     "ClassLabel": "cove.data",
     "Sequence": "cove.data",
     "load_metric": "cove.metrics",
+    # training
+    "Trainer": "cove.training",
+    "TrainingArguments": "cove.training",
+    "DataCollatorWithPadding": "cove.training",
+    "DataCollatorForTokenClassification": "cove.training",
+    "DataCollatorForLanguageModeling": "cove.training",
+    "default_data_collator": "cove.training",
+    "EarlyStoppingCallback": "cove.training",
+    "TrainerCallback": "cove.training",
+    "EvalPrediction": "cove.training",
+    "set_seed": "cove.training",
 }
 
 __all__ = sorted(_EXPORTS)

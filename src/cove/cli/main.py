@@ -10,6 +10,7 @@ import sys
 _COMMAND_MODULES = [
     "cove.cli.run",
     "cove.cli.convert",
+    "cove.cli.setup_models",
     "cove.cli.hub",
 ]
 
