@@ -27,5 +27,7 @@ def test_lazy_exports_resolve():
 
 
 def test_subpackages_are_attributes():
-    out = _run("import cove, sys; print(cove.metrics.load('accuracy').compute(predictions=[1], references=[1]))")
+    out = _run(
+        "import cove, sys; print(cove.metrics.load('accuracy').compute(predictions=[1], references=[1]))"
+    )
     assert out == "{'accuracy': 1.0}"
