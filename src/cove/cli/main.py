@@ -12,6 +12,7 @@ _COMMAND_MODULES = [
     "cove.cli.convert",
     "cove.cli.setup_models",
     "cove.cli.hub",
+    "cove.cli.scale",
 ]
 
 
