@@ -23,7 +23,13 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/cove" ]
 fi
 echo "cove setup: preparing $VENV (first run takes a few minutes)" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
+pip() {  # quiet pip that still fails loudly; drops the machine's noisy "is ignored" index warnings
+    local out
+    if ! out=$("$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1); then
+        echo "$out" | grep -v "is ignored: it is neither a file nor a directory" >&2
+        return 1
+    fi
+}
 # torch first and pinned, so pip takes the local CPU wheel and never pulls CUDA builds.
 pip install "torch==2.13.*"
 pip install -e ".[test]"

@@ -43,6 +43,22 @@ _EXPORTS: dict[str, str] = {
     "RobertaForTokenClassification": "cove.models.roberta",
     "RobertaForQuestionAnswering": "cove.models.roberta",
     "RobertaForMaskedLM": "cove.models.roberta",
+    # decoder language models and generation
+    "GPT2Config": "cove.models.gpt2",
+    "GPT2Model": "cove.models.gpt2",
+    "GPT2LMHeadModel": "cove.models.gpt2",
+    "LlamaConfig": "cove.models.llama",
+    "LlamaModel": "cove.models.llama",
+    "LlamaForCausalLM": "cove.models.llama",
+    "Qwen2Config": "cove.models.llama",
+    "Qwen2Model": "cove.models.llama",
+    "Qwen2ForCausalLM": "cove.models.llama",
+    "MistralConfig": "cove.models.llama",
+    "MistralModel": "cove.models.llama",
+    "MistralForCausalLM": "cove.models.llama",
+    "GenerationConfig": "cove.generation.config",
+    "TextIteratorStreamer": "cove.generation.streamers",
+    "TextStreamer": "cove.generation.streamers",
     # pipelines
     "pipeline": "cove.pipelines",
     # datasets and metrics
@@ -56,12 +72,42 @@ _EXPORTS: dict[str, str] = {
     "ClassLabel": "cove.data",
     "Sequence": "cove.data",
     "load_metric": "cove.metrics",
+    # training
+    "Trainer": "cove.training",
+    "TrainingArguments": "cove.training",
+    "DataCollatorWithPadding": "cove.training",
+    "DataCollatorForTokenClassification": "cove.training",
+    "DataCollatorForLanguageModeling": "cove.training",
+    "default_data_collator": "cove.training",
+    "EarlyStoppingCallback": "cove.training",
+    "TrainerCallback": "cove.training",
+    "EvalPrediction": "cove.training",
+    "set_seed": "cove.training",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
+# subpackages reachable as attributes (`cove.metrics.load(...)` after a plain `import cove`), imported on first use
+_SUBMODULES = {
+    "checkpoint",
+    "cli",
+    "data",
+    "errors",
+    "generation",
+    "hub",
+    "metrics",
+    "models",
+    "pipelines",
+    "server",
+    "tokenization",
+    "training",
+}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"cove.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'cove' has no attribute {name!r}")

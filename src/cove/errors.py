@@ -86,6 +86,14 @@ class DatasetError(CoveError, ValueError):
     """Bad dataset files, splits or operations."""
 
 
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A dataset name, folder, data file or pattern that resolves to nothing."""
+
+
+class DatasetIndexError(DatasetError, IndexError):
+    """A row index outside the dataset."""
+
+
 # --- metrics --------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 import cove
-from cove.errors import MissingFileError, ModelNotFoundError, TokenizerError
+from cove.errors import CheckpointError, MissingFileError, ModelNotFoundError, TokenizerError
 from cove.hub.resolve import resolve_model_dir
 from cove.tokenization.tokenizer import BatchEncoding, PreTrainedTokenizerFast
 
@@ -220,8 +220,10 @@ def test_direct_construction_from_tokenizer_object() -> None:
 def test_missing_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(MissingFileError, match="No tokenizer files"):
         cove.AutoTokenizer.from_pretrained(tmp_path)
-    (tmp_path / "model.gguf").write_bytes(b"GGUF")
-    with pytest.raises(MissingFileError, match="GGUF"):
+    (tmp_path / "model.gguf").write_bytes(
+        b"GGUF"
+    )  # tokenizers are rebuilt from GGUF files: a broken one says so
+    with pytest.raises(CheckpointError, match="GGUF"):
         cove.AutoTokenizer.from_pretrained(tmp_path)
     (tmp_path / "model.gguf").unlink()
     (tmp_path / "vocab.json").write_text("{}")

@@ -9,6 +9,8 @@ import sys
 # Modules that add subcommands; each defines register(subparsers) and sets a `func` default.
 _COMMAND_MODULES = [
     "cove.cli.run",
+    "cove.cli.convert",
+    "cove.cli.setup_models",
     "cove.cli.hub",
     "cove.cli.scale",
 ]

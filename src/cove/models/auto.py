@@ -6,6 +6,7 @@ import os
 from typing import Any, ClassVar
 
 from cove.checkpoint.config import PretrainedConfig, read_config_dict
+from cove.errors import ConfigError
 from cove.models import registry
 
 
@@ -47,7 +48,15 @@ class _AutoModel:
             from cove.hub.resolve import resolve_model_dir
 
             folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
-            model_type = read_config_dict(folder).get("model_type")
+            from cove.checkpoint.gguf import GGUFFile, find_gguf
+
+            gguf = find_gguf(pretrained_model_name_or_path, folder, kwargs.get("gguf_file"))
+            if gguf is not None and cls.task != "causal-lm":
+                raise ConfigError(f"{gguf} is a GGUF file: load it with AutoModelForCausalLM.")
+            if gguf is not None:
+                model_type = GGUFFile(gguf).model_type
+            else:
+                model_type = read_config_dict(folder).get("model_type")
         else:
             model_type = config.model_type
         return registry.model_class(cls.task, model_type).from_pretrained(

@@ -89,3 +89,11 @@ class CausalLMOutputWithPast(ModelOutput):
     past_key_values: Any = None
     hidden_states: Any = None
     attentions: Any = None
+
+
+@dataclass(repr=False, eq=False)
+class BaseModelOutputWithPast(ModelOutput):
+    last_hidden_state: Any = None
+    past_key_values: Any = None
+    hidden_states: Any = None
+    attentions: Any = None

@@ -14,6 +14,10 @@ FAMILIES: dict[str, str] = {
     "bert": "cove.models.bert",
     "distilbert": "cove.models.distilbert",
     "roberta": "cove.models.roberta",
+    "gpt2": "cove.models.gpt2",
+    "llama": "cove.models.llama",
+    "qwen2": "cove.models.llama",
+    "mistral": "cove.models.llama",
 }
 
 # model_type -> config class name
@@ -21,11 +25,23 @@ CONFIGS: dict[str, str] = {
     "bert": "BertConfig",
     "distilbert": "DistilBertConfig",
     "roberta": "RobertaConfig",
+    "gpt2": "GPT2Config",
+    "llama": "LlamaConfig",
+    "qwen2": "Qwen2Config",
+    "mistral": "MistralConfig",
 }
 
 # task -> model_type -> class name
 TASKS: dict[str, dict[str, str]] = {
-    "base": {"bert": "BertModel", "distilbert": "DistilBertModel", "roberta": "RobertaModel"},
+    "base": {
+        "bert": "BertModel",
+        "distilbert": "DistilBertModel",
+        "roberta": "RobertaModel",
+        "gpt2": "GPT2Model",
+        "llama": "LlamaModel",
+        "qwen2": "Qwen2Model",
+        "mistral": "MistralModel",
+    },
     "sequence-classification": {
         "bert": "BertForSequenceClassification",
         "distilbert": "DistilBertForSequenceClassification",
@@ -46,7 +62,12 @@ TASKS: dict[str, dict[str, str]] = {
         "distilbert": "DistilBertForMaskedLM",
         "roberta": "RobertaForMaskedLM",
     },
-    "causal-lm": {},
+    "causal-lm": {
+        "gpt2": "GPT2LMHeadModel",
+        "llama": "LlamaForCausalLM",
+        "qwen2": "Qwen2ForCausalLM",
+        "mistral": "MistralForCausalLM",
+    },
     "seq2seq-lm": {},
 }
 

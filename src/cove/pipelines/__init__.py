@@ -20,6 +20,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "question-answering": ("cove.pipelines.question_answering", "QuestionAnsweringPipeline"),
     "fill-mask": ("cove.pipelines.fill_mask", "FillMaskPipeline"),
     "zero-shot-classification": ("cove.pipelines.zero_shot", "ZeroShotClassificationPipeline"),
+    "text-generation": ("cove.pipelines.text_generation", "TextGenerationPipeline"),
 }
 
 

@@ -107,6 +107,9 @@ def load_tokenizer(
     for key in _HUB_KWARGS:
         kwargs.pop(key, None)
     folder = resolve_model_dir(name_or_path, revision=revision)
+    from cove.checkpoint.gguf import gguf_tokenizer_folder  # a model shipped as one GGUF file
+
+    folder = gguf_tokenizer_folder(name_or_path, folder, kwargs.pop("gguf_file", None)) or folder
     if subfolder:
         folder = folder / subfolder
         if not folder.is_dir():

@@ -1102,6 +1102,15 @@ class PreTrainedTokenizerFast:
             text = clean_up_tokenization(text)
         return text
 
+    # --- chat --------------------------------------------------------------------------------
+
+    def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any:
+        """Render (and by default tokenize) a conversation with the model's chat template; see
+        `cove.tokenization.chat.apply_chat_template` for the arguments (transformers' names and defaults)."""
+        from cove.tokenization.chat import apply_chat_template
+
+        return apply_chat_template(self, conversation, **kwargs)
+
     # --- saving --------------------------------------------------------------------------------
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> tuple[str, ...]:

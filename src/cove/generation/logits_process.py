@@ -1,0 +1,147 @@
+"""Logits processors and warpers: (input_ids (batch, len), scores (batch, vocab)) -> scores.
+
+Each one computes what transformers' processor of the same name computes, so that greedy, beam and sampled
+outputs are token-identical; they are applied in transformers' order (see ``build_processors``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from cove.generation.config import GenerationConfig
+
+
+class LogitsProcessor(Protocol):
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor: ...
+
+
+class RepetitionPenaltyLogitsProcessor:
+    """Divides positive / multiplies negative scores of every token already in the sequence; left padding
+    (the first ``prompt_ignore_length[row]`` positions) does not count, as in transformers."""
+
+    def __init__(self, penalty: float, prompt_ignore_length: torch.Tensor | None = None):
+        self.penalty = penalty
+        self.ignore = prompt_ignore_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        vocab = scores.shape[-1]
+        if self.ignore is not None:
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            input_ids = input_ids.masked_fill(
+                positions[None, :] < self.ignore[:, None].to(input_ids.device), vocab
+            )
+        input_ids = input_ids.clamp(max=vocab)
+        scores = F.pad(scores, (0, 1))  # a sink column for ignored (and out-of-vocabulary) ids
+        score = torch.gather(scores, 1, input_ids)
+        score = torch.where(score < 0, score * self.penalty, score / self.penalty)
+        return scores.scatter(1, input_ids, score)[..., :vocab]
+
+
+class NoRepeatNGramLogitsProcessor:
+    def __init__(self, ngram_size: int):
+        self.n = ngram_size
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        cur_len = input_ids.shape[1]
+        if cur_len + 1 < self.n:
+            return scores
+        scores = scores.clone()
+        for row, tokens in enumerate(input_ids.tolist()):
+            prefix = tuple(tokens[cur_len + 1 - self.n :]) if self.n > 1 else ()
+            banned = {
+                tokens[i + self.n - 1]
+                for i in range(cur_len - self.n + 1)
+                if tuple(tokens[i : i + self.n - 1]) == prefix
+            }
+            if banned:
+                scores[row, list(banned)] = -float("inf")
+        return scores
+
+
+class MinLengthLogitsProcessor:
+    def __init__(self, min_length: int, eos_token_id: list[int]):
+        self.min_length, self.eos = min_length, eos_token_id
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] < self.min_length:
+            scores = scores.clone()
+            scores[:, self.eos] = -float("inf")
+        return scores
+
+
+class MinNewTokensLengthLogitsProcessor:
+    def __init__(self, prompt_length: int, min_new_tokens: int, eos_token_id: list[int]):
+        self.prompt_length, self.min_new, self.eos = prompt_length, min_new_tokens, eos_token_id
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] - self.prompt_length < self.min_new:
+            scores = scores.clone()
+            scores[:, self.eos] = -float("inf")
+        return scores
+
+
+class TemperatureLogitsWarper:
+    def __init__(self, temperature: float):
+        self.temperature = temperature
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return scores / self.temperature
+
+
+class TopKLogitsWarper:
+    def __init__(self, top_k: int, min_tokens_to_keep: int = 1):
+        self.top_k = max(top_k, min_tokens_to_keep)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        k = min(self.top_k, scores.shape[-1])
+        threshold = torch.topk(scores, k)[0][..., -1, None]
+        return scores.masked_fill(scores < threshold, -float("inf"))
+
+
+class TopPLogitsWarper:
+    def __init__(self, top_p: float, min_tokens_to_keep: int = 1):
+        self.top_p, self.min_keep = float(top_p), min_tokens_to_keep
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        sorted_logits, sorted_indices = torch.sort(scores, descending=False)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove_sorted = cumulative <= (1 - self.top_p)  # the low tail holding at most 1 - top_p of the mass
+        remove_sorted[..., -self.min_keep :] = False
+        remove = remove_sorted.scatter(1, sorted_indices, remove_sorted)
+        return scores.masked_fill(remove, -float("inf"))
+
+
+class LogitsProcessorList(list):
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for processor in self:
+            scores = processor(input_ids, scores)
+        return scores
+
+
+def build_processors(
+    config: GenerationConfig, prompt_length: int, attention_mask: torch.Tensor | None = None
+) -> LogitsProcessorList:
+    """The processors ``config`` asks for, in transformers' order (penalties, length limits, then warpers)."""
+    out = LogitsProcessorList()
+    eos = config.eos_ids()
+    if config.repetition_penalty != 1.0:
+        padding = (attention_mask != 0).int().argmax(dim=1) if attention_mask is not None else None
+        out.append(RepetitionPenaltyLogitsProcessor(config.repetition_penalty, padding))
+    if config.no_repeat_ngram_size > 0:
+        out.append(NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size))
+    if eos and config.min_length > 0:
+        out.append(MinLengthLogitsProcessor(config.min_length, eos))
+    if eos and config.min_new_tokens:
+        out.append(MinNewTokensLengthLogitsProcessor(prompt_length, config.min_new_tokens, eos))
+    if config.do_sample:
+        keep = (len(eos) + 1 if eos else 2) if config.num_beams > 1 else 1
+        if config.temperature != 1.0:
+            out.append(TemperatureLogitsWarper(config.temperature))
+        if config.top_k:
+            out.append(TopKLogitsWarper(config.top_k, keep))
+        if config.top_p < 1.0:
+            out.append(TopPLogitsWarper(config.top_p, keep))
+    return out

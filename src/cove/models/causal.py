@@ -1,0 +1,161 @@
+"""Pieces every decoder-only family shares: the causal mask over a KV cache, default positions, the loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cove.errors import GenerationError
+from cove.models.kv_cache import KVCache
+
+
+def start_cache(
+    cache: KVCache | None, use_cache: bool, num_layers: int, new_tokens: int
+) -> tuple[KVCache | None, int]:
+    """The cache this forward pass writes to (a fresh one when asked for) and the position it starts at."""
+    if cache is None and use_cache:
+        cache = KVCache(num_layers)
+    start = cache.begin(new_tokens) if cache is not None else 0
+    return cache, start
+
+
+def default_positions(start: int, seq: int, batch: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(start, start + seq, device=device).unsqueeze(0).expand(batch, -1)  # (batch, seq)
+
+
+def causal_mask(
+    attention_mask: torch.Tensor | None, start: int, seq: int, device: torch.device
+) -> tuple[torch.Tensor | None, bool]:
+    """(mask for SDPA or None, is_causal). ``attention_mask`` is (batch, past + seq) of 1/0.
+
+    Without padding the mask is left to SDPA (``is_causal`` for a prompt, nothing for one new token); with
+    padding a boolean (batch, 1, seq, past + seq) mask is built. Rows with nothing to attend to (the query
+    is itself padding) come out of SDPA as zeros (torch >= 2.5), as in transformers.
+    """
+    total = start + seq
+    if attention_mask is not None:
+        if attention_mask.shape[-1] != total:
+            raise GenerationError(
+                f"attention_mask covers {attention_mask.shape[-1]} positions but the cache plus input hold "
+                f"{total}: pass a mask for the past and the new tokens."
+            )
+        if bool(attention_mask.all()):
+            attention_mask = None
+    if attention_mask is None:
+        if seq == 1:
+            return None, False
+        if start == 0:
+            return None, True
+        keep = (
+            torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
+        )
+        return keep[None, None], False
+    keep = torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
+    return keep[None, None] & attention_mask[:, None, None, :].to(torch.bool), False  # (batch, 1, seq, total)
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Next-token cross-entropy: position i predicts labels[i + 1]; -100 is ignored (as transformers)."""
+    shifted = F.pad(labels, (0, 1), value=-100)[..., 1:].to(logits.device)
+    return F.cross_entropy(logits.float().reshape(-1, vocab_size), shifted.reshape(-1), ignore_index=-100)
+
+
+class GenerationMixin:
+    """``generate`` and ``generation_config`` for causal LMs.
+
+    The generation code lives one layer up (cove.generation) and is imported when called, as transformers'
+    GenerationMixin is: the models stay usable without it, and generation builds on the models.
+    """
+
+    generation_config: Any = None
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: Any, *args: Any, gguf_file: Any = None, **kwargs: Any
+    ) -> Any:
+        from cove.checkpoint.gguf import find_gguf
+        from cove.generation.config import GENERATION_CONFIG_NAME, GenerationConfig
+        from cove.hub.resolve import resolve_model_dir
+
+        folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
+        gguf_path = find_gguf(pretrained_model_name_or_path, folder, gguf_file)
+        if gguf_path is not None:
+            from cove.models.gguf import model_from_gguf
+
+            return model_from_gguf(cls, gguf_path, name=str(pretrained_model_name_or_path), **kwargs)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)  # type: ignore[misc]
+        if (folder / GENERATION_CONFIG_NAME).is_file():
+            model.generation_config = GenerationConfig.from_pretrained(folder)
+        else:
+            model.generation_config = GenerationConfig.from_model_config(model.config)
+        return model
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        from cove.generation.utils import generate
+
+        if self.generation_config is None:
+            from cove.generation.config import GenerationConfig
+
+            self.generation_config = GenerationConfig.from_model_config(self.config)  # type: ignore[attr-defined]
+        return generate(self, *args, **kwargs)
+
+
+class FusedLinears:
+    """Several nn.Linear layers that read the same input, evaluated with one matmul at inference.
+
+    Their parameters are re-pointed to views of one concatenated tensor, so fusing costs no memory and the
+    checkpoint layout (separate q/k/v, gate/up) is unchanged. Anything that replaces the parameters
+    (``.to(dtype)``, loading) is noticed by pointer and fused again on the next call. Training, and any call
+    with autograd on, uses the layers one by one.
+    """
+
+    def __init__(self, *linears: nn.Linear):
+        self.linears = linears
+        self.sizes = [lin.out_features for lin in linears]
+        self.weight: torch.Tensor | None = None
+        self.bias: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's output."""
+        return list(self.joined(x).split(self.sizes, dim=-1))
+
+    def joined(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers' outputs side by side on the last dimension."""
+        first = self.linears[0].weight
+        if torch.is_grad_enabled() or first.is_meta:
+            return torch.cat([lin(x) for lin in self.linears], dim=-1)
+        if (
+            self.weight is None
+            or first.data_ptr() != self.weight.data_ptr()
+            or first.dtype != self.weight.dtype
+        ):
+            self._fuse()
+        assert self.weight is not None
+        return F.linear(x, self.weight, self.bias)
+
+    def _fuse(self) -> None:
+        # normal tensors even under inference_mode: the parameters must stay usable for training later
+        with torch.inference_mode(False), torch.no_grad():
+            self._fuse_now()
+
+    def _fuse_now(self) -> None:
+        weight = torch.cat([lin.weight.detach() for lin in self.linears])
+        biased = [lin.bias is not None for lin in self.linears]
+        bias = None
+        if any(biased):
+            bias = torch.cat(
+                [
+                    lin.bias.detach() if lin.bias is not None else weight.new_zeros(lin.out_features)
+                    for lin in self.linears
+                ]
+            )
+        start = 0
+        for lin, size in zip(self.linears, self.sizes):
+            lin.weight = nn.Parameter(weight[start : start + size], requires_grad=lin.weight.requires_grad)
+            if lin.bias is not None and bias is not None:
+                lin.bias = nn.Parameter(bias[start : start + size], requires_grad=lin.bias.requires_grad)
+            start += size
+        self.weight, self.bias = weight, bias
