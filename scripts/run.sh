@@ -13,8 +13,7 @@ echo "== feature-extraction on the bundled all-MiniLM-L6-v2"
 echo "== sentence similarity"
 "$VENV/bin/cove" similarity "A man is playing a guitar." \
     "Someone plays an instrument." "The stock market fell today." "A person strums a guitar."
-if "$VENV/bin/cove" --help | grep -q setup-models; then
-    "$VENV/bin/cove" setup-models --if-missing || echo "cove: default task models not built (see above)" >&2
-fi
+echo "== default task models (built once by their recipes; skipped when present)"
+"$VENV/bin/cove" setup-models || echo "cove: default task models not built (see above)" >&2
 echo "== hub server: http://127.0.0.1:${COVE_PORT:-8000} (Ctrl-C stops it)"
 exec "$VENV/bin/cove" serve --host 127.0.0.1 --port "${COVE_PORT:-8000}"

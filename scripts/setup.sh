@@ -6,13 +6,30 @@ cd "$(dirname "$0")/.."
 VENV="${COVE_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 stamp="$VENV/.cove-setup-stamp"
+# PostgreSQL for the hub's scale-out tests (they start their own server on a temp dir and skip, saying why,
+# when it is missing). Debian's package, installed once, quietly; no apt (or not root): carry on without it.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "cove setup: installing PostgreSQL (Debian package) for the hub tests" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } >/dev/null 2>&1 \
+            || echo "cove setup: could not install postgresql; its tests will be skipped" >&2
+    else
+        echo "cove setup: postgresql not installed and apt-get unavailable; its tests will be skipped" >&2
+    fi
+fi
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/cove" ]; then
     exit 0
 fi
 echo "cove setup: preparing $VENV (first run takes a few minutes)" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
+pip() {  # quiet pip that still fails loudly; drops the machine's noisy "is ignored" index warnings
+    local out
+    if ! out=$("$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1); then
+        echo "$out" | grep -v "is ignored: it is neither a file nor a directory" >&2
+        return 1
+    fi
+}
 # torch first and pinned, so pip takes the local CPU wheel and never pulls CUDA builds.
 pip install "torch==2.13.*"
 pip install -e ".[test]"

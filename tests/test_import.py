@@ -24,3 +24,10 @@ def test_import_cove_under_budget():
 def test_lazy_exports_resolve():
     out = _run("import cove; print(cove.AutoModel.__module__, cove.BertModel.__name__)")
     assert out == "cove.models.auto BertModel"
+
+
+def test_subpackages_are_attributes():
+    out = _run(
+        "import cove, sys; print(cove.metrics.load('accuracy').compute(predictions=[1], references=[1]))"
+    )
+    assert out == "{'accuracy': 1.0}"

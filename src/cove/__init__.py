@@ -72,12 +72,42 @@ _EXPORTS: dict[str, str] = {
     "ClassLabel": "cove.data",
     "Sequence": "cove.data",
     "load_metric": "cove.metrics",
+    # training
+    "Trainer": "cove.training",
+    "TrainingArguments": "cove.training",
+    "DataCollatorWithPadding": "cove.training",
+    "DataCollatorForTokenClassification": "cove.training",
+    "DataCollatorForLanguageModeling": "cove.training",
+    "default_data_collator": "cove.training",
+    "EarlyStoppingCallback": "cove.training",
+    "TrainerCallback": "cove.training",
+    "EvalPrediction": "cove.training",
+    "set_seed": "cove.training",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
+# subpackages reachable as attributes (`cove.metrics.load(...)` after a plain `import cove`), imported on first use
+_SUBMODULES = {
+    "checkpoint",
+    "cli",
+    "data",
+    "errors",
+    "generation",
+    "hub",
+    "metrics",
+    "models",
+    "pipelines",
+    "server",
+    "tokenization",
+    "training",
+}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"cove.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'cove' has no attribute {name!r}")

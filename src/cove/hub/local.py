@@ -30,6 +30,7 @@ def local_snapshot(
     base = Path(root).expanduser() if root else data_dir()
     if not (base / "hub.sqlite").is_file():
         return None
+    from cove.hub.storage.blobs import DiskBlobStore
     from cove.hub.storage.repos import RepoStore
 
     store = RepoStore(base)
@@ -44,17 +45,19 @@ def local_snapshot(
     finally:
         store.engine.dispose()
     snap = base / "snapshots" / f"{repo_type}s--{repo_id.replace('/', '--')}" / commit
+    blobs = store.blobs
+    assert isinstance(blobs, DiskBlobStore)  # a data dir read directly keeps its blobs on disk
     for path, entry in tree.items():
         link = snap / path
         if link.is_symlink() or link.exists():
             continue
         link.parent.mkdir(parents=True, exist_ok=True)
         try:
-            link.symlink_to(store.blobs.path(entry.sha256))
+            link.symlink_to(blobs.path(entry.sha256))
         except OSError:
             import shutil
 
-            shutil.copyfile(store.blobs.path(entry.sha256), link)
+            shutil.copyfile(blobs.path(entry.sha256), link)
     snap.mkdir(parents=True, exist_ok=True)
     return snap
 

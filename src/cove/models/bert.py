@@ -12,6 +12,7 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
+from cove.models.causal import FusedLinears
 from cove.models.modeling import (
     ACTIVATIONS,
     PreTrainedModel,
@@ -102,13 +103,14 @@ class SelfAttention(nn.Module):
         self.v = nn.Linear(hidden, hidden)
         self.o = nn.Linear(hidden, hidden)
         self.dropout = dropout
+        self.qkv = FusedLinears(self.q, self.k, self.v)  # one matmul at inference
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, s, h = x.shape
         # (batch, seq, hidden) -> (batch, heads, seq, head_dim)
-        q, k, v = (proj(x).view(b, s, self.heads, -1).transpose(1, 2) for proj in (self.q, self.k, self.v))
+        q, k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in self.qkv(x))
         out, weights = attention(
             q, k, v, mask, dropout=self.dropout if self.training else 0.0, need_weights=need_weights
         )

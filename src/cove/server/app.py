@@ -6,17 +6,48 @@ import logging
 
 from fastapi import FastAPI
 
+from cove.errors import BlobStoreConfigError
+from cove.hub.storage.blobs import BlobStore, DiskBlobStore
 from cove.hub.storage.repos import RepoStore
-from cove.server import errors
+from cove.server import errors, openapi
 from cove.server.auth import models as _auth_models  # noqa: F401 - registers the auth tables
 from cove.server.deps import Hub, load_secret
 from cove.server.settings import Settings
 
 
-def open_hub(settings: Settings) -> Hub:
-    """The data dir's store with every table created (the server's and the embedded hub's)."""
-    store = RepoStore(settings.data_dir, database_url=settings.resolved_database_url)
-    store.create_tables()
+def open_blob_store(settings: Settings) -> BlobStore:
+    kind = settings.blob_store.lower()
+    if kind == "disk":
+        return DiskBlobStore(settings.data_dir.expanduser() / "blobs")
+    if kind == "s3":
+        from cove.hub.storage.s3 import S3BlobStore
+
+        return S3BlobStore(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            prefix=settings.s3_prefix,
+            spool_dir=settings.data_dir.expanduser(),
+        )
+    raise BlobStoreConfigError(f"Unknown COVE_BLOB_STORE {settings.blob_store!r}: use disk or s3.")
+
+
+def open_hub(settings: Settings, *, migrate: bool | None = None) -> Hub:
+    """The configured store, its schema migrated (SQLite by default) or checked (a shared database)."""
+    settings.data_dir.expanduser().mkdir(parents=True, exist_ok=True)
+    store = RepoStore(
+        settings.data_dir, database_url=settings.resolved_database_url, blobs=open_blob_store(settings)
+    )
+    if migrate is None:
+        migrate = settings.auto_migrate
+    if migrate is None:
+        migrate = store.engine.dialect.name == "sqlite"
+    if migrate:
+        store.create_tables()
+    else:
+        store.check_schema()
     return Hub(settings=settings, store=store, secret=load_secret(settings))
 
 
@@ -29,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Cove hub", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.hub = open_hub(settings)
     errors.install(app)
+    openapi.install(app)
 
     @app.get("/api/health")
     def health() -> dict[str, str]:

@@ -29,6 +29,13 @@ class Hub:
 
 
 def load_secret(settings: Settings) -> bytes:
+    if settings.secret:
+        try:
+            return bytes.fromhex(settings.secret)
+        except ValueError as exc:
+            raise HubRequestError(
+                "COVE_SECRET must be hex (e.g. the output of `openssl rand -hex 32`)."
+            ) from exc
     path = settings.data_dir.expanduser() / "server-secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

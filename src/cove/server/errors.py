@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -49,9 +50,9 @@ _DEFAULT_CODES = {
 def error_response(
     status: int, message: str, code: str | None = None, extra_headers: dict | None = None
 ) -> JSONResponse:
-    headers = {
-        "X-Error-Message": message.replace("\n", " ").encode("latin-1", "replace").decode("latin-1")[:1000]
-    }
+    # a header value may hold no control characters (a CR from a hostile path would break the response)
+    clean = re.sub(r"[\x00-\x1f\x7f]", " ", message).encode("latin-1", "replace").decode("latin-1")
+    headers = {"X-Error-Message": clean[:1000]}
     code = code or _DEFAULT_CODES.get(status)
     if code:
         headers["X-Error-Code"] = code
@@ -87,7 +88,15 @@ def install(app: FastAPI) -> None:
             503, "The hub database is busy; retry shortly.", "Busy", extra_headers={"Retry-After": "1"}
         )
 
+    async def handle_nesting(request: Request, exc: Exception) -> JSONResponse:
+        # json.loads on a body like "[[[[..." recurses past the interpreter's limit
+        return error_response(400, "The request body is nested too deeply: send a flat JSON document.")
+
+    app.add_exception_handler(RecursionError, handle_nesting)
     app.add_exception_handler(OperationalError, handle_busy)
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    app.add_exception_handler(PoolTimeoutError, handle_busy)  # every pooled connection in use: retry
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(HubError, handle_hub_error)

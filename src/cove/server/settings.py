@@ -28,6 +28,24 @@ class Settings(BaseSettings):
     list_page_size: int = 1000
     import_bundled: bool = True
 
+    # --- at scale (README "The hub at scale") ---
+    # Apply schema migrations at start: default yes for SQLite (the embedded hub), no for a shared database,
+    # where `cove db upgrade` moves the schema and the server only checks it.
+    auto_migrate: bool | None = None
+    # Blobs: "disk" (under the data dir) or "s3" (any S3-compatible store, shared by replicas).
+    blob_store: str = "disk"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "cove"
+    s3_prefix: str = ""
+    s3_region: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    # Answer GETs of LFS files with a redirect to a presigned S3 URL instead of streaming them through.
+    s3_presign_downloads: bool = False
+    # Hex secret that signs LFS transfer URLs; replicas behind one address must share it
+    # (default: a random one kept in the data dir).
+    secret: str | None = None
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.expanduser() / 'hub.sqlite'}"

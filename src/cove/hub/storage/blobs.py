@@ -30,6 +30,19 @@ class BlobStore(Protocol):
 
     def iter_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
 
+    def read(self, sha256: str) -> bytes: ...
+
+    # garbage collection (cove gc)
+    def iter_blobs(self) -> Iterator[tuple[str, float]]:
+        """(sha256, last-modified unix time) of every stored blob."""
+        ...
+
+    def delete(self, sha256: str) -> None: ...
+
+    def sweep_incoming(self, older_than: float) -> int:
+        """Drop unfinished uploads (a crashed writer's leftovers) started before older_than; returns how many."""
+        ...
+
 
 def _check_sha(sha256: str) -> str:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -69,6 +82,7 @@ class DiskBlobStore:
             dest = self.path(sha)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, dest)
+            os.utime(dest)  # a re-upload of a known blob refreshes it, so gc's grace period counts from now
             return sha, size
         finally:
             if os.path.exists(tmp):
@@ -93,6 +107,29 @@ class DiskBlobStore:
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+    def iter_blobs(self) -> Iterator[tuple[str, float]]:
+        for path in self.root.glob("??/??/*"):
+            name = path.name
+            if len(name) == 64 and path.parent.name == name[2:4] and path.parent.parent.name == name[:2]:
+                try:
+                    yield name, path.stat().st_mtime
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def sweep_incoming(self, older_than: float) -> int:
+        count = 0
+        for path in self.root.glob(".incoming-*"):
+            try:
+                if path.stat().st_mtime < older_than:
+                    path.unlink()
+                    count += 1
+            except FileNotFoundError:
+                continue
+        return count
 
     def iter_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes start..end (end exclusive, None = to the end)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cove.errors import HubRequestError
+from cove.errors import CardTooLargeError, HubRequestError
 
 
 def split_front_matter(text: str) -> str | None:
@@ -50,7 +50,7 @@ def _jsonable(value: Any, budget: list[int]) -> Any:
 
     budget[0] -= 1
     if budget[0] < 0:
-        raise HubRequestError(
+        raise CardTooLargeError(
             f"The card metadata is too large (over {_MAX_NODES} values once YAML anchors are expanded): "
             "shorten it or drop the anchors/aliases."
         )

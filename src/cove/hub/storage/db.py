@@ -85,8 +85,22 @@ class LfsLinkRow(Base):
     oid: Mapped[str] = mapped_column(String(64))
 
 
+def normalize_url(url: str) -> str:
+    """postgresql:// and postgres:// URLs use psycopg 3, the driver Cove installs."""
+    for plain in ("postgres://", "postgresql://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+    url = normalize_url(url)
+    if not url.startswith("sqlite"):
+        # a shared server: check pooled connections (the database may have restarted) and keep the pool
+        # large enough for the server's worker threads
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+    # SQLite connections are cheap; the pool must cover the server's worker threads (40 by default)
+    engine = create_engine(url, connect_args={"timeout": 30}, pool_size=20, max_overflow=40)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")

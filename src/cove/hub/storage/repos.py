@@ -15,9 +15,9 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cove.errors import (
+    CardTooLargeError,
     CommitConflictError,
     EntryNotFoundError,
     HubRequestError,
@@ -33,9 +34,9 @@ from cove.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
-from cove.hub.storage.blobs import DiskBlobStore
+from cove.hub.storage.blobs import BlobStore, DiskBlobStore
 from cove.hub.storage.cards import card_from_readme
-from cove.hub.storage.db import Base, CommitRow, LfsLinkRow, RefRow, RepoRow, make_engine, utcnow
+from cove.hub.storage.db import CommitRow, LfsLinkRow, RefRow, RepoRow, make_engine, utcnow
 
 REPO_TYPES = ("model", "dataset", "space")
 DEFAULT_BRANCH = "main"
@@ -165,16 +166,34 @@ def _repo_lock(key: tuple[str, int]) -> threading.Lock:
 class RepoStore:
     """All repo operations of one data dir."""
 
-    def __init__(self, data_dir: str | Path, *, database_url: str | None = None) -> None:
+    def __init__(
+        self, data_dir: str | Path, *, database_url: str | None = None, blobs: BlobStore | None = None
+    ) -> None:
         self.data_dir = Path(data_dir).expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.blobs = DiskBlobStore(self.data_dir / "blobs")
+        self.blobs: BlobStore = blobs if blobs is not None else DiskBlobStore(self.data_dir / "blobs")
         self.database_url = database_url or f"sqlite:///{self.data_dir / 'hub.sqlite'}"
         self.engine = make_engine(self.database_url)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def tmp_dir(self) -> str:
+        """Where request bodies are spooled: beside the disk blobs (same filesystem), else the data dir."""
+        root = getattr(self.blobs, "root", None)
+        path = Path(root) if root is not None else self.data_dir / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
     def create_tables(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Bring the schema to this Cove's revision (Alembic migrations; see cove.hub.storage.schema)."""
+        from cove.hub.storage import schema
+
+        schema.upgrade(self.engine)
+
+    def check_schema(self) -> None:
+        from cove.hub.storage import schema
+
+        schema.check(self.engine, self.engine.url.render_as_string(hide_password=True))
 
     def session(self) -> Session:
         return self.Session()
@@ -302,7 +321,7 @@ class RepoStore:
     def tree(self, s: Session, commit_id: str) -> dict[str, FileEntry]:
         row = s.get(CommitRow, commit_id)
         assert row is not None, commit_id
-        return dict(_load_tree(self.blobs.root, row.tree_sha256))
+        return dict(_load_tree(self.blobs, row.tree_sha256))
 
     @staticmethod
     def _commit_id(
@@ -463,8 +482,13 @@ class RepoStore:
         author: str,
     ) -> str | None:
         """One compare-and-swap attempt; None when the branch moved under us and a retry may succeed."""
+        # FOR UPDATE (PostgreSQL; SQLite ignores it and serializes writers itself): a writer on another
+        # replica waits here for the branch head instead of building a commit on a stale one; the
+        # compare-and-swap below stays as the guarantee
         ref = s.scalar(
-            select(RefRow).where(RefRow.repo_id == repo.id, RefRow.kind == "branch", RefRow.name == branch)
+            select(RefRow)
+            .where(RefRow.repo_id == repo.id, RefRow.kind == "branch", RefRow.name == branch)
+            .with_for_update()
         )
         if ref is None:
             raise RevisionNotFoundError(
@@ -545,8 +569,10 @@ class RepoStore:
         if readme is not None and readme.size < 5_000_000:
             try:
                 card = card_from_readme(self.blobs.read(readme.sha256).decode("utf-8", "replace"))
+            except CardTooLargeError:
+                raise  # a YAML bomb is refused, so the commit (not yet committed) leaves the repo unchanged
             except HubRequestError:
-                card = {}
+                card = {}  # bad YAML is kept as a file, as before; validate-yaml names the line
         repo.card_json = json.dumps(card)
 
 
@@ -555,11 +581,21 @@ def _subtree(tree: dict[str, FileEntry], path: str) -> dict[str, str]:
     return {p: e.oid for p, e in tree.items() if p == path or p.startswith(prefix)}
 
 
-@lru_cache(maxsize=256)
-def _load_tree_cached(root: str, tree_sha: str) -> tuple[tuple[str, FileEntry], ...]:
-    raw = json.loads((Path(root) / tree_sha[:2] / tree_sha[2:4] / tree_sha).read_bytes())
-    return tuple((p, FileEntry(p, v[0], v[1], v[2], v[3])) for p, v in raw.items())
+_trees: OrderedDict[str, tuple[tuple[str, FileEntry], ...]] = OrderedDict()
+_trees_guard = threading.Lock()
 
 
-def _load_tree(root: Path, tree_sha: str) -> tuple[tuple[str, FileEntry], ...]:
-    return _load_tree_cached(str(root), tree_sha)
+def _load_tree(blobs: BlobStore, tree_sha: str) -> tuple[tuple[str, FileEntry], ...]:
+    """A tree manifest, cached by its sha256: content-addressed, so one cache serves every store."""
+    with _trees_guard:
+        hit = _trees.get(tree_sha)
+        if hit is not None:
+            _trees.move_to_end(tree_sha)
+            return hit
+    raw = json.loads(blobs.read(tree_sha))
+    tree = tuple((p, FileEntry(p, v[0], v[1], v[2], v[3])) for p, v in raw.items())
+    with _trees_guard:
+        _trees[tree_sha] = tree
+        while len(_trees) > 256:
+            _trees.popitem(last=False)
+    return tree

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from cove.errors import BlobMismatchError, HubRequestError
 from cove.server.deps import PLURAL, Caller, Db, HubDep, base_url, raw_segments, unquote_segment
 from cove.server.errors import error_response
 from cove.server.files import service
+from cove.server.files.pipe import pipe_to
 
 router = APIRouter()
 LFS_JSON = "application/vnd.git-lfs+json"
@@ -34,21 +33,21 @@ async def lfs_upload(oid: str, request: Request, hub: HubDep, s: Db) -> Response
         raise HubRequestError(
             f"LFS object of {size} bytes is over the upload limit of {hub.settings.max_upload_bytes}."
         )
-    with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2, dir=str(hub.store.blobs.root)) as spool:
-        total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > size:
-                raise BlobMismatchError(
-                    f"LFS object {oid} is larger than the announced {size} bytes; nothing stored."
-                )
-            spool.write(chunk)
-        if total != size:
+
+    def check(total: int) -> None:
+        if total > size:
             raise BlobMismatchError(
-                f"LFS object {oid} has {total} bytes, not the announced {size}; nothing stored."
+                f"LFS object {oid} is larger than the announced {size} bytes; nothing stored."
             )
-        spool.seek(0)
-        await run_in_threadpool(hub.store.blobs.put_stream, spool, expected_sha256=oid)  # type: ignore[arg-type]
+
+    def store(body: Any) -> tuple[str, int]:
+        return hub.store.blobs.put_stream(body, expected_sha256=oid)
+
+    # streamed into the store as it arrives: a blob appears only complete and verified (disk: temp file +
+    # rename; S3: a multipart upload completed last), so a crash mid-upload leaves no partial blob
+    _, total = await pipe_to(request.stream(), store, check=check)
+    if total != size:  # the hash matched, so only a wrong announced size gets here
+        raise BlobMismatchError(f"LFS object {oid} has {total} bytes, not the announced {size}.")
     hub.store.link_lfs(s, repo_pk, oid)
     return Response(status_code=200)
 
@@ -91,6 +90,7 @@ def lfs_download(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
     if not hub.store.has_lfs(s, repo_pk, oid):
         return error_response(404, f"LFS object {oid} not found.")
     size = hub.store.blobs.size(oid)
+    s.close()  # as in resolve: no pooled connection held while streaming
     return StreamingResponse(
         hub.store.blobs.iter_range(oid),
         headers={"Content-Length": str(size)},
@@ -252,6 +252,17 @@ def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> 
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     if status == 200 and path.endswith(("config.json", ".safetensors", ".gguf")):
         _count_download(s, repo.id)
+    presign = getattr(store.blobs, "presigned_url", None)
+    if hub.settings.s3_presign_downloads and entry.lfs and presign is not None:
+        # the object store serves the bytes (Range included); the client follows the redirect as it does
+        # to the Hub's CDN
+        for key in ("Content-Length", "Content-Range", "Accept-Ranges"):
+            headers.pop(key, None)
+        headers["Location"] = presign(entry.sha256)
+        return Response(status_code=302, headers=headers)
+    # give the database connection back before streaming: a large download must not hold one of the pool's
+    # connections (50 slow clients would starve every other request)
+    s.close()
     return StreamingResponse(
         store.blobs.iter_range(entry.sha256, start, end),
         status_code=status,

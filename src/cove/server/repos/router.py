@@ -86,7 +86,7 @@ async def repo_dispatch(
     segs = raw_segments(request)
     if request.method == "POST" and len(segs) > 5 and segs[4] == "commit":
         # NDJSON commits can be large: spool them to disk and parse line by line
-        with tempfile.SpooledTemporaryFile(max_size=32 * 1024**2, dir=str(hub.store.blobs.root)) as spool:
+        with tempfile.SpooledTemporaryFile(max_size=32 * 1024**2, dir=hub.store.tmp_dir) as spool:
             await _spool_limited(request, hub.settings.max_upload_bytes, spool)
             spool.seek(0)
             return await run_in_threadpool(_dispatch, kind, request, spool, hub, s, caller)

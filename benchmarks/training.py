@@ -1,0 +1,160 @@
+"""Headline figure: fine-tuning steps/s and peak memory, Cove's Trainer vs transformers' Trainer.
+
+Both fine-tune the real all-MiniLM-L6-v2 (loaded by each library from the same files) for sequence
+classification on the same synthetic token batches (mixed lengths, padded per batch by the same collator),
+with the same TrainingArguments (AdamW fused, linear schedule, weight decay, grad clipping, logging every
+step, no checkpoints). Each run happens in its own subprocess so peak RSS is that run's alone; runs are
+interleaved and repeated, medians reported. The final losses are printed too: on the same data order they
+must agree (the loss curve parity is tested in tests/parity/test_trainer_parity.py).
+
+    python benchmarks/training.py [--steps 30] [--batch 16] [--repeats 2] [--bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _examples(n: int, seed: int = 0) -> list[dict]:
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        ids = [rng.randint(1000, 30000) for _ in range(rng.randint(16, 96))]
+        out.append({"input_ids": [101, *ids, 102], "label": int(sum(ids) % 2)})
+    return out
+
+
+def _run(side: str, steps: int, batch: int, bf16: bool) -> dict:
+    """One training run in this process; prints a JSON line with the figures."""
+    import resource
+    import tempfile
+    import time
+
+    import torch
+
+    from cove.hub.resolve import resolve_model_dir
+    from cove.training.collators import DataCollatorWithPadding
+
+    class Tok:
+        pad_token_id = 0
+
+    folder = str(resolve_model_dir(NAME))
+    data = _examples(steps * batch)
+    kwargs = dict(
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        learning_rate=5e-5,
+        weight_decay=0.01,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        bf16=bf16,
+        seed=0,
+    )
+    out_dir = tempfile.mkdtemp()
+    if side == "cove":
+        import cove
+
+        model = cove.AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+        trainer = cove.Trainer(
+            model,
+            cove.TrainingArguments(out_dir, **kwargs),
+            train_dataset=data,
+            data_collator=DataCollatorWithPadding(Tok()),
+        )
+    else:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+        trainer = transformers.Trainer(
+            model,
+            transformers.TrainingArguments(out_dir, **kwargs),
+            train_dataset=data,
+            data_collator=DataCollatorWithPadding(Tok()),
+        )
+    torch.set_num_threads(torch.get_num_threads())
+
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    start, cpu_start = time.perf_counter(), cpu_seconds()
+    out = trainer.train()
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+    losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+    return {
+        "side": side,
+        "steps_per_s": out.global_step / elapsed,
+        # the machine is shared: steps per CPU-second is the figure other load disturbs least
+        "steps_per_cpu_s": out.global_step / cpu,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "final_loss": losses[-1],
+        "train_loss": out.training_loss,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--child", choices=["cove", "transformers"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_run(args.child, args.steps, args.batch, args.bf16)))
+        return
+    results: dict[str, list[dict]] = {"cove": [], "transformers": []}
+    for _ in range(args.repeats):
+        for side in ("transformers", "cove"):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                side,
+                "--steps",
+                str(args.steps),
+                "--batch",
+                str(args.batch),
+            ]
+            if args.bf16:
+                cmd.append("--bf16")
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            results[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(
+        f"MiniLM-L6 sequence classification, {args.steps} steps, batch {args.batch}, "
+        f"{'bf16 autocast' if args.bf16 else 'fp32'}, median of {args.repeats}"
+    )
+    print(
+        f"{'':14}{'steps/s':>10}{'steps/CPU-s':>13}{'peak RSS MiB':>14}{'final loss':>12}{'train loss':>12}"
+    )
+    med = {}
+    for side, runs in results.items():
+        med[side] = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "side"}
+        m = med[side]
+        print(
+            f"{side:14}{m['steps_per_s']:10.3f}{m['steps_per_cpu_s']:13.3f}{m['peak_rss_mib']:14.0f}"
+            f"{m['final_loss']:12.4f}{m['train_loss']:12.4f}"
+        )
+    ratio = med["cove"]["steps_per_s"] / med["transformers"]["steps_per_s"]
+    cpu_ratio = med["cove"]["steps_per_cpu_s"] / med["transformers"]["steps_per_cpu_s"]
+    mem = med["cove"]["peak_rss_mib"] / med["transformers"]["peak_rss_mib"]
+    print(
+        f"cove / transformers: speed {ratio:.2f}x (per CPU-second {cpu_ratio:.2f}x), peak memory {mem:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""``cove setup-models``: build Cove's default task models with the recipes (skipping ones already built)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("setup-models", help="fine-tune the default task models (sentiment, ...) locally")
+    p.add_argument("recipes", nargs="*", help="recipes to build (default: all)")
+    p.add_argument("--force", action="store_true", help="rebuild even when the model already exists")
+    p.add_argument("--list", action="store_true", help="list the recipes and where their models live")
+    p.set_defaults(func=_setup_models)
+
+
+def _setup_models(args: argparse.Namespace) -> int:
+    from cove.errors import TrainingError
+    from cove.training.recipes import DEFAULT_MODELS, RECIPES, local_model_dir
+
+    names = args.recipes or list(RECIPES)
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        raise TrainingError(f"Unknown recipe(s) {unknown}; available: {sorted(RECIPES)}.")
+    for name in names:
+        module_name, tasks = RECIPES[name]
+        repo_id = DEFAULT_MODELS[tasks[0]]
+        folder = local_model_dir(repo_id)
+        built = (folder / "config.json").is_file()
+        if args.list:
+            print(f"{name:12} tasks={','.join(tasks)} model={repo_id} path={folder} built={built}")
+            continue
+        if built and not args.force:
+            print(f"{name}: {repo_id} already built at {folder} (use --force to rebuild)")
+            continue
+        print(f"{name}: building {repo_id} -> {folder}")
+        figures = importlib.import_module(module_name).build(folder)
+        print(json.dumps(figures, indent=2))
+    return 0

