@@ -106,7 +106,8 @@ class GenerationMixin:
 class FusedLinears:
     """Several nn.Linear layers that read the same input, evaluated with one matmul at inference.
 
-    Their parameters are re-pointed to views of one concatenated tensor, so fusing costs no memory and the
+    Their parameters' storage is re-pointed to views of one concatenated tensor (the Parameter objects stay
+    the same, so an optimizer keeps updating what the model uses), so fusing costs no memory and the
     checkpoint layout (separate q/k/v, gate/up) is unchanged. Anything that replaces the parameters
     (``.to(dtype)``, loading) is noticed by pointer and fused again on the next call. Training, and any call
     with autograd on, uses the layers one by one.
@@ -154,8 +155,10 @@ class FusedLinears:
             )
         start = 0
         for lin, size in zip(self.linears, self.sizes):
-            lin.weight = nn.Parameter(weight[start : start + size], requires_grad=lin.weight.requires_grad)
+            # swap the storage, keep the Parameter objects: an optimizer holding them keeps training the
+            # weights the model uses (a new Parameter here would silently detach them after an evaluation)
+            lin.weight.data = weight[start : start + size]
             if lin.bias is not None and bias is not None:
-                lin.bias = nn.Parameter(bias[start : start + size], requires_grad=lin.bias.requires_grad)
+                lin.bias.data = bias[start : start + size]
             start += size
         self.weight, self.bias = weight, bias
