@@ -57,12 +57,8 @@ class SequenceClassifierOutput(ModelOutput):
     attentions: Any = None
 
 
-@dataclass(repr=False, eq=False)
-class TokenClassifierOutput(ModelOutput):
-    loss: Any = None
-    logits: Any = None
-    hidden_states: Any = None
-    attentions: Any = None
+class TokenClassifierOutput(SequenceClassifierOutput):
+    """Same fields as SequenceClassifierOutput; logits are per token."""
 
 
 @dataclass(repr=False, eq=False)
@@ -74,12 +70,8 @@ class QuestionAnsweringModelOutput(ModelOutput):
     attentions: Any = None
 
 
-@dataclass(repr=False, eq=False)
-class MaskedLMOutput(ModelOutput):
-    loss: Any = None
-    logits: Any = None
-    hidden_states: Any = None
-    attentions: Any = None
+class MaskedLMOutput(SequenceClassifierOutput):
+    """Same fields as SequenceClassifierOutput; logits are per token."""
 
 
 @dataclass(repr=False, eq=False)

@@ -101,7 +101,7 @@ def load_model_and_tokenizer(
 class Pipeline:
     task: ClassVar[str] = ""
     auto_model: ClassVar[str] = "AutoModel"
-    default_model: ClassVar[str | None] = None
+    defaults_key: ClassVar[str | None] = None  # the task's entry in pipelines/defaults.py, when not `task`
     Params: ClassVar[type] = type(None)
     default_batch_size: ClassVar[int] = 8
 
@@ -133,12 +133,9 @@ class Pipeline:
 
     @classmethod
     def resolve_default_model(cls) -> str:
-        if cls.default_model is None:
-            raise PipelineError(
-                f"The {cls.task!r} pipeline has no default model yet: pass model='<name or folder>' "
-                "(a local folder, a hub name, or a model you pushed to the hub)."
-            )
-        return cls.default_model
+        from cove.pipelines.defaults import default_model
+
+        return default_model(cls.defaults_key or cls.task)
 
     def make_params(self, base: Any, overrides: dict[str, Any]) -> Any:
         overrides = self.rename_params(dict(overrides))

@@ -12,8 +12,6 @@ from typing import Any
 from cove.errors import PipelineError
 from cove.pipelines.base import Feature, Pipeline, check_text, model_inputs
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
 
 @dataclass
 class FeatureExtractionParams:
@@ -74,7 +72,6 @@ def _model_folder(model: Any) -> Path | None:
 class FeatureExtractionPipeline(Pipeline):
     task = "feature-extraction"
     auto_model = "AutoModel"
-    default_model = DEFAULT_MODEL
     Params = FeatureExtractionParams
     default_batch_size = 32
 

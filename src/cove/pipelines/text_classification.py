@@ -32,13 +32,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class TextClassificationPipeline(Pipeline):
     task = "text-classification"
     auto_model = "AutoModelForSequenceClassification"
+    defaults_key = "sentiment-analysis"
     Params = TextClassificationParams
-
-    @classmethod
-    def resolve_default_model(cls) -> str:
-        from cove.pipelines.defaults import default_model
-
-        return default_model("sentiment-analysis")
 
     def validate_params(self, params: TextClassificationParams) -> None:
         if params.top_k not in (_LEGACY, None) and (not isinstance(params.top_k, int) or params.top_k < 1):

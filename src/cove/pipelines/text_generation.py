@@ -47,12 +47,6 @@ class TextGenerationPipeline(Pipeline):
     Params = TextGenerationParams
     default_batch_size = 1
 
-    @classmethod
-    def resolve_default_model(cls) -> str:
-        from cove.pipelines.defaults import default_model
-
-        return default_model("text-generation")
-
     def __init__(self, model: Any = None, tokenizer: Any = None, **kwargs: Any):
         super().__init__(model, tokenizer, **kwargs)
         if not hasattr(self.model, "generate"):

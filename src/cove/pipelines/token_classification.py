@@ -31,13 +31,8 @@ class TokenClassificationParams:
 class TokenClassificationPipeline(Pipeline):
     task = "token-classification"
     auto_model = "AutoModelForTokenClassification"
+    defaults_key = "ner"
     Params = TokenClassificationParams
-
-    @classmethod
-    def resolve_default_model(cls) -> str:
-        from cove.pipelines.defaults import default_model
-
-        return default_model("ner")
 
     def rename_params(self, params: dict[str, Any]) -> dict[str, Any]:
         grouped = params.pop("grouped_entities", None)
