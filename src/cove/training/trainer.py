@@ -507,6 +507,12 @@ class Trainer:
         }
         if args.load_best_model_at_end and self.state.best_model_checkpoint is not None:
             self._load_model_from_checkpoint(self.state.best_model_checkpoint)
+        best = self.state.best_model_checkpoint
+        if args.save_total_limit == 1 and best is not None and self.is_world_process_zero:
+            # the latest checkpoint was kept only to resume from: with the run done, the best alone stays
+            for folder in self._sorted_checkpoints():
+                if os.path.isdir(best) and not os.path.samefile(folder, best):
+                    shutil.rmtree(folder, ignore_errors=True)
         self.log(metrics)
         self._event("on_train_end")
         self._train_metrics = metrics
@@ -565,7 +571,10 @@ class Trainer:
             control.should_save = True
         if step >= state.max_steps:
             control.should_training_stop = True
-            if args.save_strategy == "steps":  # the final state is always saved, as in transformers
+            # as transformers 5: the final state is always evaluated and saved
+            if args.eval_strategy == "steps" and state.eval_steps and args.eval_delay <= step:
+                control.should_evaluate = True
+            if args.save_strategy == "steps":
                 control.should_save = True
 
     def _decide_epoch_actions(self) -> None:
