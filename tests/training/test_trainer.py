@@ -357,6 +357,9 @@ def test_progress_bar_shows_loss_and_eta(tmp_path, capsys):
     assert re.search(r"\[\d+:\d\d<\d+:\d\d", final), final  # elapsed<remaining: tqdm's ETA
     last_loss = losses(trainer)[-1]
     assert f"loss={last_loss:.4f}" in final
+    trainer.evaluate(EVAL)  # 24 examples, eval batch 8: a bar over 3 batches
+    err = capsys.readouterr().err.replace("\r", "\n")
+    assert re.search(r"eval: 100%.*3/3", err), err
     make_trainer(tmp_path / "quiet", max_steps=2, disable_tqdm=True).train()
     assert "loss=" not in capsys.readouterr().err
 

@@ -134,10 +134,35 @@ def _format_eta(seconds: float) -> str:
 
 
 class ProgressCallback(TrainerCallback):
-    """A tqdm bar over optimizer steps, showing the last logged loss (tqdm shows the ETA)."""
+    """A tqdm bar over optimizer steps, showing the last logged loss (tqdm shows the ETA), and one over the
+    evaluation batches while evaluating or predicting (as transformers' ProgressCallback)."""
 
     def __init__(self) -> None:
         self.bar: Any = None
+        self.eval_bar: Any = None
+
+    def on_prediction_step(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        loader = kwargs.get("eval_dataloader")
+        if not state.is_world_process_zero or loader is None or not hasattr(loader, "__len__"):
+            return
+        if self.eval_bar is None:
+            from tqdm.auto import tqdm
+
+            self.eval_bar = tqdm(total=len(loader), leave=self.bar is None, desc="eval", unit="batch")
+        self.eval_bar.update(1)
+
+    def _close_eval_bar(self) -> None:
+        if self.eval_bar is not None:
+            self.eval_bar.close()
+            self.eval_bar = None
+
+    def on_evaluate(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self._close_eval_bar()
+
+    def on_predict(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self._close_eval_bar()
 
     def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if state.is_world_process_zero:

@@ -719,7 +719,7 @@ class Trainer:
                 preds = _nested_concat(preds, _to_numpy(logits))
             if label is not None:
                 labels = _nested_concat(labels, _to_numpy(label))
-            self._event("on_prediction_step")
+            self._event("on_prediction_step", eval_dataloader=loader)
         metrics: dict[str, float] = {}
         if self.compute_metrics is not None and preds is not None and labels is not None:
             metrics = dict(self.compute_metrics(EvalPrediction(predictions=preds, label_ids=labels)))
