@@ -92,7 +92,14 @@ def test_sentiment_build_end_to_end(tmp_path, monkeypatch):
     dataset = meta["model-index"][0]["results"][0]["dataset"]
     assert dataset["name"] == "pang-lee-sentence-polarity"
     assert dataset["revision"] == f"sha256:{figures['corpus_sha256']}"
-    assert list(figures["phases"]) == ["corpus", "tokenize + load model", "train", "evaluate", "save", "publish"]
+    assert list(figures["phases"]) == [
+        "corpus",
+        "tokenize + load model",
+        "train",
+        "evaluate",
+        "save",
+        "publish",
+    ]
     assert figures["cpu_seconds"] > 0 and figures["wall_seconds"] >= figures["phases"]["train"]["wall"]
     assert "## This build" in card and f"Held-out accuracy {figures['accuracy']:.4f}" in card
     assert "## This build" in (snapshot / "README.md").read_text()  # published with the card
