@@ -79,6 +79,33 @@ def test_align_labels_first_subword_and_inside_tags():
     ]
 
 
+def test_spans_and_mention_replacement():
+    tag = LABELS.index
+    tags = [tag("B-PER"), tag("I-PER"), 0, tag("I-ORG"), tag("I-LOC"), tag("B-LOC"), tag("I-LOC")]
+    assert ner.spans(tags) == [(0, 2, "PER"), (3, 4, "ORG"), (4, 5, "LOC"), (5, 7, "LOC")]
+    rows = [
+        {"doc": "a", "tokens": "Ann Lee met IBM in Paris".split(), "ner_tags": [3, 4, 0, 5, 0, 7]},
+        {"doc": "b", "tokens": "Bob visited New York".split(), "ner_tags": [3, 0, 7, 8]},
+        {"doc": "c", "tokens": "nothing here".split(), "ner_tags": [0, 0]},
+    ]
+    assert ner.replace_mentions(rows, 0.0, seed=0) == rows
+    swapped = ner.replace_mentions(rows * 20, 1.0, seed=0)
+    assert swapped[2] == rows[2]  # rows without entities stay as they are
+    for row in swapped:
+        assert len(row["tokens"]) == len(row["ner_tags"])
+        # the context words stay; each mention comes from the pool of its own type
+        for start, end, kind in ner.spans(row["ner_tags"]):
+            mention = row["tokens"][start:end]
+            pool = {"PER": [["Ann", "Lee"], ["Bob"]], "ORG": [["IBM"]], "LOC": [["Paris"], ["New", "York"]]}[
+                kind
+            ]
+            assert mention in pool
+    assert {" ".join(r["tokens"]) for r in swapped if r["doc"] == "b"} >= {
+        "Bob visited Paris",
+        "Ann Lee visited New York",
+    }
+
+
 def test_document_split_selection_and_subsample():
     rows = [
         {"doc": f"{source}/{d}", "tokens": ["x"], "ner_tags": [d % 2 * 3]}

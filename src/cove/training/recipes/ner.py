@@ -304,6 +304,48 @@ def select(rows: list[dict[str, Any]], limit: int, empty_share: float, seed: int
     return chosen
 
 
+def spans(tags: list[int]) -> list[tuple[int, int, str]]:
+    """(start, end, type) of each entity in a row of BIO tag ids."""
+    found: list[tuple[int, int, str]] = []
+    for i, tag in enumerate(LABELS[t] for t in tags):
+        if tag == "O":
+            continue
+        kind = tag[2:]
+        if tag.startswith("I-") and found and found[-1][1] == i and found[-1][2] == kind:
+            found[-1] = (found[-1][0], i + 1, kind)
+        else:  # B-, or an I- that continues nothing (starts an entity, as seqeval reads it)
+            found.append((i, i + 1, kind))
+    return found
+
+
+def replace_mentions(rows: list[dict[str, Any]], share: float, seed: int) -> list[dict[str, Any]]:
+    """Mention replacement (Dai & Adel, 2020): in ``share`` of the rows with entities, every entity is swapped
+    for another mention of the same type seen in ``rows``. The model then learns entities from their context
+    ("works at ___ in ___") and not only from names it has seen, which matters for an uncased model."""
+    rng = random.Random(seed)
+    pool: dict[str, list[list[str]]] = {}
+    for row in rows:
+        for start, end, kind in spans(row["ner_tags"]):
+            pool.setdefault(kind, []).append(row["tokens"][start:end])
+    out = []
+    for row in rows:
+        found = spans(row["ner_tags"])
+        if not found or rng.random() >= share:
+            out.append(row)
+            continue
+        tokens, tags, last = [], [], 0
+        for start, end, kind in found:
+            mention = rng.choice(pool[kind])
+            tokens += row["tokens"][last:start] + mention
+            tags += [*row["ner_tags"][last:start], LABELS.index(f"B-{kind}")]
+            tags += [LABELS.index(f"I-{kind}")] * (len(mention) - 1)
+            last = end
+        tokens += row["tokens"][last:]
+        tags += row["ner_tags"][last:]
+        out.append({**row, "tokens": tokens, "ner_tags": tags})
+    return out
+
+
 def align_labels(word_ids: list[int | None], word_tags: list[int], every_subword: bool) -> list[int]:
     """Token labels from word labels: special tokens -100; a word's first sub-token its tag; its other
     sub-tokens the inside tag of the same type (``every_subword``) or -100 (scored at word level)."""
@@ -405,7 +447,7 @@ def build(
     rows = label_documents(documents, labeler, data_dir() / "cache" / "ner-recipe")
     labelled = time.time()
     train_rows, test_rows = split_by_document(rows, test_size=0.1, seed=seed)
-    train_rows = select(train_rows, train_sentences, empty_share=0.2, seed=seed)
+    train_rows = replace_mentions(select(train_rows, train_sentences, empty_share=0.2, seed=seed), 0.3, seed)
     test_rows = select(test_rows, max(1, train_sentences // 8), empty_share=0.2, seed=seed)
     if not train_rows or not test_rows:
         raise TrainingError(f"Not enough labelled sentences to train and test on ({len(rows)} in all).")
