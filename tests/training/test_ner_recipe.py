@@ -303,3 +303,19 @@ def test_ner_repo_id_matches_pipeline_defaults():
 
     assert ner.REPO_ID == recipes.DEFAULT_MODELS["ner"] == DEFAULTS["ner"]
     assert recipes.RECIPES["ner"][0] == ner.__name__
+
+
+def test_setup_models_lists_and_validates_recipes(tmp_path, monkeypatch, capsys):
+    from cove.cli.main import main
+
+    monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path))
+    assert main(["setup-models", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["sentiment", "ner"]
+    assert "model=cove/minilm-ner" in lines[1] and "built=False" in lines[1]
+    (tmp_path / "models" / "cove" / "minilm-ner").mkdir(parents=True)
+    (tmp_path / "models" / "cove" / "minilm-ner" / "config.json").write_text("{}")
+    assert main(["setup-models", "ner"]) == 0  # already built: skipped, nothing downloaded
+    assert "already built" in capsys.readouterr().out
+    assert main(["setup-models", "nope"]) != 0
+    assert "Unknown recipe(s) ['nope']" in capsys.readouterr().err

@@ -408,7 +408,7 @@ def build(
     batch_size: int = 32,
     learning_rate: float = 1e-4,
     max_length: int = 96,
-    train_sentences: int = 8000,
+    train_sentences: int = 6000,
     label_sentences: int = 16000,
     seed: int = 42,
     bf16: bool = True,
@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--train-sentences", type=int, default=8000)
+    parser.add_argument("--train-sentences", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     args = parser.parse_args(argv)
