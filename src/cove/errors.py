@@ -108,6 +108,11 @@ class TrainingError(CoveError, ValueError):
     """Bad training arguments or state."""
 
 
+class MissingIntegrationError(TrainingError, RuntimeError):
+    """A requested ``report_to`` integration (e.g. TensorBoard) is not installed (a RuntimeError, as in
+    transformers)."""
+
+
 # --- hub server and embedded store (issue 3) ---------------------------------------------
 
 

@@ -22,6 +22,13 @@ class ToyTokenizer:
     def __len__(self) -> int:
         return VOCAB
 
+    def save_pretrained(self, folder) -> None:  # transformers' Trainer saves the collator's tokenizer
+        import json
+        import os
+
+        with open(os.path.join(folder, "toy_tokenizer.json"), "w") as fh:
+            json.dump({"vocab_size": VOCAB, "pad_token_id": self.pad_token_id}, fh)
+
 
 def tiny_config(dropout: float = 0.0, num_labels: int = 2):
     return cove.AutoConfig.for_model(

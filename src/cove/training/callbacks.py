@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cove.errors import TrainingError
+from cove.errors import MissingIntegrationError, TrainingError
 
 TRAINER_STATE_NAME = "trainer_state.json"
 
@@ -134,10 +134,35 @@ def _format_eta(seconds: float) -> str:
 
 
 class ProgressCallback(TrainerCallback):
-    """A tqdm bar over optimizer steps, showing the last logged loss (tqdm shows the ETA)."""
+    """A tqdm bar over optimizer steps, showing the last logged loss (tqdm shows the ETA), and one over the
+    evaluation batches while evaluating or predicting (as transformers' ProgressCallback)."""
 
     def __init__(self) -> None:
         self.bar: Any = None
+        self.eval_bar: Any = None
+
+    def on_prediction_step(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        loader = kwargs.get("eval_dataloader")
+        if not state.is_world_process_zero or loader is None or not hasattr(loader, "__len__"):
+            return
+        if self.eval_bar is None:
+            from tqdm.auto import tqdm
+
+            self.eval_bar = tqdm(total=len(loader), leave=self.bar is None, desc="eval", unit="batch")
+        self.eval_bar.update(1)
+
+    def _close_eval_bar(self) -> None:
+        if self.eval_bar is not None:
+            self.eval_bar.close()
+            self.eval_bar = None
+
+    def on_evaluate(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self._close_eval_bar()
+
+    def on_predict(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self._close_eval_bar()
 
     def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if state.is_world_process_zero:
@@ -177,24 +202,77 @@ class JsonlLoggerCallback(TrainerCallback):
             fh.write(json.dumps(record, default=float) + "\n")
 
 
+def tensorboard_available() -> bool:
+    """True when TensorBoard event files can be written (``tensorboard`` or ``tensorboardX`` installed)."""
+    import importlib.util
+
+    return any(importlib.util.find_spec(name) is not None for name in ("tensorboard", "tensorboardX"))
+
+
+def rewrite_logs(logs: dict[str, Any]) -> dict[str, Any]:
+    """transformers' TensorBoard tag names: ``eval_x`` -> ``eval/x``, ``test_x`` -> ``test/x``, else
+    ``train/x``."""
+    out = {}
+    for key, value in logs.items():
+        if key.startswith("eval_"):
+            out["eval/" + key[len("eval_") :]] = value
+        elif key.startswith("test_"):
+            out["test/" + key[len("test_") :]] = value
+        else:
+            out["train/" + key] = value
+    return out
+
+
 class TensorBoardCallback(TrainerCallback):
-    """Scalars to TensorBoard under ``logging_dir`` (needs the ``tensorboard`` package)."""
+    """Event files for TensorBoard, with transformers' tags: each log record's numbers as scalars
+    (``train/loss``, ``train/learning_rate``, ``train/grad_norm``, ``eval/...``) at the global step, and the
+    training arguments and model config as text (``args``, ``model_config``) when training begins.
 
-    def __init__(self) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+    Written under ``$TENSORBOARD_LOGGING_DIR`` if set, else ``args.logging_dir``
+    (``<output_dir>/runs/<date>_<host>`` by default). Needs ``tensorboard`` (or ``tensorboardX``).
+    """
 
+    def __init__(self, tb_writer: Any = None) -> None:
+        if not tensorboard_available():
+            raise MissingIntegrationError(
+                "report_to='tensorboard' (or TensorBoardCallback) needs TensorBoard, which is not installed: "
+                "pip install tensorboard, or pass report_to='none' (the JSONL log is always written)."
+            )
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # torch's writer needs the tensorboard package; tensorboardX has its own
+            from tensorboardX import SummaryWriter  # type: ignore[no-redef]
         self._writer_class = SummaryWriter
-        self.writer: Any = None
+        self.writer: Any = tb_writer
+        self.logging_dir: str | None = None
+
+    def _log_dir(self, args: Any) -> str:
+        env = os.environ.get("TENSORBOARD_LOGGING_DIR")
+        return os.path.expanduser(env) if env else args.logging_dir
+
+    def _open(self, args: Any) -> None:
+        if self.writer is None:
+            self.logging_dir = self._log_dir(args)
+            self.writer = self._writer_class(log_dir=self.logging_dir)
+
+    def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        self._open(args)
+        self.writer.add_text("args", args.to_json_string())
+        config = getattr(kwargs.get("model"), "config", None)
+        if config is not None and hasattr(config, "to_json_string"):
+            self.writer.add_text("model_config", config.to_json_string())
 
     def on_log(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
             return
-        if self.writer is None:
-            self.writer = self._writer_class(log_dir=args.logging_dir)
-        for key, value in (kwargs.get("logs") or {}).items():
+        self._open(args)
+        for tag, value in rewrite_logs(kwargs.get("logs") or {}).items():
             if isinstance(value, (int, float)):
-                name = key.replace("eval_", "eval/", 1) if key.startswith("eval_") else f"train/{key}"
-                self.writer.add_scalar(name, value, state.global_step)
+                self.writer.add_scalar(tag, value, state.global_step)
+            elif isinstance(value, str):
+                self.writer.add_text(tag, value, state.global_step)
         self.writer.flush()
 
     def on_train_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
@@ -203,12 +281,19 @@ class TensorBoardCallback(TrainerCallback):
             self.writer = None
 
 
-def tensorboard_available() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
+# report_to names Cove understands; the JSONL log is written whatever report_to says
+INTEGRATION_TO_CALLBACK: dict[str, type[TrainerCallback]] = {"tensorboard": TensorBoardCallback}
+
+
+def available_integrations() -> list[str]:
+    """What ``report_to="all"`` turns on: the integrations whose packages are installed."""
+    return ["tensorboard"] if tensorboard_available() else []
+
+
+def reporting_callbacks(report_to: list[str]) -> list[TrainerCallback]:
+    """One callback per requested integration; one that is not installed raises (transformers' rule)."""
+    names = available_integrations() if "all" in report_to else [n for n in report_to if n != "none"]
+    return [INTEGRATION_TO_CALLBACK[name]() for name in names]
 
 
 class EarlyStoppingCallback(TrainerCallback):

@@ -34,11 +34,10 @@ from cove.training.callbacks import (
     CallbackHandler,
     JsonlLoggerCallback,
     ProgressCallback,
-    TensorBoardCallback,
     TrainerCallback,
     TrainerControl,
     TrainerState,
-    tensorboard_available,
+    reporting_callbacks,
 )
 from cove.training.collators import DataCollatorWithPadding, default_data_collator
 from cove.training.optim import create_optimizer, get_scheduler
@@ -214,13 +213,7 @@ class Trainer:
         self.state = TrainerState()
         self.control = TrainerControl()
         default_callbacks: list[TrainerCallback] = [JsonlLoggerCallback()]
-        report = set(args.report_to or [])
-        if ("tensorboard" in report or "all" in report) and tensorboard_available():
-            default_callbacks.append(TensorBoardCallback())
-        elif "tensorboard" in report:
-            raise TrainingError(
-                "report_to includes 'tensorboard' but it is not installed: pip install tensorboard."
-            )
+        default_callbacks += reporting_callbacks(list(args.report_to or []))
         if not args.disable_tqdm:
             default_callbacks.append(ProgressCallback())
         self.callback_handler = CallbackHandler(default_callbacks + list(callbacks or []))
@@ -229,6 +222,8 @@ class Trainer:
             ["start_positions", "end_positions"] if "QuestionAnswering" in name else ["labels"]
         )
         self._signature_columns: list[str] | None = None
+        self._non_embedding_params: int | None = None
+        self._current_flos = 0.0
         self._wrapped: nn.Module = model
         self.control = self.callback_handler.call("on_init_end", args, self.state, self.control)
 
@@ -442,6 +437,7 @@ class Trainer:
             model = DistributedDataParallel(self.model)
         self._wrapped = model
         self._tr_loss = torch.zeros(())
+        self._current_flos = 0.0
         self._total_loss = 0.0
         self._last_logged = self.state.global_step
         start_step = self.state.global_step
@@ -467,6 +463,7 @@ class Trainer:
                     sync = i == n_micro - 1 or not isinstance(model, nn.parallel.DistributedDataParallel)
                     with contextlib.nullcontext() if sync else model.no_sync():  # type: ignore[operator]
                         step_loss = self.training_step(model, inputs, n_micro)
+                    self._current_flos += self.floating_point_ops(inputs)
                     if args.logging_nan_inf_filter and not torch.isfinite(step_loss):
                         self._tr_loss += self._tr_loss / (1 + self.state.global_step - self._last_logged)
                     else:
@@ -495,6 +492,7 @@ class Trainer:
                 break
 
         self._total_loss += self._reduce(self._tr_loss)
+        self.store_flos()
         steps_run = self.state.global_step - start_step
         runtime = time.time() - start_time
         train_loss = self._total_loss / max(steps_run, 1)
@@ -503,17 +501,49 @@ class Trainer:
             "train_runtime": round(runtime, 4),
             "train_samples_per_second": round(samples / max(runtime, 1e-9), 3),
             "train_steps_per_second": round(steps_run / max(runtime, 1e-9), 3),
+            "total_flos": self.state.total_flos,
             "train_loss": train_loss,
             "epoch": self.state.epoch or 0.0,
         }
         if args.load_best_model_at_end and self.state.best_model_checkpoint is not None:
             self._load_model_from_checkpoint(self.state.best_model_checkpoint)
+        best = self.state.best_model_checkpoint
+        if args.save_total_limit == 1 and best is not None and self.is_world_process_zero:
+            # the latest checkpoint was kept only to resume from: with the run done, the best alone stays
+            for folder in self._sorted_checkpoints():
+                if os.path.isdir(best) and not os.path.samefile(folder, best):
+                    shutil.rmtree(folder, ignore_errors=True)
         self.log(metrics)
         self._event("on_train_end")
         self._train_metrics = metrics
         if args.push_to_hub:
             self.push_to_hub()
         return TrainOutput(self.state.global_step, train_loss, metrics)
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> float:
+        """transformers' estimate of a forward + backward pass: 6 x input tokens x non-embedding parameters
+        (0 for a model that is not a Cove pretrained model, as transformers gives 0 for a plain module)."""
+        main_input = getattr(self.model, "main_input_name", "input_ids")
+        if main_input not in inputs or not hasattr(self.model, "num_parameters"):
+            return 0.0
+        if self._non_embedding_params is None:
+            embeddings = {
+                f"{name}.weight"
+                for name, module in self.model.named_modules()
+                if isinstance(module, nn.Embedding)
+            }
+            self._non_embedding_params = sum(
+                p.numel() for name, p in self.model.named_parameters() if name not in embeddings
+            )
+        return float(6 * inputs[main_input].numel() * self._non_embedding_params)
+
+    def store_flos(self) -> None:
+        """Move this run's FLOP count (summed over processes) into ``state.total_flos``."""
+        flos = torch.tensor(self._current_flos, dtype=torch.float64)
+        if self.world_size > 1:
+            dist.all_reduce(flos)
+        self.state.total_flos += float(flos)
+        self._current_flos = 0.0
 
     def _reduce(self, value: torch.Tensor) -> float:
         """The mean over processes of a scalar tensor (a no-op with one process)."""
@@ -541,7 +571,10 @@ class Trainer:
             control.should_save = True
         if step >= state.max_steps:
             control.should_training_stop = True
-            if args.save_strategy == "steps":  # the final state is always saved, as in transformers
+            # as transformers 5: the final state is always evaluated and saved
+            if args.eval_strategy == "steps" and state.eval_steps and args.eval_delay <= step:
+                control.should_evaluate = True
+            if args.save_strategy == "steps":
                 control.should_save = True
 
     def _decide_epoch_actions(self) -> None:
@@ -564,6 +597,7 @@ class Trainer:
             logs["learning_rate"] = learning_rate
             self._total_loss += loss
             self._last_logged = self.state.global_step
+            self.store_flos()
             self.log(logs)
         control.should_log = False
         if control.should_evaluate:
@@ -685,7 +719,7 @@ class Trainer:
                 preds = _nested_concat(preds, _to_numpy(logits))
             if label is not None:
                 labels = _nested_concat(labels, _to_numpy(label))
-            self._event("on_prediction_step")
+            self._event("on_prediction_step", eval_dataloader=loader)
         metrics: dict[str, float] = {}
         if self.compute_metrics is not None and preds is not None and labels is not None:
             metrics = dict(self.compute_metrics(EvalPrediction(predictions=preds, label_ids=labels)))
@@ -700,6 +734,7 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
 
     def _save_checkpoint(self) -> None:
+        self.store_flos()
         folder = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         if self.state.best_global_step == self.state.global_step and self.args.metric_for_best_model:
             self.state.best_model_checkpoint = folder
