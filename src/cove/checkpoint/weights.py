@@ -130,8 +130,8 @@ def save_state_dict(
             size = 0
         shards[-1][key] = tensor
         size += nbytes
-    for stale in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME):
-        (out / stale).unlink(missing_ok=True)
+    for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME):
+        (out / name).unlink(missing_ok=True)
     for stale in out.glob("model-*-of-*.safetensors"):
         stale.unlink()
     if len(shards) == 1:

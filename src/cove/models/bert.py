@@ -168,7 +168,7 @@ def run_layers(
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
     mask = padding_mask(attention_mask, x.dtype)
     hidden_states = [x] if output_hidden_states else None
-    attentions = [] if output_attentions else None
+    attentions: list[torch.Tensor] | None = [] if output_attentions else None
     for layer in layers:
         x, weights = layer(x, mask, output_attentions)
         if hidden_states is not None:

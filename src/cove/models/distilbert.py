@@ -131,12 +131,13 @@ class DistilBertPreTrainedModel(PreTrainedModel):
         return WeightMap(DISTILBERT_WEIGHT_MAP)
 
     def get_input_embeddings(self) -> nn.Embedding:
-        return self.distilbert.embeddings.word
+        return self.distilbert.embeddings.word  # type: ignore[union-attr,return-value]
 
     def post_init(self) -> None:
         super().post_init()
         if self.config.sinusoidal_pos_embds:
-            position = getattr(self, "distilbert", self).embeddings.position
+            base: Any = getattr(self, "distilbert", self)
+            position: nn.Embedding = base.embeddings.position
             with torch.no_grad():
                 position.weight.copy_(sinusoidal_table(*position.weight.shape))
             position.weight.requires_grad_(False)

@@ -60,6 +60,7 @@ class RobertaEmbeddings(BertEmbeddings):
                 mask = input_ids.ne(self.padding_idx).int()
                 position_ids = (torch.cumsum(mask, dim=1).type_as(mask) * mask).long() + self.padding_idx
             else:
+                assert inputs_embeds is not None  # the caller passes input_ids or inputs_embeds
                 seq = inputs_embeds.shape[1]
                 position_ids = torch.arange(
                     self.padding_idx + 1, seq + self.padding_idx + 1, device=inputs_embeds.device

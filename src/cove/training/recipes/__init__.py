@@ -17,11 +17,14 @@ from cove.errors import ModelNotFoundError
 DEFAULT_MODELS: dict[str, str] = {
     "sentiment-analysis": "cove/minilm-sentiment",
     "text-classification": "cove/minilm-sentiment",
+    "ner": "cove/minilm-ner",
+    "token-classification": "cove/minilm-ner",
 }
 
 # recipe name -> (module, tasks it provides)
 RECIPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "sentiment": ("cove.training.recipes.sentiment", ("sentiment-analysis", "text-classification")),
+    "ner": ("cove.training.recipes.ner", ("ner", "token-classification")),
 }
 
 
@@ -54,3 +57,16 @@ def default_model_dir(task: str) -> Path:
         f"The default {task!r} model ({repo_id}) is not built yet: run `cove setup-models` "
         f"(it fine-tunes it locally in a few minutes and stores it in {folder})."
     )
+
+
+def publish(folder: Path, repo_id: str, message: str) -> str | None:
+    """Commit a recipe's model to the hub under ``repo_id``, so ``pipeline(task)`` finds it by name.
+
+    With no hub endpoint configured, cove.hub writes into the embedded local hub of the Cove data dir.
+    Returns the commit reference, or None when this Cove build has no hub client.
+    """
+    try:
+        from cove.hub import upload_folder  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return str(upload_folder(repo_id, folder, commit_message=message))

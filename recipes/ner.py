@@ -1,0 +1,12 @@
+"""Build Cove's default NER model: fine-tune all-MiniLM-L6-v2 on public-domain English text labelled by spaCy.
+
+The recipe itself lives in the package (src/cove/training/recipes/ner.py) so `cove setup-models` can run
+it from an installed Cove; read it there. This script runs it:
+
+    python recipes/ner.py [--output DIR] [--epochs 2] [--fp32]
+"""
+
+from cove.training.recipes.ner import main
+
+if __name__ == "__main__":
+    main()
