@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -55,6 +58,40 @@ def causal_mask(
         return keep[None, None], False
     keep = torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
     return keep[None, None] & attention_mask[:, None, None, :].to(torch.bool), False  # (batch, 1, seq, total)
+
+
+def small_step_rows() -> int:
+    """Forward passes over at most this many token rows (batch x new tokens) run their layers on one
+    intra-op thread: ``COVE_SMALL_STEP_ROWS`` (default 16; 0 turns it off)."""
+    try:
+        return int(os.environ.get("COVE_SMALL_STEP_ROWS", "16"))
+    except ValueError:
+        raise GenerationError(
+            f"COVE_SMALL_STEP_ROWS={os.environ['COVE_SMALL_STEP_ROWS']!r} is not an integer."
+        ) from None
+
+
+@contextmanager
+def small_step_threads(rows: int) -> Iterator[None]:
+    """One intra-op thread for the decoder layers of a small inference step (a decoding step at small batch).
+
+    Each op of such a step is microseconds of work, too little to share: the matrix-vector products are
+    bound by memory bandwidth, and attention and norms are tiny. Yet some ops (SDPA, batched matmuls) still
+    open an OpenMP parallel region, whose barrier waits for every thread; on a machine with no idle core
+    that wait is a scheduler time slice (measured 12-16 ms per region on 2 busy cores, against 10 us of
+    work), thirty layers a token. The LM head (a vocabulary-sized product) stays outside and uses every
+    thread. Thread counts never change the maths of the ops inside (their parallel loops split
+    independent rows/heads), so outputs are bit-identical either way.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1 or rows > small_step_rows() or torch.is_grad_enabled():
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
