@@ -89,3 +89,26 @@ def test_threads_are_restored_after_an_error_and_untouched_with_autograd(two_thr
     assert torch.get_num_threads() == 2
     with torch.enable_grad(), small_step_threads(1):  # training keeps the caller's threads
         assert torch.get_num_threads() == 2
+
+
+def test_concurrent_small_steps_restore_the_callers_threads(two_threads):
+    import threading
+
+    model = tiny("llama")
+    ids = torch.tensor([[5, 6, 7, 8]])
+    start = threading.Barrier(3)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(5):
+            model.generate(ids, max_new_tokens=5)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.get_num_threads() == 2
+    with torch.no_grad(), small_step_threads(1), small_step_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -71,6 +72,11 @@ def small_step_rows() -> int:
         ) from None
 
 
+_thread_switch = threading.Lock()
+_one_thread_depth = 0
+_saved_threads = 1
+
+
 @contextmanager
 def small_step_threads(rows: int) -> Iterator[None]:
     """One intra-op thread for the decoder layers of a small inference step (a decoding step at small batch).
@@ -80,18 +86,32 @@ def small_step_threads(rows: int) -> Iterator[None]:
     open an OpenMP parallel region, whose barrier waits for every thread; on a machine with no idle core
     that wait is a scheduler time slice (measured 12-16 ms per region on 2 busy cores, against 10 us of
     work), thirty layers a token. The LM head (a vocabulary-sized product) stays outside and uses every
-    thread. Thread counts never change the maths of the ops inside (their parallel loops split
-    independent rows/heads), so outputs are bit-identical either way.
+    thread. Matmuls and norms give the same bits on one thread or two; SDPA's single-query kernel can
+    differ in the last bit (~1e-7, as transformers' own outputs do between thread counts), which left the
+    greedy tokens of every parity test and benchmark run unchanged.
+
+    The thread count is process-wide, so while any small step runs, other Python threads' torch ops also
+    run on one thread (a throughput cost only, never a different result).
     """
-    threads = torch.get_num_threads()
-    if threads == 1 or rows > small_step_rows() or torch.is_grad_enabled():
+    global _one_thread_depth, _saved_threads
+    if rows > small_step_rows() or torch.is_grad_enabled():
         yield
         return
-    torch.set_num_threads(1)
+    # torch's thread count is process-wide: nested and concurrent (other Python threads) small steps share
+    # one switch, and the count the first of them saw comes back when the last one ends
+    with _thread_switch:
+        if _one_thread_depth == 0:
+            _saved_threads = torch.get_num_threads()
+            if _saved_threads != 1:
+                torch.set_num_threads(1)
+        _one_thread_depth += 1
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        with _thread_switch:
+            _one_thread_depth -= 1
+            if _one_thread_depth == 0 and _saved_threads != 1:
+                torch.set_num_threads(_saved_threads)
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
