@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-one-thread", action="store_true", help="also time transformers on 1 thread")
     args = parser.parse_args(argv)
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF loader draws a bar of its own
     import transformers
     from tokenizers import Tokenizer
 

@@ -112,3 +112,15 @@ def test_concurrent_small_steps_restore_the_callers_threads(two_threads):
     with torch.no_grad(), small_step_threads(1), small_step_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
+def test_a_model_trains_after_generating(model_type, two_threads):
+    # state cached during generation (RoPE sign, fused weights) must not be inference-mode tensors
+    model = tiny(model_type)
+    model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=3)
+    model.train()
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    loss = model(ids, labels=ids).loss
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)

@@ -238,8 +238,9 @@ class RotaryEmbedding(nn.Module):
             cos, sin = cos * self.scale, sin * self.scale
         sign = self._sign
         if sign is None or sign.device != sin.device or sign.shape[0] != sin.shape[-1]:
-            sign = torch.ones(sin.shape[-1], device=sin.device)
-            sign[: sin.shape[-1] // 2] = -1.0
+            with torch.inference_mode(False):  # an ordinary tensor: the model may train after generating
+                sign = torch.ones(sin.shape[-1], device=sin.device)
+                sign[: sin.shape[-1] // 2] = -1.0
             self._sign = sign
         return cos.to(dtype)[:, :, None], (sin * sign).to(dtype)[:, :, None]
 
