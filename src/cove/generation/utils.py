@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from cove.errors import GenerationError
 from cove.generation.config import GenerationConfig
 from cove.generation.logits_process import LogitsProcessorList, build_processors
+from cove.models.causal import small_step_threads
 from cove.models.kv_cache import KVCache
 from cove.models.outputs import ModelOutput
 
@@ -265,19 +266,21 @@ def _sample(
     all_scores: list[torch.Tensor] = []
     cur = prompt_len
     while True:
-        scores = logits[:, -1, :]
-        if processors or config.do_sample or config.output_scores:
-            scores = processors(sequences[:, :cur], scores.float())
-        if config.output_scores:
-            all_scores.append(scores)
-        if config.do_sample:
-            probs = F.softmax(scores, dim=-1)
-            next_tokens = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
-        else:
-            next_tokens = torch.argmax(scores, dim=-1)
-        if stops:
-            next_tokens = torch.where(unfinished, next_tokens, pad or 0)
-        sequences[:, cur] = next_tokens
+        # vocabulary-sized but cheap: on one thread at small batch (see small_step_threads)
+        with small_step_threads(batch):
+            scores = logits[:, -1, :]
+            if processors or config.do_sample or config.output_scores:
+                scores = processors(sequences[:, :cur], scores.float())
+            if config.output_scores:
+                all_scores.append(scores)
+            if config.do_sample:
+                probs = F.softmax(scores, dim=-1)
+                next_tokens = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+            else:
+                next_tokens = torch.argmax(scores, dim=-1)
+            if stops:
+                next_tokens = torch.where(unfinished, next_tokens, pad or 0)
+            sequences[:, cur] = next_tokens
         cur += 1
         if streamer is not None:
             streamer.put(next_tokens.cpu())

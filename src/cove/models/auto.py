@@ -48,13 +48,15 @@ class _AutoModel:
             from cove.hub.resolve import resolve_model_dir
 
             folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
-            from cove.checkpoint.gguf import GGUFFile, find_gguf
+            from cove.checkpoint.gguf import find_gguf
 
             gguf = find_gguf(pretrained_model_name_or_path, folder, kwargs.get("gguf_file"))
             if gguf is not None and cls.task != "causal-lm":
                 raise ConfigError(f"{gguf} is a GGUF file: load it with AutoModelForCausalLM.")
             if gguf is not None:
-                model_type = GGUFFile(gguf).model_type
+                from cove.models.gguf import gguf_model_type
+
+                model_type = gguf_model_type(gguf)
             else:
                 model_type = read_config_dict(folder).get("model_type")
         else:

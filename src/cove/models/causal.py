@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -55,6 +59,59 @@ def causal_mask(
         return keep[None, None], False
     keep = torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
     return keep[None, None] & attention_mask[:, None, None, :].to(torch.bool), False  # (batch, 1, seq, total)
+
+
+def small_step_rows() -> int:
+    """Forward passes over at most this many token rows (batch x new tokens) run their layers on one
+    intra-op thread: ``COVE_SMALL_STEP_ROWS`` (default 16; 0 turns it off)."""
+    try:
+        return int(os.environ.get("COVE_SMALL_STEP_ROWS", "16"))
+    except ValueError:
+        raise GenerationError(
+            f"COVE_SMALL_STEP_ROWS={os.environ['COVE_SMALL_STEP_ROWS']!r} is not an integer."
+        ) from None
+
+
+_thread_switch = threading.Lock()
+_one_thread_depth = 0
+_saved_threads = 1
+
+
+@contextmanager
+def small_step_threads(rows: int) -> Iterator[None]:
+    """One intra-op thread for the decoder layers of a small inference step (a decoding step at small batch).
+
+    Each op of such a step is microseconds of work, too little to share: the matrix-vector products are
+    bound by memory bandwidth, and attention and norms are tiny. Yet some ops (SDPA, batched matmuls) still
+    open an OpenMP parallel region, whose barrier waits for every thread; on a machine with no idle core
+    that wait is a scheduler time slice (measured 12-16 ms per region on 2 busy cores, against 10 us of
+    work), thirty layers a token. The LM head (a vocabulary-sized product) stays outside and uses every
+    thread. Matmuls and norms give the same bits on one thread or two; SDPA's single-query kernel can
+    differ in the last bit (~1e-7, as transformers' own outputs do between thread counts), which left the
+    greedy tokens of every parity test and benchmark run unchanged.
+
+    The thread count is process-wide, so while any small step runs, other Python threads' torch ops also
+    run on one thread (a throughput cost only, never a different result).
+    """
+    global _one_thread_depth, _saved_threads
+    if rows > small_step_rows() or torch.is_grad_enabled():
+        yield
+        return
+    # torch's thread count is process-wide: nested and concurrent (other Python threads) small steps share
+    # one switch, and the count the first of them saw comes back when the last one ends
+    with _thread_switch:
+        if _one_thread_depth == 0:
+            _saved_threads = torch.get_num_threads()
+            if _saved_threads != 1:
+                torch.set_num_threads(1)
+        _one_thread_depth += 1
+    try:
+        yield
+    finally:
+        with _thread_switch:
+            _one_thread_depth -= 1
+            if _one_thread_depth == 0 and _saved_threads != 1:
+                torch.set_num_threads(_saved_threads)
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) -> torch.Tensor:

@@ -1,14 +1,70 @@
-"""Build a Cove causal LM from a GGUF file (see cove.checkpoint.gguf for the file side)."""
+"""Build a Cove causal LM from a GGUF file (see cove.checkpoint.gguf for the file side).
+
+The dequantized weights are cached on disk (cove.checkpoint.gguf_cache): the first load of a file
+dequantizes it, later loads read float32 safetensors.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
+from cove.checkpoint import gguf_cache
 from cove.checkpoint.gguf import GGUFFile
-from cove.errors import ConfigError
+from cove.errors import CheckpointError, ConfigError
 from cove.models import registry
 from cove.models.modeling import resolve_dtype
+
+logger = logging.getLogger(__name__)
+
+
+def gguf_model_type(path: Path) -> str:
+    """The Cove model_type of a GGUF file, read from its cache entry when there is one (parsing the file's
+    metadata, vocabulary included, takes seconds)."""
+    entry = gguf_cache.lookup(path) if gguf_cache.enabled() else None
+    if entry is not None:
+        try:
+            model_type = json.loads((entry / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError):
+            model_type = None
+        if isinstance(model_type, str):
+            return model_type
+    return GGUFFile(path).model_type
+
+
+def gguf_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config dict, float32 state dict under transformers' names) for a GGUF file, from the disk cache when
+    it holds a current entry, else dequantized (and cached)."""
+    use_cache = gguf_cache.enabled()
+    if use_cache:
+        entry = gguf_cache.lookup(path)
+        if entry is not None:
+            from cove.checkpoint.weights import load_file
+
+            try:
+                config = json.loads((entry / "config.json").read_text(encoding="utf-8"))
+                return config, load_file(entry / gguf_cache.WEIGHTS)
+            except (OSError, ValueError, CheckpointError) as exc:
+                logger.warning(
+                    "GGUF cache entry %s is unreadable (%s); converting %s again.", entry, exc, path
+                )
+                gguf_cache.discard(entry)
+    source = GGUFFile(path)
+    config, state = source.config(), source.state_dict()
+    if use_cache:
+        try:
+            gguf_cache.store(path, config, state)
+        except OSError as exc:
+            logger.warning(
+                "Could not cache the dequantized %s under %s (%s); set COVE_CACHE to a writable folder, "
+                "or COVE_GGUF_CACHE=0 to silence this.",
+                path,
+                gguf_cache.cache_root(),
+                exc,
+            )
+    return config, state
 
 
 def model_from_gguf(cls: Any, path: Path, *, name: str, **kwargs: Any) -> Any:
@@ -17,16 +73,15 @@ def model_from_gguf(cls: Any, path: Path, *, name: str, **kwargs: Any) -> Any:
     for ignored in ("revision", "config"):
         if kwargs.pop(ignored, None) is not None and ignored == "config":
             raise ConfigError("config= cannot be combined with a GGUF file: the file carries its own config.")
-    source = GGUFFile(path)
-    wanted = registry.model_class("causal-lm", source.model_type)
+    config_dict, state = gguf_weights(path)
+    model_type = config_dict["model_type"]
+    wanted = registry.model_class("causal-lm", model_type)
     if not issubclass(wanted, cls) and not issubclass(cls, wanted):
-        raise ConfigError(f"{path} holds a {source.model_type!r} model; load it with AutoModelForCausalLM.")
+        raise ConfigError(f"{path} holds a {model_type!r} model; load it with AutoModelForCausalLM.")
     target = wanted if issubclass(wanted, cls) else cls
-    config = registry.config_class(source.model_type).from_dict(source.config(), **kwargs)
+    config = registry.config_class(model_type).from_dict(config_dict, **kwargs)
     config.name_or_path = name
-    model = target._from_state_dict(
-        config, source.state_dict(), source=str(path), ignore_mismatched_sizes=False
-    )
+    model = target._from_state_dict(config, state, source=str(path), ignore_mismatched_sizes=False)
     torch_dtype = resolve_dtype(dtype, config)
     if torch_dtype is not None:
         model = model.to(torch_dtype)

@@ -12,7 +12,14 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError, GenerationError
-from cove.models.causal import GenerationMixin, causal_lm_loss, causal_mask, default_positions, start_cache
+from cove.models.causal import (
+    GenerationMixin,
+    causal_lm_loss,
+    causal_mask,
+    default_positions,
+    small_step_threads,
+    start_cache,
+)
 from cove.models.kv_cache import KVCache
 from cove.models.modeling import ACTIVATIONS, PreTrainedModel, get_activation
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
@@ -225,11 +232,12 @@ class GPT2Model(GPT2PreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         hidden: list[torch.Tensor] | None = [x] if want_hidden else None
-        for block in self.h:
-            x = block(x, mask, is_causal, cache)
-            if hidden is not None:
-                hidden.append(x)
-        x = self.ln_f(x)
+        with small_step_threads(b * s):
+            for block in self.h:
+                x = block(x, mask, is_causal, cache)
+                if hidden is not None:
+                    hidden.append(x)
+            x = self.ln_f(x)
         if hidden is not None:
             hidden[-1] = x
         if cache is not None:

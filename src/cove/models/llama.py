@@ -23,6 +23,7 @@ from cove.models.causal import (
     causal_lm_loss,
     causal_mask,
     default_positions,
+    small_step_threads,
     start_cache,
 )
 from cove.models.kv_cache import KVCache
@@ -224,6 +225,7 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.original_inv_freq = inv_freq
         self.cached_len = config.max_position_embeddings
+        self._sign: torch.Tensor | None = None  # (-1 x half, +1 x half) for the signed sin
 
     def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """positions (batch, seq) -> cos, signed sin (batch, seq, 1, head_dim) for ``apply_rope``."""
@@ -234,9 +236,12 @@ class RotaryEmbedding(nn.Module):
         cos, sin = emb.cos(), emb.sin()
         if self.scale != 1.0:
             cos, sin = cos * self.scale, sin * self.scale
-        half = sin.shape[-1] // 2
-        sign = torch.ones(sin.shape[-1], device=sin.device)
-        sign[:half] = -1.0
+        sign = self._sign
+        if sign is None or sign.device != sin.device or sign.shape[0] != sin.shape[-1]:
+            with torch.inference_mode(False):  # an ordinary tensor: the model may train after generating
+                sign = torch.ones(sin.shape[-1], device=sin.device)
+                sign[: sin.shape[-1] // 2] = -1.0
+            self._sign = sign
         return cos.to(dtype)[:, :, None], (sin * sign).to(dtype)[:, :, None]
 
     def _dynamic_update(self, positions: torch.Tensor) -> None:
@@ -431,19 +436,12 @@ class LlamaModel(LlamaPreTrainedModel):
                 f"{start + s} tokens exceed the model's context window of {self.config.max_position_embeddings}: "
                 "shorten the prompt or lower max_new_tokens."
             )
-        if position_ids is None:
-            position_ids = default_positions(start, s, b, x.device)
-        cos, sin = self.rotary(position_ids, x.dtype)
-        mask, is_causal = causal_mask(attention_mask, start, s, x.device)
         want_hidden = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         hidden: list[torch.Tensor] | None = [x] if want_hidden else None
-        for layer in self.layers:
-            x = layer(x, cos, sin, mask, is_causal, cache)
-            if hidden is not None:
-                hidden.append(x)
-        x = self.norm(x)
+        with small_step_threads(b * s):
+            x = self._layers(x, position_ids, attention_mask, start, cache, hidden)
         if hidden is not None:
             hidden[-1] = x
         if cache is not None:
@@ -452,6 +450,26 @@ class LlamaModel(LlamaPreTrainedModel):
             last_hidden_state=x, past_key_values=cache, hidden_states=tuple(hidden) if hidden else None
         )
         return out if return_dict else out.to_tuple()
+
+    def _layers(
+        self,
+        x: torch.Tensor,
+        position_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        start: int,
+        cache: KVCache | None,
+        hidden: list[torch.Tensor] | None,
+    ) -> torch.Tensor:
+        b, s, _ = x.shape
+        if position_ids is None:
+            position_ids = default_positions(start, s, b, x.device)
+        cos, sin = self.rotary(position_ids, x.dtype)
+        mask, is_causal = causal_mask(attention_mask, start, s, x.device)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask, is_causal, cache)
+            if hidden is not None:
+                hidden.append(x)
+        return self.norm(x)
 
 
 class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):

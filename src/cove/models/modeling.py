@@ -29,6 +29,37 @@ from cove.errors import CheckpointError, ConfigError
 
 logger = logging.getLogger("cove.models")
 
+_INIT_FUNCTIONS = (
+    "normal_",
+    "uniform_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "trunc_normal_",
+    "xavier_uniform_",
+)
+
+
+class _skip_meta_init:
+    """While building a model on the meta device to load weights into: torch.nn.init fills of meta tensors
+    are skipped. They compute nothing, but the first meta ``normal_`` imports torch._dynamo (1.5-3 s)."""
+
+    def __enter__(self) -> None:
+        self.saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+        for name, original in self.saved.items():
+            setattr(nn.init, name, self._skip(original))
+
+    def __exit__(self, *exc: object) -> None:
+        for name, original in self.saved.items():
+            setattr(nn.init, name, original)
+
+    @staticmethod
+    def _skip(original: Any) -> Any:
+        def init(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            return tensor if tensor.is_meta else original(tensor, *args, **kwargs)
+
+        return init
+
+
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -260,7 +291,7 @@ class PreTrainedModel(nn.Module):
     ) -> PreTrainedModel:
         state = cls._normalise_checkpoint_keys(state, source)
         ours = apply_weight_map(state, cls.weight_map, source=source)
-        with torch.device("meta"):
+        with torch.device("meta"), _skip_meta_init():
             model = cls(config)
         expected = {
             k: v for k, v in model.state_dict().items() if k not in cls.tied or not config.tie_word_embeddings

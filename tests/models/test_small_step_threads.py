@@ -1,0 +1,126 @@
+"""Small inference steps (decoding at small batch) run the decoder layers on one intra-op thread, the LM head
+and everything else on the caller's setting, which is always restored; results do not depend on it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import cove
+from cove.errors import GenerationError
+from cove.models.causal import small_step_threads
+
+
+@pytest.fixture
+def two_threads():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(saved)
+
+
+def tiny(model_type: str):
+    sizes = {
+        "llama": dict(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            bos_token_id=1,
+            eos_token_id=2,
+        ),
+        "gpt2": dict(
+            vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=128, bos_token_id=1, eos_token_id=2
+        ),
+    }[model_type]
+    torch.manual_seed(0)
+    return cove.AutoModelForCausalLM.from_config(cove.AutoConfig.for_model(model_type, **sizes)).eval()
+
+
+def record_threads(model, seen: list[int]):
+    layers = model.model.layers if hasattr(model, "model") else model.transformer.h
+    head = model.lm_head
+    layers[0].register_forward_hook(lambda *_: seen.append(("layer", torch.get_num_threads())))
+    head.register_forward_hook(lambda *_: seen.append(("head", torch.get_num_threads())))
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
+def test_decoding_steps_use_one_thread_for_the_layers_only(model_type, two_threads):
+    model = tiny(model_type)
+    seen: list[tuple[str, int]] = []
+    record_threads(model, seen)
+    ids = torch.randint(3, 64, (2, 5), generator=torch.Generator().manual_seed(0))
+    model.generate(ids, max_new_tokens=4, min_new_tokens=4)
+    assert torch.get_num_threads() == 2
+    assert {t for kind, t in seen if kind == "layer"} == {1}  # prefill of 10 rows and every step
+    assert {t for kind, t in seen if kind == "head"} == {2}
+    seen.clear()
+    with torch.no_grad():
+        model(torch.randint(3, 64, (4, 5)))  # 20 rows: a large step keeps every thread
+    assert {t for _, t in seen} == {2}
+
+
+def test_off_switch_and_bad_setting(monkeypatch, two_threads):
+    model = tiny("llama")
+    seen: list[tuple[str, int]] = []
+    record_threads(model, seen)
+    ids = torch.tensor([[5, 6, 7]])
+    monkeypatch.setenv("COVE_SMALL_STEP_ROWS", "0")
+    off = model.generate(ids, max_new_tokens=6, output_scores=True, return_dict_in_generate=True)
+    assert {t for _, t in seen} == {2}
+    monkeypatch.setenv("COVE_SMALL_STEP_ROWS", "16")
+    on = model.generate(ids, max_new_tokens=6, output_scores=True, return_dict_in_generate=True)
+    assert on.sequences.tolist() == off.sequences.tolist()
+    for a, b in zip(on.scores, off.scores):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    monkeypatch.setenv("COVE_SMALL_STEP_ROWS", "few")
+    with pytest.raises(GenerationError, match="few"):
+        model.generate(ids, max_new_tokens=2)
+    assert torch.get_num_threads() == 2
+
+
+def test_threads_are_restored_after_an_error_and_untouched_with_autograd(two_threads):
+    with pytest.raises(RuntimeError, match="boom"), torch.no_grad(), small_step_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == 2
+    with torch.enable_grad(), small_step_threads(1):  # training keeps the caller's threads
+        assert torch.get_num_threads() == 2
+
+
+def test_concurrent_small_steps_restore_the_callers_threads(two_threads):
+    import threading
+
+    model = tiny("llama")
+    ids = torch.tensor([[5, 6, 7, 8]])
+    start = threading.Barrier(3)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(5):
+            model.generate(ids, max_new_tokens=5)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.get_num_threads() == 2
+    with torch.no_grad(), small_step_threads(1), small_step_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
+def test_a_model_trains_after_generating(model_type, two_threads):
+    # state cached during generation (RoPE sign, fused weights) must not be inference-mode tensors
+    model = tiny(model_type)
+    model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=3)
+    model.train()
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    loss = model(ids, labels=ids).loss
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
