@@ -53,6 +53,7 @@ class _AutoModel:
             gguf = find_gguf(pretrained_model_name_or_path, folder, kwargs.get("gguf_file"))
             if gguf is not None and cls.task != "causal-lm":
                 raise ConfigError(f"{gguf} is a GGUF file: load it with AutoModelForCausalLM.")
+            model_type: str | None
             if gguf is not None:
                 from cove.models.gguf import gguf_model_type
 
