@@ -17,6 +17,11 @@ ones; entity-level F1 (seqeval, word level) on them goes into the model card. Th
 score measures agreement with spaCy ("silver" labels), not with human annotators.
 
     python recipes/ner.py [--output DIR] [--epochs 2] [--fp32]      # or: cove setup-models ner
+
+Measured (a fresh ``cove setup-models ner`` on the shared 2-core dev machine at load average 4-6): 16,003
+sentences from 527 documents labelled in 115 s, 6,000 training sentences x 2 epochs (376 steps, batch 32,
+lr 1e-4, bf16 autocast) in 279 s, 7 min in all with the spaCy install and downloads; held-out entity F1 0.65
+(precision 0.64, recall 0.66; PER 0.67, ORG 0.49, LOC 0.75, MISC 0.71) on 750 sentences of unseen documents.
 """
 
 from __future__ import annotations

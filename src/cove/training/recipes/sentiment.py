@@ -183,7 +183,7 @@ def build(
 
     import cove
     from cove.metrics import load as load_metric
-    from cove.training.recipes import data_dir, local_model_dir
+    from cove.training.recipes import data_dir, local_model_dir, publish
 
     clock = _Clock(progress)
     output_dir = Path(output_dir) if output_dir else local_model_dir(REPO_ID)
@@ -266,7 +266,7 @@ def build(
         "corpus_sha256": corpus_sha,
     }
     _add_build_section(output_dir / "README.md", figures)  # before publishing, so the hub copy has it
-    figures["published"] = publish(output_dir)
+    figures["published"] = publish(output_dir, REPO_ID, "Build with the sentiment recipe")
     clock.lap("publish")
     figures["wall_seconds"], figures["cpu_seconds"] = clock.total()
     if progress:
@@ -297,19 +297,6 @@ def _add_build_section(card: Path, figures: dict[str, Any]) -> None:
     ]
     with card.open("a") as fh:
         fh.write("\n".join(lines))
-
-
-def publish(folder: Path) -> str | None:
-    """Commit the model to the hub under REPO_ID, so ``pipeline("sentiment-analysis")`` finds it by name.
-
-    With no hub endpoint configured, cove.hub writes into the embedded local hub of the Cove data dir.
-    Returns the commit reference, or None when this Cove build has no hub client.
-    """
-    try:
-        from cove.hub import upload_folder  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return str(upload_folder(REPO_ID, folder, commit_message="Build with the sentiment recipe"))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
