@@ -466,6 +466,11 @@ class BertForMaskedLM(BertPreTrainedModel):
         self.mlm = BertMLMHead(config)
         self.tie_weights()
 
+    def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The vocabulary logits for hidden states of any leading shape (the fill-mask pipeline passes only the
+        mask positions' rows: the head is as costly as the encoder itself)."""
+        return self.mlm(hidden)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -487,7 +492,7 @@ class BertForMaskedLM(BertPreTrainedModel):
             output_hidden_states,
             output_attentions,
         )
-        logits = self.mlm(base.last_hidden_state)
+        logits = self.masked_lm_logits(base.last_hidden_state)
         loss = (
             F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
             if labels is not None

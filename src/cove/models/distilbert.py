@@ -373,6 +373,10 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
         self.tie_weights()
 
+    def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The vocabulary logits for hidden states of any leading shape."""
+        return self.vocab_projector(self.vocab_layer_norm(self.act(self.vocab_transform(hidden))))
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -394,8 +398,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
             output_hidden_states,
             output_attentions,
         )
-        x = self.vocab_layer_norm(self.act(self.vocab_transform(base.last_hidden_state)))
-        logits = self.vocab_projector(x)  # (batch, seq, vocab)
+        logits = self.masked_lm_logits(base.last_hidden_state)  # (batch, seq, vocab)
         loss = (
             F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
             if labels is not None
