@@ -15,6 +15,7 @@ from cove.errors import ConfigError
 from cove.models.causal import FusedLinears
 from cove.models.modeling import (
     ACTIVATIONS,
+    Packing,
     PreTrainedModel,
     attention,
     get_activation,
@@ -106,15 +107,25 @@ class SelfAttention(nn.Module):
         self.qkv = FusedLinears(self.q, self.k, self.v)  # one matmul at inference
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        need_weights: bool = False,
+        packing: Packing | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        b, s, h = x.shape
+        """x: (batch, seq, hidden), or (tokens, hidden) packed by `packing` (then so is the output)."""
+        qkv = self.qkv.joined(x)
+        if packing is not None:
+            qkv = packing.unpack(qkv)  # attention needs the (batch, seq) layout
+        b, s, _ = qkv.shape
+        h = x.shape[-1]
         # (batch, seq, hidden) -> (batch, heads, seq, head_dim)
-        q, k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in self.qkv(x))
+        q, k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in qkv.split(h, dim=-1))
         out, weights = attention(
             q, k, v, mask, dropout=self.dropout if self.training else 0.0, need_weights=need_weights
         )
-        return self.o(out.transpose(1, 2).reshape(b, s, h)), weights
+        out = out.transpose(1, 2).reshape(b, s, h)
+        return self.o(out if packing is None else packing.pack(out)), weights
 
 
 class FeedForward(nn.Module):
@@ -151,9 +162,13 @@ class EncoderLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        need_weights: bool = False,
+        packing: Packing | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn, weights = self.attn(x, mask, need_weights)
+        attn, weights = self.attn(x, mask, need_weights, packing)
         x = self.attn_norm(x + (self.dropout(attn) if self.attn_output_dropout else attn))
         x = self.ffn_norm(x + self.dropout(self.ffn(x)))
         return x, weights
@@ -169,12 +184,17 @@ def run_layers(
     mask = padding_mask(attention_mask, x.dtype)
     hidden_states = [x] if output_hidden_states else None
     attentions = [] if output_attentions else None
+    packing = Packing.maybe(attention_mask, needs_all=output_hidden_states or output_attentions)
+    if packing is not None:
+        x = packing.pack(x)
     for layer in layers:
-        x, weights = layer(x, mask, output_attentions)
+        x, weights = layer(x, mask, output_attentions, packing)
         if hidden_states is not None:
             hidden_states.append(x)
         if attentions is not None:
             attentions.append(weights)
+    if packing is not None:
+        x = packing.unpack(x)
     return x, tuple(hidden_states) if hidden_states else None, tuple(attentions) if attentions else None
 
 
