@@ -82,3 +82,25 @@ def test_fill_mask_model_without_split_head(models):
     slow = cove.pipeline("fill-mask", model=plain, tokenizer=tok, batch_size=4)
     assert not hasattr(slow.model, "masked_lm_logits")
     assert_same(slow(texts, top_k=4), fast(texts, top_k=4))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_skip_padding_keeps_real_tokens(models, family):
+    from cove.models.modeling import skip_padding
+
+    folder = models(family, "tok", ["O", "B-PER", "I-PER"])
+    model = cove.AutoModelForTokenClassification.from_pretrained(folder).eval()
+    torch.manual_seed(0)
+    ids = torch.randint(5, 300, (4, 11))
+    mask = (torch.arange(11)[None] < torch.tensor([11, 7, 3, 9])[:, None]).long()
+    with torch.inference_mode():
+        full = model(input_ids=ids, attention_mask=mask).logits
+        with skip_padding():
+            packed = model(input_ids=ids, attention_mask=mask).logits
+            with_states = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).logits
+    real = mask.bool()
+    torch.testing.assert_close(packed[real], full[real], atol=1e-5, rtol=1e-5)
+    assert not torch.equal(packed[~real], full[~real])  # the padded positions were skipped, not computed
+    torch.testing.assert_close(with_states, full)  # asked for every layer's states: the full pass
+    with skip_padding():  # autograd on (training): the full pass
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits.detach(), full)
