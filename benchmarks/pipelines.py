@@ -3,7 +3,9 @@
 Checkpoints are all-MiniLM-L6-v2 (bundled, real weights) with a task head added (randomly initialised, with a
 fixed seed, saved once and loaded by both libraries), so the compute is that of a real small encoder. Both
 sides get the same batch_size. Runs are interleaved and repeated; medians are reported, with the ratio and a
-check that the outputs agree (same labels/spans, scores within 1e-4).
+check that the outputs agree (same labels/spans, scores within 1e-4). feature-extraction is compared on each
+input's own token rows: at batch_size > 1 transformers pads every input's rows to its batch's longest, Cove
+does not (see README, "Pipelines").
 
     python benchmarks/pipelines.py [--items 256] [--repeats 3] [--tasks text-classification,ner,...]
 """
@@ -194,7 +196,14 @@ def main() -> None:
                 times[side].append(time.perf_counter() - t)
         r_rate = len(inputs) / statistics.median(times["transformers"])
         c_rate = len(inputs) / statistics.median(times["cove"])
-        same = close(outs["cove"], outs["transformers"])
+        expected = outs["transformers"]
+        if task == "feature-extraction":
+            # transformers returns each input's rows padded to its batch's longest (issue #21202: the padding
+            # depends on the batch neighbours); Cove returns the input's own tokens. Compare those rows, cut
+            # by transformers' own tokenizer's count; Cove must return exactly that many.
+            counts = [len(ids) for ids in ref.tokenizer(inputs, truncation=True)["input_ids"]]
+            expected = [[rows[0][:n]] for rows, n in zip(expected, counts)]
+        same = close(outs["cove"], expected)
         print(
             f"{task:26s} {r_rate:15.1f} {c_rate:10.1f} {c_rate / r_rate:6.2f}x  {'equal' if same else 'DIFFERENT'}"
         )
