@@ -104,3 +104,29 @@ def test_skip_padding_keeps_real_tokens(models, family):
     torch.testing.assert_close(with_states, full)  # asked for every layer's states: the full pass
     with skip_padding():  # autograd on (training): the full pass
         torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits.detach(), full)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_first_token_only_last_layer(models, family):
+    """Sequence classification computes only position 0 in the last layer at inference; logits unchanged,
+    with and without skip_padding, and the full pass when every layer's states are asked for."""
+    from cove.models.modeling import skip_padding
+
+    folder = models(family, "seq", ["contradiction", "neutral", "entailment"])
+    model = cove.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    torch.manual_seed(1)
+    ids = torch.randint(5, 300, (4, 12))
+    mask = (torch.arange(12)[None] < torch.tensor([12, 5, 2, 9])[:, None]).long()
+    with torch.no_grad():
+        full = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        fast = model(input_ids=ids, attention_mask=mask).logits
+        with skip_padding():
+            packed = model(input_ids=ids, attention_mask=mask).logits
+        base = getattr(model, model.base_model_prefix)
+        first = base(input_ids=ids, attention_mask=mask, first_token_only=True).last_hidden_state
+    assert first.shape[1] == 1
+    torch.testing.assert_close(first[:, 0], full.hidden_states[-1][:, 0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast, full.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(packed, full.logits, atol=1e-5, rtol=1e-5)
+    trained = model.train()(input_ids=ids, attention_mask=mask)  # training: the full pass, dropout and all
+    assert trained.logits.requires_grad

@@ -184,7 +184,10 @@ class DistilBertModel(DistilBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool = True,
+        *,
+        first_token_only: bool = False,
     ) -> Any:
+        """first_token_only: as BertModel's (last_hidden_state may be (batch, 1, dim))."""
         _check_inputs(input_ids, inputs_embeds)
         x = self.embeddings(input_ids, position_ids, inputs_embeds)
         x, hidden_states, attentions = run_layers(
@@ -195,6 +198,7 @@ class DistilBertModel(DistilBertPreTrainedModel):
                 output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
             ),
             bool(output_attentions if output_attentions is not None else self.config.output_attentions),
+            first_token_only,
         )
         out = BaseModelOutput(last_hidden_state=x, hidden_states=hidden_states, attentions=attentions)
         return out if return_dict else out.to_tuple()
@@ -248,6 +252,7 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
             inputs_embeds,
             output_hidden_states,
             output_attentions,
+            first_token_only=True,
         )
         pooled = self.dropout(F.relu(self.pre_classifier(base.last_hidden_state[:, 0])))  # (batch, dim)
         logits = self.classifier(pooled)

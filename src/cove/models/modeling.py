@@ -112,6 +112,8 @@ class Packing:
     def __init__(self, attention_mask: torch.Tensor):
         self.batch, self.seq = attention_mask.shape
         self.index = attention_mask.reshape(-1).nonzero().squeeze(1)
+        lengths = attention_mask.sum(1)
+        self.first = lengths.cumsum(0) - lengths  # each row's position 0 among the packed tokens
 
     @classmethod
     def maybe(cls, attention_mask: torch.Tensor | None, *, needs_all: bool) -> Packing | None:
@@ -123,6 +125,7 @@ class Packing:
             or not _SKIP_PADDING.get()
             or torch.is_grad_enabled()
             or bool(attention_mask.all())
+            or not bool(attention_mask[:, 0].all())  # left padding: position 0 is not a real token
         ):
             return None
         return cls(attention_mask)

@@ -133,6 +133,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
             inputs_embeds,
             output_hidden_states,
             output_attentions,
+            first_token_only=True,
         )
         logits = self.classifier(base.last_hidden_state)
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
