@@ -87,14 +87,15 @@ def close(a, b) -> bool:
 QA_REFERENCE = """
 import json, sys, time
 from transformers import pipeline
-p = json.loads(sys.stdin.read())
+p = json.loads(sys.stdin.readline())
 qa = pipeline("question-answering", model=p["model"], tokenizer=p["model"])
 qa(question=p["questions"][:2], context=p["contexts"][:2], batch_size=p["batch_size"])
-times, out = [], None
-for _ in range(p["repeats"]):
+print("ready", flush=True)
+out = None
+for line in sys.stdin:  # one timed run per request, so that the caller can interleave its own runs
     t = time.perf_counter(); out = qa(question=p["questions"], context=p["contexts"], batch_size=p["batch_size"])
-    times.append(time.perf_counter() - t)
-print(json.dumps({"times": times, "out": json.loads(json.dumps(out, default=float))}))
+    print(json.dumps({"time": time.perf_counter() - t}), flush=True)
+print(json.dumps({"out": json.loads(json.dumps(out, default=float))}), flush=True)
 """
 
 
@@ -159,7 +160,6 @@ def main() -> None:
                 "questions": questions,
                 "contexts": contexts,
                 "batch_size": bs,
-                "repeats": args.repeats,
             }
             env = {**os.environ, "PYTHONPATH": str(ref_dir), "TRANSFORMERS_VERBOSITY": "error"}
             proc = subprocess.Popen(
@@ -169,14 +169,24 @@ def main() -> None:
                 text=True,
                 env=env,
             )
-            ref_out, _ = proc.communicate(json.dumps(payload))
-            for _ in range(args.repeats):  # after the reference: a subprocess cannot interleave step by step
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(payload) + "\n")
+            proc.stdin.flush()
+            while (line := proc.stdout.readline()).strip() != "ready":
+                if not line:
+                    raise SystemExit("the transformers 4.57.6 reference process ended early (see its stderr)")
+            ref_times = []
+            for _ in range(args.repeats):  # interleaved: one reference run, then one Cove run
+                proc.stdin.write("run\n")
+                proc.stdin.flush()
+                ref_times.append(json.loads(proc.stdout.readline())["time"])
                 t = time.perf_counter()
                 got = ours(question=questions, context=contexts)
                 cove_times.append(time.perf_counter() - t)
+            ref_out, _ = proc.communicate("")
             ref = json.loads(ref_out.strip().splitlines()[-1])
             n = len(questions)
-            r_rate, c_rate = n / statistics.median(ref["times"]), n / statistics.median(cove_times)
+            r_rate, c_rate = n / statistics.median(ref_times), n / statistics.median(cove_times)
             print(
                 f"{task + ' (tf 4.57.6)':26s} {r_rate:15.1f} {c_rate:10.1f} {c_rate / r_rate:6.2f}x  "
                 f"{'equal' if close(got, ref['out']) else 'DIFFERENT'}"
