@@ -15,6 +15,7 @@ from cove.errors import ConfigError
 from cove.models.causal import FusedLinears
 from cove.models.modeling import (
     ACTIVATIONS,
+    Packing,
     PreTrainedModel,
     attention,
     get_activation,
@@ -106,15 +107,41 @@ class SelfAttention(nn.Module):
         self.qkv = FusedLinears(self.q, self.k, self.v)  # one matmul at inference
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        need_weights: bool = False,
+        packing: Packing | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        b, s, h = x.shape
+        """x: (batch, seq, hidden), or (tokens, hidden) packed by `packing` (then so is the output)."""
+        qkv = self.qkv.joined(x)
+        if packing is not None:
+            qkv = packing.unpack(qkv)  # attention needs the (batch, seq) layout
+        b, s, _ = qkv.shape
+        h = x.shape[-1]
         # (batch, seq, hidden) -> (batch, heads, seq, head_dim)
-        q, k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in self.qkv(x))
+        q, k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in qkv.split(h, dim=-1))
         out, weights = attention(
             q, k, v, mask, dropout=self.dropout if self.training else 0.0, need_weights=need_weights
         )
-        return self.o(out.transpose(1, 2).reshape(b, s, h)), weights
+        out = out.transpose(1, 2).reshape(b, s, h)
+        return self.o(out if packing is None else packing.pack(out)), weights
+
+    def first_token(
+        self, x: torch.Tensor, mask: torch.Tensor | None, packing: Packing | None
+    ) -> torch.Tensor:
+        """The attention output at position 0 only, (batch, hidden): every token's keys and values, one query
+        per row (inference; what a head that reads the first token needs from the last layer)."""
+        kv = torch.cat([self.k(x), self.v(x)], dim=-1)
+        first = x[:, 0] if packing is None else x[packing.first]  # (batch, hidden)
+        if packing is not None:
+            kv = packing.unpack(kv)
+        b, s, _ = kv.shape
+        h = first.shape[-1]
+        k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in kv.split(h, dim=-1))
+        q = self.q(first).view(b, self.heads, 1, -1)
+        out, _ = attention(q, k, v, mask)  # (batch, heads, 1, head_dim)
+        return self.o(out.reshape(b, h))
 
 
 class FeedForward(nn.Module):
@@ -151,9 +178,18 @@ class EncoderLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        need_weights: bool = False,
+        packing: Packing | None = None,
+        first_token_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn, weights = self.attn(x, mask, need_weights)
+        if first_token_only:  # the last layer under a first-token head: position 0 only, (batch, 1, hidden)
+            first = x[:, 0] if packing is None else x[packing.first]
+            first = self.attn_norm(first + self.attn.first_token(x, mask, packing))
+            return self.ffn_norm(first + self.ffn(first))[:, None], None
+        attn, weights = self.attn(x, mask, need_weights, packing)
         x = self.attn_norm(x + (self.dropout(attn) if self.attn_output_dropout else attn))
         x = self.ffn_norm(x + self.dropout(self.ffn(x)))
         return x, weights
@@ -165,16 +201,30 @@ def run_layers(
     attention_mask: torch.Tensor | None,
     output_hidden_states: bool,
     output_attentions: bool,
+    first_token_only: bool = False,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+    """first_token_only: at inference, when per-layer states and attentions are not asked for, the last layer
+    computes position 0 alone and the result is (batch, 1, hidden) (for heads that read only that token)."""
     mask = padding_mask(attention_mask, x.dtype)
     hidden_states = [x] if output_hidden_states else None
     attentions: list[torch.Tensor] | None = [] if output_attentions else None
-    for layer in layers:
-        x, weights = layer(x, mask, output_attentions)
+    packing = Packing.maybe(attention_mask, needs_all=output_hidden_states or output_attentions)
+    first_only = (
+        first_token_only
+        and not (output_hidden_states or output_attentions or torch.is_grad_enabled())
+        and not any(layer.training for layer in layers)
+    )
+    if packing is not None:
+        x = packing.pack(x)
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        x, weights = layer(x, mask, output_attentions, packing, first_only and i == last)
         if hidden_states is not None:
             hidden_states.append(x)
         if attentions is not None:
             attentions.append(weights)
+    if packing is not None and not (first_only and len(layers)):
+        x = packing.unpack(x)
     return x, tuple(hidden_states) if hidden_states else None, tuple(attentions) if attentions else None
 
 
@@ -271,7 +321,11 @@ class BertModel(BertPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool = True,
+        *,
+        first_token_only: bool = False,
     ) -> Any:
+        """first_token_only (for heads that read position 0): at inference, last_hidden_state may come back
+        as (batch, 1, hidden), the last layer having computed that position alone."""
         _check_inputs(input_ids, inputs_embeds)
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         x, hidden_states, attentions = run_layers(
@@ -282,6 +336,7 @@ class BertModel(BertPreTrainedModel):
                 output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
             ),
             bool(output_attentions if output_attentions is not None else self.config.output_attentions),
+            first_token_only,
         )
         pooled = self.pooler(x) if self.pooler is not None else None
         out = BaseModelOutputWithPooling(
@@ -329,6 +384,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
             inputs_embeds,
             output_hidden_states,
             output_attentions,
+            first_token_only=True,
         )
         logits = self.classifier(self.dropout(base.pooler_output))  # (batch, num_labels)
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
@@ -466,6 +522,11 @@ class BertForMaskedLM(BertPreTrainedModel):
         self.mlm = BertMLMHead(config)
         self.tie_weights()
 
+    def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The vocabulary logits for hidden states of any leading shape (the fill-mask pipeline passes only the
+        mask positions' rows: the head is as costly as the encoder itself)."""
+        return self.mlm(hidden)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -487,7 +548,7 @@ class BertForMaskedLM(BertPreTrainedModel):
             output_hidden_states,
             output_attentions,
         )
-        logits = self.mlm(base.last_hidden_state)
+        logits = self.masked_lm_logits(base.last_hidden_state)
         loss = (
             F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
             if labels is not None

@@ -185,7 +185,10 @@ class DistilBertModel(DistilBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool = True,
+        *,
+        first_token_only: bool = False,
     ) -> Any:
+        """first_token_only: as BertModel's (last_hidden_state may be (batch, 1, dim))."""
         _check_inputs(input_ids, inputs_embeds)
         x = self.embeddings(input_ids, position_ids, inputs_embeds)
         x, hidden_states, attentions = run_layers(
@@ -196,6 +199,7 @@ class DistilBertModel(DistilBertPreTrainedModel):
                 output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
             ),
             bool(output_attentions if output_attentions is not None else self.config.output_attentions),
+            first_token_only,
         )
         out = BaseModelOutput(last_hidden_state=x, hidden_states=hidden_states, attentions=attentions)
         return out if return_dict else out.to_tuple()
@@ -249,6 +253,7 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
             inputs_embeds,
             output_hidden_states,
             output_attentions,
+            first_token_only=True,
         )
         pooled = self.dropout(F.relu(self.pre_classifier(base.last_hidden_state[:, 0])))  # (batch, dim)
         logits = self.classifier(pooled)
@@ -374,6 +379,10 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
         self.tie_weights()
 
+    def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The vocabulary logits for hidden states of any leading shape."""
+        return self.vocab_projector(self.vocab_layer_norm(self.act(self.vocab_transform(hidden))))
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -395,8 +404,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
             output_hidden_states,
             output_attentions,
         )
-        x = self.vocab_layer_norm(self.act(self.vocab_transform(base.last_hidden_state)))
-        logits = self.vocab_projector(x)  # (batch, seq, vocab)
+        logits = self.masked_lm_logits(base.last_hidden_state)  # (batch, seq, vocab)
         loss = (
             F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
             if labels is not None

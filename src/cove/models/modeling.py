@@ -11,6 +11,8 @@ Families subclass ``PreTrainedModel`` and declare:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -116,6 +118,56 @@ def padding_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> tor
         return None
     mask = attention_mask[:, None, None, :].to(torch.bool)
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
+_SKIP_PADDING: contextvars.ContextVar[bool] = contextvars.ContextVar("cove_skip_padding", default=False)
+
+
+@contextlib.contextmanager
+def skip_padding() -> Any:
+    """Inside this block, at inference (autograd off), encoder models compute only the real tokens of a
+    padded batch: their token-wise layers (projections, feed-forward, norms) run on the packed tokens and
+    only attention sees the padded layout. Padded positions of ``last_hidden_state`` (and of per-token
+    logits) come back as zeros, not the values a full pass computes for them: for callers that discard
+    them, as the pipelines do."""
+    token = _SKIP_PADDING.set(True)
+    try:
+        yield
+    finally:
+        _SKIP_PADDING.reset(token)
+
+
+class Packing:
+    """Where the real tokens of a padded (batch, seq) batch sit: packs (batch, seq, f) -> (tokens, f) and back."""
+
+    def __init__(self, attention_mask: torch.Tensor):
+        self.batch, self.seq = attention_mask.shape
+        self.index = attention_mask.reshape(-1).nonzero().squeeze(1)
+        lengths = attention_mask.sum(1)
+        self.first = lengths.cumsum(0) - lengths  # each row's position 0 among the packed tokens
+
+    @classmethod
+    def maybe(cls, attention_mask: torch.Tensor | None, *, needs_all: bool) -> Packing | None:
+        """A Packing when skip_padding() is on, autograd is off, the batch has padding and the caller does
+        not need every position (per-layer hidden states or attention weights)."""
+        if (
+            attention_mask is None
+            or needs_all
+            or not _SKIP_PADDING.get()
+            or torch.is_grad_enabled()
+            or bool(attention_mask.all())
+            or not bool(attention_mask[:, 0].all())  # left padding: position 0 is not a real token
+        ):
+            return None
+        return cls(attention_mask)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.batch * self.seq, x.shape[-1]).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(self.batch * self.seq, x.shape[-1])
+        out.index_copy_(0, self.index, x)
+        return out.view(self.batch, self.seq, x.shape[-1])
 
 
 def attention(

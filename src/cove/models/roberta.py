@@ -134,6 +134,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
             inputs_embeds,
             output_hidden_states,
             output_attentions,
+            first_token_only=True,
         )
         logits = self.classifier(base.last_hidden_state)
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
@@ -266,6 +267,10 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         self.mlm = RobertaLMHead(config)
         self.tie_weights()
 
+    def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The vocabulary logits for hidden states of any leading shape."""
+        return self.mlm(hidden)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -287,7 +292,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
             output_hidden_states,
             output_attentions,
         )
-        logits = self.mlm(base.last_hidden_state)
+        logits = self.masked_lm_logits(base.last_hidden_state)
         loss = (
             F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
             if labels is not None

@@ -46,12 +46,17 @@ def batched_forward(
     pad_token_id: int,
     progress: Any = None,
 ) -> list[Any]:
-    """Run ``forward`` over length-sorted, per-batch-padded batches; results come back in input order."""
+    """Run ``forward`` over length-sorted, per-batch-padded batches; results come back in input order.
+
+    Encoder models skip the padded positions (``skip_padding``): every task's ``forward`` cuts each row to
+    its own length, so their values are never used."""
     import torch
+
+    from cove.models.modeling import skip_padding
 
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]), reverse=True)
     results: list[Any] = [None] * len(rows)
-    with torch.inference_mode():
+    with torch.inference_mode(), skip_padding():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             for i, result in zip(idx, forward(pad_batch([rows[i] for i in idx], pad_token_id))):

@@ -67,43 +67,65 @@ class FillMaskPipeline(Pipeline):
             )
         return [Feature(model_inputs(enc))]
 
-    def forward(self, batch: dict[str, Any], params: Any) -> list[Any]:
+    def targets_for(self, params: FillMaskParams) -> np.ndarray | None:
+        """The target ids (looked up once per distinct `targets`, not per input)."""
+        if params.targets is None:
+            return None
+        key = params.targets if isinstance(params.targets, str) else tuple(params.targets)
+        cached = getattr(self, "_targets_cache", None)
+        if cached is None or cached[0] != key:
+            cached = self._targets_cache = (key, self.target_ids(params.targets))
+        return cached[1]
+
+    def forward(self, batch: dict[str, Any], params: FillMaskParams) -> list[Any]:
+        """Per row: (scores, token ids), each (masks, top_k), best first.
+
+        Only the mask positions go through the vocabulary head (a 384 x 30k projection costs as much as the
+        whole MiniLM encoder per token); softmax over the full vocabulary, then top-k, as transformers does.
+        """
         import torch
 
-        logits = self.model(**batch).logits  # (batch, seq, vocab)
-        masked = batch["input_ids"] == self.tokenizer.mask_token_id
-        out = []
-        for i in range(logits.shape[0]):
-            probs = torch.softmax(logits[i][masked[i]].float(), dim=-1)  # (masks, vocab)
-            out.append(probs.numpy())
-        return out
+        masked = batch["input_ids"] == self.tokenizer.mask_token_id  # (batch, seq)
+        head = getattr(self.model, "masked_lm_logits", None)
+        if head is not None:
+            hidden = getattr(self.model, self.model.base_model_prefix)(**batch).last_hidden_state
+            logits = head(hidden[masked])  # (masks in the batch, vocab)
+        else:  # a model without the split head: the full logits, then the mask rows
+            logits = self.model(**batch).logits[masked]
+        probs = torch.softmax(logits.float(), dim=-1)
+        targets = self.targets_for(params)
+        if targets is not None:
+            probs = probs[:, torch.from_numpy(targets)]
+        values, tokens = probs.topk(min(params.top_k, probs.shape[-1]))
+        if targets is not None:
+            tokens = torch.from_numpy(targets)[tokens]
+        cuts = np.cumsum(masked.sum(1).numpy())[:-1]  # each row's share of the mask positions
+        return list(zip(np.split(values.numpy(), cuts), np.split(tokens.numpy(), cuts)))
 
     def postprocess(self, item: Any, outputs: list[tuple[Feature, Any]], params: FillMaskParams) -> Any:
-        feature, probs = outputs[0]
+        feature, (scores, tokens) = outputs[0]
         input_ids = np.array(feature.inputs["input_ids"])
         mask_positions = np.nonzero(input_ids == self.tokenizer.mask_token_id)[0]
-        targets = self.target_ids(params.targets) if params.targets is not None else None
-        top_k = min(params.top_k, len(targets)) if targets is not None else params.top_k
         single_mask = len(mask_positions) == 1
+        pad = self.tokenizer.pad_token_id
         result = []
-        for row, position in zip(probs, mask_positions):
-            scores = row[targets] if targets is not None else row
-            top = np.argsort(-scores, kind="stable")[:top_k]
-            props = []
-            for j in top:
-                token = int(targets[j]) if targets is not None else int(j)
-                tokens = input_ids.copy()
-                tokens[position] = token
-                tokens = tokens[tokens != self.tokenizer.pad_token_id]
-                props.append(
+        for row_scores, row_tokens, position in zip(scores, tokens, mask_positions):
+            filled = np.repeat(input_ids[None], len(row_tokens), axis=0)  # (top_k, seq)
+            filled[:, position] = row_tokens
+            sequences = self.tokenizer.batch_decode(
+                [row[row != pad].tolist() for row in filled], skip_special_tokens=single_mask
+            )
+            result.append(
+                [
                     {
-                        "score": float(scores[j]),
-                        "token": token,
-                        "token_str": self.tokenizer.decode([token]),
-                        "sequence": self.tokenizer.decode(tokens.tolist(), skip_special_tokens=single_mask),
+                        "score": float(score),
+                        "token": int(token),
+                        "token_str": self.tokenizer.decode([int(token)]),
+                        "sequence": sequence,
                     }
-                )
-            result.append(props)
+                    for score, token, sequence in zip(row_scores, row_tokens, sequences)
+                ]
+            )
         return result[0] if single_mask else result
 
     def finalize(self, results: list[Any], single: str, params: Any) -> Any:
