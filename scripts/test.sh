@@ -6,4 +6,5 @@ bash scripts/setup.sh
 VENV="${COVE_VENV:-.venv}"
 "$VENV/bin/ruff" check src tests benchmarks
 "$VENV/bin/ruff" format --check src tests benchmarks
+"$VENV/bin/mypy" src
 exec "$VENV/bin/python" -m pytest "$@"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any, ClassVar
 
 from cove.errors import PipelineError
@@ -197,7 +197,7 @@ class Pipeline:
             from tqdm.auto import tqdm
 
             progress = tqdm(
-                desc=self.task, unit="feature", total=len(items) if hasattr(items, "__len__") else None
+                desc=self.task, unit="feature", total=len(items) if isinstance(items, Sized) else None
             )
         results: list[Any] = []
         try:

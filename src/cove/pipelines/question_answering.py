@@ -35,6 +35,7 @@ def decode_spans(
     outer = np.matmul(start[None, :, None], end[None, None, :])  # (1, seq, seq)
     candidates = np.tril(np.triu(outer), max_answer_len - 1)
     flat = candidates.flatten()
+    best: Any
     if topk == 1:
         best = [np.argmax(flat)]
     elif len(flat) < topk:

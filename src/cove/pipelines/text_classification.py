@@ -103,7 +103,7 @@ class TextClassificationPipeline(Pipeline):
             ({"label": id2label[i], "score": float(s)} for i, s in enumerate(scores)),
             key=lambda d: -d["score"],
         )
-        return ranked if params.top_k is None else ranked[: params.top_k]
+        return ranked if not isinstance(params.top_k, int) else ranked[: params.top_k]
 
     def finalize(self, results: list[Any], single: str, params: TextClassificationParams) -> Any:
         if single == "str" and params.top_k == _LEGACY:

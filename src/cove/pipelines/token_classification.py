@@ -237,7 +237,8 @@ class TokenClassificationPipeline(Pipeline):
         }
 
     def group_entities(self, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        groups, current = [], []
+        groups: list[dict[str, Any]] = []
+        current: list[dict[str, Any]] = []
         for entity in entities:
             if not current:
                 current.append(entity)

@@ -25,14 +25,15 @@ class ZeroShotClassificationPipeline(Pipeline):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.entailment_id = next(
+        entailment_id = next(
             (i for label, i in self.model.config.label2id.items() if label.lower().startswith("entail")), None
         )
-        if self.entailment_id is None:
+        if entailment_id is None:
             raise PipelineError(
                 "zero-shot-classification needs an NLI model whose labels include 'entailment'; this model's "
                 f"labels are {list(self.model.config.label2id)}."
             )
+        self.entailment_id: int = int(entailment_id)
 
     def rename_params(self, params: dict[str, Any]) -> dict[str, Any]:
         labels = params.get("candidate_labels")
