@@ -7,8 +7,11 @@ under the Cove data dir (``$COVE_DATA_DIR`` or ``~/.cove``): ``<data dir>/models
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 from cove.errors import ModelNotFoundError
 
@@ -70,3 +73,59 @@ def publish(folder: Path, repo_id: str, message: str) -> str | None:
     except ImportError:
         return None
     return str(upload_folder(repo_id, folder, commit_message=message))
+
+
+def training_arguments(
+    work: str, *, epochs: float, batch_size: int, learning_rate: float, seed: int, bf16: bool, progress: bool
+) -> Any:
+    """The recipes' shared TrainingArguments: linear decay after 10% warmup, length-grouped batches (far less
+    padding, the same examples), logs every 10 steps, no intermediate evaluation or checkpoints."""
+    import cove
+
+    return cove.TrainingArguments(
+        work,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=128,
+        learning_rate=learning_rate,
+        weight_decay=0.01,
+        warmup_ratio=0.1,
+        lr_scheduler_type="linear",
+        logging_steps=10,
+        group_by_length=True,
+        eval_strategy="no",
+        save_strategy="no",
+        seed=seed,
+        bf16=bf16,
+        disable_tqdm=not progress,
+        report_to="none",
+    )
+
+
+def save_with_card(trainer: Any, output_dir: Path, base_model: str, repo_id: str, **card: Any) -> None:
+    """Save the trained model with its lineage card (``card``: create_model_card's dataset and tag fields)
+    and the training log, naming ``base_model`` as the model it was fine-tuned from."""
+    trainer.model.config.name_or_path = base_model
+    trainer.save_model(str(output_dir))
+    trainer.create_model_card(output_dir=str(output_dir), model_name=repo_id, language="en", **card)
+    shutil.copy(Path(trainer.args.output_dir) / "train_log.jsonl", output_dir / "train_log.jsonl")
+
+
+def recipe_parser(description: str | None, learning_rate: float) -> argparse.ArgumentParser:
+    """The options every recipe script takes (a recipe adds its own)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--output", help="folder to write the model to (default: the Cove data dir)")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=learning_rate)
+    parser.add_argument("--seed", type=int, default=42, help="seeds the split, the head's init and the order")
+    parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
+    return parser
+
+
+def print_figures(figures: dict[str, Any]) -> None:
+    width = max(map(len, figures), default=0)
+    for key, value in figures.items():
+        print(f"{key:>{width}}: {value}")

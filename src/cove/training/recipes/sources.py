@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -133,3 +134,20 @@ def pip_install_target(requirements: list[str], target: Path, what: str) -> Path
         )
     stamp.write_text(wanted)
     return target
+
+
+def archive_member(archive: Path, suffix: str, hint: str = "") -> bytes:
+    """The bytes of the one member of a .tar.gz whose name ends with ``suffix`` (nothing is extracted)."""
+    with tarfile.open(archive, "r:gz") as tar:
+        member = next((m for m in tar.getmembers() if m.name.endswith(suffix)), None)
+        if member is None or not member.isfile():
+            raise TrainingError(f"{archive.name} has no {suffix}{hint}.")
+        return tar.extractfile(member).read()  # type: ignore[union-attr]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` via a temporary sibling, so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
