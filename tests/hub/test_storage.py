@@ -14,8 +14,8 @@ from cove.errors import (
     RepoExistsError,
     RevisionNotFoundError,
 )
-from cove.hub.storage import repos as repos_mod
-from cove.hub.storage.repos import CommitOp, RepoStore, check_path, git_blob_oid
+from cove.store import CommitOp, RepoStore, check_path, git_blob_oid
+from cove.store import repos as repos_mod
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_card_metadata_refreshes_on_commit(store):
 
 
 def test_yaml_alias_bombs_are_refused():
-    from cove.hub.storage.cards import card_from_readme
+    from cove.store import card_from_readme
 
     bomb = "---\na: &a [x, x, x, x, x, x, x, x, x, x]\n"
     for i, name in enumerate("bcdefgh"):

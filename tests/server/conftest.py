@@ -106,14 +106,13 @@ def backend_settings(request: pytest.FixtureRequest, backend: str) -> dict[str, 
     PostgreSQL database, migrated, + a fresh S3 bucket: the scale-out setup)."""
     if backend == "sqlite":
         return {}
-    from cove.hub.storage import schema
-    from cove.hub.storage.db import make_engine
+    from cove.store import make_engine, upgrade_schema
 
     pg = request.getfixturevalue("postgres")
     s3 = request.getfixturevalue("seaweed")
     url = pg.new_database()  # type: ignore[attr-defined]
     engine = make_engine(url)
-    schema.upgrade(engine)  # what `cove db upgrade` does; servers on a shared database only check
+    upgrade_schema(engine)  # what `cove db upgrade` does; servers on a shared database only check
     engine.dispose()
     return {"database_url": url, **s3.new_bucket_settings()}  # type: ignore[attr-defined]
 

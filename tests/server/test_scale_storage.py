@@ -23,8 +23,7 @@ def _schema_diff(engine) -> list:  # type: ignore[no-untyped-def]
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from cove.hub.storage.db import Base
-    from cove.server.auth import models  # noqa: F401 - the auth tables live on the same Base
+    from cove.store.db import Base
 
     with engine.connect() as conn:
         return compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -32,8 +31,7 @@ def _schema_diff(engine) -> list:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_migrations_build_exactly_the_models_schema(backend, tmp_path, request):
-    from cove.hub.storage import schema
-    from cove.hub.storage.db import make_engine
+    from cove.store import make_engine, schema
 
     url = (
         f"sqlite:///{tmp_path / 'hub.sqlite'}"
@@ -72,9 +70,8 @@ def test_server_on_postgres_refuses_a_schema_that_is_behind(postgres, tmp_path):
 
 def test_sqlite_data_dir_from_before_migrations_is_adopted(tmp_path):
     """A data dir whose tables create_all made (before Alembic) is stamped at the baseline, not rebuilt."""
-    from cove.hub.storage import schema
-    from cove.hub.storage.db import Base, make_engine
-    from cove.server.auth import models  # noqa: F401
+    from cove.store import make_engine, schema
+    from cove.store.db import Base
 
     engine = make_engine(f"sqlite:///{tmp_path / 'hub.sqlite'}")
     Base.metadata.create_all(engine)
@@ -100,7 +97,7 @@ def test_sqlite_data_dir_from_before_migrations_is_adopted(tmp_path):
 
 @pytest.fixture
 def s3_store(seaweed, tmp_path):  # type: ignore[no-untyped-def]
-    from cove.hub.storage.s3 import S3BlobStore
+    from cove.store import S3BlobStore
 
     cfg = seaweed.new_bucket_settings()
     return S3BlobStore(

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from cove.hub.storage.db import make_engine
+    from cove.store import make_engine
 
     settings = _settings(args)
     settings.data_dir.expanduser().mkdir(parents=True, exist_ok=True)
@@ -52,27 +52,27 @@ def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from cove.hub.storage import schema
+    from cove.store import upgrade_schema
 
     engine = _engine(args)
-    before, after = schema.upgrade(engine)
+    before, after = upgrade_schema(engine)
     where = engine.url.render_as_string(hide_password=True)
     print(f"{where}: schema {before or '(empty)'} -> {after}")
     return 0
 
 
 def _db_current(args: argparse.Namespace) -> int:
-    from cove.hub.storage import schema
+    from cove.store import schema_revisions
 
     engine = _engine(args)
-    current, head = schema.current_revision(engine), schema.head_revision()
+    current, head = schema_revisions(engine)
     print(f"database: {current or '(empty)'}\ncove:     {head}")
     return 0 if current == head else 1
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from cove.hub.storage.gc import collect_garbage
     from cove.server.app import open_hub
+    from cove.store import collect_garbage
 
     hub = open_hub(_settings(args))
     report = collect_garbage(hub.store, grace_seconds=args.grace_seconds, dry_run=args.dry_run)

@@ -30,8 +30,7 @@ def local_snapshot(
     base = Path(root).expanduser() if root else data_dir()
     if not (base / "hub.sqlite").is_file():
         return None
-    from cove.hub.storage.blobs import DiskBlobStore
-    from cove.hub.storage.repos import RepoStore
+    from cove.store import DiskBlobStore, RepoStore
 
     store = RepoStore(base)
     try:
@@ -71,7 +70,7 @@ def local_create_repo(
     root: str | os.PathLike[str] | None = None,
 ) -> None:
     from cove.errors import RepoExistsError
-    from cove.hub.storage.repos import RepoStore
+    from cove.store import RepoStore
 
     store = RepoStore(Path(root).expanduser() if root else data_dir())
     store.create_tables()
@@ -102,7 +101,7 @@ def local_upload(
     This is push_to_hub when no hub endpoint is configured: `cove serve` on the same data dir then
     serves the repo.
     """
-    from cove.hub.storage.repos import CommitOp, RepoStore
+    from cove.store import CommitOp, RepoStore
 
     base = Path(root).expanduser() if root else data_dir()
     store = RepoStore(base)

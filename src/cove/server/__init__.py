@@ -1,1 +1,1 @@
-"""Cove's hub server: the Hugging Face Hub HTTP protocol over the embedded hub (cove.hub.storage)."""
+"""Cove's hub server: the Hugging Face Hub HTTP protocol over the embedded hub (cove.store)."""

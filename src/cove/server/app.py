@@ -7,12 +7,10 @@ import logging
 from fastapi import FastAPI
 
 from cove.errors import BlobStoreConfigError
-from cove.hub.storage.blobs import BlobStore, DiskBlobStore
-from cove.hub.storage.repos import RepoStore
 from cove.server import errors, openapi
-from cove.server.auth import models as _auth_models  # noqa: F401 - registers the auth tables
 from cove.server.deps import Hub, load_secret
 from cove.server.settings import Settings
+from cove.store import BlobStore, DiskBlobStore, RepoStore
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
@@ -20,7 +18,7 @@ def open_blob_store(settings: Settings) -> BlobStore:
     if kind == "disk":
         return DiskBlobStore(settings.data_dir.expanduser() / "blobs")
     if kind == "s3":
-        from cove.hub.storage.s3 import S3BlobStore
+        from cove.store import S3BlobStore
 
         return S3BlobStore(
             bucket=settings.s3_bucket,

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from cove.errors import RepoExistsError
 from cove.hub.bundled import BUNDLED, bundled_path
-from cove.hub.storage.repos import CommitOp, RepoStore
 from cove.server.auth.service import create_account, get_account
+from cove.store import CommitOp, RepoStore
 
 log = logging.getLogger(__name__)
 _LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".h5", ".msgpack")

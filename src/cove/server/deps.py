@@ -13,9 +13,9 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from cove.errors import HubRequestError
-from cove.hub.storage.repos import RepoStore
 from cove.server.auth.service import Principal, authenticate
 from cove.server.settings import Settings
+from cove.store import RepoStore
 
 TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}

@@ -16,9 +16,7 @@ from cove.errors import (
     RepoExistsError,
     RepoNotFoundError,
 )
-from cove.hub.storage.db import RepoRow
-from cove.hub.storage.repos import check_name
-from cove.server.auth.models import ROLES, Account, Membership, Token
+from cove.store import ROLES, Account, Membership, RepoRow, Token, check_name
 
 TOKEN_PREFIX = "cove_"
 

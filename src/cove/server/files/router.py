@@ -180,7 +180,7 @@ def _count_download(s: Db, repo_pk: int) -> None:
     from sqlalchemy import update
     from sqlalchemy.exc import OperationalError
 
-    from cove.hub.storage.db import RepoRow
+    from cove.store import RepoRow
 
     s.rollback()  # end the read transaction, so the write below waits for the lock instead of failing
     try:

@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cove.errors import HubRequestError
-from cove.hub.storage.db import RepoRow
-from cove.hub.storage.repos import CommitOp, FileEntry, RepoStore, check_path
 from cove.server.settings import Settings
+from cove.store import CommitOp, FileEntry, RepoRow, RepoStore, check_path
 
 _HF_HUB_UA = re.compile(r"hf_hub/(\d+)\.(\d+)")
 # huggingface_hub from 1.20 on sends every "lfs" file through Xet when hf_xet is installed

@@ -13,9 +13,6 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from cove.errors import EntryNotFoundError, HubRequestError, RepoNotFoundError
-from cove.hub.storage.cards import card_from_readme, parse_yaml, split_front_matter
-from cove.hub.storage.db import RepoRow
-from cove.hub.storage.repos import check_path, check_repo_type
 from cove.server.auth.service import Principal, get_account
 from cove.server.deps import (
     PLURAL,
@@ -31,6 +28,7 @@ from cove.server.deps import (
 from cove.server.errors import error_response
 from cove.server.files import service as files
 from cove.server.repos import service
+from cove.store import RepoRow, card_from_readme, check_path, check_repo_type, parse_yaml, split_front_matter
 
 router = APIRouter()
 

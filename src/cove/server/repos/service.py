@@ -8,10 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cove.hub.storage.cards import card_tags
-from cove.hub.storage.db import RepoRow
-from cove.hub.storage.repos import FileEntry, RepoStore, lfs_pointer
 from cove.server.deps import iso
+from cove.store import FileEntry, RepoRow, RepoStore, card_tags, lfs_pointer
 
 
 def card(repo: RepoRow) -> dict[str, Any]:

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from cove.errors import HubRequestError
-from cove.hub.storage.db import RepoRow
-from cove.hub.storage.repos import DEFAULT_BRANCH
 from cove.server.deps import PLURAL, Caller, Db, HubDep
 from cove.server.repos import service
+from cove.store import DEFAULT_BRANCH, RepoRow
 
 router = APIRouter()
 

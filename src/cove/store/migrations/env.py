@@ -1,10 +1,10 @@
-"""Alembic environment: migrations run on the connection cove.hub.storage.schema hands over."""
+"""Alembic environment: migrations run on the connection cove.store.schema hands over."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from cove.hub.storage.db import Base
+from cove.store.db import Base
 
 config = context.config
 connection = config.attributes.get("connection")

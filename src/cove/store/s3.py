@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cove.errors import BlobMismatchError, BlobStoreConfigError
-from cove.hub.storage.blobs import _check_sha
+from cove.store.blobs import _check_sha
 
 _PART = 8 * 1024**2  # multipart part size (S3 needs at least 5 MiB for all parts but the last)
 _CHUNK = 1 << 20

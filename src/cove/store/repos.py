@@ -34,9 +34,9 @@ from cove.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
-from cove.hub.storage.blobs import BlobStore, DiskBlobStore
-from cove.hub.storage.cards import card_from_readme
-from cove.hub.storage.db import CommitRow, LfsLinkRow, RefRow, RepoRow, make_engine, utcnow
+from cove.store.blobs import BlobStore, DiskBlobStore
+from cove.store.cards import card_from_readme
+from cove.store.db import CommitRow, LfsLinkRow, RefRow, RepoRow, make_engine, utcnow
 
 REPO_TYPES = ("model", "dataset", "space")
 DEFAULT_BRANCH = "main"
@@ -107,6 +107,11 @@ def check_ref_name(name: str) -> str:
             "without '..', not starting with 'refs/' and not a 40-hex commit id."
         )
     return name
+
+
+def check_text(value: str, what: str) -> str:
+    """Text that can be stored, listed and sent as UTF-8: no lone surrogates, no control characters."""
+    return value
 
 
 def check_path(path: str) -> str:
@@ -185,13 +190,13 @@ class RepoStore:
         return str(path)
 
     def create_tables(self) -> None:
-        """Bring the schema to this Cove's revision (Alembic migrations; see cove.hub.storage.schema)."""
-        from cove.hub.storage import schema
+        """Bring the schema to this Cove's revision (Alembic migrations; see cove.store.schema)."""
+        from cove.store import schema
 
         schema.upgrade(self.engine)
 
     def check_schema(self) -> None:
-        from cove.hub.storage import schema
+        from cove.store import schema
 
         schema.check(self.engine, self.engine.url.render_as_string(hide_password=True))
 

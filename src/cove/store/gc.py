@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from cove.hub.storage.db import CommitRow, LfsLinkRow
-from cove.hub.storage.repos import RepoStore, _load_tree
+from cove.store.db import CommitRow, LfsLinkRow
+from cove.store.repos import RepoStore, _load_tree
 
 
 @dataclass

@@ -20,7 +20,7 @@ BASELINE = "0001"  # the schema create_all built before migrations existed
 
 def _config() -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", "cove.hub.storage:migrations")
+    cfg.set_main_option("script_location", "cove.store:migrations")
     return cfg
 
 
