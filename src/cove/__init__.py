@@ -56,6 +56,11 @@ _EXPORTS: dict[str, str] = {
     "MistralConfig": "cove.models.llama",
     "MistralModel": "cove.models.llama",
     "MistralForCausalLM": "cove.models.llama",
+    # encoder-decoder models
+    "T5Config": "cove.models.t5",
+    "T5Model": "cove.models.t5",
+    "T5ForConditionalGeneration": "cove.models.t5",
+    "T5EncoderModel": "cove.models.t5",
     "GenerationConfig": "cove.generation.config",
     "TextIteratorStreamer": "cove.generation.streamers",
     "TextStreamer": "cove.generation.streamers",

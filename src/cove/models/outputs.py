@@ -89,3 +89,36 @@ class BaseModelOutputWithPast(ModelOutput):
     past_key_values: Any = None
     hidden_states: Any = None
     attentions: Any = None
+
+
+@dataclass(repr=False, eq=False)
+class Seq2SeqModelOutput(ModelOutput):
+    last_hidden_state: Any = None
+    past_key_values: Any = None
+    decoder_hidden_states: Any = None
+    decoder_attentions: Any = None
+    cross_attentions: Any = None
+    encoder_last_hidden_state: Any = None
+    encoder_hidden_states: Any = None
+    encoder_attentions: Any = None
+
+    @property
+    def cache(self) -> Any:  # transformers 5's name for past_key_values
+        return self.past_key_values
+
+
+@dataclass(repr=False, eq=False)
+class Seq2SeqLMOutput(ModelOutput):
+    loss: Any = None
+    logits: Any = None
+    past_key_values: Any = None
+    decoder_hidden_states: Any = None
+    decoder_attentions: Any = None
+    cross_attentions: Any = None
+    encoder_last_hidden_state: Any = None
+    encoder_hidden_states: Any = None
+    encoder_attentions: Any = None
+
+    @property
+    def cache(self) -> Any:  # transformers 5's name for past_key_values
+        return self.past_key_values

@@ -18,6 +18,7 @@ FAMILIES: dict[str, str] = {
     "llama": "cove.models.llama",
     "qwen2": "cove.models.llama",
     "mistral": "cove.models.llama",
+    "t5": "cove.models.t5",
 }
 
 # model_type -> config class name
@@ -29,6 +30,7 @@ CONFIGS: dict[str, str] = {
     "llama": "LlamaConfig",
     "qwen2": "Qwen2Config",
     "mistral": "MistralConfig",
+    "t5": "T5Config",
 }
 
 # task -> model_type -> class name
@@ -41,6 +43,7 @@ TASKS: dict[str, dict[str, str]] = {
         "llama": "LlamaModel",
         "qwen2": "Qwen2Model",
         "mistral": "MistralModel",
+        "t5": "T5Model",
     },
     "sequence-classification": {
         "bert": "BertForSequenceClassification",
@@ -68,7 +71,9 @@ TASKS: dict[str, dict[str, str]] = {
         "qwen2": "Qwen2ForCausalLM",
         "mistral": "MistralForCausalLM",
     },
-    "seq2seq-lm": {},
+    "seq2seq-lm": {
+        "t5": "T5ForConditionalGeneration",
+    },
 }
 
 

@@ -1,0 +1,126 @@
+"""Pieces every encoder-decoder family shares: the decoder's two caches, masks, label shifting and the loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cove.errors import ConfigError, GenerationError
+from cove.models.kv_cache import KVCache
+
+
+class EncoderDecoderCache:
+    """The decoder's caches: self-attention keys/values grow by one position a step (a ``KVCache``);
+    cross-attention keys/values are projected from the encoder output once, on the first decoder pass,
+    and reused by every later step."""
+
+    def __init__(self, num_layers: int, *, capacity: int = 0):
+        self.self_attention = KVCache(num_layers, capacity=capacity)
+        self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
+
+    def get_seq_length(self) -> int:
+        return self.self_attention.length
+
+    def cross_kv(
+        self, layer: int, project: Any, encoder_hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This layer's cross-attention keys/values: ``project(encoder_hidden)`` the first time, then cached."""
+        kv = self.cross[layer]
+        if kv is None:
+            kv = project(encoder_hidden)
+            self.cross[layer] = kv
+        return kv
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (beam search picks which hypotheses continue)."""
+        self.self_attention.reorder(index)
+        self.cross = [
+            None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))
+            for kv in self.cross
+        ]
+
+    def crop(self, length: int) -> None:
+        self.self_attention.crop(length)
+
+
+def start_decoder_cache(
+    cache: EncoderDecoderCache | None, use_cache: bool, num_layers: int, new_tokens: int
+) -> tuple[EncoderDecoderCache | None, int]:
+    """The cache this decoder pass writes to (a fresh one when asked for) and the position it starts at."""
+    if cache is not None and not isinstance(cache, EncoderDecoderCache):
+        raise GenerationError(
+            f"An encoder-decoder model needs an EncoderDecoderCache as past_key_values, got {type(cache).__name__}."
+        )
+    if cache is None and use_cache:
+        cache = EncoderDecoderCache(num_layers)
+    start = cache.self_attention.begin(new_tokens) if cache is not None else 0
+    return cache, start
+
+
+def encoder_keep_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(batch, src) 1/0 -> boolean (batch, 1, 1, src) of the keys to attend to, or None when none is padding."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    return attention_mask[:, None, None, :].to(torch.bool)
+
+
+def decoder_keep_mask(
+    attention_mask: torch.Tensor | None, start: int, seq: int, device: torch.device
+) -> torch.Tensor:
+    """Boolean (batch or 1, 1, seq, start + seq): causal over the cache, and the decoder padding if given.
+
+    ``attention_mask`` is (batch, start + seq) of 1/0, as in transformers (it covers the cached positions too).
+    """
+    total = start + seq
+    keep = torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
+    keep = keep[None, None]  # (1, 1, seq, total)
+    if attention_mask is None:
+        return keep
+    if attention_mask.shape[-1] != total:
+        raise GenerationError(
+            f"decoder_attention_mask covers {attention_mask.shape[-1]} positions but the cache plus the decoder "
+            f"input hold {total}: pass a mask for the past and the new tokens."
+        )
+    return keep & attention_mask[:, None, None, :].to(torch.bool)
+
+
+def additive(keep: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A boolean keep-mask as an additive float mask (0 kept, dtype's min masked)."""
+    if keep is None:
+        return None
+    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
+
+
+def shift_tokens_right(
+    labels: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int | None
+) -> torch.Tensor:
+    """Decoder inputs for teacher forcing: the start token, then labels[:-1]; -100 (ignored) becomes pad."""
+    if decoder_start_token_id is None:
+        raise ConfigError(
+            "config.decoder_start_token_id is not set: it is needed to build decoder inputs from labels "
+            "(T5 and Marian use the pad id, BART the eos id)."
+        )
+    if pad_token_id is None:
+        raise ConfigError("config.pad_token_id is not set: it is needed to build decoder inputs from labels.")
+    shifted = labels.new_zeros(labels.shape)
+    shifted[..., 1:] = labels[..., :-1]
+    shifted[..., 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+def seq2seq_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each decoder position against its label (no shift: the decoder inputs are shifted)."""
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.to(logits.device).reshape(-1), ignore_index=-100
+    )
+
+
+def as_encoder_hidden(encoder_outputs: Any) -> torch.Tensor:
+    """The encoder's last hidden state from an output object, a tuple or a tensor (what callers pass)."""
+    if isinstance(encoder_outputs, torch.Tensor):
+        return encoder_outputs
+    if hasattr(encoder_outputs, "last_hidden_state"):
+        return encoder_outputs.last_hidden_state
+    return encoder_outputs[0]
