@@ -16,6 +16,7 @@ pytestmark = pytest.mark.parity
 
 ATOL = 1e-5
 VOCAB = 99
+TARGET_VOCAB = 77  # decoder ids stay below the smaller target vocabulary
 
 
 def t5_config(**kw):
@@ -35,6 +36,22 @@ def t5_config(**kw):
     return transformers.T5Config(**base)
 
 
+def bart_config(**kw):
+    base = dict(
+        vocab_size=VOCAB,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=37,
+        decoder_ffn_dim=37,
+        max_position_embeddings=64,
+    )
+    base.update(kw)
+    return base
+
+
 # name -> (config factory, pad id, untie the head by hand)
 FAMILIES = {
     "t5": (lambda: t5_config(), 0, False),
@@ -43,6 +60,31 @@ FAMILIES = {
         lambda: t5_config(feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_decoder_layers=3),
         0,
         True,
+    ),
+    "bart": (
+        lambda: transformers.BartConfig(**bart_config(scale_embedding=True, decoder_layers=3)),
+        1,
+        False,
+    ),
+    "marian": (
+        lambda: transformers.MarianConfig(
+            **bart_config(scale_embedding=True), pad_token_id=5, decoder_start_token_id=5, eos_token_id=0
+        ),
+        5,
+        False,
+    ),
+    # separate source and target vocabularies
+    "marian-two-vocabs": (
+        lambda: transformers.MarianConfig(
+            **bart_config(),
+            decoder_vocab_size=TARGET_VOCAB,
+            share_encoder_decoder_embeddings=False,
+            pad_token_id=5,
+            decoder_start_token_id=5,
+            eos_token_id=0,
+        ),
+        5,
+        False,
     ),
 }
 SEQ2SEQ = "AutoModelForSeq2SeqLM"
@@ -67,7 +109,7 @@ def make_inputs(family: str, seed: int = 0) -> dict[str, torch.Tensor]:
     mask[1, 7:] = 0
     mask[2, 4:] = 0
     ids[mask == 0] = pad
-    labels = torch.randint(3, VOCAB, (3, 6), generator=g)
+    labels = torch.randint(3, TARGET_VOCAB, (3, 6), generator=g)
     labels[1, 4:] = -100
     labels[2, 2:] = -100
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
@@ -75,7 +117,7 @@ def make_inputs(family: str, seed: int = 0) -> dict[str, torch.Tensor]:
 
 def decoder_inputs(family: str, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed + 7)
-    dec = torch.randint(3, VOCAB, (3, 6), generator=g)
+    dec = torch.randint(3, TARGET_VOCAB, (3, 6), generator=g)
     dec_mask = torch.ones_like(dec)
     dec_mask[2, 3:] = 0
     return {"decoder_input_ids": dec, "decoder_attention_mask": dec_mask}
@@ -223,3 +265,46 @@ def test_t5_config_errors():
     )
     with pytest.raises(ConfigError, match="decoder_start_token_id"):
         model(input_ids=torch.tensor([[3, 4]]), labels=torch.tensor([[5, 6]]))
+
+
+def test_bart_model_denoises_by_default(tmp_path):
+    """BartModel without decoder inputs decodes input_ids shifted right, as transformers does."""
+    hf = hf_model("bart", "AutoModel")
+    hf.save_pretrained(tmp_path)
+    ours = cove.BartModel.from_pretrained(tmp_path)
+    inputs = {k: v for k, v in make_inputs("bart").items() if k != "labels"}
+    with torch.no_grad():
+        assert_close(ours(**inputs).last_hidden_state, hf(**inputs).last_hidden_state)
+
+
+@pytest.mark.parametrize("family", ["bart", "marian"])
+def test_lm_head_on_a_base_checkpoint(tmp_path, family):
+    """A base checkpoint under the LM head: the head ties to the embedding, final_logits_bias starts at zero."""
+    hf_model(family, "AutoModel").save_pretrained(tmp_path)
+    ref = transformers.AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    ours = cove.AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    compare(ref, ours, make_inputs(family))
+    assert not ours.final_logits_bias.any()
+
+
+def test_marian_legacy_checkpoint_keys(tmp_path):
+    """Older Marian files also hold the sinusoid tables and copies of the shared embedding: they load."""
+    import json
+
+    from safetensors.torch import save_file
+
+    hf = hf_model("marian", seed=8)
+    hf.save_pretrained(tmp_path / "new")
+    state = load_file(str(tmp_path / "new" / "model.safetensors"))
+    shared = state["model.shared.weight"]
+    state["model.encoder.embed_tokens.weight"] = shared.clone()
+    state["model.decoder.embed_tokens.weight"] = shared.clone()
+    table = hf.model.encoder.embed_positions.weight.detach().clone()
+    state["model.encoder.embed_positions.weight"] = table
+    state["model.decoder.embed_positions.weight"] = table.clone()
+    (tmp_path / "old").mkdir()
+    save_file(state, str(tmp_path / "old" / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((tmp_path / "new" / "config.json").read_text())
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    ours = cove.MarianMTModel.from_pretrained(tmp_path / "old")
+    compare(hf, ours, make_inputs("marian"))

@@ -19,6 +19,8 @@ FAMILIES: dict[str, str] = {
     "qwen2": "cove.models.llama",
     "mistral": "cove.models.llama",
     "t5": "cove.models.t5",
+    "bart": "cove.models.bart",
+    "marian": "cove.models.marian",
 }
 
 # model_type -> config class name
@@ -31,6 +33,8 @@ CONFIGS: dict[str, str] = {
     "qwen2": "Qwen2Config",
     "mistral": "MistralConfig",
     "t5": "T5Config",
+    "bart": "BartConfig",
+    "marian": "MarianConfig",
 }
 
 # task -> model_type -> class name
@@ -44,6 +48,8 @@ TASKS: dict[str, dict[str, str]] = {
         "qwen2": "Qwen2Model",
         "mistral": "MistralModel",
         "t5": "T5Model",
+        "bart": "BartModel",
+        "marian": "MarianModel",
     },
     "sequence-classification": {
         "bert": "BertForSequenceClassification",
@@ -73,6 +79,8 @@ TASKS: dict[str, dict[str, str]] = {
     },
     "seq2seq-lm": {
         "t5": "T5ForConditionalGeneration",
+        "bart": "BartForConditionalGeneration",
+        "marian": "MarianMTModel",
     },
 }
 

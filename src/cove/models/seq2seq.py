@@ -124,3 +124,18 @@ def as_encoder_hidden(encoder_outputs: Any) -> torch.Tensor:
     if hasattr(encoder_outputs, "last_hidden_state"):
         return encoder_outputs.last_hidden_state
     return encoder_outputs[0]
+
+
+def check_forward_kwargs(model: Any, kwargs: dict[str, Any]) -> Any:
+    """Drops what transformers' callers pass that changes nothing here, raises on the rest; returns a cache
+    passed under transformers 5's name ``cache``."""
+    for inert in ("cache_position", "head_mask", "decoder_head_mask", "cross_attn_head_mask"):
+        kwargs.pop(inert, None)
+    if kwargs.pop("output_attentions", False):
+        raise ValueError(
+            f"{type(model).__name__} does not return attention weights (output_attentions=True)."
+        )
+    cache = kwargs.pop("cache", None)
+    if kwargs:
+        raise TypeError(f"{type(model).__name__}.forward got unexpected arguments {sorted(kwargs)}.")
+    return cache

@@ -25,6 +25,7 @@ from cove.models.seq2seq import (
     EncoderDecoderCache,
     additive,
     as_encoder_hidden,
+    check_forward_kwargs,
     decoder_keep_mask,
     encoder_keep_mask,
     seq2seq_lm_loss,
@@ -371,22 +372,6 @@ class T5PreTrainedModel(PreTrainedModel):
         return BaseModelOutput(last_hidden_state=x, hidden_states=tuple(hidden) if hidden else None)
 
 
-def _check_kwargs(model: nn.Module, kwargs: dict[str, Any]) -> Any:
-    """Pops what transformers' callers pass that changes nothing here; returns a cache passed as ``cache``."""
-    kwargs.pop("cache_position", None)
-    kwargs.pop("head_mask", None)
-    kwargs.pop("decoder_head_mask", None)
-    kwargs.pop("cross_attn_head_mask", None)
-    if kwargs.pop("output_attentions", False):
-        raise ValueError(
-            f"{type(model).__name__} does not return attention weights (output_attentions=True)."
-        )
-    cache = kwargs.pop("cache", None)
-    if kwargs:
-        raise TypeError(f"{type(model).__name__}.forward got unexpected arguments {sorted(kwargs)}.")
-    return cache
-
-
 class _T5EncoderDecoder(T5PreTrainedModel):
     """The modules and the encoder-then-decoder pass T5Model and T5ForConditionalGeneration share."""
 
@@ -460,7 +445,8 @@ class T5Model(_T5EncoderDecoder):
         return_dict: bool = True,
         **kwargs: Any,
     ) -> Any:
-        past_key_values = past_key_values or _check_kwargs(self, kwargs)
+        cache = check_forward_kwargs(self, kwargs)
+        past_key_values = past_key_values if past_key_values is not None else cache
         out = self._run(
             input_ids,
             attention_mask,
@@ -517,7 +503,8 @@ class T5ForConditionalGeneration(_T5EncoderDecoder):
         logits_to_keep: int = 0,
         **kwargs: Any,
     ) -> Any:
-        past_key_values = past_key_values or _check_kwargs(self, kwargs)
+        cache = check_forward_kwargs(self, kwargs)
+        past_key_values = past_key_values if past_key_values is not None else cache
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = self._shift_right(labels)
         out = self._run(
@@ -569,6 +556,6 @@ class T5EncoderModel(T5PreTrainedModel):
         return_dict: bool = True,
         **kwargs: Any,
     ) -> Any:
-        _check_kwargs(self, kwargs)
+        check_forward_kwargs(self, kwargs)
         out = self.encode(input_ids, attention_mask, inputs_embeds, output_hidden_states)
         return out if return_dict else out.to_tuple()
