@@ -31,3 +31,13 @@ def test_subpackages_are_attributes():
         "import cove, sys; print(cove.metrics.load('accuracy').compute(predictions=[1], references=[1]))"
     )
     assert out == "{'accuracy': 1.0}"
+
+
+def test_tutorial_class_names_import():
+    out = _run(
+        "from cove import GPT2LMHeadModel, GPT2Tokenizer, GPT2TokenizerFast, BertTokenizerFast, "
+        "T5ForConditionalGeneration, T5Tokenizer, BartForConditionalGeneration, BartTokenizer, MarianMTModel, "
+        "MarianTokenizer, LlamaTokenizerFast, DistilBertTokenizer, RobertaTokenizerFast; "
+        "print(GPT2Tokenizer is GPT2TokenizerFast, BartTokenizer.__name__, MarianMTModel.__module__)"
+    )
+    assert out == "True RobertaTokenizer cove.models.marian"
