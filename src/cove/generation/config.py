@@ -33,7 +33,6 @@ _INERT_KEYS = {
     "renormalize_logits",
     "forced_decoder_ids",
     "begin_suppress_tokens",
-    "decoder_start_token_id",
     "is_assistant",
     "num_beam_groups",
     "diversity_penalty",
@@ -78,6 +77,10 @@ class GenerationConfig:
     eos_token_id: int | list[int] | None = None
     pad_token_id: int | None = None
     stop_strings: str | list[str] | None = None
+    # encoder-decoder models: the decoder's first token; tokens forced first and at max_length
+    decoder_start_token_id: int | None = None
+    forced_bos_token_id: int | None = None
+    forced_eos_token_id: int | list[int] | None = None
     use_cache: bool = True
     return_dict_in_generate: bool = False
     output_scores: bool = False

@@ -83,6 +83,33 @@ class MinNewTokensLengthLogitsProcessor:
         return scores
 
 
+class ForcedBOSTokenLogitsProcessor:
+    """The first generated token (after a one-token prompt, e.g. the decoder start) is ``bos_token_id``."""
+
+    def __init__(self, bos_token_id: int):
+        self.bos = bos_token_id
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] == 1:
+            scores = torch.full_like(scores, -float("inf"))
+            scores[:, self.bos] = 0
+        return scores
+
+
+class ForcedEOSTokenLogitsProcessor:
+    """The token that reaches ``max_length`` is an eos token."""
+
+    def __init__(self, max_length: int, eos_token_id: int | list[int]):
+        self.max_length = max_length
+        self.eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] == self.max_length - 1:
+            scores = torch.full_like(scores, -float("inf"))
+            scores[:, self.eos] = 0
+        return scores
+
+
 class TemperatureLogitsWarper:
     def __init__(self, temperature: float):
         self.temperature = temperature
@@ -136,6 +163,13 @@ def build_processors(
         out.append(MinLengthLogitsProcessor(config.min_length, eos))
     if eos and config.min_new_tokens:
         out.append(MinNewTokensLengthLogitsProcessor(prompt_length, config.min_new_tokens, eos))
+    if config.forced_bos_token_id is not None:
+        out.append(ForcedBOSTokenLogitsProcessor(config.forced_bos_token_id))
+    if config.forced_eos_token_id is not None:
+        max_length = (
+            prompt_length + config.max_new_tokens if config.max_new_tokens is not None else config.max_length
+        )
+        out.append(ForcedEOSTokenLogitsProcessor(max_length, config.forced_eos_token_id))
     if config.do_sample:
         keep = (len(eos) + 1 if eos else 2) if config.num_beams > 1 else 1
         if config.temperature != 1.0:

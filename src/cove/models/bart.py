@@ -22,6 +22,7 @@ from cove.models.modeling import ACTIVATIONS, PreTrainedModel
 from cove.models.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from cove.models.seq2seq import (
     EncoderDecoderCache,
+    Seq2SeqGenerationMixin,
     as_encoder_hidden,
     check_forward_kwargs,
     decoder_keep_mask,
@@ -62,7 +63,6 @@ class BartConfig(PretrainedConfig):
     bos_token_id: int | None = 0
     eos_token_id: int | list[int] | None = 2
     decoder_start_token_id: int | None = 2
-    forced_bos_token_id: int | None = None
     forced_eos_token_id: int | list[int] | None = 2
 
     def validate(self) -> None:
@@ -499,6 +499,12 @@ class ConditionalGenerationHead:
     config: Any
     base_class: ClassVar[type[EncoderDecoderModel]]
 
+    def decoder_layer_count(self) -> int:
+        return len(self.model.decoder.layers)
+
+    def encode(self, *args: Any, **kwargs: Any) -> BaseModelOutput:
+        return self.model.encode(*args, **kwargs)
+
     @classmethod
     def _with_logits_bias(cls, state: dict[str, torch.Tensor], vocab: int) -> dict[str, torch.Tensor]:
         """transformers treats a missing final_logits_bias as zeros (a base checkpoint under the LM head)."""
@@ -557,7 +563,7 @@ class ConditionalGenerationHead:
         return result if return_dict else result.to_tuple()
 
 
-class BartForConditionalGeneration(ConditionalGenerationHead, BartPreTrainedModel):
+class BartForConditionalGeneration(Seq2SeqGenerationMixin, ConditionalGenerationHead, BartPreTrainedModel):
     weight_map = WeightMap(BART_WEIGHT_MAP).prefixed("model") | WeightMap(
         {"lm_head": "lm_head", "final_logits_bias": "final_logits_bias"}
     )

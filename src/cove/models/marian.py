@@ -22,7 +22,7 @@ from cove.models.bart import (
     EncoderDecoderModel,
     _stack_rules,
 )
-from cove.models.seq2seq import EncoderDecoderCache, check_forward_kwargs
+from cove.models.seq2seq import EncoderDecoderCache, Seq2SeqGenerationMixin, check_forward_kwargs
 
 
 @dataclass
@@ -191,7 +191,7 @@ class MarianModel(MarianPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class MarianMTModel(ConditionalGenerationHead, MarianPreTrainedModel):
+class MarianMTModel(Seq2SeqGenerationMixin, ConditionalGenerationHead, MarianPreTrainedModel):
     weight_map = WeightMap(MARIAN_WEIGHT_MAP).prefixed("model") | WeightMap(
         {"lm_head": "lm_head", "final_logits_bias": "final_logits_bias"}
     )

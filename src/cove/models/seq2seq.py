@@ -16,8 +16,8 @@ class EncoderDecoderCache:
     cross-attention keys/values are projected from the encoder output once, on the first decoder pass,
     and reused by every later step."""
 
-    def __init__(self, num_layers: int, *, capacity: int = 0):
-        self.self_attention = KVCache(num_layers, capacity=capacity)
+    def __init__(self, num_layers: int, *, capacity: int = 0, self_attention: KVCache | None = None):
+        self.self_attention = self_attention or KVCache(num_layers, capacity=capacity)
         self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
 
     def get_seq_length(self) -> int:
@@ -139,3 +139,51 @@ def check_forward_kwargs(model: Any, kwargs: dict[str, Any]) -> Any:
     if kwargs:
         raise TypeError(f"{type(model).__name__}.forward got unexpected arguments {sorted(kwargs)}.")
     return cache
+
+
+class Seq2SeqGenerationMixin:
+    """``generate`` and ``generation_config`` for encoder-decoder LMs; the generation code lives one layer up
+    (cove.generation.encoder_decoder) and is imported when called, as for the decoder-only models."""
+
+    generation_config: Any = None
+    # whether generation_config.json set max_length (else transformers' default applies: 20 new tokens)
+    max_length_from_file: bool = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
+        import json
+
+        from cove.generation.config import GENERATION_CONFIG_NAME, GenerationConfig
+        from cove.hub.resolve import resolve_model_dir
+
+        folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)  # type: ignore[misc]
+        path = folder / GENERATION_CONFIG_NAME
+        if path.is_file():
+            model.generation_config = GenerationConfig.from_pretrained(folder)
+            try:
+                model.max_length_from_file = "max_length" in json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                model.max_length_from_file = False
+        else:
+            model.generation_config = seq2seq_generation_config(model.config)
+        return model
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        from cove.generation.encoder_decoder import generate
+
+        if self.generation_config is None:
+            self.generation_config = seq2seq_generation_config(self.config)  # type: ignore[attr-defined]
+        return generate(self, *args, **kwargs)
+
+
+def seq2seq_generation_config(model_config: Any) -> Any:
+    """transformers' GenerationConfig.from_model_config for an encoder-decoder: the special ids, the decoder
+    start and the forced eos its config declares."""
+    from cove.generation.config import GenerationConfig
+
+    config = GenerationConfig.from_model_config(model_config)
+    config.decoder_start_token_id = getattr(model_config, "decoder_start_token_id", None)
+    if "forced_eos_token_id" in type(model_config).field_names():
+        config.forced_eos_token_id = model_config.forced_eos_token_id
+    return config

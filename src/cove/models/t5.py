@@ -23,6 +23,7 @@ from cove.models.modeling import ACTIVATIONS, PreTrainedModel
 from cove.models.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from cove.models.seq2seq import (
     EncoderDecoderCache,
+    Seq2SeqGenerationMixin,
     additive,
     as_encoder_hidden,
     check_forward_kwargs,
@@ -381,6 +382,9 @@ class _T5EncoderDecoder(T5PreTrainedModel):
         self.encoder = T5Stack(config, config.num_layers, is_decoder=False)
         self.decoder = T5Stack(config, int(config.num_decoder_layers or config.num_layers), is_decoder=True)
 
+    def decoder_layer_count(self) -> int:
+        return len(self.decoder.blocks)
+
     def _run(
         self,
         input_ids: torch.Tensor | None,
@@ -462,7 +466,7 @@ class T5Model(_T5EncoderDecoder):
         return out if return_dict else out.to_tuple()
 
 
-class T5ForConditionalGeneration(_T5EncoderDecoder):
+class T5ForConditionalGeneration(Seq2SeqGenerationMixin, _T5EncoderDecoder):
     weight_map = WeightMap({**T5_WEIGHT_MAP, "lm_head": "lm_head"})
     ignorable = (_UNUSED_CROSS_BIAS,)
     new_modules = ("lm_head",)  # an untied head on top of a T5Model checkpoint starts fresh
