@@ -17,6 +17,7 @@ from cove.errors import GenerationError
 from cove.generation.config import GenerationConfig
 from cove.generation.logits_process import build_processors
 from cove.generation.utils import StopStrings, _beam_search, _prepare_config, _sample
+from cove.models.causal import small_step_threads
 from cove.models.kv_cache import KVCache
 from cove.models.seq2seq import EncoderDecoderCache
 
@@ -50,6 +51,12 @@ class _DecoderView:
     ) -> Any:
         if self.cache is None or self.cache.self_attention is not past_key_values:
             self.cache = EncoderDecoderCache(past_key_values.num_layers, self_attention=past_key_values)
+        # a decoding step at small batch is microseconds of work per op: one intra-op thread (see
+        # small_step_threads), as the decoder-only models' steps run
+        with small_step_threads(input_ids.numel()):
+            return self._step(input_ids, attention_mask, logits_to_keep)
+
+    def _step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, logits_to_keep: int) -> Any:
         return self.model(
             encoder_outputs=(self.encoder_hidden,),
             attention_mask=self.encoder_mask,
