@@ -429,3 +429,23 @@ def test_generate_bad_input_errors(generators):
         ours.generate(ids, max_new_tokens=100)
     with pytest.raises(GenerationError, match="beam search"):
         ours.generate(ids, num_beams=2, streamer=object())
+
+
+@pytest.mark.parametrize("num_beams", [1, 2])
+def test_forced_tokens_in_decoder_only_generate(tmp_path, num_beams):
+    """forced_bos/eos_token_id (new with the encoder-decoders) apply to decoder-only generate too, as in
+    transformers: bos after a one-token prompt, eos at max_length."""
+    config = transformers.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    hf.save_pretrained(tmp_path)
+    ours = cove.AutoModelForCausalLM.from_pretrained(tmp_path)
+    prompt = torch.tensor([[5], [9]])
+    options = dict(
+        max_new_tokens=6, forced_bos_token_id=7, forced_eos_token_id=8, num_beams=num_beams, eos_token_id=8
+    )
+    with torch.no_grad():
+        ref = hf.generate(prompt, pad_token_id=0, **options)
+    got = ours.generate(prompt, pad_token_id=0, **options)
+    assert got.tolist() == ref.tolist()
+    assert got[:, 1].tolist() == [7, 7]
