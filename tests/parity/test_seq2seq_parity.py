@@ -57,6 +57,21 @@ FAMILIES = {
     "t5": (lambda: t5_config(), 0, False),
     # v1.1 / FLAN-T5: gated-gelu feed-forward, a separate lm_head, no d_model**-0.5 scaling
     "t5-v1.1": (lambda: t5_config(feed_forward_proj="gated-gelu", tie_word_embeddings=False), 0, True),
+    # mT5: v1.1's layers, never a scaled head in transformers 5
+    "mt5": (
+        lambda: transformers.MT5Config(
+            vocab_size=VOCAB,
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=20,
+        ),
+        0,
+        True,
+    ),
     # more decoder than encoder layers (transformers 5.24's generate cannot run this one: its cache is sized
     # by num_layers, so it is left out of the generation tests)
     "t5-uneven": (

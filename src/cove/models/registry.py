@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "qwen2": "cove.models.llama",
     "mistral": "cove.models.llama",
     "t5": "cove.models.t5",
+    "mt5": "cove.models.t5",
     "bart": "cove.models.bart",
     "marian": "cove.models.marian",
 }
@@ -33,6 +34,7 @@ CONFIGS: dict[str, str] = {
     "qwen2": "Qwen2Config",
     "mistral": "MistralConfig",
     "t5": "T5Config",
+    "mt5": "MT5Config",
     "bart": "BartConfig",
     "marian": "MarianConfig",
 }
@@ -48,6 +50,7 @@ TASKS: dict[str, dict[str, str]] = {
         "qwen2": "Qwen2Model",
         "mistral": "MistralModel",
         "t5": "T5Model",
+        "mt5": "MT5Model",
         "bart": "BartModel",
         "marian": "MarianModel",
     },
@@ -79,6 +82,7 @@ TASKS: dict[str, dict[str, str]] = {
     },
     "seq2seq-lm": {
         "t5": "T5ForConditionalGeneration",
+        "mt5": "MT5ForConditionalGeneration",
         "bart": "BartForConditionalGeneration",
         "marian": "MarianMTModel",
     },

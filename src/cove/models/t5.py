@@ -563,3 +563,35 @@ class T5EncoderModel(T5PreTrainedModel):
         check_forward_kwargs(self, kwargs)
         out = self.encode(input_ids, attention_mask, inputs_embeds, output_hidden_states)
         return out if return_dict else out.to_tuple()
+
+
+# -- mT5: T5 v1.1's architecture over a multilingual vocabulary ---------------------------------
+
+
+@dataclass
+class MT5Config(T5Config):
+    model_type = "mt5"
+
+    vocab_size: int = 250112
+    d_ff: int = 1024
+    num_layers: int = 8
+    num_heads: int = 6
+    feed_forward_proj: str = "gated-gelu"
+    decoder_start_token_id: int | None = 0
+
+    def __post_init__(self) -> None:
+        # transformers 5 never scales mT5's lm_head input, whatever config.json says
+        self.scale_decoder_outputs = False
+        super().__post_init__()
+
+
+class MT5Model(T5Model):
+    config_class = MT5Config
+
+
+class MT5ForConditionalGeneration(T5ForConditionalGeneration):
+    config_class = MT5Config
+
+
+class MT5EncoderModel(T5EncoderModel):
+    config_class = MT5Config
