@@ -84,6 +84,8 @@ FAMILIES = {
         1,
         False,
     ),
+    # pre-norm with a final norm per stack; labels shifted by wrapping the last token
+    "mbart": (lambda: transformers.MBartConfig(**bart_config(scale_embedding=True)), 1, False),
     "marian": (
         lambda: transformers.MarianConfig(
             **bart_config(scale_embedding=True), pad_token_id=5, decoder_start_token_id=5, eos_token_id=0

@@ -83,15 +83,18 @@ class BartConfig(PretrainedConfig):
                 f"{self.model_type} only as the full encoder-decoder (the decoder-only CausalLM is not supported)."
             )
         for key in ("normalize_before", "add_final_layer_norm", "static_position_embeddings"):
-            if self.extra.get(key):
+            if self.extra.get(key) and not (self.pre_norm and key != "static_position_embeddings"):
                 raise ConfigError(
                     f"{key}={self.extra[key]!r} (an mBART/FSMT-style variant) is not supported by Cove's "
-                    f"{self.model_type}; only post-norm BART with learned positions is."
+                    f"{self.model_type}; its layers are {'pre' if self.pre_norm else 'post'}-norm with learned positions."
                 )
 
     @property
     def num_hidden_layers(self) -> int:
         return self.encoder_layers
+
+    # BART and Marian normalise after each residual; mBART (models/mbart.py) before, plus a final norm
+    pre_norm: ClassVar[bool] = False
 
 
 class BartAttention(nn.Module):
@@ -149,7 +152,7 @@ class FeedForward(nn.Module):
 
 
 class BartEncoderLayer(nn.Module):
-    """Post-norm: x = norm(x + attn(x)); x = norm(x + ff(x))."""
+    """Post-norm: x = norm(x + attn(x)); x = norm(x + ff(x)). Pre-norm (mBART): x = x + attn(norm(x)); ..."""
 
     def __init__(self, config: BartConfig, layer: int):
         super().__init__()
@@ -159,10 +162,15 @@ class BartEncoderLayer(nn.Module):
         self.ff = FeedForward(d, config.encoder_ffn_dim, config)
         self.final_layer_norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.dropout)
+        self.pre_norm = config.pre_norm
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.self_attn_layer_norm(x + self.dropout(self.self_attn(x, mask)))
-        x = self.final_layer_norm(x + self.dropout(self.ff(x)))
+        if self.pre_norm:
+            x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), mask))
+            x = x + self.dropout(self.ff(self.final_layer_norm(x)))
+        else:
+            x = self.self_attn_layer_norm(x + self.dropout(self.self_attn(x, mask)))
+            x = self.final_layer_norm(x + self.dropout(self.ff(x)))
         if x.dtype == torch.float16 and not bool(torch.isfinite(x).all()):  # as transformers
             limit = torch.finfo(x.dtype).max - 1000
             x = x.clamp(-limit, limit)
@@ -170,7 +178,7 @@ class BartEncoderLayer(nn.Module):
 
 
 class BartDecoderLayer(nn.Module):
-    """Post-norm: causal self-attention, cross-attention over the encoder output, feed-forward."""
+    """Causal self-attention, cross-attention over the encoder output, feed-forward; post- or pre-norm."""
 
     def __init__(self, config: BartConfig, layer: int):
         super().__init__()
@@ -183,6 +191,7 @@ class BartDecoderLayer(nn.Module):
         self.ff = FeedForward(d, config.decoder_ffn_dim, config)
         self.final_layer_norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.dropout)
+        self.pre_norm = config.pre_norm
 
     def forward(
         self,
@@ -193,11 +202,15 @@ class BartDecoderLayer(nn.Module):
         encoder_mask: torch.Tensor | None,
     ) -> torch.Tensor:
         self_cache = cache.self_attention if cache is not None else None
-        x = self.self_attn_layer_norm(x + self.dropout(self.self_attn(x, mask, cache=self_cache)))
         if cache is not None:
             kv = cache.cross_kv(self.layer, self.encoder_attn.project_kv, encoder_hidden)
         else:
             kv = self.encoder_attn.project_kv(encoder_hidden)
+        if self.pre_norm:
+            x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), mask, cache=self_cache))
+            x = x + self.dropout(self.encoder_attn(self.encoder_attn_layer_norm(x), encoder_mask, kv=kv))
+            return x + self.dropout(self.ff(self.final_layer_norm(x)))
+        x = self.self_attn_layer_norm(x + self.dropout(self.self_attn(x, mask, cache=self_cache)))
         x = self.encoder_attn_layer_norm(x + self.dropout(self.encoder_attn(x, encoder_mask, kv=kv)))
         return self.final_layer_norm(x + self.dropout(self.ff(x)))
 
@@ -234,6 +247,7 @@ class BartEncoder(nn.Module):
         self.embed_positions: Any = positions
         self.layernorm_embedding = nn.LayerNorm(config.d_model) if layernorm_embedding else None
         self.layers = nn.ModuleList(BartEncoderLayer(config, i) for i in range(config.encoder_layers))
+        self.layer_norm = nn.LayerNorm(config.d_model) if config.pre_norm else None
         self.dropout = nn.Dropout(config.dropout)
         self.layerdrop = config.encoder_layerdrop
 
@@ -251,6 +265,10 @@ class BartEncoder(nn.Module):
                 x = layer(x, mask)
             if hidden is not None:
                 hidden.append(x)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+            if hidden is not None:
+                hidden[-1] = x
         return x, hidden
 
 
@@ -260,6 +278,7 @@ class BartDecoder(nn.Module):
         self.embed_positions: Any = positions
         self.layernorm_embedding = nn.LayerNorm(config.d_model) if layernorm_embedding else None
         self.layers = nn.ModuleList(BartDecoderLayer(config, i) for i in range(config.decoder_layers))
+        self.layer_norm = nn.LayerNorm(config.d_model) if config.pre_norm else None
         self.dropout = nn.Dropout(config.dropout)
         self.layerdrop = config.decoder_layerdrop
 
@@ -287,6 +306,10 @@ class BartDecoder(nn.Module):
                 y = layer(y, mask, cache, encoder_hidden, cross_mask)
             if hidden is not None:
                 hidden.append(y)
+        if self.layer_norm is not None:
+            y = self.layer_norm(y)
+            if hidden is not None:
+                hidden[-1] = y
         return y, hidden
 
 
@@ -571,10 +594,11 @@ class BartForConditionalGeneration(Seq2SeqGenerationMixin, ConditionalGeneration
     aliases = _tied_copies("model", "shared")
     tied = {"lm_head.weight": "model.shared.weight"}
     new_modules = ("lm_head",)  # an untied head on top of a BartModel checkpoint starts fresh
+    base_class: ClassVar[type[EncoderDecoderModel]] = BartModel
 
     def __init__(self, config: BartConfig):
         super().__init__(config)
-        self.model = BartModel(config)
+        self.model = self.base_class(config)
         self.register_buffer("final_logits_bias", torch.zeros(1, config.vocab_size))
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
 

@@ -21,6 +21,7 @@ FAMILIES: dict[str, str] = {
     "t5": "cove.models.t5",
     "mt5": "cove.models.t5",
     "bart": "cove.models.bart",
+    "mbart": "cove.models.mbart",
     "marian": "cove.models.marian",
 }
 
@@ -36,6 +37,7 @@ CONFIGS: dict[str, str] = {
     "t5": "T5Config",
     "mt5": "MT5Config",
     "bart": "BartConfig",
+    "mbart": "MBartConfig",
     "marian": "MarianConfig",
 }
 
@@ -52,6 +54,7 @@ TASKS: dict[str, dict[str, str]] = {
         "t5": "T5Model",
         "mt5": "MT5Model",
         "bart": "BartModel",
+        "mbart": "MBartModel",
         "marian": "MarianModel",
     },
     "sequence-classification": {
@@ -84,6 +87,7 @@ TASKS: dict[str, dict[str, str]] = {
         "t5": "T5ForConditionalGeneration",
         "mt5": "MT5ForConditionalGeneration",
         "bart": "BartForConditionalGeneration",
+        "mbart": "MBartForConditionalGeneration",
         "marian": "MarianMTModel",
     },
 }
