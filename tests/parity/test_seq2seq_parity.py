@@ -466,3 +466,25 @@ def test_forced_tokens_in_decoder_only_generate(tmp_path, num_beams):
     got = ours.generate(prompt, pad_token_id=0, **options)
     assert got.tolist() == ref.tolist()
     assert got[:, 1].tolist() == [7, 7]
+
+
+@pytest.mark.parametrize("family", ["bart", "marian", "marian-two-vocabs"])
+def test_lm_head_stored_apart_is_kept(tmp_path, family):
+    """A file whose lm_head differs from the embedding it would tie to keeps that head, as transformers 5 does."""
+    import json
+
+    from safetensors.torch import save_file
+
+    hf = hf_model(family, seed=9)
+    hf.save_pretrained(tmp_path / "tied")
+    state = load_file(str(tmp_path / "tied" / "model.safetensors"))
+    head = torch.randn_like(hf.lm_head.weight) * 0.3
+    state["lm_head.weight"] = head
+    (tmp_path / "apart").mkdir()
+    save_file(state, str(tmp_path / "apart" / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((tmp_path / "tied" / "config.json").read_text())
+    (tmp_path / "apart" / "config.json").write_text(json.dumps(config))
+    ref = transformers.AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "apart").eval()
+    ours = cove.AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "apart")
+    assert torch.equal(ours.lm_head.weight, head) and torch.equal(ref.lm_head.weight, head)
+    compare(ref, ours, make_inputs(family))

@@ -27,6 +27,7 @@ from cove.models.seq2seq import (
     check_forward_kwargs,
     decoder_keep_mask,
     encoder_keep_mask,
+    keep_stored_head,
     seq2seq_lm_loss,
     shift_tokens_right,
     start_decoder_cache,
@@ -608,4 +609,7 @@ class BartForConditionalGeneration(Seq2SeqGenerationMixin, ConditionalGeneration
     @classmethod
     def _from_state_dict(cls, config: PretrainedConfig, state: dict[str, torch.Tensor], **kwargs: Any) -> Any:
         state = cls._with_logits_bias(state, config.vocab_size)  # type: ignore[attr-defined]
+        keep_stored_head(
+            config, state, "lm_head.weight", ("model.shared.weight", "model.decoder.embed_tokens.weight")
+        )
         return super()._from_state_dict(config, state, **kwargs)

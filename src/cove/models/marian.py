@@ -22,7 +22,12 @@ from cove.models.bart import (
     EncoderDecoderModel,
     _stack_rules,
 )
-from cove.models.seq2seq import EncoderDecoderCache, Seq2SeqGenerationMixin, check_forward_kwargs
+from cove.models.seq2seq import (
+    EncoderDecoderCache,
+    Seq2SeqGenerationMixin,
+    check_forward_kwargs,
+    keep_stored_head,
+)
 
 
 @dataclass
@@ -216,4 +221,7 @@ class MarianMTModel(Seq2SeqGenerationMixin, ConditionalGenerationHead, MarianPre
     def _from_state_dict(cls, config: PretrainedConfig, state: dict[str, torch.Tensor], **kwargs: Any) -> Any:
         assert isinstance(config, MarianConfig)
         state = cls._with_logits_bias(state, config.target_vocab_size)
+        shared = config.share_encoder_decoder_embeddings
+        embeddings = ("model.shared.weight",) if shared else ()
+        keep_stored_head(config, state, "lm_head.weight", (*embeddings, "model.decoder.embed_tokens.weight"))
         return super()._from_state_dict(config, state, **kwargs)

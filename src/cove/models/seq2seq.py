@@ -117,6 +117,23 @@ def seq2seq_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
 
 
+def keep_stored_head(
+    config: Any, state: dict[str, torch.Tensor], head_key: str, embedding_keys: tuple[str, ...]
+) -> None:
+    """Untie the lm_head when the file stores it apart from the embedding it would be tied to, with other
+    values: transformers 5 then keeps both (a v1.1 T5 saved by it even says tie_word_embeddings=true), and the
+    stored head is the one the model was trained with."""
+    head = state.get(head_key)
+    if head is None or not config.tie_word_embeddings:
+        return
+    for key in embedding_keys:
+        embedding = state.get(key)
+        if embedding is not None:
+            if head.shape != embedding.shape or not torch.equal(head, embedding):
+                config.tie_word_embeddings = False
+            return
+
+
 def as_encoder_hidden(encoder_outputs: Any) -> torch.Tensor:
     """The encoder's last hidden state from an output object, a tuple or a tensor (what callers pass)."""
     if isinstance(encoder_outputs, torch.Tensor):

@@ -29,6 +29,7 @@ from cove.models.seq2seq import (
     check_forward_kwargs,
     decoder_keep_mask,
     encoder_keep_mask,
+    keep_stored_head,
     seq2seq_lm_loss,
     shift_tokens_right,
     start_decoder_cache,
@@ -478,16 +479,7 @@ class T5ForConditionalGeneration(Seq2SeqGenerationMixin, _T5EncoderDecoder):
 
     @classmethod
     def _from_state_dict(cls, config: PretrainedConfig, state: dict[str, torch.Tensor], **kwargs: Any) -> Any:
-        head, shared = state.get("lm_head.weight"), state.get("shared.weight")
-        if (
-            config.tie_word_embeddings
-            and head is not None
-            and shared is not None
-            and (head.shape != shared.shape or not torch.equal(head, shared))
-        ):
-            # transformers 5 writes tie_word_embeddings=true even for v1.1's separate head (and then keeps the
-            # stored head); the head in the file is what the model was trained with, so it is used
-            config.tie_word_embeddings = False
+        keep_stored_head(config, state, "lm_head.weight", ("shared.weight", "decoder.embed_tokens.weight"))
         return super()._from_state_dict(config, state, **kwargs)
 
     def forward(
