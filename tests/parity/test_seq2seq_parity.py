@@ -273,6 +273,26 @@ def test_t5_v11_head_is_untied_and_unscaled(tmp_path):
     assert ours10.config.scale_decoder_outputs
 
 
+def test_t5_from_config_uses_t5_init(tmp_path):
+    """Built from a config (training from scratch), T5 gets Mesh TensorFlow's init: the query absorbs the
+    1/sqrt(d_kv) scale T5's attention never applies; a fresh untied head on a T5Model checkpoint is filled."""
+    config = cove.T5Config(d_model=64, d_kv=16, d_ff=128, num_heads=4, vocab_size=300, num_layers=2)
+    torch.manual_seed(0)
+    model = cove.AutoModelForSeq2SeqLM.from_config(config)
+    q = model.encoder.blocks[0].attn.q.weight
+    assert abs(q.std().item() - (64 * 16) ** -0.5) < 0.2 * (64 * 16) ** -0.5
+    assert abs(model.shared.weight.std().item() - 1.0) < 0.1
+    import json
+
+    hf_model("t5-v1.1", "AutoModel").save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "tie_word_embeddings": False}))
+    loaded = cove.T5ForConditionalGeneration.from_pretrained(tmp_path)
+    head = loaded.lm_head.weight
+    assert head.data_ptr() != loaded.shared.weight.data_ptr()
+    assert torch.isfinite(head).all() and 0.5 < head.std().item() < 1.5
+
+
 def test_t5_config_errors():
     from cove.errors import ConfigError
 

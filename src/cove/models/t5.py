@@ -333,15 +333,25 @@ class T5PreTrainedModel(PreTrainedModel):
     encoder: T5Stack
 
     def init_module(self, module: nn.Module) -> None:
-        factor = self.config.initializer_factor
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=factor * module.in_features**-0.5)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(
-                module.weight, std=factor * (1.0 if module is self.get_input_embeddings() else 0.1)
-            )
+        """Mesh TensorFlow's init, as transformers': the query absorbs the 1/sqrt(d_kv) T5 never applies."""
+        factor, d_model = self.config.initializer_factor, self.config.d_model
+        if isinstance(module, T5Attention):
+            inner = module.heads * module.head_dim
+            nn.init.normal_(module.q.weight, std=factor * (d_model * module.head_dim) ** -0.5)
+            nn.init.normal_(module.k.weight, std=factor * d_model**-0.5)
+            nn.init.normal_(module.v.weight, std=factor * d_model**-0.5)
+            nn.init.normal_(module.o.weight, std=factor * inner**-0.5)
+        elif isinstance(module, T5FeedForward):
+            for name in ("wi", "wi_0", "wi_1"):
+                if hasattr(module, name):
+                    nn.init.normal_(getattr(module, name).weight, std=factor * d_model**-0.5)
+            nn.init.normal_(module.wo.weight, std=factor * module.wo.in_features**-0.5)
+        elif isinstance(module, T5Stack):
+            nn.init.normal_(module.relative_bias.weight, std=factor * d_model**-0.5)
         elif isinstance(module, T5LayerNorm):
             nn.init.constant_(module.weight, factor)
+        elif module is getattr(self, "shared", None) or module is getattr(self, "lm_head", None):
+            nn.init.normal_(module.weight, std=factor * 1.0)  # type: ignore[arg-type]
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.shared
