@@ -12,9 +12,9 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
-from cove.models.causal import FusedLinears
 from cove.models.modeling import (
     ACTIVATIONS,
+    FusedLinears,
     Packing,
     PreTrainedModel,
     attention,

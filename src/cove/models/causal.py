@@ -1,4 +1,5 @@
-"""Pieces every decoder-only family shares: the causal mask over a KV cache, default positions, the loss."""
+"""Pieces every decoder-only family shares: the causal mask over a KV cache, default positions, the loss,
+the small-step thread switch and GenerationMixin."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cove.errors import GenerationError
 from cove.models.kv_cache import KVCache
@@ -123,8 +123,9 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) 
 class GenerationMixin:
     """``generate`` and ``generation_config`` for causal LMs.
 
-    The generation code lives one layer up (cove.generation) and is imported when called, as transformers'
-    GenerationMixin is: the models stay usable without it, and generation builds on the models.
+    The generation code lives one layer up (cove.generation) and is imported when ``generate`` is called, as
+    transformers' GenerationMixin does: the models stay usable without it, and generation builds on the
+    models. Loading reads generation_config.json through cove.checkpoint, below the models.
     """
 
     generation_config: Any = None
@@ -133,8 +134,8 @@ class GenerationMixin:
     def from_pretrained(
         cls, pretrained_model_name_or_path: Any, *args: Any, gguf_file: Any = None, **kwargs: Any
     ) -> Any:
+        from cove.checkpoint.generation_config import GENERATION_CONFIG_NAME, GenerationConfig
         from cove.checkpoint.gguf import find_gguf
-        from cove.generation.config import GENERATION_CONFIG_NAME, GenerationConfig
         from cove.hub.resolve import resolve_model_dir
 
         folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
@@ -151,71 +152,11 @@ class GenerationMixin:
         return model
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
+        # the one upward import of the models layer (tests/test_layers.py allows exactly this one)
         from cove.generation.utils import generate
 
         if self.generation_config is None:
-            from cove.generation.config import GenerationConfig
+            from cove.checkpoint.generation_config import GenerationConfig
 
             self.generation_config = GenerationConfig.from_model_config(self.config)  # type: ignore[attr-defined]
         return generate(self, *args, **kwargs)
-
-
-class FusedLinears:
-    """Several nn.Linear layers that read the same input, evaluated with one matmul at inference.
-
-    Their parameters' storage is re-pointed to views of one concatenated tensor (the Parameter objects stay
-    the same, so an optimizer keeps updating what the model uses), so fusing costs no memory and the
-    checkpoint layout (separate q/k/v, gate/up) is unchanged. Anything that replaces the parameters
-    (``.to(dtype)``, loading) is noticed by pointer and fused again on the next call. Training, and any call
-    with autograd on, uses the layers one by one.
-    """
-
-    def __init__(self, *linears: nn.Linear):
-        self.linears = linears
-        self.sizes = [lin.out_features for lin in linears]
-        self.weight: torch.Tensor | None = None
-        self.bias: torch.Tensor | None = None
-
-    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Each layer's output."""
-        return list(self.joined(x).split(self.sizes, dim=-1))
-
-    def joined(self, x: torch.Tensor) -> torch.Tensor:
-        """The layers' outputs side by side on the last dimension."""
-        first = self.linears[0].weight
-        if torch.is_grad_enabled() or first.is_meta:
-            return torch.cat([lin(x) for lin in self.linears], dim=-1)
-        if (
-            self.weight is None
-            or first.data_ptr() != self.weight.data_ptr()
-            or first.dtype != self.weight.dtype
-        ):
-            self._fuse()
-        assert self.weight is not None
-        return F.linear(x, self.weight, self.bias)
-
-    def _fuse(self) -> None:
-        # normal tensors even under inference_mode: the parameters must stay usable for training later
-        with torch.inference_mode(False), torch.no_grad():
-            self._fuse_now()
-
-    def _fuse_now(self) -> None:
-        weight = torch.cat([lin.weight.detach() for lin in self.linears])
-        biased = [lin.bias is not None for lin in self.linears]
-        bias = None
-        if any(biased):
-            bias = torch.cat(
-                [
-                    lin.bias.detach() if lin.bias is not None else weight.new_zeros(lin.out_features)
-                    for lin in self.linears
-                ]
-            )
-        start = 0
-        for lin, size in zip(self.linears, self.sizes):
-            # swap the storage, keep the Parameter objects: an optimizer holding them keeps training the
-            # weights the model uses (a new Parameter here would silently detach them after an evaluation)
-            lin.weight.data = weight[start : start + size]
-            if lin.bias is not None and bias is not None:
-                lin.bias.data = bias[start : start + size]
-            start += size
-        self.weight, self.bias = weight, bias

@@ -18,7 +18,6 @@ from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError, GenerationError
 from cove.models.causal import (
-    FusedLinears,
     GenerationMixin,
     causal_lm_loss,
     causal_mask,
@@ -27,7 +26,7 @@ from cove.models.causal import (
     start_cache,
 )
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, PreTrainedModel, get_activation
+from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, get_activation
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
