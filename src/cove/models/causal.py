@@ -3,7 +3,7 @@ the small-step thread switch and GenerationMixin."""
 
 from __future__ import annotations
 
-import os
+import contextvars
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,44 +61,22 @@ def causal_mask(
     return keep[None, None] & attention_mask[:, None, None, :].to(torch.bool), False  # (batch, 1, seq, total)
 
 
-def small_step_rows() -> int:
-    """Forward passes over at most this many token rows (batch x new tokens) run their layers on one
-    intra-op thread: ``COVE_SMALL_STEP_ROWS`` (default 16; 0 turns it off)."""
-    try:
-        return int(os.environ.get("COVE_SMALL_STEP_ROWS", "16"))
-    except ValueError:
-        raise GenerationError(
-            f"COVE_SMALL_STEP_ROWS={os.environ['COVE_SMALL_STEP_ROWS']!r} is not an integer."
-        ) from None
-
-
 _thread_switch = threading.Lock()
 _one_thread_depth = 0
 _saved_threads = 1
 
 
 @contextmanager
-def small_step_threads(rows: int) -> Iterator[None]:
-    """One intra-op thread for the decoder layers of a small inference step (a decoding step at small batch).
+def one_thread() -> Iterator[None]:
+    """torch on one intra-op thread inside the block; the count the first (outermost, or first of several
+    concurrent) block saw comes back when the last one ends, also after an error.
 
-    Each op of such a step is microseconds of work, too little to share: the matrix-vector products are
-    bound by memory bandwidth, and attention and norms are tiny. Yet some ops (SDPA, batched matmuls) still
-    open an OpenMP parallel region, whose barrier waits for every thread; on a machine with no idle core
-    that wait is a scheduler time slice (measured 12-16 ms per region on 2 busy cores, against 10 us of
-    work), thirty layers a token. The LM head (a vocabulary-sized product) stays outside and uses every
-    thread. Matmuls and norms give the same bits on one thread or two; SDPA's single-query kernel can
-    differ in the last bit (~1e-7, as transformers' own outputs do between thread counts), which left the
-    greedy tokens of every parity test and benchmark run unchanged.
-
-    The thread count is process-wide, so while any small step runs, other Python threads' torch ops also
-    run on one thread (a throughput cost only, never a different result).
+    torch's thread count is process-wide, so nested and concurrent blocks (other Python threads) share one
+    switch, and while any block runs, other Python threads' torch ops also run on one thread (a throughput
+    cost, never a different result). Only generation enters it (cove.generation.utils, around its small
+    steps; see there for why), and only when its caller lets it.
     """
     global _one_thread_depth, _saved_threads
-    if rows > small_step_rows() or torch.is_grad_enabled():
-        yield
-        return
-    # torch's thread count is process-wide: nested and concurrent (other Python threads) small steps share
-    # one switch, and the count the first of them saw comes back when the last one ends
     with _thread_switch:
         if _one_thread_depth == 0:
             _saved_threads = torch.get_num_threads()
@@ -112,6 +90,34 @@ def small_step_threads(rows: int) -> Iterator[None]:
             _one_thread_depth -= 1
             if _one_thread_depth == 0 and _saved_threads != 1:
                 torch.set_num_threads(_saved_threads)
+
+
+_ONE_THREAD_LAYERS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "cove_one_thread_layers", default=False
+)
+
+
+@contextmanager
+def one_thread_layers() -> Iterator[None]:
+    """Decoder forwards called inside this block (in this thread or task) run their layers on one intra-op
+    thread; the LM head, a vocabulary-sized product, keeps the caller's count. The generate loop enters it
+    around each small step; a forward called anywhere else leaves torch's thread count alone."""
+    token = _ONE_THREAD_LAYERS.set(True)
+    try:
+        yield
+    finally:
+        _ONE_THREAD_LAYERS.reset(token)
+
+
+@contextmanager
+def layer_threads() -> Iterator[None]:
+    """What a decoder forward runs its layers in: ``one_thread()`` when its caller asked for it
+    (``one_thread_layers``) and autograd is off (training keeps the caller's threads), else nothing."""
+    if not _ONE_THREAD_LAYERS.get() or torch.is_grad_enabled():
+        yield
+        return
+    with one_thread():
+        yield
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) -> torch.Tensor:

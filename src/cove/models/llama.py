@@ -22,7 +22,7 @@ from cove.models.causal import (
     causal_lm_loss,
     causal_mask,
     default_positions,
-    small_step_threads,
+    layer_threads,
     start_cache,
 )
 from cove.models.kv_cache import KVCache
@@ -425,7 +425,7 @@ class LlamaModel(LlamaPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds  # (batch, seq, hidden)
-        b, s, _ = x.shape
+        s = x.shape[1]
         use_cache = self.config.use_cache if use_cache is None else use_cache
         cache, start = start_cache(
             past_key_values, bool(use_cache) and not self.training, len(self.layers), s
@@ -439,7 +439,7 @@ class LlamaModel(LlamaPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         hidden: list[torch.Tensor] | None = [x] if want_hidden else None
-        with small_step_threads(b * s):
+        with layer_threads():  # one thread when generate asks, for its small steps
             x = self._layers(x, position_ids, attention_mask, start, cache, hidden)
         if hidden is not None:
             hidden[-1] = x
