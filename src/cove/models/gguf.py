@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cove.checkpoint import gguf_cache
+from cove.checkpoint.generation_config import GenerationConfig
 from cove.checkpoint.gguf import GGUFFile
 from cove.errors import CheckpointError, ConfigError
 from cove.models import registry
@@ -87,7 +88,5 @@ def model_from_gguf(cls: Any, path: Path, *, name: str, **kwargs: Any) -> Any:
         model = model.to(torch_dtype)
     if device is not None:
         model = model.to(device)
-    from cove.generation.config import GenerationConfig
-
     model.generation_config = GenerationConfig.from_model_config(config)
     return model.eval()
