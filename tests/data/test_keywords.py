@@ -157,3 +157,26 @@ def test_from_generator_encodes_rows_to_the_features():
     stream = cd.IterableDataset.from_generator(rows, features=features, gen_kwargs={"n": 3}, split="train")
     assert list(stream) == [{"text": "0", "label": 0}, {"text": "1", "label": 1}, {"text": "2", "label": 0}]
     assert stream.features == features and stream.split == "train"
+
+
+def test_reader_options_follow_datasets_builder_configs(ds, tmp_path):
+    ds.to_json(tmp_path / "rows.jsonl")
+    ds.to_parquet(tmp_path / "rows.parquet")
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9\nok\n")
+    with pytest.raises(TypeError, match="feild"):
+        cd.load_dataset("json", data_files=str(tmp_path / "rows.jsonl"), split="train", feild="x")
+    for builder, option, name in [
+        ("json", {"encoding": "latin-1"}, "encoding"),
+        ("json", {"newlines_in_values": True}, "newlines_in_values"),
+        ("parquet", {"filters": [("label", "=", 1)]}, "filters"),
+        ("text", {"sample_by": "paragraph"}, "sample_by"),
+    ]:
+        suffix = {"json": "rows.jsonl", "parquet": "rows.parquet", "text": "bad.txt"}[builder]
+        with pytest.raises(DatasetError, match=f"{name}=.*is not supported"):
+            cd.load_dataset(builder, data_files=str(tmp_path / suffix), split="train", **option)
+    text = cd.load_dataset(
+        "text", data_files=str(tmp_path / "bad.txt"), split="train", encoding_errors="replace"
+    )
+    assert text["text"] == ["caf\ufffd", "ok"]
+    kept = cd.load_dataset("json", data_files=str(tmp_path / "rows.jsonl"), split="train", use_threads=False)
+    assert kept.to_dict() == ds.to_dict()

@@ -628,8 +628,33 @@ def _splits(ds):
     return ds.train_test_split(test_size=2, shuffle=False)
 
 
+def _load_file(lib, ds, saved, builder, **kw):
+    path = f"{saved}.{builder}"
+    {
+        "json": ds.to_json,
+        "parquet": ds.to_parquet,
+        "text": lambda p: ds.select_columns("text").to_csv(p, header=False),
+    }[builder](path)
+    return lib.load_dataset(builder, data_files=path, split="train", cache_dir=saved + "-cache", **kw)
+
+
 # name, how to call it (lib is cove.data or datasets, saved a folder holding ds), the misspelled keyword
 _MISSPELLED = [
+    (
+        "load_dataset json",
+        lambda lib, ds, saved, **kw: _load_file(lib, ds, saved, "json", **kw),
+        {"feild": "x"},
+    ),
+    (
+        "load_dataset text",
+        lambda lib, ds, saved, **kw: _load_file(lib, ds, saved, "text", **kw),
+        {"keep_linebreak": True},
+    ),
+    (
+        "load_dataset parquet",
+        lambda lib, ds, saved, **kw: _load_file(lib, ds, saved, "parquet", **kw),
+        {"column": ["a"]},
+    ),
     ("shuffle", lambda lib, ds, saved, **kw: ds.shuffle(**kw), {"sed": 42}),
     ("map", lambda lib, ds, saved, **kw: ds.map(lambda r: r, **kw), {"batchd": True}),
     ("filter", lambda lib, ds, saved, **kw: ds.filter(lambda r: True, **kw), {"batchsize": 2}),
