@@ -24,6 +24,8 @@ import time
 
 import torch
 
+from cove.hardware import describe
+
 NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PROMPTS = [
     "The capital of France is",
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; transformers {transformers.__version__}; "
         f"load average {load_average()} on {os.cpu_count()} CPUs"
     )
+    print(f"hardware: {describe()}")
     print(f"{NAME}: greedy, {args.new_tokens} new tokens, median of {args.repeats} interleaved runs\n")
     one = args.peer_one_thread
     header = (

@@ -83,7 +83,7 @@ def model_from_gguf(cls: Any, path: Path, *, name: str, **kwargs: Any) -> Any:
     config = registry.config_class(model_type).from_dict(config_dict, **kwargs)
     config.name_or_path = name
     model = target._from_state_dict(config, state, source=str(path), ignore_mismatched_sizes=False)
-    torch_dtype = resolve_dtype(dtype, config)
+    torch_dtype = resolve_dtype(dtype, config, device)
     if torch_dtype is not None:
         model = model.to(torch_dtype)
     if device is not None:

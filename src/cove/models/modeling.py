@@ -66,20 +66,32 @@ class _skip_meta_init:
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_dtype(dtype: Any, config: PretrainedConfig) -> torch.dtype | None:
-    if dtype is None:
-        return None
+def resolve_dtype(dtype: Any, config: PretrainedConfig, device: Any = None) -> torch.dtype | None:
+    """``dtype`` for a model bound for ``device``; "auto" is the checkpoint's dtype except bf16 where the
+    device emulates it (cove.hardware decides, and warns once about an explicit bf16 there)."""
+    from cove import hardware
+
+    source = config.name_or_path or "the checkpoint"
+    if dtype is None:  # weights keep their stored dtype, which is transformers 5's default "auto": bf16 aside
+        if str(config.dtype).removeprefix("torch.") != "bfloat16":
+            return None
+        auto = hardware.auto_dtype(config.dtype, device, source=source, asked="the default dtype")
+        return None if auto == "bfloat16" else torch.float32
     if dtype == "auto":
-        return _DTYPES.get(config.dtype or "float32", torch.float32)
+        return _DTYPES.get(hardware.auto_dtype(config.dtype, device, source=source), torch.float32)
     if isinstance(dtype, torch.dtype):
         if dtype not in _DTYPES.values():
             raise ConfigError(f"dtype={dtype} is not supported; use float32, bfloat16 or float16.")
-        return dtype
-    if isinstance(dtype, str) and dtype.replace("torch.", "") in _DTYPES:
-        return _DTYPES[dtype.replace("torch.", "")]
-    raise ConfigError(
-        f"dtype={dtype!r} is not supported; use 'float32', 'bfloat16', 'float16', 'auto' or a torch.dtype."
-    )
+        resolved = dtype
+    elif isinstance(dtype, str) and dtype.replace("torch.", "") in _DTYPES:
+        resolved = _DTYPES[dtype.replace("torch.", "")]
+    else:
+        raise ConfigError(
+            f"dtype={dtype!r} is not supported; use 'float32', 'bfloat16', 'float16', 'auto' or a torch.dtype."
+        )
+    if resolved is torch.bfloat16:
+        hardware.warn_if_bf16_is_slow(device)
+    return resolved
 
 
 # -- activations -----------------------------------------------------------------------------
@@ -390,7 +402,7 @@ class PreTrainedModel(nn.Module):
         model = cls._from_state_dict(
             config, state, source=str(folder), ignore_mismatched_sizes=ignore_mismatched_sizes
         )
-        target = resolve_dtype(dtype if dtype is not None else torch_dtype, config)
+        target = resolve_dtype(dtype if dtype is not None else torch_dtype, config, device)
         if target is not None:
             model = model.to(target)
         if device is not None:

@@ -87,13 +87,13 @@ def load_model_and_tokenizer(
 
     if isinstance(model, str) or hasattr(model, "__fspath__"):
         name = model
-        model = auto_model.from_pretrained(name, dtype=dtype)
+        model = auto_model.from_pretrained(name, dtype=dtype, device=device)
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(name)
     elif dtype is not None:
         from cove.models.modeling import resolve_dtype
 
-        model = model.to(resolve_dtype(dtype, model.config))
+        model = model.to(resolve_dtype(dtype, model.config, device))
     if isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)
     if tokenizer is None:
