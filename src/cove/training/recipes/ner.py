@@ -498,7 +498,7 @@ def build(
         **{k.removeprefix("eval_"): v for k, v in metrics.items() if k.startswith("eval_")},
         "train_loss": result.training_loss,
         "steps": result.global_step,
-        "precision": "bf16 autocast" if args.bf16 else "fp32",
+        "train_precision": "bf16 autocast" if args.bf16 else "fp32",
         "cpu": cpu_summary(),
         "label_seconds": round(labelled - started, 1),
         "train_seconds": round(trained - labelled, 1),

@@ -233,7 +233,7 @@ def build(
         "steps": result.global_step,
         "seed": seed,
         "threads": torch.get_num_threads(),
-        "precision": "bf16 autocast" if args.bf16 else "fp32",
+        "train_precision": "bf16 autocast" if args.bf16 else "fp32",
         "cpu": cpu_summary(),
         "wall_seconds": wall,
         "cpu_seconds": cpu,
@@ -249,7 +249,7 @@ def build(
         print(
             f"sentiment: accuracy {figures['accuracy']:.4f} on {len(test)} held-out sentences; total "
             f"{_minutes(figures['wall_seconds'])} wall, {_minutes(figures['cpu_seconds'])} CPU "
-            f"({figures['threads']} threads, load {figures['load_average']}, {figures['precision']} on "
+            f"({figures['threads']} threads, load {figures['load_average']}, {figures['train_precision']} on "
             f"{figures['cpu']})",
             file=sys.stderr,
         )
@@ -264,7 +264,7 @@ def _add_build_section(card: Path, figures: dict[str, Any]) -> None:
         "",
         f"Held-out accuracy {figures['accuracy']:.4f} ({figures['test_examples']} sentences), "
         f"{figures['steps']} steps; {figures['wall_seconds']} s wall, {figures['cpu_seconds']} s CPU until saved, on "
-        f"{figures['threads']} threads (load average {figures['load_average']}), {figures['precision']} on "
+        f"{figures['threads']} threads (load average {figures['load_average']}), {figures['train_precision']} on "
         f"{figures['cpu']}.",
         "",
         "| phase | wall s | CPU s |",
