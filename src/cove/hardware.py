@@ -272,11 +272,8 @@ def slowdown(device: Any = None) -> str:
             f"bf16 is treated as emulated on {where} ({support.reason}; measured {ratio:.1f}x fp32's speed)"
         )
     times = 1 / max(ratio, 1e-9)
-    return (
-        f"bf16 matmuls run {times:.0f}x slower than fp32 on {where}"
-        if times >= 10
-        else (f"bf16 matmuls run {times:.1f}x slower than fp32 on {where}")
-    )
+    digits = ".0f" if times >= 10 else ".1f"
+    return f"bf16 matmuls run {times:{digits}}x slower than fp32 on {where}"
 
 
 def _warn_once(key: str, message: str, *args: Any) -> None:

@@ -102,6 +102,10 @@ def test_sentiment_build_end_to_end(tmp_path, monkeypatch):
     ]
     assert figures["cpu_seconds"] > 0 and figures["wall_seconds"] >= figures["phases"]["train"]["wall"]
     assert "## This build" in card and f"Held-out accuracy {figures['accuracy']:.4f}" in card
+    from cove.hardware import cpu_summary, prefers_bf16
+
+    assert figures["train_precision"] == ("bf16 autocast" if prefers_bf16() else "fp32")  # bf16="auto"
+    assert f"{figures['train_precision']} on {cpu_summary()}." in card
     assert "## This build" in (snapshot / "README.md").read_text()  # published with the card
     records = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     summary = next(r for r in records if "train_loss" in r)
