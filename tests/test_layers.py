@@ -21,6 +21,7 @@ SRC = Path(cove.__file__).parent
 
 LAYERS = {
     "errors": 0,
+    "hardware": 0,  # bf16 native or emulated: below everything that takes a dtype
     "store": 1,
     "checkpoint": 2,
     "tokenization": 2,

@@ -95,6 +95,7 @@ _SUBMODULES = {
     "data",
     "errors",
     "generation",
+    "hardware",
     "hub",
     "metrics",
     "models",

@@ -69,16 +69,16 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 def resolve_dtype(dtype: Any, config: PretrainedConfig, device: Any = None) -> torch.dtype | None:
     """``dtype`` for a model bound for ``device``; "auto" is the checkpoint's dtype except bf16 where the
     device emulates it (cove.hardware decides, and warns once about an explicit bf16 there)."""
-    from cove import hardware
+    from cove.hardware import auto_dtype, warn_if_bf16_is_slow
 
     source = config.name_or_path or "the checkpoint"
     if dtype is None:  # weights keep their stored dtype, which is transformers 5's default "auto": bf16 aside
         if str(config.dtype).removeprefix("torch.") != "bfloat16":
             return None
-        auto = hardware.auto_dtype(config.dtype, device, source=source, asked="the default dtype")
+        auto = auto_dtype(config.dtype, device, source=source, asked="the default dtype")
         return None if auto == "bfloat16" else torch.float32
     if dtype == "auto":
-        return _DTYPES.get(hardware.auto_dtype(config.dtype, device, source=source), torch.float32)
+        return _DTYPES.get(auto_dtype(config.dtype, device, source=source), torch.float32)
     if isinstance(dtype, torch.dtype):
         if dtype not in _DTYPES.values():
             raise ConfigError(f"dtype={dtype} is not supported; use float32, bfloat16 or float16.")
@@ -90,7 +90,7 @@ def resolve_dtype(dtype: Any, config: PretrainedConfig, device: Any = None) -> t
             f"dtype={dtype!r} is not supported; use 'float32', 'bfloat16', 'float16', 'auto' or a torch.dtype."
         )
     if resolved is torch.bfloat16:
-        hardware.warn_if_bf16_is_slow(device)
+        warn_if_bf16_is_slow(device)
     return resolved
 
 

@@ -66,15 +66,15 @@ _IGNORED = {
 def _resolve_bf16(value: Any) -> bool:
     """bf16="auto": autocast where this CPU computes bf16 natively and faster than fp32 (cove.hardware);
     True on a CPU that emulates bf16 still trains in bf16, with one warning."""
-    from cove import hardware
+    from cove.hardware import prefers_bf16, warn_if_bf16_is_slow
 
     if isinstance(value, str) and value.lower() == "auto":
-        return hardware.prefers_bf16("cpu")
+        return prefers_bf16("cpu")
     if isinstance(value, str) or value not in (True, False):
         raise TrainingError(f"bf16 must be True, False or 'auto', got {value!r}.")
     value = bool(value)
     if value:
-        hardware.warn_if_bf16_is_slow("cpu", what="TrainingArguments(bf16=True)")
+        warn_if_bf16_is_slow("cpu", what="TrainingArguments(bf16=True)")
     return value
 
 
