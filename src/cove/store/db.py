@@ -1,5 +1,6 @@
-"""Every table of the hub (repos, commits, refs, LFS links, accounts, memberships, tokens), behind SQLAlchemy
-so SQLite (the default) and PostgreSQL both work; the server and the embedded hub share one database."""
+"""Every table of the hub (repos and their derived tags, commits, refs, LFS links, accounts, memberships,
+tokens), behind SQLAlchemy so SQLite (the default) and PostgreSQL both work; the server and the embedded hub
+share one database."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -47,6 +49,19 @@ class RepoRow(Base):
     @property
     def repo_id(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+class RepoTagRow(Base):
+    """What a repo can be listed by, derived from its card (cove.store.search.derived_tags): lower-cased
+    tags (kind 'tag') and a Space's linked models and datasets ('model', 'dataset'). Kept in sync with
+    repos.card_json in the same transaction, so the list API filters in SQL."""
+
+    __tablename__ = "repo_tags"
+    __table_args__ = (Index("ix_repo_tags_kind_value", "kind", "value"),)
+
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
 class CommitRow(Base):
