@@ -180,11 +180,16 @@ def test_tags_follow_the_default_branch_card_moves_and_deletes(hub):
     api.upload_file(
         path_or_fileobj=_readme(tags=["kept"]), path_in_repo="README.md", repo_id="alice/sync-one"
     )
-    api.move_repo("alice/sync-one", "alice/sync-two")
-    assert [m.id for m in api.list_models(filter="kept", search="sync-")] == ["alice/sync-two"]
+    api.move_repo("alice/sync-one", "acme/Sync-Two")
+    assert [m.id for m in api.list_models(filter="kept", search="sync-")] == ["acme/Sync-Two"]
+    assert [m.id for m in api.list_models(author="acme", search="sync-two")] == ["acme/Sync-Two"]
+    assert list(api.list_models(author="alice", search="sync-")) == []
     with _store(hub).session() as s:
-        pk = _store(hub).get_repo(s, "model", "alice/sync-two").id
-    api.delete_repo("alice/sync-two")
+        row = _store(hub).get_repo(s, "model", "acme/Sync-Two")
+        pk, lower_id = row.id, row.lower_id
+    assert lower_id == "acme/sync-two"  # the id order follows the move
+    with _store(hub).session() as s:  # alice may not delete in acme (write role): the store does
+        _store(hub).delete_repo(s, _store(hub).get_repo(s, "model", "acme/Sync-Two"))
     with _store(hub).session() as s:
         assert s.scalars(select(RepoTagRow).where(RepoTagRow.repo_id == pk)).all() == []
 

@@ -5,6 +5,7 @@ share one database."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -30,9 +31,22 @@ class Base(DeclarativeBase):
     pass
 
 
+def _lower_id(context: Any) -> str:
+    params = context.get_current_parameters()
+    return f"{params['namespace']}/{params['name']}".lower()
+
+
 class RepoRow(Base):
     __tablename__ = "repos"
-    __table_args__ = (UniqueConstraint("type", "namespace", "name"),)
+    __table_args__ = (
+        UniqueConstraint("type", "namespace", "name"),
+        # the list API's orders (cove.store.search), each ending in the primary key that breaks ties, so
+        # a page is an index range and not a sort of every repo
+        Index("ix_repos_list_id", "type", "lower_id", "id"),
+        Index("ix_repos_list_updated", "type", "updated_at", "id"),
+        Index("ix_repos_list_created", "type", "created_at", "id"),
+        Index("ix_repos_list_downloads", "type", "downloads", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(16))  # model | dataset | space
@@ -45,6 +59,9 @@ class RepoRow(Base):
     card_json: Mapped[str] = mapped_column(Text, default="{}")
     sdk: Mapped[str | None] = mapped_column(String(32), nullable=True)
     downloads: Mapped[int] = mapped_column(Integer, default=0)
+    # "namespace/name" lower-cased, the list API's id order (an expression index would not survive
+    # Alembic's schema comparison on PostgreSQL); set on insert and by move_repo
+    lower_id: Mapped[str | None] = mapped_column(String(193), nullable=True, default=_lower_id)
 
     @property
     def repo_id(self) -> str:

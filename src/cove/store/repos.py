@@ -292,6 +292,7 @@ class RepoStore:
         if clash is not None:
             raise RepoExistsError(f"Cannot move to {to_repo_id!r}: a {repo.type} repo with that name exists.")
         repo.namespace, repo.name = namespace, name
+        repo.lower_id = f"{namespace}/{name}".lower()  # the list API's id order
         s.commit()
         return repo
 

@@ -19,7 +19,18 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, delete, exists, false, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -137,16 +148,11 @@ class RepoPage:
     next_cursor: str | None  # None on the last page
 
 
-def _id_key(s: Session) -> SQLColumnExpression[Any]:
-    key = func.lower(RepoRow.namespace + "/" + RepoRow.name)
-    # byte order on both databases (repo ids are ASCII), not PostgreSQL's locale order
-    return key.collate("C") if s.get_bind().dialect.name == "postgresql" else key
-
-
-def _sort_key(s: Session, sort: str | None) -> SQLColumnExpression[Any] | None:
-    """The ordering column; None when the primary key alone orders (likes: all equal)."""
+def _sort_key(sort: str | None) -> SQLColumnExpression[Any] | None:
+    """The ordering column (each has an index ending in the primary key, see RepoRow); None when the
+    primary key alone orders (likes: all equal)."""
     if sort is None or sort == "id":
-        return _id_key(s)
+        return RepoRow.lower_id
     if sort == "lastModified":
         return RepoRow.updated_at
     if sort == "createdAt":
@@ -160,7 +166,7 @@ def _sort_key(s: Session, sort: str | None) -> SQLColumnExpression[Any] | None:
 
 def _key_value(row: RepoRow, sort: str | None) -> Any:
     if sort is None or sort == "id":
-        return row.repo_id.lower()
+        return row.lower_id
     if sort == "lastModified":
         return row.updated_at.isoformat()
     if sort == "createdAt":
@@ -212,7 +218,7 @@ def _has(kind: str | Iterable[str], value: str | None = None) -> ColumnElement[b
 
 def list_repo_page(s: Session, q: RepoQuery) -> RepoPage:
     """The rows of one page (at most q.limit, the only RepoRows loaded) and the cursor of the next."""
-    key = _sort_key(s, q.sort)
+    key = _sort_key(q.sort)
     descending = q.descending and q.sort is not None
     where: list[ColumnElement[bool]] = [RepoRow.type == q.repo_type]
     visible = _visible(q.readable)
@@ -223,7 +229,12 @@ def list_repo_page(s: Session, q: RepoQuery) -> RepoPage:
             func.lower(RepoRow.namespace + "/" + RepoRow.name).contains(term.lower(), autoescape=True)
         )
     if q.author:
-        where.append(func.lower(RepoRow.namespace) == q.author.lower())
+        author = q.author.lower()
+        where.append(func.lower(RepoRow.namespace) == author)
+        if s.get_bind().dialect.name == "sqlite":
+            # the same rows as a range of the id-order index (SQLite compares text bytewise; '0' follows
+            # '/'), so an author's page does not walk every other namespace's repos
+            where += [RepoRow.lower_id >= author + "/", RepoRow.lower_id < author + "0"]
     for kind, raw in [("tag", t) for t in q.tags] + list(q.links):
         value = normalize_tag(raw)
         where.append(_has(kind, value) if value is not None else false())
@@ -231,11 +242,13 @@ def list_repo_page(s: Session, q: RepoQuery) -> RepoPage:
         where.append(_has(("model", "dataset")))
     if q.cursor:
         after, pk = _decode_cursor(q, q.cursor)
-        beyond = RepoRow.id < pk if descending else RepoRow.id > pk
+        # a row-value comparison, which both databases run as an index range
         if key is not None:
-            past = key < after if descending else key > after
-            beyond = or_(past, and_(key == after, beyond))
-        where.append(beyond)
+            here: Any = tuple_(key, RepoRow.id)
+            there: Any = (after, pk)
+        else:
+            here, there = RepoRow.id, pk
+        where.append(here < there if descending else here > there)
     order = [RepoRow.id.desc() if descending else RepoRow.id.asc()]
     if key is not None:
         order.insert(0, key.desc() if descending else key.asc())

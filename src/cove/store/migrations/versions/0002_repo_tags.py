@@ -1,5 +1,5 @@
-"""Derived tags (repo_tags), so the list API filters in SQL instead of loading every repo; back-filled from
-each repo's stored card.
+"""The list API runs in SQL: derived tags (repo_tags, back-filled from each repo's stored card), the
+lower-cased repo id (repos.lower_id) and one index per list order.
 
 Revision ID: 0002
 Revises: 0001
@@ -15,14 +15,29 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+LIST_INDEXES = {
+    "ix_repos_list_id": ["type", "lower_id", "id"],
+    "ix_repos_list_updated": ["type", "updated_at", "id"],
+    "ix_repos_list_created": ["type", "created_at", "id"],
+    "ix_repos_list_downloads": ["type", "downloads", "id"],
+}
+
 
 def upgrade() -> None:
     from cove.store.search import rebuild_tags
 
     bind = op.get_bind()
+    inspector = sa.inspect(bind)
     # a data dir from before migrations was built by create_all from the current models, so it may hold
-    # the table already (empty): keep it and fill it
-    if not sa.inspect(bind).has_table("repo_tags"):
+    # these already: keep what exists, fill it
+    if "lower_id" not in {c["name"] for c in inspector.get_columns("repos")}:
+        op.add_column("repos", sa.Column("lower_id", sa.String(193), nullable=True))
+    op.execute("UPDATE repos SET lower_id = lower(namespace || '/' || name)")  # repo ids are ASCII
+    existing = {ix["name"] for ix in inspector.get_indexes("repos")}
+    for name, columns in LIST_INDEXES.items():
+        if name not in existing:
+            op.create_index(name, "repos", columns)
+    if not inspector.has_table("repo_tags"):
         op.create_table(
             "repo_tags",
             sa.Column(
@@ -38,3 +53,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_repo_tags_kind_value", "repo_tags")
     op.drop_table("repo_tags")
+    for name in LIST_INDEXES:
+        op.drop_index(name, "repos")
+    # ALTER TABLE ... DROP COLUMN (SQLite 3.35+), never batch mode's copy: dropping and renaming repos
+    # would cascade-delete every commit and ref
+    op.execute("ALTER TABLE repos DROP COLUMN lower_id")
