@@ -145,6 +145,19 @@ def test_filters_match_what_the_card_yields(hub):
     full = next(iter(api.list_models(search="flt-bert", full=True)))
     assert full.sha == api.model_info("alice/flt-bert").sha and full.card_data["license"] == "mit"
     assert sorted(s.rfilename for s in full.siblings) == [".gitattributes", "README.md"]
+    config = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 8}
+    api.upload_file(
+        path_or_fileobj=json.dumps(config).encode(), path_in_repo="config.json", repo_id="alice/flt-bert"
+    )
+    with_config = {m.id: m.config for m in api.list_models(search="flt-", fetch_config=True)}
+    assert with_config == {
+        "alice/flt-bert": {
+            "model_type": "bert",
+            "architectures": ["BertForMaskedLM"],
+        },  # as model_info has it
+        "alice/flt-gpt": None,
+        "acme/flt-plain": None,
+    }
 
 
 def test_tags_follow_the_default_branch_card_moves_and_deletes(hub):

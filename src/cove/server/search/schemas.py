@@ -36,7 +36,8 @@ class ListQuery(BaseModel):
     cursor: str | None = Field(default=None, description="From the previous page's Link header")
     full: bool = Field(default=False, description="Add sha, siblings and cardData")
     cardData: bool = False
-    expand: list[str] = Field(default=[], description="cardData, sha and siblings are honoured")
+    config: bool = Field(default=False, description="Models: add config.json's architectures and model_type")
+    expand: list[str] = Field(default=[], description="cardData, config, sha and siblings are added")
 
 
 class Sibling(BaseModel):
@@ -66,3 +67,4 @@ class RepoSummary(BaseModel):
     sdk: str | None = None
     cardData: dict[str, Any] | None = None
     siblings: list[Sibling] | None = None
+    config: dict[str, Any] | None = None

@@ -3,7 +3,9 @@ JSON. Only the page's rows are loaded; a row that cannot be listed is logged and
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,7 +15,7 @@ from cove.server.auth.service import Principal
 from cove.server.deps import Hub
 from cove.server.repos.service import summary_json
 from cove.server.search.schemas import ListQuery
-from cove.store import DEFAULT_BRANCH, SORTS, RepoQuery, RepoRow, list_repo_page
+from cove.store import DEFAULT_BRANCH, SORTS, FileEntry, RepoQuery, RepoRow, list_repo_page
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +83,18 @@ def list_page(
         return [], None
     page = list_repo_page(s, query)
     expand = set(_split(params.expand))
-    with_sha = params.full or bool(expand & {"sha", "siblings"})
+    with_config = (params.config or "config" in expand) and repo_type == "model"
     with_siblings = params.full or "siblings" in expand
-    with_card = params.full or params.cardData or "cardData" in expand
+    want = _Want(
+        sha=params.full or with_siblings or with_config or "sha" in expand,
+        siblings=with_siblings,
+        card=params.full or params.cardData or "cardData" in expand,
+        config=with_config,
+    )
     items = []
     for repo in page.rows:
         try:
-            items.append(
-                _item(hub, s, repo, with_sha=with_sha, with_siblings=with_siblings, with_card=with_card)
-            )
+            items.append(_item(hub, s, repo, want))
         except Exception:  # one bad row is left out of the page, not a 500 for every caller
             log.exception(
                 "repo %d (%s %s/%s) could not be listed", repo.id, repo.type, repo.namespace, repo.name
@@ -97,11 +102,37 @@ def list_page(
     return items, page.next_cursor
 
 
-def _item(
-    hub: Hub, s: Session, repo: RepoRow, *, with_sha: bool, with_siblings: bool, with_card: bool
-) -> dict[str, Any]:
-    sha = hub.store.resolve(s, repo, DEFAULT_BRANCH) if with_sha else None
-    item = summary_json(repo, sha, with_card=with_card)
-    if with_siblings and sha is not None:
-        item["siblings"] = [{"rfilename": p} for p in sorted(hub.store.tree(s, sha))]
+@dataclass(frozen=True)
+class _Want:
+    sha: bool
+    siblings: bool
+    card: bool
+    config: bool
+
+
+def _item(hub: Hub, s: Session, repo: RepoRow, want: _Want) -> dict[str, Any]:
+    sha = hub.store.resolve(s, repo, DEFAULT_BRANCH) if want.sha else None
+    item = summary_json(repo, sha, with_card=want.card)
+    if sha is None or not (want.siblings or want.config):
+        return item
+    tree = hub.store.tree(s, sha)
+    if want.siblings:
+        item["siblings"] = [{"rfilename": p} for p in sorted(tree)]
+    if want.config:
+        config = _config_summary(hub, tree.get("config.json"))
+        if config is not None:
+            item["config"] = config
     return item
+
+
+def _config_summary(hub: Hub, entry: FileEntry | None) -> dict[str, Any] | None:
+    """config.json's architectures and model_type, as model_info gives them (a small file only)."""
+    if entry is None or entry.size > 1_000_000:
+        return None
+    try:
+        data = json.loads(hub.store.blobs.read(entry.sha256))
+    except (ValueError, OSError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {k: data[k] for k in ("architectures", "model_type") if k in data}
