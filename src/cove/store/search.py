@@ -225,9 +225,7 @@ def list_repo_page(s: Session, q: RepoQuery) -> RepoPage:
     if visible is not None:
         where.append(visible)
     for term in q.search:
-        where.append(
-            func.lower(RepoRow.namespace + "/" + RepoRow.name).contains(term.lower(), autoescape=True)
-        )
+        where.append(RepoRow.lower_id.contains(term.lower(), autoescape=True))
     if q.author:
         author = q.author.lower()
         where.append(func.lower(RepoRow.namespace) == author)
