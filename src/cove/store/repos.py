@@ -296,9 +296,6 @@ class RepoStore:
         s.commit()
         return repo
 
-    def list_repos(self, s: Session, repo_type: str) -> list[RepoRow]:
-        return list(s.scalars(select(RepoRow).where(RepoRow.type == repo_type)))
-
     # --- blobs and trees ----------------------------------------------------------------------
 
     def store_regular(self, data: bytes, path: str) -> FileEntry:
