@@ -157,3 +157,18 @@ class BlobStoreConfigError(CoveError, ValueError):
 
 class CardTooLargeError(HubRequestError):
     """A card's YAML expands (through anchors and aliases) past the size budget: a "YAML bomb"."""
+
+
+# --- hub server hardening (issue 12) -------------------------------------------------------
+
+
+class PayloadTooLargeError(HubRequestError):
+    """A request body over the endpoint's cap (COVE_MAX_JSON_BYTES, COVE_MAX_UPLOAD_BYTES, ...): 413."""
+
+
+class RequestBodyTimeoutError(HubError, TimeoutError):
+    """A request body that stalled or trickled in below the minimum rate (COVE_BODY_*): 408."""
+
+
+class InvalidRequestBodyError(HubRequestError):
+    """A request body whose fields have the wrong types or values (e.g. "private": "false"): 422."""
