@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from cove.errors import HubRequestError
+from cove.errors import AuthenticationError, HubPermissionError, HubRequestError
 from cove.server.auth.service import Principal, authenticate
 from cove.server.settings import Settings
 from cove.store import RepoRow, RepoStore
@@ -72,6 +72,20 @@ def get_principal(request: Request, s: Db) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def get_writer(caller: Caller) -> Principal:
+    """A caller with a write token: routes that change repos check it before reading their body."""
+    if caller.name is None:
+        raise AuthenticationError("This needs a write token: pass one (Authorization: Bearer ...).")
+    if caller.token_role != "write":
+        raise HubPermissionError(
+            f"User {caller.name!r} called with a {caller.token_role} token: this needs a write token."
+        )
+    return caller
+
+
+Writer = Annotated[Principal, Depends(get_writer)]
 
 
 def check_segment(value: str, what: str = "path segment") -> str:

@@ -4,6 +4,7 @@ one operation id per method, the JSON error body every failure carries, and bina
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,13 +41,21 @@ def _file_responses(responses: dict[str, Any]) -> None:
     responses["302"] = {"description": "Redirect to the object store (COVE_S3_PRESIGN_DOWNLOADS)"}
 
 
+def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    """Every APIRoute, those of included routers too (FastAPI keeps them inside the included router)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from api_routes(inner.routes)
+        elif isinstance(route, APIRoute):
+            yield route
+
+
 def _body_models(app: FastAPI) -> dict[tuple[str, str], tuple[type[BaseModel], str]]:
     """(path, method) -> (request model, content type) of the routes whose typed body is read by a
     `json_body` dependency (after the guards), which FastAPI itself does not see as a body."""
     found: dict[tuple[str, str], tuple[type[BaseModel], str]] = {}
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for route in api_routes(app.routes):
         stack = list(route.dependant.dependencies)
         while stack:
             dep = stack.pop()

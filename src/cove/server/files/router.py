@@ -1,7 +1,7 @@
 """File routes: resolve (HEAD/GET with Range), the git-LFS batch API and its signed basic-transfer URLs."""
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: the per-repo-type routes below are closures whose Annotated
+# dependencies FastAPI must see as objects, not as strings it cannot resolve in the module's globals
 import re
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -105,10 +105,17 @@ BatchBody = Annotated[
 
 
 def _lfs_batch_route(repo_type: str) -> Any:
+    def batch_repo(namespace: str, name: str, hub: HubDep, s: Db, caller: Caller) -> RepoRow:
+        return find_repo(repo_type, namespace, name, hub, s, caller)
+
     def lfs_batch(
-        namespace: str, name: str, request: Request, hub: HubDep, s: Db, caller: Caller, body: BatchBody
+        request: Request,
+        hub: HubDep,
+        s: Db,
+        caller: Caller,
+        repo: Annotated[RepoRow, Depends(batch_repo)],  # before the body: unknown repos read nothing
+        body: BatchBody,
     ) -> Response:
-        repo = find_repo(repo_type, namespace, name, hub, s, caller)
         answer = service.lfs_batch(
             hub.store, s, hub.settings, hub.secret, caller, repo, body, base_url(request)
         )

@@ -21,6 +21,7 @@ from cove.server.deps import (
     HubDep,
     VisibleRepo,
     WritableRepo,
+    Writer,
     base_url,
     flag,
     repo_url,
@@ -228,18 +229,18 @@ async def commit(
 
 
 @router.post("/api/repos/create", response_model=CreateRepoResponse)
-def create_repo(request: Request, hub: HubDep, s: Db, caller: Caller, body: CreateRepoBody) -> Any:
+def create_repo(request: Request, hub: HubDep, s: Db, caller: Writer, body: CreateRepoBody) -> Any:
     return service.create_repo(hub.store, s, caller, body, lambda t, r: repo_url(request, t, r))
 
 
 @router.delete("/api/repos/delete", response_model=Empty)
-def delete_repo(hub: HubDep, s: Db, caller: Caller, body: RepoRefBody) -> Empty:
+def delete_repo(hub: HubDep, s: Db, caller: Writer, body: RepoRefBody) -> Empty:
     service.delete_repo(hub.store, s, caller, body)
     return Empty()
 
 
 @router.post("/api/repos/move", response_model=UrlResponse)
-def move_repo(request: Request, hub: HubDep, s: Db, caller: Caller, body: MoveBody) -> Any:
+def move_repo(request: Request, hub: HubDep, s: Db, caller: Writer, body: MoveBody) -> Any:
     repo = service.move_repo(hub.store, s, caller, body)
     return UrlResponse(url=repo_url(request, repo.type, repo.repo_id))
 
