@@ -23,6 +23,7 @@ import platform
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +37,19 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test helpers start the services
 
 from tests.server.services import cove_cli, start_serve
+
+_POLLER = """
+import sys, threading, time, httpx
+url, stop, out = sys.argv[1], threading.Event(), []
+threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+with httpx.Client(timeout=60) as client:
+    while not stop.is_set():
+        t = time.perf_counter()
+        ok = client.get(url).status_code == 200
+        out.append(time.perf_counter() - t if ok else float("inf"))
+        time.sleep(0.02)
+print(" ".join(f"{x:.6f}" for x in out))
+"""
 
 
 def cpu_model() -> str:
@@ -126,16 +140,15 @@ def main() -> None:
 
     results: dict[str, dict[str, object]] = {}
     stop = threading.Event()
-    latencies: list[float] = []
     peak = [rss_before]
 
-    def health() -> None:
-        with httpx.Client(timeout=60) as client:
-            while not stop.is_set():
-                t = time.perf_counter()
-                ok = client.get(f"{server.url}/api/health").status_code == 200
-                latencies.append(time.perf_counter() - t if ok else float("inf"))
-                time.sleep(0.02)
+    # health is polled from its own process, so this process's attack threads do not delay its timings
+    poller = subprocess.Popen(
+        [sys.executable, "-c", _POLLER, f"{server.url}/api/health"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
     def rss() -> None:
         while not stop.is_set():
@@ -163,12 +176,11 @@ def main() -> None:
         }
 
     def body(path: str, chunked: bool) -> None:
-        label = (
-            f"{args.gigabytes:g} GB anon {'chunked' if chunked else 'Content-Length'} {path.split('?')[0]}"
-        )
+        where = path.split("?")[0].replace(sha, "{sha}")
+        label = f"{args.gigabytes:g} GB anon {'chunked' if chunked else 'Content-Length'} {where}"
         results[label] = big_body(server.url, path, total, chunked=chunked)
 
-    watchers = [threading.Thread(target=health), threading.Thread(target=rss)]
+    watchers = [threading.Thread(target=rss)]
     attacks = [
         threading.Thread(target=card),
         threading.Thread(target=validate),
@@ -190,6 +202,8 @@ def main() -> None:
         stop.set()
         for w in watchers:
             w.join()
+        out, _ = poller.communicate("stop\n", timeout=120)
+        latencies = [float(x) for x in out.split()]
     finally:
         stop.set()
         server.stop()
