@@ -159,8 +159,9 @@ def test_slow_bodies_time_out(hub, monkeypatch):
 # --- 2. nothing blocks the event loop -----------------------------------------------------------------
 
 
-def test_a_large_yaml_does_not_stall_other_requests(hub):
-    text = "".join(f"key{i}: value {i}\n" for i in range(60_000))  # seconds of parsing
+def test_a_large_yaml_does_not_stall_other_requests(hub, monkeypatch):
+    monkeypatch.setattr(hub.app.state.hub.settings, "yaml_timeout_seconds", 300)  # type: ignore[attr-defined]
+    text = "".join(f"key{i}: value {i}\n" for i in range(40_000))  # seconds of parsing
     result: dict[str, float] = {}
 
     def validate() -> None:
@@ -182,6 +183,29 @@ def test_a_large_yaml_does_not_stall_other_requests(hub):
     assert result["status"] == 200
     # with the YAML parsed on the event loop, a health check waits for the whole parse
     assert len(latencies) >= 3 and max(latencies) < result["seconds"] / 3, (latencies, result)
+
+
+def test_validate_yaml_has_a_time_limit(hub, monkeypatch):
+    settings = hub.app.state.hub.settings  # type: ignore[attr-defined]
+    text = "".join(f"key{i}: value {i}\n" for i in range(200_000))  # far more than 0.5 s of parsing
+    monkeypatch.setattr(settings, "yaml_timeout_seconds", 0.5)
+    r = httpx.post(f"{hub.url}/api/validate-yaml", json={"content": text}, timeout=120)
+    assert r.status_code == 400 and "took longer" in r.json()["error"]
+    monkeypatch.setattr(settings, "yaml_timeout_seconds", 120)
+    # large documents go to the checker process, small ones stay in a thread: the same answers
+    for padding in ("", "#" * 100_000 + "\n"):
+        r = httpx.post(f"{hub.url}/api/validate-yaml", json={"content": padding + "a: 1\n"}, timeout=120)
+        assert r.status_code == 200 and r.json() == {"errors": [], "warnings": []}
+        r = httpx.post(f"{hub.url}/api/validate-yaml", json={"content": padding + "a: [1\n"}, timeout=120)
+        assert r.status_code == 400 and "line" in r.json()["errors"][0]["message"]
+        bad = "---\ntags: ['\udc80']\n---\n" + padding
+        r = httpx.post(
+            f"{hub.url}/api/validate-yaml",
+            content=json.dumps({"content": bad}).encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=120,
+        )
+        assert r.status_code < 500
 
 
 def test_routes_that_could_block_are_not_async(hub):

@@ -20,8 +20,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 10 * 1024**3
     # Largest body of every JSON endpoint (create, settings, preupload, LFS batch/verify, paths-info, ...).
     max_json_bytes: int = 1024**2
-    # validate-yaml gets whole READMEs, so a larger cap.
+    # validate-yaml gets whole READMEs, so a larger cap; a large document is parsed in a child process,
+    # stopped past yaml_timeout_seconds.
     max_yaml_bytes: int = 8 * 1024**2
+    yaml_timeout_seconds: float = 10.0
     # Slow bodies: each read waits at most body_idle_timeout_seconds for bytes, and the whole body must
     # arrive within body_deadline_seconds + size / body_min_bytes_per_second (size: Content-Length, or
     # the bytes received so far when chunked), so a client trickling bytes cannot hold a request forever.

@@ -9,10 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from cove.errors import AuthenticationError, EntryNotFoundError, HubRequestError
-from cove.server import rawpath  # noqa: F401  # registers the {x:seg} / {x:rpath} / {x:kind} convertors
+from cove.server import (
+    rawpath,  # noqa: F401  # registers the {x:seg} / {x:rpath} / {x:kind} convertors
+    yamlcheck,
+)
 from cove.server.auth.service import get_account
 from cove.server.body import iter_body, json_body
 from cove.server.deps import (
@@ -250,9 +252,9 @@ def move_repo(request: Request, hub: HubDep, s: Db, caller: Writer, body: MoveBo
     response_model=ValidateYamlResponse,
     responses={400: {"description": "The YAML is invalid", "model": ValidateYamlResponse}},
 )
-async def validate_yaml(body: YamlBody) -> Any:
-    # parsing a large YAML takes seconds of CPU: a worker thread, so the event loop keeps serving others
-    problem = await run_in_threadpool(service.validate_yaml, body.content)
+async def validate_yaml(hub: HubDep, body: YamlBody) -> Any:
+    # a large YAML takes seconds of CPU: parsed away from the event loop and its GIL, with a time limit
+    problem = await yamlcheck.check(body.content, timeout=hub.settings.yaml_timeout_seconds)
     if problem is not None:
         return JSONResponse({"errors": [{"message": problem}], "error": problem}, status_code=400)
     return ValidateYamlResponse(errors=[], warnings=[])

@@ -26,13 +26,10 @@ from cove.store import (
     FileEntry,
     RepoRow,
     RepoStore,
-    card_from_readme,
     card_tags,
     check_path,
     check_repo_type,
     lfs_pointer,
-    parse_yaml,
-    split_front_matter,
 )
 
 
@@ -283,16 +280,3 @@ def commits_json(
         }
         for c in store.history(s, repo, revision, path or None)
     ]
-
-
-def validate_yaml(content: str) -> str | None:
-    """The problem with a README's front matter (or a bare YAML document), or None when it is valid.
-    CPU-bound on large input: call it from a worker thread."""
-    try:
-        if split_front_matter(content) is not None:
-            card_from_readme(content)
-        else:
-            parse_yaml(content)
-    except HubRequestError as exc:
-        return str(exc)
-    return None
