@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     body_idle_timeout_seconds: float = 30.0
     body_deadline_seconds: float = 60.0
     body_min_bytes_per_second: int = 100_000
+    # `cove serve` sets the interpreter's GIL switch interval to this (0: leave Python's 5 ms), so the event
+    # loop gets the GIL back quickly from worker threads that compute.
+    gil_switch_interval_seconds: float = 0.0005
     # Lifetimes of the signed LFS transfer URLs (the batch API hands them out; they carry no token).
     lfs_download_url_seconds: int = 3600
     lfs_upload_url_seconds: int = 3 * 3600
