@@ -162,3 +162,18 @@ class InvalidCardError(HubRequestError):
 
 class CardTooLargeError(InvalidCardError):
     """A card's YAML is over the size cap, or expands (through anchors and aliases) past the value budget."""
+
+
+# --- hub server hardening (issue 12) -------------------------------------------------------
+
+
+class PayloadTooLargeError(HubRequestError):
+    """A request body over the endpoint's cap (COVE_MAX_JSON_BYTES, COVE_MAX_UPLOAD_BYTES, ...): 413."""
+
+
+class RequestBodyTimeoutError(HubError, TimeoutError):
+    """A request body that stalled or trickled in below the minimum rate (COVE_BODY_*): 408."""
+
+
+class InvalidRequestBodyError(HubRequestError):
+    """A request body whose fields have the wrong types or values (e.g. "private": "false"): 422."""

@@ -15,8 +15,11 @@ from cove.errors import (
     HubError,
     HubPermissionError,
     HubRequestError,
+    InvalidRequestBodyError,
+    PayloadTooLargeError,
     RepoExistsError,
     RepoNotFoundError,
+    RequestBodyTimeoutError,
     RevisionNotFoundError,
 )
 
@@ -29,6 +32,9 @@ _STATUS: list[tuple[type[Exception], int, str | None]] = [
     (HubPermissionError, 403, "Forbidden"),
     (RepoExistsError, 409, "Conflict"),
     (CommitConflictError, 412, "StaleParentCommit"),
+    (PayloadTooLargeError, 413, "PayloadTooLarge"),
+    (RequestBodyTimeoutError, 408, "RequestTimeout"),
+    (InvalidRequestBodyError, 422, "UnprocessableEntity"),
     (HubRequestError, 400, "BadRequest"),
     (HubError, 400, "BadRequest"),
 ]
@@ -39,6 +45,8 @@ _DEFAULT_CODES = {
     401: "InvalidCredentials",
     403: "Forbidden",
     404: "NotFound",
+    405: "MethodNotAllowed",
+    408: "RequestTimeout",
     409: "Conflict",
     412: "StaleParentCommit",
     413: "PayloadTooLarge",
@@ -48,7 +56,11 @@ _DEFAULT_CODES = {
 
 
 def error_response(
-    status: int, message: str, code: str | None = None, extra_headers: dict | None = None
+    status: int,
+    message: str,
+    code: str | None = None,
+    extra_headers: dict | None = None,
+    extra_body: dict | None = None,
 ) -> JSONResponse:
     # a header value may hold no control characters (a CR from a hostile path would break the response)
     clean = re.sub(r"[\x00-\x1f\x7f]", " ", message).encode("latin-1", "replace").decode("latin-1")
@@ -57,14 +69,19 @@ def error_response(
     if code:
         headers["X-Error-Code"] = code
     headers.update(extra_headers or {})
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse({"error": message, **(extra_body or {})}, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     async def handle_hub_error(request: Request, exc: Exception) -> JSONResponse:
         for kind, status, code in _STATUS:
             if isinstance(exc, kind):
-                return error_response(status, str(exc), code, getattr(exc, "headers", None))
+                headers = dict(getattr(exc, "headers", None) or {})
+                if status in (408, 413):
+                    # the rest of the body is never read: the connection cannot carry another request
+                    headers["Connection"] = "close"
+                # fields a client reads from the error besides the message (a 409's "url")
+                return error_response(status, str(exc), code, headers, getattr(exc, "body", None))
         raise exc  # pragma: no cover
 
     async def handle_bad_json(request: Request, exc: Exception) -> JSONResponse:

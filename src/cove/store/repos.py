@@ -296,6 +296,23 @@ class RepoStore:
         s.commit()
         return repo
 
+    def repo_by_pk(self, s: Session, repo_pk: int) -> RepoRow | None:
+        """The repo with this primary key, or None once deleted (signed LFS links carry the key)."""
+        return s.get(RepoRow, repo_pk)
+
+    def set_private(self, s: Session, repo: RepoRow, private: bool) -> None:
+        repo.private = private
+        s.commit()
+
+    def count_download(self, s: Session, repo_pk: int) -> None:
+        """Best effort: a busy database must not fail a download."""
+        s.rollback()  # end the read transaction, so the write below waits for the lock instead of failing
+        try:
+            s.execute(update(RepoRow).where(RepoRow.id == repo_pk).values(downloads=RepoRow.downloads + 1))
+            s.commit()
+        except OperationalError:
+            s.rollback()
+
     # --- blobs and trees ----------------------------------------------------------------------
 
     def store_regular(self, data: bytes, path: str) -> FileEntry:
