@@ -187,10 +187,20 @@ def test_a_large_yaml_does_not_stall_other_requests(hub, monkeypatch):
 
 def test_validate_yaml_has_a_time_limit(hub, monkeypatch):
     settings = hub.app.state.hub.settings  # type: ignore[attr-defined]
-    text = "".join(f"key{i}: value {i}\n" for i in range(200_000))  # far more than 0.5 s of parsing
-    monkeypatch.setattr(settings, "yaml_timeout_seconds", 0.5)
+    # under the card cap (1 MB), so the checker process parses it; 50 ms is less than that process takes
+    # even to start (its imports alone take longer), so the limit is always reached
+    text = "".join(f"key{i}: value {i}\n" for i in range(40_000))
+    assert 64 * 1024 < len(text) < 1024 * 1024
+    monkeypatch.setattr(settings, "yaml_timeout_seconds", 0.05)
     r = httpx.post(f"{hub.url}/api/validate-yaml", json={"content": text}, timeout=120)
     assert r.status_code == 400 and "took longer" in r.json()["error"]
+    # a document over the card cap is refused at once, whatever the time limit
+    monkeypatch.setattr(settings, "yaml_timeout_seconds", 120)
+    big = "".join(f"key{i}: value {i}\n" for i in range(300_000))
+    start = time.monotonic()
+    r = httpx.post(f"{hub.url}/api/validate-yaml", json={"content": big}, timeout=120)
+    assert r.status_code == 400 and "cap" in r.json()["error"], r.text
+    assert time.monotonic() - start < 60
     monkeypatch.setattr(settings, "yaml_timeout_seconds", 120)
     # large documents go to the checker process, small ones stay in a thread: the same answers
     for padding in ("", "#" * 100_000 + "\n"):
