@@ -92,3 +92,42 @@ def test_a_file_under_a_file_is_refused(door):
     r = _commit(door, {"key": "copyFile", "value": {"path": "elsewhere.txt"}})
     assert 400 <= r.status_code < 500 and r.status_code != 404, r.text
     assert door.api().model_info("alice/door").sha == head
+
+
+def test_a_path_stored_before_the_door_checked_it_breaks_nothing(door):
+    """A tree written by an older Cove may hold a name with a lone surrogate: the repo's info and tree, and
+    the listing, still answer (the name replaced), for every caller."""
+    from sqlalchemy import update
+
+    from cove.store import CommitRow, FileEntry, RefRow
+
+    store = door.app.state.hub.store  # type: ignore[attr-defined]
+    with store.session() as s:
+        repo = store.create_repo(s, "model", "alice/legacy", author="alice")
+        head = store.resolve(s, repo, "main")
+        tree = dict(store.tree(s, head))
+        ok = store.store_regular(b"fine", "ok.txt")
+        bad = FileEntry("bad\udc80.txt", ok.oid, ok.size, ok.sha256, False)
+        tree.update({"ok.txt": ok, bad.path: bad})
+        tree_sha = store._put_tree(tree)
+        commit_id = "f" * 40
+        s.add(
+            CommitRow(
+                id=commit_id, repo_id=repo.id, parent_id=head, tree_sha256=tree_sha, title="old", author="a"
+            )
+        )
+        s.execute(
+            update(RefRow).where(RefRow.repo_id == repo.id, RefRow.name == "main").values(commit_id=commit_id)
+        )
+        s.commit()
+    for url in (
+        f"{door.url}/api/models/alice/legacy",
+        f"{door.url}/api/models/alice/legacy/tree/main",
+        f"{door.url}/api/models/alice/legacy/revision/main?blobs=true",
+        f"{door.url}/api/models",
+    ):
+        r = httpx.get(url)
+        assert r.status_code == 200, (url, r.text)
+    files = door.api(user=None).list_repo_files("alice/legacy")
+    assert "ok.txt" in files and "bad\ufffd.txt" in files
+    assert door.api(user=None).model_info("alice/legacy").sha == commit_id

@@ -11,6 +11,7 @@ from cove.server import errors, openapi
 from cove.server.deps import Hub, load_secret
 from cove.server.logs import RedactQueryMiddleware, install_filter
 from cove.server.rawpath import RawPathMiddleware
+from cove.server.responses import SafeJSONResponse
 from cove.server.settings import Settings
 from cove.store import BlobStore, DiskBlobStore, RepoStore
 
@@ -70,7 +71,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from cove.server.search.router import router as search_router
 
     settings = settings or Settings()
-    app = FastAPI(title="Cove hub", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    # every JSON answer renders even when a row stored before text was validated at the door holds a lone
+    # surrogate or a NaN: one bad row must not break a repo's info, tree or a listing for others
+    app = FastAPI(
+        title="Cove hub",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        default_response_class=SafeJSONResponse,
+    )
     app.state.hub = open_hub(settings)
     errors.install(app)
     openapi.install(app)

@@ -6,7 +6,6 @@ import json
 import re
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from cove.errors import (
     AuthenticationError,
@@ -22,6 +21,7 @@ from cove.errors import (
     RequestBodyTimeoutError,
     RevisionNotFoundError,
 )
+from cove.server.responses import SafeJSONResponse
 
 # most specific first
 _STATUS: list[tuple[type[Exception], int, str | None]] = [
@@ -61,7 +61,7 @@ def error_response(
     code: str | None = None,
     extra_headers: dict | None = None,
     extra_body: dict | None = None,
-) -> JSONResponse:
+) -> SafeJSONResponse:
     # a header value may hold no control characters (a CR from a hostile path would break the response)
     clean = re.sub(r"[\x00-\x1f\x7f]", " ", message).encode("latin-1", "replace").decode("latin-1")
     headers = {"X-Error-Message": clean[:1000]}
@@ -69,11 +69,11 @@ def error_response(
     if code:
         headers["X-Error-Code"] = code
     headers.update(extra_headers or {})
-    return JSONResponse({"error": message, **(extra_body or {})}, status_code=status, headers=headers)
+    return SafeJSONResponse({"error": message, **(extra_body or {})}, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
-    async def handle_hub_error(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_hub_error(request: Request, exc: Exception) -> SafeJSONResponse:
         for kind, status, code in _STATUS:
             if isinstance(exc, kind):
                 headers = dict(getattr(exc, "headers", None) or {})
@@ -84,28 +84,28 @@ def install(app: FastAPI) -> None:
                 return error_response(status, str(exc), code, headers, getattr(exc, "body", None))
         raise exc  # pragma: no cover
 
-    async def handle_bad_json(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_bad_json(request: Request, exc: Exception) -> SafeJSONResponse:
         return error_response(400, f"Malformed JSON in the request body: {exc}. Send a valid JSON document.")
 
-    async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_validation(request: Request, exc: Exception) -> SafeJSONResponse:
         return error_response(400, f"Invalid request: {exc}")
 
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
-    async def handle_http(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_http(request: Request, exc: Exception) -> SafeJSONResponse:
         assert isinstance(exc, HTTPException)
         return error_response(exc.status_code, str(exc.detail))
 
     from sqlalchemy.exc import OperationalError
 
-    async def handle_busy(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_busy(request: Request, exc: Exception) -> SafeJSONResponse:
         # SQLite refuses a write whose read snapshot went stale; the client retries 503s with backoff
         return error_response(
             503, "The hub database is busy; retry shortly.", "Busy", extra_headers={"Retry-After": "1"}
         )
 
-    async def handle_nesting(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_nesting(request: Request, exc: Exception) -> SafeJSONResponse:
         # json.loads on a body like "[[[[..." recurses past the interpreter's limit
         return error_response(400, "The request body is nested too deeply: send a flat JSON document.")
 

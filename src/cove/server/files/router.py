@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +20,7 @@ from cove.server.errors import error_response
 from cove.server.files import service
 from cove.server.files.pipe import pipe_to
 from cove.server.files.schemas import LfsBatchRequest, LfsVerifyRequest, LfsVerifyResponse
+from cove.server.responses import SafeJSONResponse
 from cove.store import RepoRow
 
 router = APIRouter()
@@ -119,7 +120,7 @@ def _lfs_batch_route(repo_type: str) -> Any:
         answer = service.lfs_batch(
             hub.store, s, hub.settings, hub.secret, caller, repo, body, base_url(request)
         )
-        return JSONResponse(answer.model_dump(exclude_none=True), media_type=LFS_JSON)
+        return SafeJSONResponse(answer.model_dump(exclude_none=True), media_type=LFS_JSON)
 
     lfs_batch.__name__ = f"lfs_batch_{repo_type}"
     return lfs_batch

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 
 from cove.errors import AuthenticationError, EntryNotFoundError, HubRequestError
 from cove.server import (
@@ -41,6 +40,7 @@ from cove.server.repos.schemas import (
     UrlResponse,
     ValidateYamlResponse,
 )
+from cove.server.responses import SafeJSONResponse
 from cove.store import DEFAULT_BRANCH, check_path
 
 router = APIRouter()
@@ -78,7 +78,7 @@ def _page(request: Request, items: list[Any], page_size: int) -> Response:
     if start + limit < len(items):
         nxt = request.url.include_query_params(cursor=str(start + limit))
         headers["Link"] = f'<{nxt}>; rel="next"'
-    return JSONResponse(page, headers=headers)
+    return SafeJSONResponse(page, headers=headers)
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -88,9 +88,9 @@ def _page(request: Request, items: list[Any], page_size: int) -> Response:
 @router.get(REPO + "/revision/{revision:seg}")
 def repo_info(
     repo: VisibleRepo, hub: HubDep, s: Db, revision: str = DEFAULT_BRANCH, blobs: str | None = None
-) -> JSONResponse:
+) -> SafeJSONResponse:
     commit_id = hub.store.resolve(s, repo, revision)
-    return JSONResponse(service.info_json(hub.store, s, repo, commit_id, files_metadata=flag(blobs)))
+    return SafeJSONResponse(service.info_json(hub.store, s, repo, commit_id, files_metadata=flag(blobs)))
 
 
 @router.get(REPO + "/tree/{revision:seg}")
@@ -115,11 +115,11 @@ def tree(
 
 
 @router.post(REPO + "/paths-info/{revision:seg}")
-def paths_info(repo: VisibleRepo, hub: HubDep, s: Db, revision: str, body: PathsInfoBody) -> JSONResponse:
+def paths_info(repo: VisibleRepo, hub: HubDep, s: Db, revision: str, body: PathsInfoBody) -> SafeJSONResponse:
     commit_id = hub.store.resolve(s, repo, revision)
     for p in body.paths:
         check_path(p.strip("/"))
-    return JSONResponse(service.paths_info(hub.store.tree(s, commit_id), body.paths))
+    return SafeJSONResponse(service.paths_info(hub.store.tree(s, commit_id), body.paths))
 
 
 @router.get(REPO + "/refs", response_model=RefsResponse, response_model_exclude_none=True)
@@ -256,7 +256,7 @@ async def validate_yaml(hub: HubDep, body: YamlBody) -> Any:
     # a large YAML takes seconds of CPU: parsed away from the event loop and its GIL, with a time limit
     problem = await yamlcheck.check(body.content, timeout=hub.settings.yaml_timeout_seconds)
     if problem is not None:
-        return JSONResponse({"errors": [{"message": problem}], "error": problem}, status_code=400)
+        return SafeJSONResponse({"errors": [{"message": problem}], "error": problem}, status_code=400)
     return ValidateYamlResponse(errors=[], warnings=[])
 
 
@@ -266,7 +266,7 @@ def whoami(request: Request, s: Db, caller: Caller) -> Response:
         raise AuthenticationError("Invalid credentials in Authorization header")
     account = get_account(s, caller.name)
     assert account is not None
-    return JSONResponse(
+    return SafeJSONResponse(
         {
             "type": "user",
             "id": f"{account.id:024x}",
