@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +28,8 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig, read_config_dict
 from cove.checkpoint.weight_map import WeightMap, _preview, apply_weight_map
 from cove.checkpoint.weights import load_state_dict, save_state_dict
-from cove.errors import CheckpointError, ConfigError
+from cove.errors import CheckpointError, ConfigError, UnsafeCheckpointError
+from cove.hub.resolve import HubOptions, Snapshot, resolve
 
 logger = logging.getLogger("cove.models")
 
@@ -79,6 +81,135 @@ def resolve_dtype(dtype: Any, config: PretrainedConfig) -> torch.dtype | None:
     raise ConfigError(
         f"dtype={dtype!r} is not supported; use 'float32', 'bfloat16', 'float16', 'auto' or a torch.dtype."
     )
+
+
+# -- loading options -------------------------------------------------------------------------
+
+# transformers' from_pretrained keywords for features Cove does not have (quantization, offloading, tensor
+# parallelism, adapters, kernels, ...): accepted at the value that asks for nothing, refused otherwise
+_UNSUPPORTED: dict[str, Any] = {
+    "state_dict": None,
+    "quantization_config": None,
+    "max_memory": None,
+    "offload_folder": None,
+    "offload_buffers": False,
+    "variant": None,
+    "adapter_kwargs": None,
+    "adapter_name": None,
+    "tp_plan": None,
+    "tp_size": None,
+    "device_mesh": None,
+    "distributed_config": None,
+    "use_kernels": False,
+    "kernel_config": None,
+    "allow_all_kernels": False,
+    "key_mapping": None,
+    "output_loading_info": False,
+    "fusion_config": None,
+    "disable_mmap": None,
+    "tqdm_class": None,
+    "experts_implementation": None,
+    "from_tf": False,
+    "from_flax": False,
+}
+# keywords transformers 5 itself accepts and drops ("not used anymore"); low_cpu_mem_usage is what Cove
+# always does (the model is built on the meta device and the weights are assigned)
+_DROPPED = ("low_cpu_mem_usage", "_fast_init", "mirror", "offload_state_dict")
+_ATTENTION = (None, "sdpa", "eager")  # both run through `attention` below, which computes the same values
+
+
+@dataclass
+class LoadOptions:
+    """The keywords of ``from_pretrained`` that shape the load (the download ones are ``HubOptions``)."""
+
+    config: Any = None  # a config object, or a name/path to read config.json from
+    dtype: Any = None
+    device: Any = None
+    allow_pickle: bool = False
+    ignore_mismatched_sizes: bool = False
+    use_safetensors: bool | None = None
+    gguf_file: Any = None
+    generation_config: Any = None
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> LoadOptions:
+        """Take the loading keywords out of ``kwargs`` (changed in place); what stays are config overrides."""
+        for key, default in _UNSUPPORTED.items():
+            if key in kwargs:
+                value = kwargs.pop(key)
+                if value is not None and value != default:
+                    raise TypeError(
+                        f"from_pretrained({key}={value!r}) is a transformers option Cove does not support; "
+                        "drop it."
+                    )
+        for key in _DROPPED:
+            kwargs.pop(key, None)
+        attn = kwargs.pop("attn_implementation", None)
+        if attn not in _ATTENTION:
+            raise ConfigError(
+                f"attn_implementation={attn!r} is not supported; Cove computes attention with PyTorch's SDPA "
+                "('sdpa'), or explicitly when attention weights are asked for ('eager' is accepted for that)."
+            )
+        if kwargs.pop("weights_only", True) is not True:
+            raise UnsafeCheckpointError(
+                "weights_only=False would unpickle arbitrary objects: Cove reads torch files with "
+                "weights_only=True only (and only with allow_pickle=True)."
+            )
+        dtype, torch_dtype = kwargs.pop("dtype", None), kwargs.pop("torch_dtype", None)
+        device, device_map = kwargs.pop("device", None), kwargs.pop("device_map", None)
+        if device is not None and device_map is not None:
+            raise ConfigError(f"Pass device= or device_map=, not both (got {device!r} and {device_map!r}).")
+        use_safetensors = kwargs.pop("use_safetensors", None)
+        if use_safetensors is not None and not isinstance(use_safetensors, bool):
+            raise TypeError(f"use_safetensors must be True, False or None, got {use_safetensors!r}.")
+        return cls(
+            config=kwargs.pop("config", None),
+            dtype=dtype if dtype is not None else torch_dtype,
+            device=device if device is not None else device_from_map(device_map),
+            allow_pickle=bool(kwargs.pop("allow_pickle", False)),
+            ignore_mismatched_sizes=bool(kwargs.pop("ignore_mismatched_sizes", False)),
+            use_safetensors=use_safetensors,
+            gguf_file=kwargs.pop("gguf_file", None),
+            generation_config=kwargs.pop("generation_config", None),
+        )
+
+    def place(self, model: Any) -> Any:
+        """The loaded model in the asked dtype, on the asked device, in eval mode."""
+        target = resolve_dtype(self.dtype, model.config)
+        if target is not None:
+            model = model.to(target)
+        if self.device is not None:
+            model = model.to(self.device)
+        return model.eval()
+
+
+def device_from_map(device_map: Any) -> Any:
+    """transformers' ``device_map`` for a model that fits on one device: that device.
+
+    Cove never splits a model across devices, so a map that places modules on different devices raises;
+    ``"auto"`` is the first accelerator when there is one, else the CPU.
+    """
+    if device_map is None:
+        return None
+    if isinstance(device_map, dict):
+        devices = set(map(str, device_map.values()))
+        if len(devices) != 1:
+            raise ConfigError(
+                f"device_map={device_map!r} spreads the model over {sorted(devices)}: Cove keeps a model on one "
+                "device; pass that device (device_map='cuda:0', or device=...)."
+            )
+        device_map = next(iter(device_map.values()))
+    if device_map == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device_map, int) and not isinstance(device_map, bool):
+        return torch.device("cuda", device_map)
+    try:
+        return torch.device(device_map)
+    except (RuntimeError, TypeError):
+        raise ConfigError(
+            f"device_map={device_map!r} is not a device: pass 'auto', a device name ('cpu', 'cuda:0'), an "
+            "index, or a dict mapping every module to one device."
+        ) from None
 
 
 # -- activations -----------------------------------------------------------------------------
@@ -292,45 +423,66 @@ class PreTrainedModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls,
-        pretrained_model_name_or_path: str | os.PathLike[str],
-        *,
-        config: PretrainedConfig | None = None,
-        dtype: Any = None,
-        torch_dtype: Any = None,
-        revision: str | None = None,
-        allow_pickle: bool = False,
-        ignore_mismatched_sizes: bool = False,
-        device: Any = None,
-        **config_overrides: Any,
+        cls, pretrained_model_name_or_path: str | os.PathLike[str] | Snapshot, **kwargs: Any
     ) -> PreTrainedModel:
-        from cove.hub.resolve import resolve_model_dir
+        """Load a model folder or hub name (see ``LoadOptions`` and ``HubOptions`` for the keywords).
 
-        folder = resolve_model_dir(pretrained_model_name_or_path, revision=revision)
-        if config is None:
-            raw = read_config_dict(folder)
+        Keywords that are neither loading options nor fields of the config override config.json's values
+        (``num_labels=3``, ``output_hidden_states=True``); any other keyword raises TypeError naming it.
+        The name is resolved once: config, weights and generation config come from one snapshot.
+        """
+        hub = HubOptions.pop_from(kwargs)
+        options = LoadOptions.pop_from(kwargs)
+        snapshot = resolve(pretrained_model_name_or_path, hub)
+        return cls._load(snapshot, hub, options, kwargs)
+
+    @classmethod
+    def _load(
+        cls, snapshot: Snapshot, hub: HubOptions, options: LoadOptions, overrides: dict[str, Any]
+    ) -> PreTrainedModel:
+        """Build the model from a resolved snapshot (the Auto classes call this once they picked the class)."""
+        if options.gguf_file is not None:
+            raise ConfigError(
+                f"gguf_file={options.gguf_file!r}: GGUF files hold causal LMs; load it with AutoModelForCausalLM."
+            )
+        if options.generation_config is not None:
+            raise ConfigError(f"generation_config= is for models that generate; {cls.__name__} does not.")
+        folder = snapshot.folder(hub.subfolder)
+        config = cls._load_config(snapshot, hub, options, overrides)
+        state = load_state_dict(
+            folder, allow_pickle=options.allow_pickle, use_safetensors=options.use_safetensors
+        )
+        model = cls._from_state_dict(
+            config, state, source=str(folder), ignore_mismatched_sizes=options.ignore_mismatched_sizes
+        )
+        return options.place(model)
+
+    @classmethod
+    def _load_config(
+        cls, snapshot: Snapshot, hub: HubOptions, options: LoadOptions, overrides: dict[str, Any]
+    ) -> PretrainedConfig:
+        config = options.config
+        if isinstance(config, PretrainedConfig):
+            if overrides:
+                raise ConfigError(f"Pass either config= or config overrides, not both: {sorted(overrides)}.")
+        else:
+            source = snapshot if config is None else resolve(config, hub)
+            raw = read_config_dict(source.folder(hub.subfolder))
             found = raw.get("model_type")
             if found and found != cls.config_class.model_type:
                 raise ConfigError(
-                    f"{folder} holds a {found!r} model, not {cls.config_class.model_type!r}: "
+                    f"{source.name} holds a {found!r} model, not {cls.config_class.model_type!r}: "
                     f"load it with an Auto class or the {found} classes."
                 )
-            config = cls.config_class.from_dict(raw, **config_overrides)
-        elif config_overrides:
-            raise ConfigError(
-                f"Pass either config= or config overrides, not both: {sorted(config_overrides)}."
-            )
-        config.name_or_path = str(pretrained_model_name_or_path)
-        state = load_state_dict(folder, allow_pickle=allow_pickle)
-        model = cls._from_state_dict(
-            config, state, source=str(folder), ignore_mismatched_sizes=ignore_mismatched_sizes
-        )
-        target = resolve_dtype(dtype if dtype is not None else torch_dtype, config)
-        if target is not None:
-            model = model.to(target)
-        if device is not None:
-            model = model.to(device)
-        return model.eval()
+            unknown = cls.config_class.unknown_overrides(raw, overrides)
+            if unknown:
+                raise TypeError(
+                    f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) {unknown}: they are "
+                    f"neither loading options nor fields of {cls.config_class.__name__} (config overrides)."
+                )
+            config = cls.config_class.from_dict(raw, **overrides)
+        config.name_or_path = snapshot.name
+        return config
 
     @classmethod
     def _from_state_dict(
