@@ -13,7 +13,15 @@ from cove.hub import client
 
 pytestmark = pytest.mark.server
 
-LOADER_KEYS = {"token", "cache_dir", "trust_remote_code", "local_files_only", "force_download", "revision"}
+LOADER_KEYS = {
+    "token",
+    "cache_dir",
+    "trust_remote_code",
+    "local_files_only",
+    "force_download",
+    "revision",
+    "_commit_hash",
+}
 
 
 @pytest.fixture
@@ -111,6 +119,7 @@ def test_one_load_reads_one_commit_while_the_branch_moves(hub, env, monkeypatch)
     assert pushed and hub.api().model_info("alice/moving").sha != commit_a  # main did move mid-load
     expected = cove.AutoModelForSequenceClassification.from_pretrained(first)
     assert pipe.model.config.id2label == {0: "neg", 1: "pos"}  # config of commit a
+    assert pipe.model.config._commit_hash == commit_a
     for (name, got), want in zip(pipe.model.state_dict().items(), expected.state_dict().values()):
         assert torch.equal(got, want), name  # weights of commit a
     assert pipe.tokenizer.model_max_length == 32  # tokenizer of commit a

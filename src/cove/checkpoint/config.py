@@ -181,7 +181,8 @@ def load_config(
 
     hub = HubOptions.pop_from(kwargs)
     return_unused = bool(kwargs.pop("return_unused_kwargs", False))
-    data = read_config_dict(resolve(name_or_path, hub).folder(hub.subfolder))
+    snapshot = resolve(name_or_path, hub)
+    data = read_config_dict(snapshot.folder(hub.subfolder))
     cls = config_class(data)
     unknown = {k: kwargs.pop(k) for k in cls.unknown_overrides(data, kwargs)}
     if unknown and not return_unused:
@@ -191,6 +192,8 @@ def load_config(
         )
     config = cls.from_dict(data, **kwargs)
     config.name_or_path = name_of(name_or_path)
+    if snapshot.commit:  # as transformers records it; not a field, so never saved
+        config._commit_hash = snapshot.commit
     return (config, unknown) if return_unused else config
 
 

@@ -482,6 +482,8 @@ class PreTrainedModel(nn.Module):
                 )
             config = cls.config_class.from_dict(raw, **overrides)
         config.name_or_path = snapshot.name
+        if snapshot.commit:  # what transformers records, read by the model card's lineage; never saved
+            setattr(config, "_commit_hash", snapshot.commit)  # noqa: B010 (not a declared field, on purpose)
         return config
 
     @classmethod
