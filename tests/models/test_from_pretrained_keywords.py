@@ -283,3 +283,28 @@ def test_one_resolution_per_load(tmp_path, monkeypatch):
     calls.clear()
     cove.pipeline("text-generation", model="me/tiny-llama", tokenizer=str(bert_repo / "snapshots" / commit))
     assert calls == ["me/tiny-llama"]
+
+
+def test_use_auth_token_is_refused_not_stored(tmp_path):
+    folder = _tiny_bert(tmp_path / "bert")
+    for load in (
+        cove.AutoModel.from_pretrained,
+        cove.AutoTokenizer.from_pretrained,
+        cove.AutoConfig.from_pretrained,
+    ):
+        with pytest.raises(TypeError, match="token="):
+            load(folder, use_auth_token=SECRET)
+
+
+def test_save_pretrained_keywords(tmp_path):
+    model = cove.AutoModel.from_pretrained(_tiny_bert(tmp_path / "bert"))
+    with pytest.raises(TypeError, match="bogus"):  # no longer swallowed
+        model.save_pretrained(tmp_path / "out", bogus=1)
+    with pytest.raises(ValueError, match="safetensors only"):
+        model.save_pretrained(tmp_path / "out", safe_serialization=False)
+    with pytest.raises(TypeError, match="push_to_hub=True"):
+        model.save_pretrained(tmp_path / "out", repo_id="me/model")
+    assert model.save_pretrained(tmp_path / "rank1", is_main_process=False) == []
+    assert not (tmp_path / "rank1").exists()
+    files = model.save_pretrained(tmp_path / "out", safe_serialization=True, max_shard_size="10MB")
+    assert [f.name for f in files] == ["model.safetensors"]

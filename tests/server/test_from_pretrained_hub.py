@@ -92,6 +92,13 @@ def test_private_repo_loads_with_token_and_the_token_is_never_published(hub, env
     saved = env / "saved"
     tok.save_pretrained(saved)
     assert token not in (saved / "tokenizer_config.json").read_text()
+    # transformers' save_pretrained(push_to_hub=True) spelling pushes too
+    model.save_pretrained(
+        env / "via-save", push_to_hub=True, repo_id="alice/via-save", token=token, private=True
+    )
+    assert hub.api().model_info("alice/via-save").private is True
+    published = _get(hub, "alice/via-save", "config.json", token)
+    assert token not in published and not LOADER_KEYS & set(json.loads(published))
 
 
 def test_one_load_reads_one_commit_while_the_branch_moves(hub, env, monkeypatch):

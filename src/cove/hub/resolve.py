@@ -59,6 +59,11 @@ class HubOptions:
         ``trust_remote_code=True`` raises RemoteCodeError: Cove never runs code from a repo.
         """
         refuse_remote_code(kwargs.pop("trust_remote_code", None))
+        if "use_auth_token" in kwargs:  # a tokenizer would otherwise keep it as a setting, and save it
+            kwargs.pop("use_auth_token")
+            raise TypeError(
+                "use_auth_token= is transformers 4's old name (removed in 5): pass token= instead."
+            )
         for key in _TELEMETRY:
             kwargs.pop(key, None)
         for key, why in _DEPRECATED.items():

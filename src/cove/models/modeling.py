@@ -611,15 +611,58 @@ class PreTrainedModel(nn.Module):
         return apply_weight_map(state, self.weight_map.invert(), source=type(self).__name__)
 
     def save_pretrained(
-        self, save_directory: str | os.PathLike[str], *, max_shard_size: int | str = "5GB", **_: Any
+        self,
+        save_directory: str | os.PathLike[str],
+        *,
+        max_shard_size: int | str = "5GB",
+        is_main_process: bool = True,
+        safe_serialization: bool = True,
+        push_to_hub: bool = False,
+        token: str | bool | None = None,
+        **push_kwargs: Any,
     ) -> list[Path]:
+        """config.json + safetensors weights; transformers' keywords: ``is_main_process=False`` writes
+        nothing (the other ranks of a distributed run), ``push_to_hub=True`` then commits the folder to
+        ``repo_id`` (default: the folder's name) with ``token``, ``private``, ``commit_message``, ``revision``."""
+        if safe_serialization is not True:
+            raise UnsafeCheckpointError(
+                "safe_serialization=False would write a pickle file: Cove saves safetensors only."
+            )
+        pushing = {
+            k: push_kwargs.pop(k)
+            for k in ("repo_id", "private", "commit_message", "revision")
+            if k in push_kwargs
+        }
+        for key in ("variant", "state_dict"):
+            if push_kwargs.get(key) is not None:
+                raise TypeError(f"save_pretrained({key}=...) is a transformers option Cove does not support.")
+            push_kwargs.pop(key, None)
+        if push_kwargs:
+            raise TypeError(f"save_pretrained() got unexpected keyword argument(s) {sorted(push_kwargs)}.")
+        if pushing and not push_to_hub:
+            raise TypeError(f"{sorted(pushing)} are push options: pass push_to_hub=True as well.")
+        if not is_main_process:
+            return []
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]
         dtype = next(self.parameters()).dtype
         self.config.dtype = {v: k for k, v in _DTYPES.items()}.get(dtype, "float32")
         self.config.save_pretrained(folder)
-        return save_state_dict(self.checkpoint_state_dict(), folder, max_shard_size=max_shard_size)
+        files = save_state_dict(self.checkpoint_state_dict(), folder, max_shard_size=max_shard_size)
+        if push_to_hub:
+            import cove.hub as hub
+
+            repo_id = pushing.pop("repo_id", None) or folder.resolve().name
+            hub.create_repo(repo_id, token=token, private=bool(pushing.get("private", False)), exist_ok=True)
+            hub.upload_folder(
+                repo_id,
+                folder,
+                token=token,
+                commit_message=pushing.get("commit_message") or f"Upload {type(self).__name__}",
+                revision=pushing.get("revision"),
+            )
+        return files
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
         from cove.hub.push import push_to_hub
