@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, ClassVar
 
@@ -55,8 +56,10 @@ class _AutoModel:
         model_type: str | None
         if isinstance(config, PretrainedConfig):
             model_type = config.model_type
-        elif config is not None:  # a name or path to read config.json from
-            model_type = read_config_dict(resolve(config, hub).folder(hub.subfolder)).get("model_type")
+        elif config is not None:  # a name or path to read config.json from, resolved once too
+            config_snapshot = resolve(config, hub)
+            options = dataclasses.replace(options, config=config_snapshot)
+            model_type = read_config_dict(config_snapshot.folder(hub.subfolder)).get("model_type")
         else:
             from cove.checkpoint.gguf import find_gguf
 
