@@ -56,7 +56,7 @@ _EXPORTS: dict[str, str] = {
     "MistralConfig": "cove.models.llama",
     "MistralModel": "cove.models.llama",
     "MistralForCausalLM": "cove.models.llama",
-    "GenerationConfig": "cove.generation.config",
+    "GenerationConfig": "cove.checkpoint.generation_config",
     "TextIteratorStreamer": "cove.generation.streamers",
     "TextStreamer": "cove.generation.streamers",
     # pipelines

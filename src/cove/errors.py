@@ -159,5 +159,10 @@ class BlobStoreConfigError(CoveError, ValueError):
     """The blob store settings (COVE_BLOB_STORE, COVE_S3_*) are incomplete or the store is unreachable."""
 
 
-class CardTooLargeError(HubRequestError):
-    """A card's YAML expands (through anchors and aliases) past the size budget: a "YAML bomb"."""
+class InvalidCardError(HubRequestError):
+    """A README whose card metadata the hub refuses to store (too large, or text that is not clean UTF-8):
+    the commit that brings it is refused and the repo stays unchanged."""
+
+
+class CardTooLargeError(InvalidCardError):
+    """A card's YAML is over the size cap, or expands (through anchors and aliases) past the value budget."""

@@ -1,4 +1,5 @@
-"""Shared model infrastructure: loading and saving checkpoints, weight init, attention, activations, losses.
+"""Shared model infrastructure: loading and saving checkpoints, weight init, attention, fused projections,
+activations, losses.
 
 Families subclass ``PreTrainedModel`` and declare:
 - ``config_class``; ``base_model_prefix`` (the checkpoint's prefix for the backbone inside a head model);
@@ -318,6 +319,70 @@ def attention(
         scores = scores + mask
     weights = scores.softmax(dim=-1)
     return F.dropout(weights, p=dropout) @ v, weights
+
+
+# -- fused projections -----------------------------------------------------------------------
+
+
+class FusedLinears:
+    """Several nn.Linear layers that read the same input, evaluated with one matmul at inference.
+
+    Their parameters' storage is re-pointed to views of one concatenated tensor (the Parameter objects stay
+    the same, so an optimizer keeps updating what the model uses), so fusing costs no memory and the
+    checkpoint layout (separate q/k/v, gate/up) is unchanged. Anything that replaces the parameters
+    (``.to(dtype)``, loading) is noticed by pointer and fused again on the next call. Training, and any call
+    with autograd on, uses the layers one by one.
+    """
+
+    def __init__(self, *linears: nn.Linear):
+        self.linears = linears
+        self.sizes = [lin.out_features for lin in linears]
+        self.weight: torch.Tensor | None = None
+        self.bias: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's output."""
+        return list(self.joined(x).split(self.sizes, dim=-1))
+
+    def joined(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers' outputs side by side on the last dimension."""
+        first = self.linears[0].weight
+        if torch.is_grad_enabled() or first.is_meta:
+            return torch.cat([lin(x) for lin in self.linears], dim=-1)
+        if (
+            self.weight is None
+            or first.data_ptr() != self.weight.data_ptr()
+            or first.dtype != self.weight.dtype
+        ):
+            self._fuse()
+        assert self.weight is not None
+        return F.linear(x, self.weight, self.bias)
+
+    def _fuse(self) -> None:
+        # normal tensors even under inference_mode: the parameters must stay usable for training later
+        with torch.inference_mode(False), torch.no_grad():
+            self._fuse_now()
+
+    def _fuse_now(self) -> None:
+        weight = torch.cat([lin.weight.detach() for lin in self.linears])
+        biased = [lin.bias is not None for lin in self.linears]
+        bias = None
+        if any(biased):
+            bias = torch.cat(
+                [
+                    lin.bias.detach() if lin.bias is not None else weight.new_zeros(lin.out_features)
+                    for lin in self.linears
+                ]
+            )
+        start = 0
+        for lin, size in zip(self.linears, self.sizes):
+            # swap the storage, keep the Parameter objects: an optimizer holding them keeps training the
+            # weights the model uses (a new Parameter here would silently detach them after an evaluation)
+            lin.weight.data = weight[start : start + size]
+            if lin.bias is not None and bias is not None:
+                lin.bias.data = bias[start : start + size]
+            start += size
+        self.weight, self.bias = weight, bias
 
 
 # -- losses ----------------------------------------------------------------------------------

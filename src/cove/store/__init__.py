@@ -35,11 +35,11 @@ from cove.store.repos import (
     check_path,
     check_ref_name,
     check_repo_type,
-    check_text,
     git_blob_oid,
     lfs_pointer,
     split_repo_id,
 )
+from cove.store.text import check_text
 
 if TYPE_CHECKING:
     from cove.store.gc import GcReport

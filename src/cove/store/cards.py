@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cove.errors import CardTooLargeError, HubRequestError
+from cove.errors import CardTooLargeError, HubRequestError, InvalidCardError
+from cove.store.text import check_text
 
 
 def split_front_matter(text: str) -> str | None:
@@ -18,12 +19,25 @@ def split_front_matter(text: str) -> str | None:
     return None
 
 
+# The YAML of one card; larger metadata is refused. libyaml parses this much in well under a second, which
+# bounds the time one card can take (yaml.safe_load cannot be interrupted midway).
+MAX_CARD_YAML_BYTES = 1024 * 1024
+
+
 def parse_yaml(content: str) -> dict[str, Any]:
-    """Card YAML into a dict; a syntax error names the line."""
+    """Card YAML into a dict; a syntax error names the line; text that could not be listed or sent as
+    UTF-8 (lone surrogates from YAML escapes, control characters) is refused."""
     import yaml
 
+    size = len(content.encode("utf-8", "surrogatepass"))
+    if size > MAX_CARD_YAML_BYTES:
+        raise CardTooLargeError(
+            f"The card metadata (README.md front matter) is {size:,} bytes, over the cap of "
+            f"{MAX_CARD_YAML_BYTES:,}: move long content below the front matter."
+        )
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.safe_load(content) if content.strip() else {}
+        data = yaml.load(content, Loader=loader) if content.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -54,13 +68,22 @@ def _jsonable(value: Any, budget: list[int]) -> Any:
             f"The card metadata is too large (over {_MAX_NODES} values once YAML anchors are expanded): "
             "shorten it or drop the anchors/aliases."
         )
+    if isinstance(value, str):
+        return _clean_text(value)
     if isinstance(value, dict):
-        return {str(k): _jsonable(v, budget) for k, v in value.items()}
+        return {_clean_text(str(k)): _jsonable(v, budget) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v, budget) for v in value]
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     return value
+
+
+def _clean_text(value: str) -> str:
+    try:
+        return check_text(value, "text in the card metadata", multiline=True)
+    except HubRequestError as exc:
+        raise InvalidCardError(f"{exc} Fix the README.md front matter.") from None
 
 
 def card_from_readme(text: str) -> dict[str, Any]:

@@ -30,13 +30,15 @@ from cove.errors import (
     CommitConflictError,
     EntryNotFoundError,
     HubRequestError,
+    InvalidCardError,
     RepoExistsError,
     RepoNotFoundError,
     RevisionNotFoundError,
 )
 from cove.store.blobs import BlobStore, DiskBlobStore
-from cove.store.cards import card_from_readme
+from cove.store.cards import MAX_CARD_YAML_BYTES, card_from_readme, split_front_matter
 from cove.store.db import CommitRow, LfsLinkRow, RefRow, RepoRow, make_engine, utcnow
+from cove.store.text import check_text
 
 REPO_TYPES = ("model", "dataset", "space")
 DEFAULT_BRANCH = "main"
@@ -109,21 +111,27 @@ def check_ref_name(name: str) -> str:
     return name
 
 
-def check_text(value: str, what: str) -> str:
-    """Text that can be stored, listed and sent as UTF-8: no lone surrogates, no control characters."""
-    return value
+def _is_git_dir(part: str) -> bool:
+    # case-insensitive filesystems (macOS, Windows) see .GIT as .git; Windows also drops trailing dots and
+    # spaces and knows the 8.3 name GIT~1
+    name = part.lower().rstrip(". ")
+    return name == ".git" or name == "git~1"
 
 
 def check_path(path: str) -> str:
-    """A repo-relative file path, refused when it could escape the repo."""
+    """A repo-relative file path, refused when it could escape the repo or reach a git folder."""
     if not isinstance(path, str) or not path:
         raise HubRequestError("Empty file path: name the file inside the repo, e.g. 'config.json'.")
     if "\0" in path or "\\" in path or path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise HubRequestError(f"Invalid path {path!r}: paths are relative, with '/' separators and no NUL.")
+    check_text(path, "path")
     parts = path.split("/")
-    if any(p in ("", ".", "..") for p in parts) or parts[0] == ".git" or len(path) > 1000:
+    if any(p in ("", ".", "..") for p in parts) or len(path) > 1000:
+        raise HubRequestError(f"Invalid path {path!r}: '..', '.' and empty segments are not allowed.")
+    if any(_is_git_dir(p) for p in parts):
         raise HubRequestError(
-            f"Invalid path {path!r}: '..', '.', empty segments and '.git/' are not allowed."
+            f"Invalid path {path!r}: no file may live in a '.git' folder (at any depth, in any case): "
+            "git would run what it finds there."
         )
     return path
 
@@ -459,6 +467,9 @@ class RepoStore:
             branch = branch[len("refs/heads/") :]
         if not title.strip():
             raise HubRequestError("Empty commit message: give the commit a summary.")
+        for op in ops:  # parse a new card before any lock is taken (the parse is cached by content)
+            if op.kind == "add" and op.path == "README.md" and op.entry is not None:
+                self.card_of(op.entry)
         with _repo_lock((self.database_url, repo.id)):
             for attempt in range(50):
                 if attempt:
@@ -506,6 +517,9 @@ class RepoStore:
                 "landed first. Fetch the new head and retry."
             )
         tree = self._apply(s, repo, self.tree(s, head), ops)
+        # the card is read before the first write below, which takes SQLite's write lock: nothing slow
+        # happens while other writers wait
+        card = self.card_of(tree.get("README.md")) if branch == DEFAULT_BRANCH else None
         tree_sha = self._put_tree(tree)
         commit_id = self._commit_id(repo.id, tree_sha, head, author, title, message)
         s.add(
@@ -525,8 +539,8 @@ class RepoStore:
         if result.rowcount != 1:  # another process moved the branch between our read and our write
             return None
         repo.updated_at = utcnow()
-        if branch == DEFAULT_BRANCH:
-            self._refresh_card(repo, tree)
+        if card is not None:
+            repo.card_json = json.dumps(card)
         s.commit()
         return commit_id
 
@@ -538,8 +552,7 @@ class RepoStore:
             check_path(op.path)
             if op.kind == "add":
                 assert op.entry is not None
-                if any(p.startswith(op.path + "/") for p in tree):
-                    raise HubRequestError(f"Cannot add file {op.path!r}: a folder with that path exists.")
+                _check_file_slot(tree, op.path)
                 tree[op.path] = op.entry
             elif op.kind == "delete":
                 if tree.pop(op.path, None) is None:
@@ -554,7 +567,8 @@ class RepoStore:
                 for p in doomed:
                     del tree[p]
             elif op.kind == "copy":
-                assert op.src_path is not None
+                if not op.src_path:
+                    raise HubRequestError(f"Copying to {op.path!r} needs 'srcPath': the file to copy.")
                 src_tree = (
                     tree if op.src_revision is None else self.tree(s, self.resolve(s, repo, op.src_revision))
                 )
@@ -563,22 +577,78 @@ class RepoStore:
                     raise EntryNotFoundError(
                         f"Cannot copy {op.src_path!r}: no such file in {repo.repo_id!r}."
                     )
+                _check_file_slot(tree, op.path)
                 tree[op.path] = FileEntry(op.path, src.oid, src.size, src.sha256, src.lfs)
             else:  # pragma: no cover - the parsers only build the kinds above
                 raise HubRequestError(f"Unknown commit operation {op.kind!r}.")
         return tree
 
-    def _refresh_card(self, repo: RepoRow, tree: dict[str, FileEntry]) -> None:
-        readme = tree.get("README.md")
-        card: dict[str, Any] = {}
-        if readme is not None and readme.size < 5_000_000:
+    def card_of(self, readme: FileEntry | None) -> dict[str, Any]:
+        """The card metadata of a README (empty without one). A README whose YAML does not parse is kept
+        as a file with an empty card (validate-yaml names the line); one the hub refuses to store (over
+        the size cap, a YAML bomb, text that is not clean UTF-8) raises InvalidCardError, so the commit
+        that brings it leaves the repo unchanged."""
+        if readme is None:
+            return {}
+        cached = _cards.get(readme.sha256)
+        if cached is None:
+            # the front matter leads the file: read no more than the largest card could span
+            limit = MAX_CARD_YAML_BYTES + 4096
+            head = b"".join(self.blobs.iter_range(readme.sha256, 0, min(readme.size, limit)))
+            text = head.decode("utf-8", "ignore" if readme.size > limit else "replace")
             try:
-                card = card_from_readme(self.blobs.read(readme.sha256).decode("utf-8", "replace"))
-            except CardTooLargeError:
-                raise  # a YAML bomb is refused, so the commit (not yet committed) leaves the repo unchanged
+                unclosed = text.lstrip("\ufeff").startswith("---") and split_front_matter(text) is None
+                if readme.size > limit and unclosed:
+                    raise CardTooLargeError(
+                        f"The README.md front matter does not end within {MAX_CARD_YAML_BYTES:,} bytes: "
+                        "shorten the metadata (the card cap) or close it with a '---' line."
+                    )
+                cached = card_from_readme(text)
+            except InvalidCardError:
+                raise
             except HubRequestError:
-                card = {}  # bad YAML is kept as a file, as before; validate-yaml names the line
-        repo.card_json = json.dumps(card)
+                cached = {}
+            _cards.put(readme.sha256, cached)
+        return json.loads(json.dumps(cached))  # a private copy: callers may change it
+
+
+def _check_file_slot(tree: dict[str, FileEntry], path: str) -> None:
+    """A file may not sit where a folder is, nor under a path that is a file: such a tree could never be
+    written to a disk (snapshot_download, a git checkout)."""
+    if any(p.startswith(path + "/") for p in tree):
+        raise HubRequestError(f"Cannot write file {path!r}: a folder with that path exists in the repo.")
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if parent in tree:
+            raise HubRequestError(
+                f"Cannot write file {path!r}: {parent!r} is a file in the repo, so it cannot be a folder."
+            )
+
+
+class _CardCache:
+    """Parsed cards by README sha256 (content-addressed, so one cache serves every store)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._size = size
+        self._guard = threading.Lock()
+
+    def get(self, sha: str) -> dict[str, Any] | None:
+        with self._guard:
+            hit = self._items.get(sha)
+            if hit is not None:
+                self._items.move_to_end(sha)
+            return hit
+
+    def put(self, sha: str, card: dict[str, Any]) -> None:
+        with self._guard:
+            self._items[sha] = card
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_cards = _CardCache()
 
 
 def _subtree(tree: dict[str, FileEntry], path: str) -> dict[str, str]:
