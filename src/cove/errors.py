@@ -35,6 +35,10 @@ class MissingFileError(CoveError, FileNotFoundError):
     """A file a model or tokenizer folder needs is not there."""
 
 
+class RemoteCodeError(CoveError, ValueError):
+    """``trust_remote_code=True``: Cove never runs code that comes with a repo."""
+
+
 # --- tokenization ---------------------------------------------------------------------------
 
 

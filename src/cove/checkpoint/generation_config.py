@@ -106,14 +106,21 @@ class GenerationConfig:
         return config
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike[str], **kwargs: Any) -> GenerationConfig:
-        from cove.hub.resolve import resolve_model_dir
+    def from_pretrained(
+        cls, folder: str | os.PathLike[str], config_file_name: str | None = None, **kwargs: Any
+    ) -> GenerationConfig:
+        """generation_config.json of a folder or hub name. Keywords: the download ones (``HubOptions``:
+        token, revision, cache_dir, local_files_only, force_download, subfolder); the rest are generation
+        options applied on top (an unknown one raises, naming it)."""
+        from cove.hub.resolve import HubOptions, resolve
 
-        path = resolve_model_dir(folder) / GENERATION_CONFIG_NAME
+        hub = HubOptions.pop_from(kwargs)
+        name = config_file_name or GENERATION_CONFIG_NAME
+        path = resolve(folder, hub).folder(hub.subfolder) / name
         if not path.is_file():
             from cove.errors import MissingFileError
 
-            raise MissingFileError(f"No {GENERATION_CONFIG_NAME} in {folder}.")
+            raise MissingFileError(f"No {name} in {folder}.")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

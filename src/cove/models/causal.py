@@ -4,6 +4,7 @@ the small-step thread switch and GenerationMixin."""
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cove.errors import GenerationError
+from cove.errors import ConfigError, GenerationError
 from cove.models.kv_cache import KVCache
 
 
@@ -137,24 +138,28 @@ class GenerationMixin:
     generation_config: Any = None
 
     @classmethod
-    def from_pretrained(
-        cls, pretrained_model_name_or_path: Any, *args: Any, gguf_file: Any = None, **kwargs: Any
-    ) -> Any:
+    def _load(cls, snapshot: Any, hub: Any, options: Any, overrides: dict[str, Any]) -> Any:
+        """A GGUF file or an HF folder, plus the generation config of the same snapshot."""
         from cove.checkpoint.generation_config import GENERATION_CONFIG_NAME, GenerationConfig
         from cove.checkpoint.gguf import find_gguf
-        from cove.hub.resolve import resolve_model_dir
 
-        folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
-        gguf_path = find_gguf(pretrained_model_name_or_path, folder, gguf_file)
+        folder = snapshot.folder(hub.subfolder)
+        gguf_path = find_gguf(snapshot.name, folder, options.gguf_file)
+        generation_config = options.generation_config
+        options = dataclasses.replace(options, gguf_file=None, generation_config=None)
         if gguf_path is not None:
             from cove.models.gguf import model_from_gguf
 
-            return model_from_gguf(cls, gguf_path, name=str(pretrained_model_name_or_path), **kwargs)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)  # type: ignore[misc]
-        if (folder / GENERATION_CONFIG_NAME).is_file():
-            model.generation_config = GenerationConfig.from_pretrained(folder)
+            model = model_from_gguf(cls, gguf_path, name=snapshot.name, options=options, overrides=overrides)
         else:
-            model.generation_config = GenerationConfig.from_model_config(model.config)
+            model = super()._load(snapshot, hub, options, overrides)  # type: ignore[misc]
+            if generation_config is None and (folder / GENERATION_CONFIG_NAME).is_file():
+                generation_config = GenerationConfig.from_pretrained(folder)
+        if generation_config is not None and not isinstance(generation_config, GenerationConfig):
+            raise ConfigError(
+                f"generation_config= takes a GenerationConfig, got a {type(generation_config).__name__}."
+            )
+        model.generation_config = generation_config or GenerationConfig.from_model_config(model.config)
         return model
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
