@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from cove.hardware import describe
+
 _WORD_TEXT = (
     "the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
     "you were her she there been one all we their has would when if so no will more out up into do any your what "
@@ -188,6 +190,7 @@ def main() -> None:
     start = time.perf_counter()
     rows = write_csv(csv, args.size_mb)
     size = os.path.getsize(csv) / (1 << 20)
+    print(f"hardware: {describe(measure=False)}")
     print(f"CSV: {size:.0f} MiB, {rows:,} rows, written in {time.perf_counter() - start:.0f}s ({csv})")
     libs = ["cove"] + ([] if args.no_datasets else ["datasets"])
     results: dict[str, list[dict]] = {lib: [] for lib in libs}

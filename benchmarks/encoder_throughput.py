@@ -20,6 +20,8 @@ import time
 
 import torch
 
+from cove.hardware import describe
+
 NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -98,6 +100,7 @@ def main() -> None:
     torch.manual_seed(0)
     sentences = english_sentences(args.sentences)
     lengths = [len(s.split()) for s in sentences]
+    print(f"hardware: {describe()}")
     print(
         f"{len(sentences)} sentences, words per sentence: min {min(lengths)}, median "
         f"{statistics.median(lengths)}, max {max(lengths)}; batch {args.batch_size}; torch threads "

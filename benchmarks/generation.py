@@ -5,7 +5,7 @@ batch 1 and batch 8 (left-padded prompts of mixed length), in fp32 and bf16. Run
 repeated; medians of tokens/s (new tokens over the whole batch per second) and time to first token are
 printed side by side with the ratio, and whether the generated tokens are identical. The load average is
 printed with every row: on a shared machine the figures depend on it (see the note on small steps in
-cove.models.causal.small_step_threads).
+cove.generation.utils.small_step_limit).
 
 ``--peer-one-thread`` adds a column: transformers with torch limited to one intra-op thread, interleaved
 too, which separates what Cove gains from its threading choice for small steps from the rest.
@@ -23,6 +23,8 @@ import sys
 import time
 
 import torch
+
+from cove.hardware import describe
 
 NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PROMPTS = [
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; transformers {transformers.__version__}; "
         f"load average {load_average()} on {os.cpu_count()} CPUs"
     )
+    print(f"hardware: {describe()}")
     print(f"{NAME}: greedy, {args.new_tokens} new tokens, median of {args.repeats} interleaved runs\n")
     one = args.peer_one_thread
     header = (

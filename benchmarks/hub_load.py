@@ -29,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+from cove.hardware import describe
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test helpers start the services
 
 from tests.server.services import (
@@ -292,6 +294,7 @@ def main() -> None:
             c.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    print(f"\nhardware: {describe(measure=False)}")
     cols = ["requests/s", "MB/s", "p50 ms", "p99 ms", "errors", "commits", "lost commits"]
     print(f"\n{'target':<26}" + "".join(f"{c:>14}" for c in cols) + f"{'large MB/s':>14}{'vs static':>11}")
     for label, row in results.items():

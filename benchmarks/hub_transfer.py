@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from cove.hardware import describe
+
 
 def _serve(data_dir: Path):  # type: ignore[no-untyped-def]
     import httpx
@@ -92,6 +94,7 @@ def main() -> None:
         )
         times["cove download"].append(time.perf_counter() - t)
         assert Path(got).read_bytes() == data
+    print(f"hardware: {describe(measure=False)}")
     print(f"file: {args.mb} MiB (sha256 {digest[:12]}...), {args.repeats} repeats, server: cove on {url}")
     for step, values in times.items():
         median = statistics.median(values)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from cove.hardware import describe
+
 NAME = "sentence-transformers/all-MiniLM-L6-v2"
 WORDS = (
     "the a company city river people government market music film team player game science data model "
@@ -138,6 +140,7 @@ def main() -> None:
             {"candidate_labels": ["sports", "politics", "music", "science"]},
         ),
     }
+    print(f"hardware: {describe()}")
     print(
         f"{args.items} mixed-length sentences (median {statistics.median(len(t.split()) for t in texts)} words), "
         f"batch_size {bs} on both sides, {args.repeats} interleaved repeats, medians; torch threads "

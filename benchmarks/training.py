@@ -18,6 +18,8 @@ import statistics
 import subprocess
 import sys
 
+from cove.hardware import describe
+
 NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -133,6 +135,7 @@ def main() -> None:
                 cmd.append("--bf16")
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             results[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"hardware: {describe()}")
     print(
         f"MiniLM-L6 sequence classification, {args.steps} steps, batch {args.batch}, "
         f"{'bf16 autocast' if args.bf16 else 'fp32'}, median of {args.repeats}"

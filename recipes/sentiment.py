@@ -3,7 +3,7 @@
 The recipe itself lives in the package (src/cove/training/recipes/sentiment.py) so `cove setup-models`
 can run it from an installed Cove; read it there. This script runs it:
 
-    python recipes/sentiment.py [--output DIR] [--epochs 2] [--fp32]
+    python recipes/sentiment.py [--output DIR] [--epochs 2] [--fp32 | --bf16]
 """
 
 import os

@@ -90,7 +90,7 @@ _EXPORTS: dict[str, str] = {
     "MarianConfig": "cove.models.marian",
     "MarianModel": "cove.models.marian",
     "MarianMTModel": "cove.models.marian",
-    "GenerationConfig": "cove.generation.config",
+    "GenerationConfig": "cove.checkpoint.generation_config",
     "TextIteratorStreamer": "cove.generation.streamers",
     "TextStreamer": "cove.generation.streamers",
     # pipelines
@@ -129,6 +129,7 @@ _SUBMODULES = {
     "data",
     "errors",
     "generation",
+    "hardware",
     "hub",
     "metrics",
     "models",

@@ -35,6 +35,10 @@ class MissingFileError(CoveError, FileNotFoundError):
     """A file a model or tokenizer folder needs is not there."""
 
 
+class RemoteCodeError(CoveError, ValueError):
+    """``trust_remote_code=True``: Cove never runs code that comes with a repo."""
+
+
 # --- tokenization ---------------------------------------------------------------------------
 
 
@@ -162,3 +166,18 @@ class InvalidCardError(HubRequestError):
 
 class CardTooLargeError(InvalidCardError):
     """A card's YAML is over the size cap, or expands (through anchors and aliases) past the value budget."""
+
+
+# --- hub server hardening (issue 12) -------------------------------------------------------
+
+
+class PayloadTooLargeError(HubRequestError):
+    """A request body over the endpoint's cap (COVE_MAX_JSON_BYTES, COVE_MAX_UPLOAD_BYTES, ...): 413."""
+
+
+class RequestBodyTimeoutError(HubError, TimeoutError):
+    """A request body that stalled or trickled in below the minimum rate (COVE_BODY_*): 408."""
+
+
+class InvalidRequestBodyError(HubRequestError):
+    """A request body whose fields have the wrong types or values (e.g. "private": "false"): 422."""

@@ -4,11 +4,14 @@ loads."""
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import threading
+from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 
 import cove
@@ -132,11 +135,14 @@ def test_leftovers_of_an_interrupted_write_are_never_used(tmp_path, cache_root, 
         cove.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="m.gguf")
 
 
-def test_concurrent_writers_leave_one_complete_entry(tmp_path, cache_root):
-    hf = tiny_llama()
-    path = write_gguf(tmp_path / "m.gguf", hf)
+def dequantized(tmp_path):
+    path = write_gguf(tmp_path / "m.gguf", tiny_llama())
     source = GGUFFile(path)
-    config, state = source.config(), source.state_dict()
+    return path, source.config(), source.state_dict()
+
+
+def test_concurrent_writers_leave_one_complete_entry(tmp_path, cache_root):
+    path, config, state = dequantized(tmp_path)
     errors: list[BaseException] = []
 
     def write() -> None:
@@ -156,6 +162,98 @@ def test_concurrent_writers_leave_one_complete_entry(tmp_path, cache_root):
     assert entry is not None
     manifest = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["stamp"]["size"] == path.stat().st_size
+
+
+def test_a_writer_keeps_the_complete_entry_another_writer_put_in_place(tmp_path, cache_root, monkeypatch):
+    """Writer B finishes while writer A is still writing its copy: A keeps B's entry (same folder, same
+    files, so a reader that resolved it keeps reading them) and drops its own."""
+    path, config, state = dequantized(tmp_path)
+    real_save = safetensors.torch.save_file
+    b: dict[str, object] = {}
+
+    def save_then_b_finishes(tensors, filename, metadata=None):
+        real_save(tensors, filename, metadata=metadata)
+        if not b:
+            b["entry"] = None  # B's own save_file call must not start a third writer
+            entry = gguf_cache.store(path, config, state)
+            b.update(entry=entry, ino=entry.stat().st_ino, weights=(entry / "model.safetensors").stat())
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_then_b_finishes)
+    entry = gguf_cache.store(path, config, state)
+    assert entry == b["entry"] == gguf_cache.lookup(path)
+    assert entry.stat().st_ino == b["ino"]  # not replaced by A's copy
+    weights = (entry / "model.safetensors").stat()
+    assert (weights.st_ino, weights.st_mtime_ns) == (b["weights"].st_ino, b["weights"].st_mtime_ns)
+    assert entries(cache_root) == [entry.name]
+
+
+def test_three_writers_in_the_interleaving_that_failed_ci(tmp_path, cache_root, monkeypatch):
+    """The CI failure (OSError 39, 'Directory not empty'), step by step: A finds no entry; B puts its entry in
+    place just before A renames its copy there, so A's rename fails; C, finding B's entry, moves it away
+    just before A looks again, so A finds nothing and raises. Each hook lets the other writer run as far as
+    it can within a second: where the cache's lock makes it wait, the lock decides the order."""
+    path, config, state = dequantized(tmp_path)
+    errors: dict[str, BaseException] = {}
+
+    def write(name: str) -> None:
+        try:
+            gguf_cache.store(path, config, state)
+        except BaseException as exc:
+            errors[name] = exc
+
+    others = {name: threading.Thread(target=write, args=(name,), name=name) for name in "BC"}
+    real_rename = Path.rename
+    renames: collections.Counter[str] = collections.Counter()
+    c_moved_b_away, c_may_go_on = threading.Event(), threading.Event()
+
+    def rename(self, target):
+        who = threading.current_thread().name
+        renames[who] += 1
+        if who == "A" and renames[who] == 1:  # A is about to put its copy in place: B first
+            others["B"].start()
+            others["B"].join(timeout=1)
+        if who == "C" and renames[who] == 2:  # C moved B's entry away; it puts its own later
+            c_may_go_on.wait(timeout=10)
+        try:
+            return real_rename(self, target)
+        finally:
+            if who == "C" and renames[who] == 1:
+                c_moved_b_away.set()
+            if who == "A" and renames[who] == 1:  # A's rename done (or failed): now C
+                others["C"].start()
+                c_moved_b_away.wait(timeout=1)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "rename", rename)
+        a = threading.Thread(target=write, args=("A",), name="A")
+        a.start()
+        a.join(timeout=30)
+        c_may_go_on.set()
+        for thread in others.values():
+            thread.join(timeout=30)
+    assert not errors
+    entry = gguf_cache.lookup(path)
+    assert entry is not None and entries(cache_root) == [entry.name]
+
+
+def test_a_reader_does_not_discard_the_entry_a_writer_just_repaired(tmp_path, cache_root):
+    """A reader fails to load a damaged entry; before it discards it, another writer has replaced it with a
+    complete one: that one stays."""
+    path, config, state = dequantized(tmp_path)
+    entry = gguf_cache.store(path, config, state)
+    weights = entry / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[8:40] = b"\xff" * 32  # same size, so lookup still returns it; loading it fails
+    weights.write_bytes(bytes(data))
+    assert gguf_cache.lookup(path) == entry  # what the reader saw
+    gguf_cache.store(path, config, state)  # the writer repairs it
+    repaired = entry.stat().st_ino
+    gguf_cache.discard(entry)  # the reader, acting on what it saw
+    assert gguf_cache.lookup(path) == entry and entry.stat().st_ino == repaired
+    loaded = safetensors.torch.load_file(entry / "model.safetensors")
+    assert loaded.keys() == state.keys()
+    gguf_cache.discard(entry)
+    assert gguf_cache.lookup(path) == entry  # discard keeps whatever is complete
 
 
 def test_cache_off_writes_nothing(tmp_path, cache_root, monkeypatch):

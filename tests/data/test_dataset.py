@@ -348,7 +348,7 @@ def test_push_to_hub_hands_the_folder_to_the_hub_client(tmp_path, monkeypatch):
         pytest.skip("cove.hub.upload_folder is not there yet")
     seen = {}
 
-    def fake_upload(repo_id, folder, token=None, repo_type=None, commit_message=None):
+    def fake_upload(repo_id, folder, token=None, repo_type=None, commit_message=None, revision=None):
         seen.update(repo_id=repo_id, repo_type=repo_type, msg=commit_message)
         seen["data"] = cd.load_dataset(folder, split="train").to_dict()
         return "ok"

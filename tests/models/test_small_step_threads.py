@@ -1,5 +1,7 @@
-"""Small inference steps (decoding at small batch) run the decoder layers on one intra-op thread, the LM head
-and everything else on the caller's setting, which is always restored; results do not depend on it."""
+"""Inside generate, small steps (decoding at small batch) run the decoder layers on one intra-op thread, the
+LM head and everything else on the caller's setting, which is always restored; results do not depend on it.
+Outside generate (a plain forward, training) torch's thread count is never touched; the caller can turn the
+switch off per call (small_step_rows=0) or process-wide (COVE_SMALL_STEP_ROWS=0)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import torch
 
 import cove
 from cove.errors import GenerationError
-from cove.models.causal import small_step_threads
+from cove.models.causal import one_thread, one_thread_layers
 
 
 @pytest.fixture
@@ -58,37 +60,72 @@ def test_decoding_steps_use_one_thread_for_the_layers_only(model_type, two_threa
     assert {t for kind, t in seen if kind == "layer"} == {1}  # prefill of 10 rows and every step
     assert {t for kind, t in seen if kind == "head"} == {2}
     seen.clear()
-    with torch.no_grad():
-        model(torch.randint(3, 64, (4, 5)))  # 20 rows: a large step keeps every thread
+    big = torch.randint(3, 64, (4, 5), generator=torch.Generator().manual_seed(1))
+    model.generate(big, max_new_tokens=2, min_new_tokens=2)  # a 20-row prefill keeps every thread
+    assert [t for kind, t in seen if kind == "layer"] == [2, 1]  # prefill, then one 4-row step
+    assert {t for kind, t in seen if kind == "head"} == {2}
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
+def test_a_forward_outside_generate_leaves_the_thread_count_alone(model_type, two_threads):
+    model = tiny(model_type)
+    seen: list[tuple[str, int]] = []
+    record_threads(model, seen)
+    for grad in (torch.no_grad, torch.inference_mode):
+        with grad():
+            model(torch.tensor([[5, 6, 7]]))  # 3 rows: small, but not generate's step
     assert {t for _, t in seen} == {2}
+    seen.clear()
+    with torch.no_grad(), one_thread_layers():  # what generate enters around its small steps
+        model(torch.tensor([[5, 6, 7]]))
+    assert seen == [("layer", 1), ("head", 2)]
+    assert torch.get_num_threads() == 2
 
 
-def test_off_switch_and_bad_setting(monkeypatch, two_threads):
+def test_off_switches_and_bad_settings(monkeypatch, two_threads):
     model = tiny("llama")
     seen: list[tuple[str, int]] = []
     record_threads(model, seen)
     ids = torch.tensor([[5, 6, 7]])
+    options = dict(max_new_tokens=6, output_scores=True, return_dict_in_generate=True)
     monkeypatch.setenv("COVE_SMALL_STEP_ROWS", "0")
-    off = model.generate(ids, max_new_tokens=6, output_scores=True, return_dict_in_generate=True)
+    off = model.generate(ids, **options)
     assert {t for _, t in seen} == {2}
     monkeypatch.setenv("COVE_SMALL_STEP_ROWS", "16")
-    on = model.generate(ids, max_new_tokens=6, output_scores=True, return_dict_in_generate=True)
-    assert on.sequences.tolist() == off.sequences.tolist()
+    seen.clear()
+    off_by_argument = model.generate(ids, small_step_rows=0, **options)  # the argument beats the variable
+    assert {t for _, t in seen} == {2}
+    seen.clear()
+    on = model.generate(ids, **options)
+    assert {t for kind, t in seen if kind == "layer"} == {1}
+    assert on.sequences.tolist() == off.sequences.tolist() == off_by_argument.sequences.tolist()
     for a, b in zip(on.scores, off.scores):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    monkeypatch.setenv("COVE_SMALL_STEP_ROWS", "0")
+    seen.clear()
+    model.generate(ids, max_new_tokens=2, small_step_rows=4)  # and turns it on
+    assert {t for kind, t in seen if kind == "layer"} == {1}
     monkeypatch.setenv("COVE_SMALL_STEP_ROWS", "few")
     with pytest.raises(GenerationError, match="few"):
         model.generate(ids, max_new_tokens=2)
+    monkeypatch.delenv("COVE_SMALL_STEP_ROWS")
+    for bad in (-1, "8", True):
+        with pytest.raises(GenerationError, match="small_step_rows"):
+            model.generate(ids, max_new_tokens=2, small_step_rows=bad)
     assert torch.get_num_threads() == 2
 
 
 def test_threads_are_restored_after_an_error_and_untouched_with_autograd(two_threads):
-    with pytest.raises(RuntimeError, match="boom"), torch.no_grad(), small_step_threads(1):
+    with pytest.raises(RuntimeError, match="boom"), one_thread():
         assert torch.get_num_threads() == 1
         raise RuntimeError("boom")
     assert torch.get_num_threads() == 2
-    with torch.enable_grad(), small_step_threads(1):  # training keeps the caller's threads
-        assert torch.get_num_threads() == 2
+    model = tiny("llama")
+    seen: list[tuple[str, int]] = []
+    record_threads(model, seen)
+    with torch.enable_grad(), one_thread_layers():  # training keeps the caller's threads
+        model(torch.tensor([[5, 6, 7]]))
+    assert {t for _, t in seen} == {2}
 
 
 def test_concurrent_small_steps_restore_the_callers_threads(two_threads):
@@ -109,7 +146,7 @@ def test_concurrent_small_steps_restore_the_callers_threads(two_threads):
     for t in threads:
         t.join()
     assert torch.get_num_threads() == 2
-    with torch.no_grad(), small_step_threads(1), small_step_threads(1):
+    with one_thread(), one_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == 2
 

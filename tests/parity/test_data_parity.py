@@ -573,3 +573,209 @@ def test_ops_on_index_mapped_datasets_match(pair):
 
     for ours, theirs in zip(run(pair[0], cd), run(pair[1], hf)):
         assert_same(ours, theirs)
+
+
+# --- keywords: Cove accepts only datasets' names, and a misspelled one raises -----------------------------
+
+import inspect  # noqa: E402
+
+_CLASSES = [
+    (cd.Dataset, hf.Dataset),
+    (cd.DatasetDict, hf.DatasetDict),
+    (cd.IterableDataset, hf.IterableDataset),
+    (cd.IterableDatasetDict, hf.IterableDatasetDict),
+]
+_FUNCTIONS = ["concatenate_datasets", "load_from_disk", "load_dataset"]
+# Cove's own additions, absent from datasets
+_COVE_ONLY = {"write_hub_folder", "from_files"}
+
+
+def _public_methods():
+    for ours, theirs in _CLASSES:
+        for name in sorted(vars(ours)):
+            attr = inspect.getattr_static(ours, name)
+            if name.startswith("_") or isinstance(attr, property) or name in _COVE_ONLY:
+                continue
+            if callable(getattr(ours, name)) and name in vars(ours):
+                yield pytest.param(getattr(ours, name), getattr(theirs, name), id=f"{ours.__name__}.{name}")
+    for name in _FUNCTIONS:
+        yield pytest.param(getattr(cd, name), getattr(hf, name), id=name)
+
+
+def _keywords(fn):
+    params = inspect.signature(fn).parameters.values()
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    positional = [p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
+    return (
+        [n for n in named if n not in ("self", "cls")],
+        [n for n in positional if n not in ("self", "cls")],
+        any(p.kind == p.VAR_KEYWORD for p in params),
+    )
+
+
+@pytest.mark.parametrize(("ours", "theirs"), list(_public_methods()))
+def test_cove_takes_only_keywords_datasets_takes(ours, theirs):
+    """Code written against Cove runs on datasets: every keyword Cove accepts has datasets' name, positional
+    parameters come in datasets' order, and Cove swallows arbitrary keywords only where datasets does."""
+    our_names, our_positional, our_var = _keywords(ours)
+    their_names, their_positional, their_var = _keywords(theirs)
+    assert set(our_names) <= set(their_names), sorted(set(our_names) - set(their_names))
+    assert our_positional == their_positional[: len(our_positional)]
+    assert their_var or not our_var
+
+
+def _splits(ds):
+    return ds.train_test_split(test_size=2, shuffle=False)
+
+
+def _load_file(lib, ds, saved, builder, **kw):
+    path = f"{saved}.{builder}"
+    {
+        "json": ds.to_json,
+        "parquet": ds.to_parquet,
+        "text": lambda p: ds.select_columns("text").to_csv(p, header=False),
+    }[builder](path)
+    return lib.load_dataset(builder, data_files=path, split="train", cache_dir=saved + "-cache", **kw)
+
+
+# name, how to call it (lib is cove.data or datasets, saved a folder holding ds), the misspelled keyword
+_MISSPELLED = [
+    (
+        "load_dataset json",
+        lambda lib, ds, saved, **kw: _load_file(lib, ds, saved, "json", **kw),
+        {"feild": "x"},
+    ),
+    (
+        "load_dataset text",
+        lambda lib, ds, saved, **kw: _load_file(lib, ds, saved, "text", **kw),
+        {"keep_linebreak": True},
+    ),
+    (
+        "load_dataset parquet",
+        lambda lib, ds, saved, **kw: _load_file(lib, ds, saved, "parquet", **kw),
+        {"column": ["a"]},
+    ),
+    ("shuffle", lambda lib, ds, saved, **kw: ds.shuffle(**kw), {"sed": 42}),
+    ("map", lambda lib, ds, saved, **kw: ds.map(lambda r: r, **kw), {"batchd": True}),
+    ("filter", lambda lib, ds, saved, **kw: ds.filter(lambda r: True, **kw), {"batchsize": 2}),
+    ("select", lambda lib, ds, saved, **kw: ds.select([0], **kw), {"keep_in_memroy": True}),
+    ("sort", lambda lib, ds, saved, **kw: ds.sort("label", **kw), {"revers": True}),
+    ("shard", lambda lib, ds, saved, **kw: ds.shard(2, 0, **kw), {"contigous": False}),
+    ("flatten_indices", lambda lib, ds, saved, **kw: ds.select([1, 0]).flatten_indices(**kw), {"numproc": 1}),
+    ("train_test_split", lambda lib, ds, saved, **kw: ds.train_test_split(**kw), {"test_sise": 0.5}),
+    (
+        "rename_column",
+        lambda lib, ds, saved, **kw: ds.rename_column("text", "t", **kw),
+        {"new_fingerprnt": "x"},
+    ),
+    (
+        "rename_columns",
+        lambda lib, ds, saved, **kw: ds.rename_columns({"text": "t"}, **kw),
+        {"inplace": True},
+    ),
+    ("remove_columns", lambda lib, ds, saved, **kw: ds.remove_columns("text", **kw), {"column": "text"}),
+    ("select_columns", lambda lib, ds, saved, **kw: ds.select_columns("text", **kw), {"colums": "text"}),
+    ("add_column", lambda lib, ds, saved, **kw: ds.add_column("n", [1, 2, 3, 4], **kw), {"features": None}),
+    ("cast", lambda lib, ds, saved, **kw: ds.cast(ds.features, **kw), {"batch_sise": 10}),
+    (
+        "cast_column",
+        lambda lib, ds, saved, **kw: ds.cast_column("label", ds.features["label"], **kw),
+        {"features": None},
+    ),
+    ("save_to_disk", lambda lib, ds, saved, **kw: ds.save_to_disk(saved + "-again", **kw), {"num_shard": 1}),
+    ("push_to_hub", lambda lib, ds, saved, **kw: ds.push_to_hub("me/x", **kw), {"privat": True}),
+    ("from_dict", lambda lib, ds, saved, **kw: lib.Dataset.from_dict({"a": [1]}, **kw), {"feature": None}),
+    ("from_list", lambda lib, ds, saved, **kw: lib.Dataset.from_list([{"a": 1}], **kw), {"feature": None}),
+    ("set_transform", lambda lib, ds, saved, **kw: ds.set_transform(None, **kw), {"column": None}),
+    (
+        "Dataset.load_from_disk",
+        lambda lib, ds, saved, **kw: lib.Dataset.load_from_disk(saved, **kw),
+        {"keep_in_mem": True},
+    ),
+    ("load_from_disk", lambda lib, ds, saved, **kw: lib.load_from_disk(saved, **kw), {"keep_in_mem": True}),
+    (
+        "concatenate_datasets",
+        lambda lib, ds, saved, **kw: lib.concatenate_datasets([ds, ds], **kw),
+        {"axes": 0},
+    ),
+    ("DatasetDict.shuffle", lambda lib, ds, saved, **kw: _splits(ds).shuffle(**kw), {"sed": 42}),
+    ("DatasetDict.map", lambda lib, ds, saved, **kw: _splits(ds).map(lambda r: r, **kw), {"batchd": True}),
+    (
+        "DatasetDict.filter",
+        lambda lib, ds, saved, **kw: _splits(ds).filter(lambda r: True, **kw),
+        {"batchd": True},
+    ),
+    ("DatasetDict.sort", lambda lib, ds, saved, **kw: _splits(ds).sort("label", **kw), {"revers": True}),
+    (
+        "DatasetDict.remove_columns",
+        lambda lib, ds, saved, **kw: _splits(ds).remove_columns("text", **kw),
+        {"new_fingerprint": "x"},
+    ),
+    ("DatasetDict.cast", lambda lib, ds, saved, **kw: _splits(ds).cast(ds.features, **kw), {"num_proc": 1}),
+    (
+        "DatasetDict.save_to_disk",
+        lambda lib, ds, saved, **kw: _splits(ds).save_to_disk(saved + "-dict", **kw),
+        {"num_shard": 1},
+    ),
+    (
+        "IterableDataset.shuffle",
+        lambda lib, ds, saved, **kw: ds.to_iterable_dataset().shuffle(**kw),
+        {"sed": 42},
+    ),
+    (
+        "IterableDataset.map",
+        lambda lib, ds, saved, **kw: ds.to_iterable_dataset().map(lambda r: r, **kw),
+        {"batchd": True},
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "bad"), [pytest.param(c, b, id=n) for n, c, b in _MISSPELLED])
+def test_a_misspelled_keyword_raises_type_error_in_both(call, bad, tmp_path):
+    rows = {"text": ["a", "b", "c", "d"], "label": [1, 0, 1, 0]}
+    for lib in (cd, hf):
+        ds = lib.Dataset.from_dict(rows)
+        saved = str(tmp_path / lib.__name__)
+        ds.save_to_disk(saved)
+        with pytest.raises(TypeError, match=next(iter(bad))):
+            call(lib, ds, saved, **bad)
+
+
+def test_keywords_cove_honours_give_datasets_results():
+    rows = {"text": ["a", "b", "c", "d", "e"], "label": [1, 0, 1, 0, 1]}
+    ours, theirs = cd.Dataset.from_dict(rows, split="train"), hf.Dataset.from_dict(rows, split="train")
+    assert ours.split == str(theirs.split) == "train"
+    tags = [1, 0, 1, 1, 0]  # datasets takes ids here (names raise)
+    assert_same(
+        ours.add_column("tag", tags, feature=cd.ClassLabel(names=["neg", "pos"])),
+        theirs.add_column("tag", tags, feature=hf.ClassLabel(names=["neg", "pos"])),
+    )
+    our_dict = cd.DatasetDict({"train": ours, "test": ours.select([0, 1])})
+    their_dict = hf.DatasetDict({"train": theirs, "test": theirs.select([0, 1])})
+    for split in ("train", "test"):
+        assert_same(
+            our_dict.map(lambda r, i, s: {"k": f"{s}-{i}"}, with_indices=True, with_split=True)[split],
+            their_dict.map(lambda r, i, s: {"k": f"{s}-{i}"}, with_indices=True, with_split=True)[split],
+        )
+        assert_same(our_dict.shuffle(42)[split], their_dict.shuffle(42)[split])  # seeds, positionally
+    features = {"text": ("string",), "label": ["neg", "pos"]}
+
+    def gen(n):
+        for i in range(n):
+            yield {"text": str(i), "label": ["neg", "pos"][i % 2]}
+
+    our_stream = cd.IterableDataset.from_generator(
+        gen,
+        features=cd.Features(
+            {"text": cd.Value(*features["text"]), "label": cd.ClassLabel(names=features["label"])}
+        ),
+        gen_kwargs={"n": 4},
+    )
+    their_stream = hf.IterableDataset.from_generator(
+        gen,
+        features=hf.Features(
+            {"text": hf.Value(*features["text"]), "label": hf.ClassLabel(names=features["label"])}
+        ),
+        gen_kwargs={"n": 4},
+    )
+    assert list(our_stream) == list(their_stream)

@@ -550,3 +550,30 @@ def test_cove_trainer_fits_a_seq2seq_model(tmp_path, family):
     trainer.train()
     out = model.eval().generate(torch.tensor([[5, 6, 7, eos]]), max_new_tokens=4)
     assert out[0, 1:].tolist() == [8, 9, eos]
+
+
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_decoding_steps_put_decoder_layers_on_one_thread(generators, family):
+    """Inside generate, small decoder steps run their layers on one thread (as decoder LMs' do); the encoder
+    and the LM head keep the caller's threads, which come back afterwards."""
+    _, ours = generators[family]
+    decoder = ours.decoder if family == "t5" else ours.model.decoder
+    encoder = ours.encoder if family == "t5" else ours.model.encoder
+    layers = decoder.blocks if family == "t5" else decoder.layers
+    seen: list[tuple[str, int]] = []
+    hooks = [
+        layers[0].register_forward_hook(lambda *_: seen.append(("layer", torch.get_num_threads()))),
+        ours.lm_head.register_forward_hook(lambda *_: seen.append(("head", torch.get_num_threads()))),
+        encoder.register_forward_hook(lambda *_: seen.append(("encoder", torch.get_num_threads()))),
+    ]
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ours.generate(make_inputs(family)["input_ids"], max_new_tokens=3, min_new_tokens=3)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+        for hook in hooks:
+            hook.remove()
+    assert {t for kind, t in seen if kind == "layer"} == {1}
+    assert {t for kind, t in seen if kind in ("head", "encoder")} == {2}

@@ -26,7 +26,13 @@ def test_upload_mode_never_sends_xet_capable_clients_to_lfs():
     assert upload_mode(s, 500, ua_old, None) == "lfs"  # < 1.20 negotiates Xet, and Cove answers basic
     assert upload_mode(s, 500, "cove/0.1.0", None) == "lfs"
     assert upload_mode(s, 5000, ua_new, None) == "lfs"  # over the cap: documented HF_HUB_DISABLE_XET=1
-    assert upload_mode(s, 500, ua_new, "lfs") == "lfs"  # X-Cove-Upload-Mode
+    # X-Cove-Upload-Mode: lfs is honoured where the client can follow it; a >= 1.20 client would take
+    # "lfs" to Xet, so for it the header counts only with X-Cove-Client-Xet: off (HF_HUB_DISABLE_XET=1)
+    assert upload_mode(s, 500, ua_old, "lfs") == "lfs"
+    assert upload_mode(s, 500, "git-lfs/3.4", "lfs") == "lfs"
+    assert upload_mode(s, 500, ua_new, "lfs") == "regular"
+    assert upload_mode(s, 500, ua_new, "lfs", xet_disabled=True) == "lfs"
+    assert upload_mode(s, 500, ua_new, "regular") == "regular"
     assert (
         upload_mode(Settings(upload_mode="regular", lfs_threshold_bytes=1), 10**9, ua_old, None) == "regular"
     )

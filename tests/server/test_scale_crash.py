@@ -86,7 +86,11 @@ def test_kill9_mid_upload_and_mid_commit_then_restart_and_gc(backend, request, t
     server = start_serve(settings, tmp_path)
     headers = {"Authorization": f"Bearer {token}"}
     try:
-        api = HfApi(endpoint=server.url, token=token, headers={"X-Cove-Upload-Mode": "lfs"})
+        api = HfApi(
+            endpoint=server.url,
+            token=token,
+            headers={"X-Cove-Upload-Mode": "lfs", "X-Cove-Client-Xet": "off"},
+        )
         api.create_repo("alice/crash")
         c0 = api.upload_file(path_or_fileobj=b"kept", path_in_repo="keep.txt", repo_id="alice/crash").oid
 
@@ -104,7 +108,11 @@ def test_kill9_mid_upload_and_mid_commit_then_restart_and_gc(backend, request, t
         assert not _store(settings).blobs.exists(oid)  # no partial blob under the object's name
 
         server = start_serve(settings, tmp_path)
-        api = HfApi(endpoint=server.url, token=token, headers={"X-Cove-Upload-Mode": "lfs"})
+        api = HfApi(
+            endpoint=server.url,
+            token=token,
+            headers={"X-Cove-Upload-Mode": "lfs", "X-Cove-Client-Xet": "off"},
+        )
         assert api.model_info("alice/crash").sha == c0
         r = httpx.get(f"{server.url}/alice/crash/resolve/main/big.bin")
         assert r.status_code == 404

@@ -16,6 +16,14 @@ from tests.server.conftest import LiveHub, start_hub
 pytestmark = pytest.mark.server
 
 
+@schemathesis.serializer("application/x-ndjson")
+def _ndjson_body(ctx, value):  # type: ignore[no-untyped-def]
+    """The commit body is NDJSON: a generated string goes as is, anything else as one JSON line."""
+    import json
+
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
+
+
 @pytest.fixture(scope="module")
 def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     live, server, thread = start_hub(tmp_path_factory.mktemp("fuzz"), lfs_threshold_bytes=1024)
@@ -97,6 +105,55 @@ def test_schemathesis_finds_no_server_error_and_no_off_schema_response(fuzz_hub)
     assert operations >= 10 and len(statuses) >= 5 * operations
     print(
         f"schemathesis: {operations} operations, {len(statuses)} requests, statuses {sorted(set(statuses))}"
+    )
+
+
+def test_schemathesis_bodies_that_break_the_schema_get_4xx(fuzz_hub):
+    """Negative mode on every operation with a typed body: wrong types, missing fields, extra nesting. Each
+    must get a 4xx in the schema (422 naming the field for wrong types), never a 500."""
+    from hypothesis import given
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error, response_schema_conformance
+
+    schema = schemathesis.openapi.from_url(f"{fuzz_hub.url}/api/openapi.json")
+    failures: list[str] = []
+    statuses: list[int] = []
+    typed = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        spec = operation.definition.raw
+        body = spec.get("requestBody", {}).get("content", {})
+        if "application/json" not in body and "application/vnd.git-lfs+json" not in body:
+            continue
+        typed += 1
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        @settings(
+            max_examples=12,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+        def run(case) -> None:  # type: ignore[no-untyped-def]
+            response = case.call_and_validate(
+                base_url=fuzz_hub.url,
+                headers=_auth(fuzz_hub, "alice"),
+                checks=[not_a_server_error, response_schema_conformance],
+                timeout=30,
+            )
+            statuses.append(response.status_code)
+            assert response.status_code < 500
+
+        try:
+            run()
+        except Exception as exc:
+            failures.append(f"{operation.label}: {str(exc)[:800]}")
+    assert failures == [], "\n".join(failures)
+    assert typed >= 10 and len(statuses) >= 3 * typed
+    assert 422 in statuses  # wrong types reach the models and are named, not coerced
+    print(
+        f"schemathesis negative: {typed} typed bodies, {len(statuses)} requests, statuses {sorted(set(statuses))}"
     )
 
 
@@ -225,6 +282,26 @@ def _hostile_requests(live: LiveHub) -> list[tuple[str, str, dict[str, str], byt
         )
     )
     out.append(("PUT", "/cove-lfs/" + "a" * 64 + "?repo=1&size=1&expires=99999999999&sig=forged", {}, b"x"))
+    # typed bodies: wrong types and shapes are 4xx naming the field, never 500 (issue 12)
+    json_alice = {**alice, "Content-Type": "application/json"}
+    json_bob = {**bob, "Content-Type": "application/json"}
+    out.append(("POST", "/api/repos/create", json_alice, _ndjson({"name": "strfalse", "private": "false"})))
+    out.append(("POST", "/api/models/bob/seed/branch/dev", json_bob, _ndjson({"startingPoint": 5})))
+    out.append(("POST", "/api/models/bob/seed/tag/main", json_bob, _ndjson({"tag": ["x"]})))
+    out.append(("PUT", "/api/models/bob/seed/settings", json_bob, _ndjson({"private": "yes"})))
+    out.append(("POST", "/api/models/bob/seed/preupload/main", json_bob, _ndjson({"files": [{"path": 1}]})))
+    out.append(("POST", "/api/validate-yaml", {"Content-Type": "application/json"}, _ndjson({"content": 5})))
+    out.append(
+        (
+            "POST",
+            "/bob/seed.git/info/lfs/objects/batch",
+            {**bob, "Content-Type": "application/vnd.git-lfs+json"},
+            _ndjson({"operation": "download", "objects": [1, "x", None]}),
+        )
+    )
+    out.append(("POST", commit, ndjson, _ndjson(header, {"key": "copyFile", "value": {"path": "c.txt"}})))
+    out.append(("POST", commit, ndjson, _ndjson({"key": "header", "value": {"summary": 5}}, file("n.txt"))))
+    out.append(("POST", "/api/repos/create", json_alice, _ndjson({"name": "big", "x": "y" * 2_000_000})))
     out.append(
         (
             "DELETE",

@@ -162,7 +162,7 @@ def test_presigned_download_redirects_lfs_files_to_the_store(
         tmp_path / "hub", lfs_threshold_bytes=1024, s3_presign_downloads=True, **settings
     )
     try:
-        api = live.api(headers={"X-Cove-Upload-Mode": "lfs"})
+        api = live.api(headers={"X-Cove-Upload-Mode": "lfs", "X-Cove-Client-Xet": "off"})
         api.create_repo("alice/presigned")
         payload = os.urandom(300_000)
         api.upload_file(path_or_fileobj=payload, path_in_repo="w.bin", repo_id="alice/presigned")

@@ -298,6 +298,23 @@ def test_ner_build_end_to_end(tmp_path, monkeypatch):
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card and "sha256:" in card
 
 
+def test_ner_recipe_trains_with_bf16_auto(tmp_path, monkeypatch, fake_cpu):
+    from .test_recipes import _Stop, spy_training_arguments
+
+    fake_cpu("avx2")
+    monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path / "data"))
+    seen = spy_training_arguments(monkeypatch)
+    with pytest.raises(_Stop):
+        ner.build(
+            tmp_path / "out",
+            train_sentences=40,
+            documents=stand_in_corpus(),
+            labeler=stand_in_labeler,
+            progress=False,
+        )
+    assert seen["bf16"] == "auto" and seen["resolved"] is False
+
+
 def test_ner_repo_id_matches_pipeline_defaults():
     from cove.pipelines.defaults import DEFAULTS
 

@@ -102,6 +102,10 @@ def test_sentiment_build_end_to_end(tmp_path, monkeypatch):
     ]
     assert figures["cpu_seconds"] > 0 and figures["wall_seconds"] >= figures["phases"]["train"]["wall"]
     assert "## This build" in card and f"Held-out accuracy {figures['accuracy']:.4f}" in card
+    from cove.hardware import cpu_summary, prefers_bf16
+
+    assert figures["train_precision"] == ("bf16 autocast" if prefers_bf16() else "fp32")  # bf16="auto"
+    assert f"{figures['train_precision']} on {cpu_summary()}." in card
     assert "## This build" in (snapshot / "README.md").read_text()  # published with the card
     records = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     summary = next(r for r in records if "train_loss" in r)
@@ -113,3 +117,58 @@ def test_recipe_repo_ids_match_pipeline_defaults():
     from cove.pipelines.defaults import DEFAULTS
 
     assert sentiment.REPO_ID == recipes.DEFAULT_MODELS["sentiment-analysis"] == DEFAULTS["sentiment-analysis"]
+
+
+class _Stop(Exception):
+    pass
+
+
+def spy_training_arguments(monkeypatch) -> dict:
+    """Record what a recipe passes to the shared TrainingArguments builder, and what it resolved to; stop there."""
+    seen: dict = {}
+    real = recipes.training_arguments
+
+    def spy(work, **kwargs):
+        seen.update(kwargs, resolved=real(work, **kwargs).bf16)
+        raise _Stop
+
+    monkeypatch.setattr(recipes, "training_arguments", spy)
+    return seen
+
+
+@pytest.mark.parametrize(("cpu", "resolved"), [("avx2", False), ("amx", True)])
+def test_sentiment_recipe_trains_with_bf16_auto(tmp_path, monkeypatch, fake_cpu, cpu, resolved):
+    fake_cpu(cpu)
+    monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path / "data"))
+    fake_sdist(tmp_path / "data" / "downloads", [("1", s) for s in POSITIVE] + [("-1", s) for s in NEGATIVE])
+    seen = spy_training_arguments(monkeypatch)
+    with pytest.raises(_Stop):
+        sentiment.build(tmp_path / "out", progress=False)
+    assert seen["bf16"] == "auto" and seen["resolved"] is resolved
+
+
+def test_recipe_precision_flags():
+    parser = recipes.recipe_parser(None, learning_rate=1e-4)
+    assert recipes.precision_arg(parser.parse_args([])) == "auto"
+    assert recipes.precision_arg(parser.parse_args(["--fp32"])) is False
+    assert recipes.precision_arg(parser.parse_args(["--bf16"])) is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--fp32", "--bf16"])
+
+
+def test_setup_models_builds_with_the_recipes_defaults(tmp_path, monkeypatch, fake_cpu, capsys):
+    import inspect
+
+    from cove.cli.main import main
+    from cove.training.recipes import ner
+
+    fake_cpu("avx2")
+    assert inspect.signature(sentiment.build).parameters["bf16"].default == "auto"
+    assert inspect.signature(ner.build).parameters["bf16"].default == "auto"
+    calls = []
+    monkeypatch.setattr(sentiment, "build", lambda *args, **kwargs: calls.append((args, kwargs)) or {})
+    monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path))
+    assert main(["setup-models", "sentiment"]) == 0
+    assert calls == [((recipes.local_model_dir(sentiment.REPO_ID),), {})]  # so bf16 stays "auto"
+    out = capsys.readouterr().out
+    assert out.startswith("precision: fp32 (CPU AMD EPYC 7B12, AVX2, no AVX512-BF16/AMX; ")

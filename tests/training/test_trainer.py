@@ -186,6 +186,13 @@ def test_early_stopping(tmp_path):
     assert out.global_step == 6
 
 
+@pytest.mark.parametrize(("cpu", "autocast"), [("amx", True), ("avx2", False)])
+def test_bf16_auto_autocasts_only_where_native(tmp_path, fake_cpu, cpu, autocast):
+    fake_cpu(cpu)
+    trainer = make_trainer(tmp_path, bf16="auto")
+    assert isinstance(trainer._autocast(), torch.autocast) is autocast
+
+
 def test_bf16_autocast_trains(tmp_path):
     bf16 = make_trainer(tmp_path / "bf16", bf16=True, learning_rate=5e-3, num_train_epochs=2)
     out = bf16.train()

@@ -96,6 +96,16 @@ class PretrainedConfig:
         return {f.name for f in dataclasses.fields(cls)} - {"extra", "name_or_path"}
 
     @classmethod
+    def unknown_overrides(cls, data: dict[str, Any], overrides: dict[str, Any]) -> list[str]:
+        """The override keys that are neither fields of this config nor keys of its config.json ``data``.
+
+        Loaders raise on them: a keyword meant for something else (a misspelt option, a download setting)
+        must not land in config.json, which ``save_pretrained``/``push_to_hub`` would then publish.
+        """
+        known = cls.field_names() | set(cls.attribute_map) | {"num_labels"} | set(data)
+        return sorted(set(overrides) - known)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any], **overrides: Any) -> PretrainedConfig:
         data = dict(data)
         if "torch_dtype" in data:  # transformers 4 spelling
@@ -141,13 +151,11 @@ class PretrainedConfig:
         (folder / CONFIG_NAME).write_text(self.to_json_string(), encoding="utf-8")
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike[str], **kwargs: Any) -> PretrainedConfig:
-        from cove.hub.resolve import resolve_model_dir
-
-        folder = resolve_model_dir(name_or_path, revision=kwargs.pop("revision", None))
-        config = cls.from_dict(read_config_dict(folder), **kwargs)
-        config.name_or_path = str(name_or_path)
-        return config
+    def from_pretrained(cls, name_or_path: Any, **kwargs: Any) -> Any:
+        """Read config.json of a folder or hub name; keywords: the download ones (``HubOptions``), config
+        overrides, and ``return_unused_kwargs=True`` to get ``(config, unused)`` instead of a TypeError
+        for keywords that are not fields."""
+        return load_config(name_or_path, kwargs, lambda data: cls, caller=f"{cls.__name__}.from_pretrained")
 
     def __getattr__(self, name: str) -> Any:
         # keys kept in `extra` read like attributes, as in transformers
@@ -155,6 +163,38 @@ class PretrainedConfig:
         if extra is not None and name in extra:
             return extra[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+
+def load_config(
+    name_or_path: Any,
+    kwargs: dict[str, Any],
+    config_class: Any,
+    *,
+    caller: str,
+) -> Any:
+    """config.json of a folder or hub name, as the config class ``config_class(data)`` picks.
+
+    ``kwargs`` holds the download keywords, ``return_unused_kwargs`` and the config overrides; an override
+    that is not a field (nor a key of config.json) raises TypeError naming it.
+    """
+    from cove.hub.resolve import HubOptions, name_of, resolve
+
+    hub = HubOptions.pop_from(kwargs)
+    return_unused = bool(kwargs.pop("return_unused_kwargs", False))
+    snapshot = resolve(name_or_path, hub)
+    data = read_config_dict(snapshot.folder(hub.subfolder))
+    cls = config_class(data)
+    unknown = {k: kwargs.pop(k) for k in cls.unknown_overrides(data, kwargs)}
+    if unknown and not return_unused:
+        raise TypeError(
+            f"{caller}() got unexpected keyword argument(s) {sorted(unknown)}: they are neither download "
+            f"options nor fields of {cls.__name__}."
+        )
+    config = cls.from_dict(data, **kwargs)
+    config.name_or_path = name_of(name_or_path)
+    if snapshot.commit:  # as transformers records it; not a field, so never saved
+        config._commit_hash = snapshot.commit
+    return (config, unknown) if return_unused else config
 
 
 def read_config_dict(folder: str | os.PathLike[str]) -> dict[str, Any]:

@@ -23,13 +23,29 @@ PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 PICKLE_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 
 
-def find_weight_files(folder: Path, *, allow_pickle: bool = False) -> list[Path]:
-    """The weight files of a model folder, safetensors first."""
-    if (folder / SAFE_WEIGHTS_NAME).is_file():
-        return [folder / SAFE_WEIGHTS_NAME]
-    if (folder / SAFE_WEIGHTS_INDEX_NAME).is_file():
-        return _shards_from_index(folder, SAFE_WEIGHTS_INDEX_NAME)
+def find_weight_files(
+    folder: Path, *, allow_pickle: bool = False, use_safetensors: bool | None = None
+) -> list[Path]:
+    """The weight files of a model folder, safetensors first.
+
+    ``use_safetensors`` as in transformers: True reads safetensors only; False reads the ``.bin`` files
+    (which still need ``allow_pickle=True``) even when safetensors are there.
+    """
     pickled = [p for p in (folder / PICKLE_WEIGHTS_NAME, folder / PICKLE_WEIGHTS_INDEX_NAME) if p.is_file()]
+    if use_safetensors is False and not pickled:
+        raise MissingFileError(
+            f"use_safetensors=False, but {folder} has no {PICKLE_WEIGHTS_NAME} or {PICKLE_WEIGHTS_INDEX_NAME}: "
+            "drop use_safetensors to read its safetensors."
+        )
+    if use_safetensors is not False:
+        if (folder / SAFE_WEIGHTS_NAME).is_file():
+            return [folder / SAFE_WEIGHTS_NAME]
+        if (folder / SAFE_WEIGHTS_INDEX_NAME).is_file():
+            return _shards_from_index(folder, SAFE_WEIGHTS_INDEX_NAME)
+    if use_safetensors:
+        raise MissingFileError(
+            f"use_safetensors=True, but {folder} has no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME}."
+        )
     if pickled:
         if not allow_pickle:
             raise UnsafeCheckpointError(
@@ -90,9 +106,11 @@ def load_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_state_dict(folder: str | os.PathLike[str], *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+def load_state_dict(
+    folder: str | os.PathLike[str], *, allow_pickle: bool = False, use_safetensors: bool | None = None
+) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
-    for path in find_weight_files(Path(folder), allow_pickle=allow_pickle):
+    for path in find_weight_files(Path(folder), allow_pickle=allow_pickle, use_safetensors=use_safetensors):
         state.update(load_file(path))
     return state
 

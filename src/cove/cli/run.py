@@ -24,7 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model name or folder (default: the task's default model)")
     p.add_argument("--question", action="append", help="question-answering: a question (repeatable)")
     p.add_argument("--context", help="question-answering: the context")
-    p.add_argument("--dtype", default=None, help="float32 (default) or bfloat16")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        help="float32, bfloat16, or auto (the checkpoint's dtype, but float32 where this CPU emulates bf16); "
+        "default: the stored dtype, float32 instead of an emulated bf16",
+    )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument(
         "--param",

@@ -19,8 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _setup_models(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning threads (recipes)
     from cove.errors import TrainingError
+    from cove.hardware import describe, prefers_bf16
     from cove.training.recipes import DEFAULT_MODELS, RECIPES, local_model_dir
 
+    announced = False
     names = args.recipes or list(RECIPES)
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
@@ -36,6 +38,9 @@ def _setup_models(args: argparse.Namespace) -> int:
         if built and not args.force:
             print(f"{name}: {repo_id} already built at {folder} (use --force to rebuild)")
             continue
+        if not announced:  # what TrainingArguments(bf16="auto") will pick, before the minutes it costs
+            print(f"precision: {'bf16 autocast' if prefers_bf16('cpu') else 'fp32'} ({describe()})")
+            announced = True
         print(f"{name}: building {repo_id} -> {folder}")
         figures = importlib.import_module(module_name).build(folder)
         print(json.dumps(figures, indent=2))

@@ -76,6 +76,50 @@ def _as_list_of_names(names: str | Iterable[str] | None) -> list[str]:
     return list(names)
 
 
+# `datasets` keywords Cove takes by name but whose effect it cannot give: the default (or a value with the
+# same effect in Cove) is accepted, anything else raises instead of being ignored. Keywords with no effect
+# on the result in Cove (desc, writer_batch_size, batch_size of cast, indices_cache_file_name since index
+# mappings live in memory, num_proc where Cove works in one process) are accepted where they are taken.
+_CANNOT = {
+    "storage_options": "Cove reads and writes local paths only (no fsspec filesystems)",
+    "info": "Cove keeps no DatasetInfo; pass features= for the column types",
+    "try_original_type": "Cove always tries the original column types first",
+    "disable_nullable": "Cove's Arrow columns stay nullable",
+    "on_mixed_types": "Cove has no Json() feature (a column of mixed types raises a DatasetError)",
+    "set_default": "Cove's dataset cards name one config and mark no default",
+    "create_pr": "Cove's hub client commits directly and opens no pull requests",
+    "max_shard_size": "push_to_hub writes one Parquet file per split",
+    "num_shards": "push_to_hub writes one Parquet file per split",
+    "commit_description": "Cove's hub client takes a commit message only",
+}
+
+
+def _only(method: str, name: str, value: Any, *allowed: Any) -> None:
+    """Refuse a `datasets` keyword Cove cannot honour unless its value is one that gives Cove's behaviour."""
+    if not any(value is a or (a is not None and value == a) for a in allowed):
+        raise DatasetError(
+            f"{method}({name}={value!r}) is not supported: {_CANNOT[name]}. Leave it at {allowed[0]!r}."
+        )
+
+
+_SIZE_UNITS = {"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
+_SIZE_UNITS.update({"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "B": 1})
+
+
+def _size_in_bytes(size: int | str) -> int:
+    """A max_shard_size as datasets takes it: bytes, or a string like "500MB" (decimal) or "1GiB" (binary)."""
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    text = str(size).strip().upper()
+    for unit, factor in _SIZE_UNITS.items():
+        number = text[: -len(unit)].strip()
+        if text.endswith(unit) and number.replace(".", "", 1).isdigit() and float(number) > 0:
+            return int(float(number) * factor)
+    raise DatasetError(
+        f"max_shard_size={size!r}: give a number of bytes or a size such as '500MB' or '1GiB'."
+    )
+
+
 class Dataset:
     """Rows of typed columns on memory-mapped Arrow files."""
 
@@ -109,38 +153,63 @@ class Dataset:
     # --- construction ---------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, mapping: Mapping[str, Any], features: Features | None = None, **_: Any) -> Dataset:
+    def from_dict(
+        cls,
+        mapping: Mapping[str, Any],
+        features: Features | None = None,
+        info: Any = None,
+        split: str | None = None,
+        on_mixed_types: str | None = None,
+    ) -> Dataset:
+        _only("from_dict", "info", info, None)
+        _only("from_dict", "on_mixed_types", on_mixed_types, None, "use_json")
         lengths = {k: len(v) for k, v in mapping.items()}
         if len(set(lengths.values())) > 1:
             raise DatasetError(f"All columns must have the same length, got {lengths}.")
         if features is not None:
             table = encode_rows_for_features(dict(mapping), Features(features))
-            return cls(table, features=Features(features))
+            return cls(table, features=Features(features), split=split)
         arrays = {
             k: infer_array(k, v, None) if not isinstance(v, pa.Array) else v for k, v in mapping.items()
         }
-        return cls(pa.table(arrays) if arrays else pa.table({}))
+        return cls(pa.table(arrays) if arrays else pa.table({}), split=split)
 
     @classmethod
-    def from_list(cls, rows: list[dict[str, Any]], features: Features | None = None, **_: Any) -> Dataset:
+    def from_list(
+        cls,
+        mapping: list[dict[str, Any]],
+        features: Features | None = None,
+        info: Any = None,
+        split: str | None = None,
+        on_mixed_types: str | None = None,
+    ) -> Dataset:
+        rows = mapping  # datasets' name for the list of rows
         names: dict[str, None] = {}
         for row in rows:
             for key in row:
                 names.setdefault(key, None)
         if features is not None:
             names = dict.fromkeys(features)
-        mapping = {name: [row.get(name) for row in rows] for name in names}
-        return cls.from_dict(mapping, features=features)
+        columns = {name: [row.get(name) for row in rows] for name in names}
+        return cls.from_dict(
+            columns, features=features, info=info, split=split, on_mixed_types=on_mixed_types
+        )
 
     @classmethod
     def from_pandas(
-        cls, df: Any, features: Features | None = None, preserve_index: bool | None = None
+        cls,
+        df: Any,
+        features: Features | None = None,
+        info: Any = None,
+        split: str | None = None,
+        preserve_index: bool | None = None,
     ) -> Dataset:
+        _only("from_pandas", "info", info, None)
         table = pa.Table.from_pandas(df, preserve_index=preserve_index)
         if features is not None:
             table = cast_table(table, Features(features))
-            return cls(table, features=Features(features))
-        return cls(table)
+            return cls(table, features=Features(features), split=split)
+        return cls(table, split=split)
 
     @classmethod
     def from_file(cls, filename: str | os.PathLike[str]) -> Dataset:
@@ -348,7 +417,12 @@ class Dataset:
         out.set_format(type, columns, output_all_columns, **format_kwargs)
         return out
 
-    def set_transform(self, *_: Any, **__: Any) -> None:
+    def set_transform(
+        self,
+        transform: Callable[..., Any] | None,
+        columns: list[str] | None = None,
+        output_all_columns: bool = False,
+    ) -> None:
         raise DatasetError("set_transform is not supported by Cove yet: use map() (cached) instead.")
 
     @contextlib.contextmanager
@@ -381,18 +455,23 @@ class Dataset:
     def to_dict(self) -> dict[str, list[Any]]:
         return self._flat_table().to_pydict()
 
-    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+    # the path parameters carry datasets' name (path_or_buf), so keyword calls port
+    def to_parquet(self, path_or_buf: str | os.PathLike[str]) -> None:
         import pyarrow.parquet as pq
 
         pq.write_table(
-            self._flat_table().replace_schema_metadata(self._features.arrow_schema.metadata), str(path)
+            self._flat_table().replace_schema_metadata(self._features.arrow_schema.metadata), str(path_or_buf)
         )
 
-    def to_csv(self, path: str | os.PathLike[str], index: bool = False, **kwargs: Any) -> None:
-        self.to_pandas().to_csv(path, index=index, **kwargs)
+    def to_csv(self, path_or_buf: str | os.PathLike[str], **to_csv_kwargs: Any) -> None:
+        """pandas' to_csv; the keywords go to it (an unknown one raises there), index=False by default."""
+        to_csv_kwargs.setdefault("index", False)
+        self.to_pandas().to_csv(path_or_buf, **to_csv_kwargs)
 
-    def to_json(self, path: str | os.PathLike[str], lines: bool = True, **kwargs: Any) -> None:
-        self.to_pandas().to_json(path, orient="records", lines=lines, force_ascii=False, **kwargs)
+    def to_json(self, path_or_buf: str | os.PathLike[str], **to_json_kwargs: Any) -> None:
+        """JSON Lines through pandas' to_json; the keywords go to it (lines=False writes one array)."""
+        options = {"orient": "records", "lines": True, "force_ascii": False, **to_json_kwargs}
+        self.to_pandas().to_json(path_or_buf, **options)
 
     # --- cache files ----------------------------------------------------------------------
 
@@ -437,10 +516,15 @@ class Dataset:
         disable_nullable: bool = False,
         fn_kwargs: dict[str, Any] | None = None,
         num_proc: int | None = None,
+        suffix_template: str = "_{rank:05d}_of_{num_proc:05d}",
         new_fingerprint: str | None = None,
-        desc: str | None = None,
-        **_: Any,
+        desc: str | None = None,  # a progress-bar label: Cove shows no progress bar
+        try_original_type: bool | None = True,
+        on_mixed_types: str | None = "use_json",
     ) -> Dataset:
+        _only("map", "disable_nullable", disable_nullable, False)
+        _only("map", "try_original_type", try_original_type, True)
+        _only("map", "on_mixed_types", on_mixed_types, "use_json", None)
         if with_rank:
             raise DatasetError("map(with_rank=True) is not supported by Cove: there are no GPU ranks here.")
         remove = _as_list_of_names(remove_columns)
@@ -483,7 +567,7 @@ class Dataset:
             table = runner.run_in_memory(0, len(self))
             return self._new_from_table(table, runner.output_features(table.schema), fp, None)
         if num_proc > 1 and len(self) >= num_proc:
-            return self._map_parallel(runner, path, manifest, fp, num_proc)
+            return self._map_parallel(runner, path, manifest, fp, num_proc, suffix_template)
         table = runner.run_to_file(0, len(self), path)
         return self._new_from_table(table, runner.output_features(table.schema), fp, [str(path)])
 
@@ -499,11 +583,19 @@ class Dataset:
                 return self._new_from_table(table, Features.from_arrow_schema(table.schema), fp, files)
         return None
 
-    def _map_parallel(self, runner: MapRunner, path: Path, manifest: Path, fp: str, num_proc: int) -> Dataset:
+    def _map_parallel(
+        self, runner: MapRunner, path: Path, manifest: Path, fp: str, num_proc: int, suffix_template: str
+    ) -> Dataset:
         import multiprocessing as mp
 
         bounds = np.linspace(0, len(self), num_proc + 1).astype(int)
-        files = [path.with_name(f"{path.stem}_{i:05d}_of_{num_proc:05d}.arrow") for i in range(num_proc)]
+        names = [path.stem + suffix_template.format(rank=i, num_proc=num_proc) for i in range(num_proc)]
+        if len(set(names)) != num_proc:
+            raise DatasetError(
+                f"map(suffix_template={suffix_template!r}) gives the {num_proc} workers' files the same name: "
+                "use {rank} in it."
+            )
+        files = [path.with_name(f"{name}.arrow") for name in names]
         ctx = mp.get_context("fork")  # the function is inherited, never pickled
         procs = []
         for i in range(num_proc):
@@ -541,11 +633,13 @@ class Dataset:
         batch_size: int | None = 1000,
         keep_in_memory: bool = False,
         load_from_cache_file: bool | None = None,
+        cache_file_name: str | None = None,
+        writer_batch_size: int | None = 1000,
         fn_kwargs: dict[str, Any] | None = None,
         num_proc: int | None = None,
+        suffix_template: str = "_{rank:05d}_of_{num_proc:05d}",  # workers' parts are merged into one file
         new_fingerprint: str | None = None,
-        desc: str | None = None,
-        **_: Any,
+        desc: str | None = None,  # a progress-bar label: Cove shows no progress bar
     ) -> Dataset:
         if function is None:
             return self._clone()
@@ -565,7 +659,12 @@ class Dataset:
             "format": self._format,
         }
         fp = new_fingerprint or fingerprint(self._fingerprint, "filter", opts)
-        path = self._cache_dir() / f"cache-{fp}.indices.npy"
+        # the kept positions are what filter caches (the rows stay where they are)
+        path = (
+            Path(cache_file_name).with_suffix(".indices.npy")
+            if cache_file_name
+            else self._cache_dir() / f"cache-{fp}.indices.npy"
+        )
         if load_from_cache_file is not False and not keep_in_memory and path.exists():
             keep = np.load(path, allow_pickle=False)
         else:
@@ -660,9 +759,12 @@ class Dataset:
         self,
         indices: Iterable[int],
         keep_in_memory: bool = False,
+        indices_cache_file_name: str | None = None,
+        writer_batch_size: int | None = 1000,
         new_fingerprint: str | None = None,
-        **_: Any,
     ) -> Dataset:
+        """Rows by position. The index mapping lives in memory (8 bytes a row), so keep_in_memory,
+        indices_cache_file_name and writer_batch_size change nothing: no indices file is written."""
         if isinstance(indices, range) and indices.step == 1 and self._indices is None:
             if indices.start < 0 or (len(indices) and indices.stop > len(self)):
                 raise DatasetIndexError(
@@ -693,9 +795,11 @@ class Dataset:
         generator: np.random.Generator | None = None,
         keep_in_memory: bool = False,
         load_from_cache_file: bool | None = None,
+        indices_cache_file_name: str | None = None,
+        writer_batch_size: int | None = 1000,
         new_fingerprint: str | None = None,
-        **_: Any,
     ) -> Dataset:
+        """A permuted index mapping (see select: no indices file, so the caching keywords change nothing)."""
         if len(self) == 0:
             return self
         if seed is not None and generator is not None:
@@ -712,9 +816,13 @@ class Dataset:
         column_names: str | list[str],
         reverse: bool | list[bool] = False,
         null_placement: str = "at_end",
+        keep_in_memory: bool = False,
+        load_from_cache_file: bool | None = None,
+        indices_cache_file_name: str | None = None,
+        writer_batch_size: int | None = 1000,
         new_fingerprint: str | None = None,
-        **_: Any,
     ) -> Dataset:
+        """A sorted index mapping (see select: no indices file, so the caching keywords change nothing)."""
         names = _as_list_of_names(column_names)
         _unknown_columns(names, self.column_names, "sort")
         flags = [reverse] * len(names) if isinstance(reverse, bool) else list(reverse)
@@ -731,7 +839,16 @@ class Dataset:
             order = pc.sort_indices(table, sort_keys=keys, null_placement=placement).to_numpy()
         return self.select(order, new_fingerprint=new_fingerprint)
 
-    def shard(self, num_shards: int, index: int, contiguous: bool = True, **_: Any) -> Dataset:
+    def shard(
+        self,
+        num_shards: int,
+        index: int,
+        contiguous: bool = True,
+        keep_in_memory: bool = False,
+        indices_cache_file_name: str | None = None,
+        writer_batch_size: int | None = 1000,
+    ) -> Dataset:
+        """One of num_shards parts (an index mapping, see select)."""
         if not 0 <= index < num_shards:
             raise DatasetIndexError(f"shard index {index} must be in [0, {num_shards}).")
         if contiguous:
@@ -755,11 +872,27 @@ class Dataset:
             lambda: iter(plain), features=self.features, split=self._split, column_names=self.column_names
         )
 
-    def flatten_indices(self, **_: Any) -> Dataset:
-        if self._indices is None:
+    def flatten_indices(
+        self,
+        keep_in_memory: bool = False,
+        cache_file_name: str | None = None,
+        writer_batch_size: int | None = 1000,
+        features: Features | None = None,
+        disable_nullable: bool = False,
+        num_proc: int | None = None,
+        new_fingerprint: str | None = None,
+    ) -> Dataset:
+        if self._indices is None and features is None:
             return self
+        extra = [Features(features).to_dict()] if features is not None else []
         return self.map(
-            keep_in_memory=False, new_fingerprint=fingerprint(self._fingerprint, "flatten_indices")
+            keep_in_memory=keep_in_memory,
+            cache_file_name=cache_file_name,
+            writer_batch_size=writer_batch_size,
+            features=features,
+            disable_nullable=disable_nullable,
+            num_proc=num_proc,
+            new_fingerprint=new_fingerprint or fingerprint(self._fingerprint, "flatten_indices", *extra),
         )
 
     def train_test_split(
@@ -770,8 +903,15 @@ class Dataset:
         stratify_by_column: str | None = None,
         seed: int | None = None,
         generator: np.random.Generator | None = None,
-        **_: Any,
+        keep_in_memory: bool = False,
+        load_from_cache_file: bool | None = None,
+        train_indices_cache_file_name: str | None = None,
+        test_indices_cache_file_name: str | None = None,
+        writer_batch_size: int | None = 1000,
+        train_new_fingerprint: str | None = None,
+        test_new_fingerprint: str | None = None,
     ) -> DatasetDict:
+        """Two index mappings (see select: no indices files, so the caching keywords change nothing)."""
         from cove.data.dataset_dict import DatasetDict
 
         if len(self) == 0:
@@ -837,14 +977,21 @@ class Dataset:
             permutation = generator.permutation(n)
             test_idx = permutation[:n_test]
             train_idx = permutation[n_test : n_test + n_train]
-        return DatasetDict({"train": self.select(train_idx), "test": self.select(test_idx)})
+        return DatasetDict(
+            {
+                "train": self.select(train_idx, new_fingerprint=train_new_fingerprint),
+                "test": self.select(test_idx, new_fingerprint=test_new_fingerprint),
+            }
+        )
 
     # --- column transforms ----------------------------------------------------------------
 
-    def rename_column(self, original_column_name: str, new_column_name: str, **_: Any) -> Dataset:
-        return self.rename_columns({original_column_name: new_column_name})
+    def rename_column(
+        self, original_column_name: str, new_column_name: str, new_fingerprint: str | None = None
+    ) -> Dataset:
+        return self.rename_columns({original_column_name: new_column_name}, new_fingerprint=new_fingerprint)
 
-    def rename_columns(self, column_mapping: dict[str, str], **_: Any) -> Dataset:
+    def rename_columns(self, column_mapping: dict[str, str], new_fingerprint: str | None = None) -> Dataset:
         _unknown_columns(column_mapping, self.column_names, "rename_columns")
         new_names = [column_mapping.get(n, n) for n in self.column_names]
         if len(set(new_names)) != len(new_names):
@@ -853,18 +1000,19 @@ class Dataset:
             )
         features = Features({column_mapping.get(k, k): v for k, v in self._features.items()})
         table = self._data.rename_columns(new_names).replace_schema_metadata(features.arrow_schema.metadata)
-        fp = fingerprint(self._fingerprint, "rename_columns", column_mapping)
+        fp = new_fingerprint or fingerprint(self._fingerprint, "rename_columns", column_mapping)
         fmt = dict(self._format)
         if fmt["columns"] is not None:
             fmt["columns"] = [column_mapping.get(c, c) for c in fmt["columns"]]
         return self._clone(table=table, features=features, fingerprint=fp, format=fmt)
 
-    def remove_columns(self, column_names: str | list[str], **_: Any) -> Dataset:
+    def remove_columns(self, column_names: str | list[str], new_fingerprint: str | None = None) -> Dataset:
         names = _as_list_of_names(column_names)
         _unknown_columns(names, self.column_names, "remove_columns")
-        return self.select_columns([c for c in self.column_names if c not in names])
+        keep = [c for c in self.column_names if c not in names]
+        return self.select_columns(keep, new_fingerprint=new_fingerprint)
 
-    def select_columns(self, column_names: str | list[str], **_: Any) -> Dataset:
+    def select_columns(self, column_names: str | list[str], new_fingerprint: str | None = None) -> Dataset:
         names = _as_list_of_names(column_names)
         _unknown_columns(names, self.column_names, "select_columns")
         keep = names
@@ -873,28 +1021,48 @@ class Dataset:
         fmt = dict(self._format)
         if fmt["columns"] is not None:
             fmt["columns"] = [c for c in fmt["columns"] if c in keep]
-        fp = fingerprint(self._fingerprint, "select_columns", keep)
+        fp = new_fingerprint or fingerprint(self._fingerprint, "select_columns", keep)
         return self._clone(table=table, features=features, fingerprint=fp, format=fmt)
 
-    def add_column(self, name: str, column: Any, **_: Any) -> Dataset:
+    def add_column(
+        self, name: str, column: Any, new_fingerprint: str | None = None, feature: Any = None
+    ) -> Dataset:
         if name in self.column_names:
             raise DatasetError(f"Column {name!r} already exists; remove or rename it first.")
-        values = infer_array(
-            name, list(column) if not isinstance(column, (pa.Array, np.ndarray)) else column, None
-        )
-        if len(values) != len(self):
-            raise DatasetError(f"add_column: {len(values)} values for a dataset of {len(self)} rows.")
+        values = list(column) if not isinstance(column, (pa.Array, np.ndarray)) else column
+        if feature is not None:
+            own = Features({name: feature})
+            array = encode_rows_for_features({name: list(values)}, own).column(name)
+        else:
+            array = infer_array(name, values, None)
+        if len(array) != len(self):
+            raise DatasetError(f"add_column: {len(array)} values for a dataset of {len(self)} rows.")
         flat = self._flat_table()
-        table = flat.append_column(name, values)
-        features = Features({**self._features, name: arrow_type_to_feature(values.type)})
+        table = flat.append_column(name, array)
+        added = feature if feature is not None else arrow_type_to_feature(array.type)
+        features = Features({**self._features, name: added})
         table = table.replace_schema_metadata(features.arrow_schema.metadata)
-        return Dataset(table, features=features, split=self._split, format=dict(self._format))
+        out = Dataset(table, features=features, split=self._split, format=dict(self._format))
+        if new_fingerprint is not None:
+            out._fingerprint = new_fingerprint
+        return out
 
     def unique(self, column: str) -> list[Any]:
         _unknown_columns([column], self.column_names, "unique")
         return pc.unique(self._columns_table([column]).column(0)).to_pylist()
 
-    def cast(self, features: Features, **_: Any) -> Dataset:
+    def cast(
+        self,
+        features: Features,
+        batch_size: int | None = 1000,
+        keep_in_memory: bool = False,
+        load_from_cache_file: bool | None = None,
+        cache_file_name: str | None = None,
+        writer_batch_size: int | None = 1000,
+        num_proc: int | None = None,
+    ) -> Dataset:
+        """Cast every column. Cove casts in its own 10,000-row blocks in one process: batch_size,
+        writer_batch_size and num_proc change nothing in the result."""
         features = Features(features)
         if sorted(features) != sorted(self.column_names):
             raise DatasetError(
@@ -902,13 +1070,24 @@ class Dataset:
                 "use cast_column() for one column."
             )
         features = Features({k: features[k] for k in self.column_names})
-        return self._rewrite(lambda t: cast_table(t, features), features, "cast", features.to_dict())
+        return self._rewrite(
+            lambda t: cast_table(t, features),
+            features,
+            "cast",
+            features.to_dict(),
+            keep_in_memory=keep_in_memory,
+            load_from_cache_file=load_from_cache_file,
+            cache_file_name=cache_file_name,
+        )
 
-    def cast_column(self, column: str, feature: Any, **_: Any) -> Dataset:
+    def cast_column(self, column: str, feature: Any, new_fingerprint: str | None = None) -> Dataset:
         _unknown_columns([column], self.column_names, "cast_column")
         features = self.features
         features[column] = feature
-        return self.cast(features)
+        out = self.cast(features)
+        if new_fingerprint is not None:
+            out._fingerprint = new_fingerprint
+        return out
 
     def class_encode_column(self, column: str, include_nulls: bool = False) -> Dataset:
         _unknown_columns([column], self.column_names, "class_encode_column")
@@ -934,12 +1113,29 @@ class Dataset:
         return self._rewrite(encode, features, "class_encode", (column, label.names, include_nulls))
 
     def _rewrite(
-        self, transform: Callable[[pa.Table], pa.Table], features: Features | None, op: str, args: Any
+        self,
+        transform: Callable[[pa.Table], pa.Table],
+        features: Features | None,
+        op: str,
+        args: Any,
+        keep_in_memory: bool = False,
+        load_from_cache_file: bool | None = None,
+        cache_file_name: str | None = None,
     ) -> Dataset:
-        """Apply a table -> table transform block by block into a new cached Arrow file."""
+        """Apply a table -> table transform block by block into a new cached Arrow file (or, with
+        keep_in_memory, into memory)."""
         fp = fingerprint(self._fingerprint, op, args)
-        path = self._cache_dir() / f"cache-{fp}.arrow"
-        if path.exists():
+        if keep_in_memory:
+            blocks = [
+                transform(self._fetch_range(start, min(start + 10_000, len(self))))
+                for start in range(0, len(self), 10_000)
+            ] or [transform(self._data.slice(0, 0))]
+            in_memory = features or Features.from_arrow_schema(blocks[0].schema)
+            metadata = in_memory.arrow_schema.metadata
+            table = pa.concat_tables([b.replace_schema_metadata(metadata) for b in blocks])
+            return self._new_from_table(table, in_memory, fp, None)
+        path = Path(cache_file_name) if cache_file_name else self._cache_dir() / f"cache-{fp}.arrow"
+        if path.exists() and load_from_cache_file is not False:
             table = read_arrow(path)
             return self._new_from_table(table, Features.from_arrow_schema(table.schema), fp, [str(path)])
         writer = ArrowWriter(path)
@@ -961,8 +1157,18 @@ class Dataset:
     # --- save / load / push ---------------------------------------------------------------
 
     def save_to_disk(
-        self, dataset_path: str | os.PathLike[str], num_shards: int | None = None, **_: Any
+        self,
+        dataset_path: str | os.PathLike[str],
+        max_shard_size: int | str | None = None,
+        num_shards: int | None = None,
+        num_proc: int | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
+        """Arrow shards + state.json + dataset_info.json, as datasets writes them. Shards are written one
+        after another in this process (num_proc changes nothing in the files)."""
+        _only("save_to_disk", "storage_options", storage_options, None)
+        if max_shard_size is not None and num_shards is not None:
+            raise DatasetError("save_to_disk() got both max_shard_size and num_shards: pass only one.")
         path = Path(dataset_path)
         if any(str(path.resolve()) == str(Path(f).parent.resolve()) for f in self._cache_files):
             raise DatasetError(
@@ -971,7 +1177,8 @@ class Dataset:
         path.mkdir(parents=True, exist_ok=True)
         if num_shards is None:
             size = self._data.nbytes * len(self) / max(self._data.num_rows, 1)
-            num_shards = max(1, ceil(size / (500 << 20)))
+            limit = _size_in_bytes(max_shard_size) if max_shard_size is not None else 500 << 20
+            num_shards = max(1, ceil(size / limit))
         num_shards = max(1, min(num_shards, max(len(self), 1)))
         bounds = np.linspace(0, len(self), num_shards + 1).astype(int)
         files = []
@@ -1003,8 +1210,13 @@ class Dataset:
 
     @staticmethod
     def load_from_disk(
-        dataset_path: str | os.PathLike[str], keep_in_memory: bool = False, **_: Any
+        dataset_path: str | os.PathLike[str],
+        keep_in_memory: bool | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> Dataset:
+        """A folder save_to_disk wrote, memory-mapped; keep_in_memory=True copies it into memory (None, the
+        default, maps it, as datasets does under its default IN_MEMORY_MAX_SIZE of 0)."""
+        _only("load_from_disk", "storage_options", storage_options, None)
         path = Path(dataset_path)
         state_file = path / "state.json"
         if not state_file.exists():
@@ -1048,17 +1260,40 @@ class Dataset:
     def push_to_hub(
         self,
         repo_id: str,
-        split: str | None = None,
-        token: str | None = None,
-        private: bool = False,
-        commit_message: str | None = None,
         config_name: str = "default",
-        **_: Any,
+        set_default: bool | None = None,
+        split: str | None = None,
+        data_dir: str | None = None,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        revision: str | None = None,
+        create_pr: bool | None = False,
+        max_shard_size: int | str | None = None,
+        num_shards: int | None = None,
+        embed_external_files: bool = True,
+        num_proc: int | None = None,
     ) -> Any:
+        """This dataset as one split of a Hub dataset repo (see DatasetDict.push_to_hub)."""
         from cove.data.dataset_dict import DatasetDict
 
+        if num_shards is not None and num_shards != 1:
+            _only("push_to_hub", "num_shards", num_shards, None, 1)
         return DatasetDict({split or self._split or "train": self}).push_to_hub(
-            repo_id, token=token, private=private, commit_message=commit_message, config_name=config_name
+            repo_id,
+            config_name=config_name,
+            set_default=set_default,
+            data_dir=data_dir,
+            commit_message=commit_message,
+            commit_description=commit_description,
+            private=private,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+            max_shard_size=max_shard_size,
+            embed_external_files=embed_external_files,
+            num_proc=num_proc,
         )
 
 
@@ -1117,8 +1352,11 @@ def _stratified_split(
     return rng.permutation(train), rng.permutation(test)
 
 
-def concatenate_datasets(dsets: list[Dataset], axis: int = 0, **_: Any) -> Dataset:
+def concatenate_datasets(
+    dsets: list[Dataset], info: Any = None, split: str | None = None, axis: int = 0
+) -> Dataset:
     """Rows of several datasets one after another (axis=0), or their columns side by side (axis=1)."""
+    _only("concatenate_datasets", "info", info, None)
     if not dsets:
         raise DatasetError("concatenate_datasets needs at least one dataset.")
     if axis == 1:
@@ -1137,7 +1375,9 @@ def concatenate_datasets(dsets: list[Dataset], axis: int = 0, **_: Any) -> Datas
                 arrays[name] = table.column(name)
                 features[name] = d._features[name]
         return Dataset(
-            pa.table(arrays).replace_schema_metadata(features.arrow_schema.metadata), features=features
+            pa.table(arrays).replace_schema_metadata(features.arrow_schema.metadata),
+            features=features,
+            split=split,
         )
     first = dsets[0]
     for d in dsets[1:]:
@@ -1159,4 +1399,6 @@ def concatenate_datasets(dsets: list[Dataset], axis: int = 0, **_: Any) -> Datas
         indices = np.concatenate(parts)
     files = [f for d in dsets for f in d._cache_files] if all(d._cache_files for d in dsets) else None
     fp = fingerprint("concatenate", [d._fingerprint for d in dsets])
-    return Dataset(table, features=first._features, fingerprint=fp, indices=indices, cache_files=files)
+    return Dataset(
+        table, features=first._features, fingerprint=fp, indices=indices, cache_files=files, split=split
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -14,6 +15,22 @@ from cove.errors import DatasetError
 
 def _indent(text: str) -> str:
     return text.replace("\n", "\n    ")
+
+
+def _per_split(splits: dict[str, Any], values: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """A per-split keyword (cache_file_names={"train": ...}) as a value for every split (None if absent)."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(splits))
+    if unknown:
+        raise DatasetError(f"{name} names split(s) {unknown}; the splits are {sorted(splits)}.")
+    return {split: values.get(split) for split in splits}
+
+
+class _WithSplit(functools.partial):
+    """function(row[, idx], split): the split goes after the call's own arguments (map(with_split=True))."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, *self.args, **kwargs)
 
 
 class DatasetDict(dict):
@@ -51,38 +68,158 @@ class DatasetDict(dict):
     def cache_files(self) -> dict[str, list[dict[str, str]]]:
         return {k: v.cache_files for k, v in self.items()}
 
-    def map(self, function: Callable[..., Any] | None = None, **kwargs: Any) -> DatasetDict:
-        return self._each("map", function, **kwargs)
+    def map(
+        self,
+        function: Callable[..., Any] | None = None,
+        with_indices: bool = False,
+        with_rank: bool = False,
+        with_split: bool = False,
+        input_columns: str | list[str] | None = None,
+        batched: bool = False,
+        batch_size: int | None = 1000,
+        drop_last_batch: bool = False,
+        remove_columns: str | list[str] | None = None,
+        keep_in_memory: bool = False,
+        load_from_cache_file: bool | None = None,
+        cache_file_names: dict[str, str | None] | None = None,
+        writer_batch_size: int | None = 1000,
+        features: Any = None,
+        disable_nullable: bool = False,
+        fn_kwargs: dict[str, Any] | None = None,
+        num_proc: int | None = None,
+        desc: str | None = None,
+        try_original_type: bool | None = True,
+        on_mixed_types: str | None = None,
+    ) -> DatasetDict:
+        """Dataset.map on every split; cache_file_names maps split -> file, with_split passes the split's
+        name to function after the row (and index)."""
+        names = _per_split(self, cache_file_names, "cache_file_names")
+        return DatasetDict(
+            {
+                split: dataset.map(
+                    _WithSplit(function, split) if with_split and function is not None else function,
+                    with_indices=with_indices,
+                    with_rank=with_rank,
+                    input_columns=input_columns,
+                    batched=batched,
+                    batch_size=batch_size,
+                    drop_last_batch=drop_last_batch,
+                    remove_columns=remove_columns,
+                    keep_in_memory=keep_in_memory,
+                    load_from_cache_file=load_from_cache_file,
+                    cache_file_name=names[split],
+                    writer_batch_size=writer_batch_size,
+                    features=features,
+                    disable_nullable=disable_nullable,
+                    fn_kwargs=fn_kwargs,
+                    num_proc=num_proc,
+                    desc=desc,
+                    try_original_type=try_original_type,
+                    on_mixed_types=on_mixed_types,
+                )
+                for split, dataset in self.items()
+            }
+        )
 
-    def filter(self, function: Callable[..., Any] | None = None, **kwargs: Any) -> DatasetDict:
-        return self._each("filter", function, **kwargs)
+    def filter(
+        self,
+        function: Callable[..., Any] | None = None,
+        with_indices: bool = False,
+        with_rank: bool = False,
+        input_columns: str | list[str] | None = None,
+        batched: bool = False,
+        batch_size: int | None = 1000,
+        keep_in_memory: bool = False,
+        load_from_cache_file: bool | None = None,
+        cache_file_names: dict[str, str | None] | None = None,
+        writer_batch_size: int | None = 1000,
+        fn_kwargs: dict[str, Any] | None = None,
+        num_proc: int | None = None,
+        desc: str | None = None,
+    ) -> DatasetDict:
+        names = _per_split(self, cache_file_names, "cache_file_names")
+        return DatasetDict(
+            {
+                split: dataset.filter(
+                    function,
+                    with_indices=with_indices,
+                    with_rank=with_rank,
+                    input_columns=input_columns,
+                    batched=batched,
+                    batch_size=batch_size,
+                    keep_in_memory=keep_in_memory,
+                    load_from_cache_file=load_from_cache_file,
+                    cache_file_name=names[split],
+                    writer_batch_size=writer_batch_size,
+                    fn_kwargs=fn_kwargs,
+                    num_proc=num_proc,
+                    desc=desc,
+                )
+                for split, dataset in self.items()
+            }
+        )
 
     def shuffle(
-        self, seed: int | None = None, seeds: dict[str, int] | None = None, **kwargs: Any
+        self,
+        seeds: int | dict[str, int | None] | None = None,
+        seed: int | None = None,
+        generators: dict[str, Any] | None = None,
+        keep_in_memory: bool = False,
+        load_from_cache_file: bool | None = None,
+        indices_cache_file_names: dict[str, str | None] | None = None,
+        writer_batch_size: int | None = 1000,
     ) -> DatasetDict:
-        per_split: dict[str, Any] = dict(seeds) if seeds is not None else dict.fromkeys(self, seed)
-        return DatasetDict({k: v.shuffle(seed=per_split.get(k), **kwargs) for k, v in self.items()})
+        """Dataset.shuffle on every split: one seed for all (seed, or an int seeds) or one per split (index
+        mappings in memory: the caching keywords change nothing)."""
+        if seed is not None and seeds is not None:
+            raise DatasetError("shuffle() got both seed and seeds: pass only one.")
+        if seeds is None or isinstance(seeds, int):
+            seeds = dict.fromkeys(self, seeds if seeds is not None else seed)
+        per_seed = _per_split(self, seeds, "seeds")
+        per_generator = _per_split(self, generators, "generators")
+        return DatasetDict(
+            {
+                split: dataset.shuffle(
+                    seed=per_seed[split],
+                    generator=per_generator[split],
+                    keep_in_memory=keep_in_memory,
+                    load_from_cache_file=load_from_cache_file,
+                    writer_batch_size=writer_batch_size,
+                )
+                for split, dataset in self.items()
+            }
+        )
 
-    def sort(self, *args: Any, **kwargs: Any) -> DatasetDict:
-        return self._each("sort", *args, **kwargs)
+    def sort(
+        self,
+        column_names: str | list[str],
+        reverse: bool | list[bool] = False,
+        null_placement: str = "at_end",
+        keep_in_memory: bool = False,
+        load_from_cache_file: bool | None = None,
+        indices_cache_file_names: dict[str, str | None] | None = None,
+        writer_batch_size: int | None = 1000,
+    ) -> DatasetDict:
+        """Dataset.sort on every split (index mappings in memory: the caching keywords change nothing)."""
+        return self._each("sort", column_names, reverse=reverse, null_placement=null_placement)
 
-    def select_columns(self, *args: Any, **kwargs: Any) -> DatasetDict:
-        return self._each("select_columns", *args, **kwargs)
+    def select_columns(self, column_names: str | list[str]) -> DatasetDict:
+        return self._each("select_columns", column_names)
 
-    def rename_column(self, *args: Any, **kwargs: Any) -> DatasetDict:
-        return self._each("rename_column", *args, **kwargs)
+    def rename_column(self, original_column_name: str, new_column_name: str) -> DatasetDict:
+        return self._each("rename_column", original_column_name, new_column_name)
 
-    def rename_columns(self, *args: Any, **kwargs: Any) -> DatasetDict:
-        return self._each("rename_columns", *args, **kwargs)
+    def rename_columns(self, column_mapping: dict[str, str]) -> DatasetDict:
+        return self._each("rename_columns", column_mapping)
 
-    def remove_columns(self, *args: Any, **kwargs: Any) -> DatasetDict:
-        return self._each("remove_columns", *args, **kwargs)
+    def remove_columns(self, column_names: str | list[str]) -> DatasetDict:
+        return self._each("remove_columns", column_names)
 
-    def cast(self, *args: Any, **kwargs: Any) -> DatasetDict:
-        return self._each("cast", *args, **kwargs)
+    def cast(self, features: Any) -> DatasetDict:
+        return self._each("cast", features)
 
-    def cast_column(self, *args: Any, **kwargs: Any) -> DatasetDict:
-        return self._each("cast_column", *args, **kwargs)
+    def cast_column(self, column: str, feature: Any) -> DatasetDict:
+        return self._each("cast_column", column, feature)
 
     def class_encode_column(self, column: str, include_nulls: bool = False) -> DatasetDict:
         # Each split gets the label set of its own values, exactly as in `datasets`.
@@ -91,32 +228,83 @@ class DatasetDict(dict):
     def unique(self, column: str) -> dict[str, list[Any]]:
         return {k: v.unique(column) for k, v in self.items()}
 
-    def set_format(self, *args: Any, **kwargs: Any) -> None:
+    def set_format(
+        self,
+        type: str | None = None,
+        columns: list[str] | None = None,
+        output_all_columns: bool = False,
+        **format_kwargs: Any,
+    ) -> None:
         for v in self.values():
-            v.set_format(*args, **kwargs)
+            v.set_format(type, columns, output_all_columns, **format_kwargs)
 
     def reset_format(self) -> None:
         for v in self.values():
             v.reset_format()
 
-    def with_format(self, *args: Any, **kwargs: Any) -> DatasetDict:
-        return self._each("with_format", *args, **kwargs)
+    def with_format(
+        self,
+        type: str | None = None,
+        columns: list[str] | None = None,
+        output_all_columns: bool = False,
+        **format_kwargs: Any,
+    ) -> DatasetDict:
+        return self._each("with_format", type, columns, output_all_columns, **format_kwargs)
 
-    def flatten_indices(self, **kwargs: Any) -> DatasetDict:
-        return self._each("flatten_indices", **kwargs)
+    def flatten_indices(
+        self,
+        keep_in_memory: bool = False,
+        cache_file_names: dict[str, str | None] | None = None,
+        writer_batch_size: int | None = 1000,
+        features: Any = None,
+        disable_nullable: bool = False,
+        num_proc: int | None = None,
+        new_fingerprint: str | None = None,
+    ) -> DatasetDict:
+        names = _per_split(self, cache_file_names, "cache_file_names")
+        return DatasetDict(
+            {
+                split: dataset.flatten_indices(
+                    keep_in_memory=keep_in_memory,
+                    cache_file_name=names[split],
+                    writer_batch_size=writer_batch_size,
+                    features=features,
+                    disable_nullable=disable_nullable,
+                    num_proc=num_proc,
+                    new_fingerprint=new_fingerprint,
+                )
+                for split, dataset in self.items()
+            }
+        )
 
-    def save_to_disk(self, dataset_dict_path: str | os.PathLike[str], **kwargs: Any) -> None:
+    def save_to_disk(
+        self,
+        dataset_dict_path: str | os.PathLike[str],
+        max_shard_size: int | str | None = None,
+        num_shards: dict[str, int] | None = None,
+        num_proc: int | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        """Each split with Dataset.save_to_disk; num_shards maps split -> number of shards."""
+        from cove.data.arrow_dataset import _only
+
+        _only("save_to_disk", "storage_options", storage_options, None)
+        shards = _per_split(self, num_shards, "num_shards")
         path = Path(dataset_dict_path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "dataset_dict.json").write_text(json.dumps({"splits": list(self)}))
         for k, v in self.items():
-            v.save_to_disk(path / k, **kwargs)
+            v.save_to_disk(path / k, max_shard_size=max_shard_size, num_shards=shards[k], num_proc=num_proc)
 
     @staticmethod
     def load_from_disk(
-        dataset_dict_path: str | os.PathLike[str], keep_in_memory: bool = False, **_: Any
+        dataset_dict_path: str | os.PathLike[str],
+        keep_in_memory: bool | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> DatasetDict:
-        from cove.data.arrow_dataset import Dataset
+        from cove.data.arrow_dataset import Dataset, _only
+
+        _only("load_from_disk", "storage_options", storage_options, None)
 
         path = Path(dataset_dict_path)
         meta = path / "dataset_dict.json"
@@ -134,8 +322,11 @@ class DatasetDict(dict):
 
     # --- hub ----------------------------------------------------------------------------
 
-    def write_hub_folder(self, folder: str | os.PathLike[str], config_name: str = "default") -> Path:
-        """Parquet files per split plus a README.md whose ``configs:`` block lists them (the Hub layout)."""
+    def write_hub_folder(
+        self, folder: str | os.PathLike[str], config_name: str = "default", data_dir: str | None = None
+    ) -> Path:
+        """Parquet files per split plus a README.md whose ``configs:`` block lists them (the Hub layout);
+        the files go to data_dir, by default ``data`` for the default config and the config's name else."""
         import yaml
 
         out = Path(folder)
@@ -143,7 +334,9 @@ class DatasetDict(dict):
         data_files = []
         splits_info = []
         for split, ds in self.items():
-            prefix = "data" if config_name == "default" else f"{config_name}"
+            prefix = data_dir or ("data" if config_name == "default" else f"{config_name}")
+            if Path(prefix).is_absolute() or ".." in Path(prefix).parts:
+                raise DatasetError(f"data_dir={prefix!r} must be a relative folder inside the repo.")
             (out / prefix).mkdir(parents=True, exist_ok=True)
             rel = f"{prefix}/{split}-00000-of-00001.parquet"
             ds.to_parquet(out / rel)
@@ -166,12 +359,31 @@ class DatasetDict(dict):
         self,
         repo_id: str,
         config_name: str = "default",
-        token: str | None = None,
-        private: bool = False,
+        set_default: bool | None = None,
+        data_dir: str | None = None,
         commit_message: str | None = None,
-        **_: Any,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        revision: str | None = None,
+        create_pr: bool | None = False,
+        max_shard_size: int | str | None = None,
+        num_shards: dict[str, int] | None = None,
+        embed_external_files: bool = True,
+        num_proc: int | None = None,
     ) -> Any:
+        """Every split as one Parquet file plus the card, in one commit to a dataset repo (to revision, a
+        branch, when given). Cove has no features that refer to external files, so embed_external_files
+        changes nothing; the files are written in this process (num_proc changes nothing)."""
         import cove.hub as hub
+        from cove.data.arrow_dataset import _only
+
+        _only("push_to_hub", "set_default", set_default, None, config_name == "default")
+        _only("push_to_hub", "create_pr", create_pr, False, None)
+        _only("push_to_hub", "max_shard_size", max_shard_size, None)
+        for split_shards in (num_shards or {}).values():
+            _only("push_to_hub", "num_shards", split_shards, None, 1)
+        _only("push_to_hub", "commit_description", commit_description, None, "")
 
         upload_folder = getattr(hub, "upload_folder", None)
         if upload_folder is None:
@@ -181,15 +393,16 @@ class DatasetDict(dict):
             )
         create_repo = getattr(hub, "create_repo", None)
         if create_repo is not None:
-            create_repo(repo_id, token=token, private=private, exist_ok=True, repo_type="dataset")
+            create_repo(repo_id, token=token, private=bool(private), exist_ok=True, repo_type="dataset")
         with tempfile.TemporaryDirectory(prefix="cove-push-") as tmp:
-            folder = self.write_hub_folder(tmp, config_name=config_name)
+            folder = self.write_hub_folder(tmp, config_name=config_name, data_dir=data_dir)
             return upload_folder(
                 repo_id,
                 str(folder),
                 token=token,
                 repo_type="dataset",
                 commit_message=commit_message or "Upload dataset",
+                revision=revision,
             )
 
 
@@ -234,17 +447,70 @@ class IterableDatasetDict(dict):
     def _each(self, method: str, *args: Any, **kwargs: Any) -> IterableDatasetDict:
         return IterableDatasetDict({k: getattr(v, method)(*args, **kwargs) for k, v in self.items()})
 
-    def map(self, *args: Any, **kwargs: Any) -> IterableDatasetDict:
-        return self._each("map", *args, **kwargs)
+    def map(
+        self,
+        function: Callable[..., Any] | None = None,
+        with_indices: bool = False,
+        with_split: bool = False,
+        input_columns: str | list[str] | None = None,
+        batched: bool = False,
+        batch_size: int | None = 1000,
+        drop_last_batch: bool = False,
+        remove_columns: str | list[str] | None = None,
+        fn_kwargs: dict[str, Any] | None = None,
+    ) -> IterableDatasetDict:
+        return IterableDatasetDict(
+            {
+                split: dataset.map(
+                    _WithSplit(function, split) if with_split and function is not None else function,
+                    with_indices=with_indices,
+                    input_columns=input_columns,
+                    batched=batched,
+                    batch_size=batch_size,
+                    drop_last_batch=drop_last_batch,
+                    remove_columns=remove_columns,
+                    fn_kwargs=fn_kwargs,
+                )
+                for split, dataset in self.items()
+            }
+        )
 
-    def filter(self, *args: Any, **kwargs: Any) -> IterableDatasetDict:
-        return self._each("filter", *args, **kwargs)
+    def filter(
+        self,
+        function: Callable[..., Any] | None = None,
+        with_indices: bool = False,
+        input_columns: str | list[str] | None = None,
+        batched: bool = False,
+        batch_size: int | None = 1000,
+        fn_kwargs: dict[str, Any] | None = None,
+    ) -> IterableDatasetDict:
+        return self._each(
+            "filter",
+            function,
+            with_indices=with_indices,
+            input_columns=input_columns,
+            batched=batched,
+            batch_size=batch_size,
+            fn_kwargs=fn_kwargs,
+        )
 
-    def shuffle(self, *args: Any, **kwargs: Any) -> IterableDatasetDict:
-        return self._each("shuffle", *args, **kwargs)
+    def shuffle(
+        self,
+        seed: int | None = None,
+        generator: Any = None,
+        buffer_size: int = 1000,
+        max_buffer_input_shards: int = 10,
+    ) -> IterableDatasetDict:
+        return self._each(
+            "shuffle",
+            seed=seed,
+            generator=generator,
+            buffer_size=buffer_size,
+            max_buffer_input_shards=max_buffer_input_shards,
+        )
 
-    def remove_columns(self, *args: Any, **kwargs: Any) -> IterableDatasetDict:
-        return self._each("remove_columns", *args, **kwargs)
+    def remove_columns(self, column_names: str | list[str]) -> IterableDatasetDict:
+        return self._each("remove_columns", column_names)
 
-    def rename_column(self, *args: Any, **kwargs: Any) -> IterableDatasetDict:
-        return self._each("rename_column", *args, **kwargs)
+    def rename_column(self, original_column_name: str, new_column_name: str) -> IterableDatasetDict:
+        return self._each("rename_column", original_column_name, new_column_name)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from cove.data.features import Features, cast_table
+from cove.data.features import Features, cast_table, encode_rows_for_features
 from cove.data.formatting import canonical_format, format_table
 from cove.data.readers import iter_tables
 from cove.errors import DatasetError
@@ -81,10 +81,26 @@ class IterableDataset:
 
     @classmethod
     def from_generator(
-        cls, generator: Callable[..., Iterator[dict[str, Any]]], gen_kwargs: dict | None = None
+        cls,
+        generator: Callable[..., Iterator[dict[str, Any]]],
+        features: Features | None = None,
+        gen_kwargs: dict | None = None,
+        split: str | None = None,
     ) -> IterableDataset:
+        """Rows from generator(**gen_kwargs), read lazily; with features, each row is encoded to them (as
+        datasets does: ClassLabel names become ids, values take the features' types)."""
         kwargs = dict(gen_kwargs or {})
-        return cls(lambda: iter(generator(**kwargs)))
+        own = Features(features) if features is not None else None
+
+        def rows() -> Iterator[dict[str, Any]]:
+            if own is None:
+                yield from generator(**kwargs)
+                return
+            for block in _batches(iter(generator(**kwargs)), 1000):
+                columns: dict[str, Any] = {name: [row.get(name) for row in block] for name in own}
+                yield from encode_rows_for_features(columns, own).to_pylist()
+
+        return cls(rows, own, split)
 
     def _derive(self, source: RowSource, **changes: Any) -> IterableDataset:
         kwargs: dict[str, Any] = {
@@ -157,7 +173,6 @@ class IterableDataset:
         generator: np.random.Generator | None = None,
         buffer_size: int = 1000,
         max_buffer_input_shards: int = 10,
-        **_: Any,
     ) -> IterableDataset:
         if buffer_size < 1:
             raise DatasetError(f"shuffle(buffer_size={buffer_size}): the buffer needs at least 1 row.")

@@ -360,6 +360,7 @@ def load_dataset(
     split: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     features: Features | None = None,
+    *,  # datasets has other parameters in the next places: the rest port by keyword only
     streaming: bool = False,
     revision: str | None = None,
     token: str | None = None,
@@ -479,8 +480,15 @@ def _resolve_repo_folder(name: str, revision: str | None, token: str | None) -> 
     )
 
 
-def load_from_disk(dataset_path: str | os.PathLike[str], keep_in_memory: bool = False, **_: Any) -> Any:
+def load_from_disk(
+    dataset_path: str | os.PathLike[str],
+    keep_in_memory: bool | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Any:
     """A ``Dataset`` or ``DatasetDict`` written by ``save_to_disk`` (Cove's or `datasets`')."""
+    from cove.data.arrow_dataset import _only
+
+    _only("load_from_disk", "storage_options", storage_options, None)
     path = Path(dataset_path)
     if (path / "dataset_dict.json").exists():
         return DatasetDict.load_from_disk(path, keep_in_memory=keep_in_memory)

@@ -37,12 +37,16 @@ def builder_for_file(path: str) -> str | None:
     return EXTENSIONS.get(os.path.splitext(name)[1])
 
 
-def _open_text(path: str, encoding: str = "utf-8") -> Any:
+def _open_text(path: str, encoding: str = "utf-8", errors: str | None = None) -> Any:
     import pyarrow as pa
 
     if path.lower().endswith(_COMPRESSED):
-        return io.TextIOWrapper(pa.input_stream(path, compression="detect"), encoding=encoding)
-    return open(path, encoding=encoding)
+        return io.TextIOWrapper(pa.input_stream(path, compression="detect"), encoding=encoding, errors=errors)
+    return open(path, encoding=encoding, errors=errors)
+
+
+def _refuse(builder: str, name: str, value: Any, why: str) -> None:
+    raise DatasetError(f"The {builder} reader's {name}={value!r} is not supported: {why}.")
 
 
 def _open_binary(path: str) -> Any:
@@ -69,8 +73,30 @@ def read_csv(path: str, chunksize: int = 10_000, **kwargs: Any) -> Iterator[pa.T
             yield pa.Table.from_pandas(df)
 
 
-def read_json(path: str, field: str | None = None, chunksize: int = 10 << 20, **_: Any) -> Iterator[pa.Table]:
+def read_json(
+    path: str,
+    field: str | None = None,
+    chunksize: int = 10 << 20,
+    encoding: str = "utf-8",
+    encoding_errors: str | None = None,
+    use_threads: bool = True,  # deprecated in datasets; changes nothing
+    block_size: int | None = None,  # deprecated in datasets; changes nothing
+    newlines_in_values: bool | None = None,
+    on_mixed_types: str | None = "use_json",
+    parse_agent_traces: bool = True,  # Cove has no agent-trace features for it to apply to
+) -> Iterator[pa.Table]:
+    """Rows of a JSON Lines file, a JSON array of rows, or (field=) the rows under one key; the keywords
+    are datasets' JsonConfig fields (an unknown one raises a TypeError naming it)."""
     import pyarrow.json as paj
+
+    if encoding.replace("-", "").replace("_", "").lower() != "utf8":
+        _refuse("json", "encoding", encoding, "Cove reads JSON as UTF-8 only")
+    if encoding_errors not in (None, "strict"):
+        _refuse("json", "encoding_errors", encoding_errors, "JSON is decoded strictly")
+    if newlines_in_values is not None:  # datasets raises for it too
+        _refuse("json", "newlines_in_values", newlines_in_values, "it is no longer a JSON loader option")
+    if on_mixed_types not in (None, "use_json"):
+        _refuse("json", "on_mixed_types", on_mixed_types, "a column of mixed types raises in Cove")
 
     if field is not None:
         with _open_text(path) as f:
@@ -121,10 +147,17 @@ def _rows_to_table(rows: Any, path: str) -> pa.Table:
 
 
 def read_text(
-    path: str, encoding: str = "utf-8", keep_linebreaks: bool = False, chunksize: int = 10 << 20, **_: Any
+    path: str,
+    encoding: str = "utf-8",
+    keep_linebreaks: bool = False,
+    chunksize: int = 10 << 20,
+    encoding_errors: str | None = None,
+    sample_by: str = "line",
 ) -> Iterator[pa.Table]:
+    if sample_by != "line":
+        _refuse("text", "sample_by", sample_by, "Cove's text reader gives one row per line")
     # Universal newlines, split on "\n" only (StringIO.readlines), as datasets' text builder does.
-    with _open_text(path, encoding=encoding) as f:
+    with _open_text(path, encoding=encoding, errors=encoding_errors) as f:
         while True:
             batch = f.read(chunksize)
             if not batch:
@@ -137,16 +170,27 @@ def read_text(
 
 
 def read_parquet(
-    path: str, batch_size: int = 10_000, columns: list[str] | None = None, **_: Any
+    path: str,
+    batch_size: int | None = None,
+    columns: list[str] | None = None,
+    filters: Any = None,
+    fragment_scan_options: Any = None,
+    on_bad_files: str = "error",
 ) -> Iterator[pa.Table]:
     import pyarrow.parquet as pq
 
+    if filters is not None:
+        _refuse("parquet", "filters", filters, "filter the rows with Dataset.filter after loading")
+    if fragment_scan_options is not None:
+        _refuse("parquet", "fragment_scan_options", fragment_scan_options, "Cove reads whole row groups")
+    if on_bad_files != "error":
+        _refuse("parquet", "on_bad_files", on_bad_files, "an unreadable file always raises")
     pf = pq.ParquetFile(path)
-    for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+    for batch in pf.iter_batches(batch_size=batch_size or 10_000, columns=columns):
         yield pa.Table.from_batches([batch])
 
 
-def read_arrow_file(path: str, **_: Any) -> Iterator[pa.Table]:
+def read_arrow_file(path: str) -> Iterator[pa.Table]:
     from cove.data.table import read_arrow
 
     table = read_arrow(path)
@@ -170,4 +214,20 @@ def iter_tables(builder: str, path: str, **kwargs: Any) -> Iterator[pa.Table]:
         raise DatasetError(f"Unknown file format {builder!r}: use one of {sorted(READERS)}.") from None
     if not os.path.exists(path):
         raise DatasetError(f"Data file {path!r} does not exist.")
-    return reader(path, **kwargs)
+    # BuilderConfig's own descriptive fields, which no reader uses
+    options = {k: v for k, v in kwargs.items() if k not in ("description", "version")}
+    try:
+        return reader(path, **options)
+    except TypeError as exc:
+        if "unexpected keyword" not in str(exc):
+            raise
+        raise TypeError(
+            f"load_dataset({builder!r}) got an option its reader does not take ({exc}); the {builder} "
+            f"reader takes {_option_names(reader)}."
+        ) from None
+
+
+def _option_names(reader: Callable[..., Any]) -> list[str]:
+    import inspect
+
+    return [p for p in inspect.signature(reader).parameters if p != "path"]

@@ -16,8 +16,7 @@ import torch
 from cove.errors import GenerationError
 from cove.generation.config import GenerationConfig
 from cove.generation.logits_process import build_processors
-from cove.generation.utils import StopStrings, _beam_search, _prepare_config, _sample
-from cove.models.causal import small_step_threads
+from cove.generation.utils import StopStrings, _beam_search, _prepare_config, _sample, small_step_limit
 from cove.models.kv_cache import KVCache
 from cove.models.seq2seq import EncoderDecoderCache
 
@@ -51,12 +50,6 @@ class _DecoderView:
     ) -> Any:
         if self.cache is None or self.cache.self_attention is not past_key_values:
             self.cache = EncoderDecoderCache(past_key_values.num_layers, self_attention=past_key_values)
-        # a decoding step at small batch is microseconds of work per op: one intra-op thread (see
-        # small_step_threads), as the decoder-only models' steps run
-        with small_step_threads(input_ids.numel()):
-            return self._step(input_ids, attention_mask, logits_to_keep)
-
-    def _step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, logits_to_keep: int) -> Any:
         return self.model(
             encoder_outputs=(self.encoder_hidden,),
             attention_mask=self.encoder_mask,
@@ -94,8 +87,10 @@ def _generate(
     streamer: Any = None,
     tokenizer: Any = None,
     seed: int | None = None,
+    small_step_rows: int | None = None,
     **kwargs: Any,
 ) -> Any:
+    small_rows = small_step_limit(small_step_rows)
     kwargs.pop("use_cache", None)  # the cache is always used
     if "inputs" in kwargs:  # transformers' name for the encoder input
         if input_ids is not None:
@@ -212,10 +207,21 @@ def _generate(
     if streamer is not None:
         streamer.put(decoder_input_ids.cpu())
     if config.num_beams > 1:
-        out = _beam_search(view, decoder_input_ids, None, config, processors, max_length, stop, generator)
+        out = _beam_search(
+            view, decoder_input_ids, None, config, processors, max_length, stop, generator, small_rows
+        )
     else:
         out = _sample(
-            view, decoder_input_ids, None, config, processors, max_length, stop, generator, streamer
+            view,
+            decoder_input_ids,
+            None,
+            config,
+            processors,
+            max_length,
+            stop,
+            generator,
+            streamer,
+            small_rows,
         )
     if streamer is not None:
         streamer.end()

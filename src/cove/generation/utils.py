@@ -6,6 +6,8 @@ from the attention mask for left-padded prompts), so outputs are token-identical
 
 from __future__ import annotations
 
+import os
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 from cove.errors import GenerationError
 from cove.generation.config import GenerationConfig
 from cove.generation.logits_process import LogitsProcessorList, build_processors
-from cove.models.causal import small_step_threads
+from cove.models.causal import one_thread, one_thread_layers
 from cove.models.kv_cache import KVCache
 from cove.models.outputs import ModelOutput
 
@@ -52,6 +54,40 @@ class StopStrings:
                 else False
             )
         return torch.tensor(out, dtype=torch.bool, device=generated.device)
+
+
+def small_step_limit(setting: int | None = None) -> int:
+    """The largest forward pass (batch x new tokens, in token rows) that generate runs on one intra-op
+    thread: ``setting`` (generate's ``small_step_rows=``), else ``COVE_SMALL_STEP_ROWS``, else 16; 0 turns
+    it off.
+
+    Each op of such a step is microseconds of work, too little to share: the matrix-vector products are
+    bound by memory bandwidth, and attention and norms are tiny. Yet some ops (SDPA, batched matmuls) still
+    open an OpenMP parallel region, whose barrier waits for every thread; on a machine with no idle core
+    that wait is a scheduler time slice (measured 12-16 ms per region on 2 busy cores, against 10 us of
+    work), thirty layers a token. So the decoder layers of a small step, and the sampling after it, run on
+    one thread; the LM head (a vocabulary-sized product) stays on every thread. Matmuls and norms give the
+    same bits on one thread or two; SDPA's single-query kernel can differ in the last bit (~1e-7, as
+    transformers' own outputs do between thread counts), which left the greedy tokens of every parity test
+    and benchmark run unchanged.
+
+    torch's thread count is process-wide: while a small step runs, torch work in the process's other
+    threads runs on one thread too. A server that runs other torch work beside generation passes
+    ``small_step_rows=0`` (or sets ``COVE_SMALL_STEP_ROWS=0``) and keeps its thread count fixed. Nothing
+    outside generate changes the count: a model's forward does so only inside generate's steps.
+    """
+    if setting is None:
+        raw = os.environ.get("COVE_SMALL_STEP_ROWS", "16")
+        try:
+            setting = int(raw)
+        except ValueError:
+            raise GenerationError(f"COVE_SMALL_STEP_ROWS={raw!r} is not an integer.") from None
+        source = f"COVE_SMALL_STEP_ROWS={raw!r}"
+    else:
+        source = f"small_step_rows={setting!r}"
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
+        raise GenerationError(f"{source} must be a non-negative integer (0 turns one-thread steps off).")
+    return setting
 
 
 def _prepare_config(
@@ -96,8 +132,10 @@ def _generate(
     tokenizer: Any = None,
     seed: int | None = None,
     truncate_prompt: bool = False,
+    small_step_rows: int | None = None,
     **kwargs: Any,
 ) -> Any:
+    small_rows = small_step_limit(small_step_rows)
     kwargs.pop("use_cache", None)  # the cache is always used
     if "inputs" in kwargs:  # transformers' name for the prompt
         if input_ids is not None:
@@ -184,10 +222,21 @@ def _generate(
     if streamer is not None:
         streamer.put(input_ids.cpu())
     if config.num_beams > 1:
-        out = _beam_search(model, input_ids, attention_mask, config, processors, max_length, stop, generator)
+        out = _beam_search(
+            model, input_ids, attention_mask, config, processors, max_length, stop, generator, small_rows
+        )
     else:
         out = _sample(
-            model, input_ids, attention_mask, config, processors, max_length, stop, generator, streamer
+            model,
+            input_ids,
+            attention_mask,
+            config,
+            processors,
+            max_length,
+            stop,
+            generator,
+            streamer,
+            small_rows,
         )
     if streamer is not None:
         streamer.end()
@@ -195,12 +244,19 @@ def _generate(
 
 
 class _Decoder:
-    """Runs the model one step at a time over a preallocated cache, mask and positions."""
+    """Runs the model one step at a time over a preallocated cache, mask and positions; a forward pass of at
+    most ``small_rows`` token rows runs its decoder layers on one thread (see ``small_step_limit``)."""
 
     def __init__(
-        self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, max_length: int
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        max_length: int,
+        small_rows: int,
     ):
         self.model = model
+        self.small_rows = small_rows
         batch, self.prompt_len = input_ids.shape
         layers = model.config.num_hidden_layers
         self.cache = KVCache(layers, capacity=max_length)
@@ -227,14 +283,20 @@ class _Decoder:
 
     def _run(self, ids: torch.Tensor, positions: torch.Tensor | None, length: int) -> torch.Tensor:
         mask = self.mask[:, :length] if self.mask is not None else None
-        out = self.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=self.cache,
-            logits_to_keep=1,
-        )
+        with small_step(ids.numel(), self.small_rows, one_thread_layers):
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=self.cache,
+                logits_to_keep=1,
+            )
         return out.logits
+
+
+def small_step(rows: int, limit: int, switch: Any) -> AbstractContextManager[None]:
+    """``switch()`` (one_thread_layers or one_thread) for a step of at most ``limit`` rows, else nothing."""
+    return switch() if rows <= limit else nullcontext()
 
 
 def _sample(
@@ -247,6 +309,7 @@ def _sample(
     stop: StopStrings | None,
     generator: torch.Generator | None,
     streamer: Any,
+    small_rows: int,
 ) -> Any:
     batch, prompt_len = input_ids.shape
     device = input_ids.device
@@ -261,13 +324,13 @@ def _sample(
     sequences = torch.empty(batch, max_length, dtype=torch.long, device=device)
     sequences[:, :prompt_len] = input_ids
     unfinished = torch.ones(batch, dtype=torch.bool, device=device)
-    decoder = _Decoder(model, input_ids, attention_mask, max_length)
+    decoder = _Decoder(model, input_ids, attention_mask, max_length, small_rows)
     logits = decoder.prefill(input_ids)
     all_scores: list[torch.Tensor] = []
     cur = prompt_len
     while True:
-        # vocabulary-sized but cheap: on one thread at small batch (see small_step_threads)
-        with small_step_threads(batch):
+        # vocabulary-sized but cheap: on one thread at small batch (see small_step_limit)
+        with small_step(batch, small_rows, one_thread):
             scores = logits[:, -1, :]
             if processors or config.do_sample or config.output_scores:
                 scores = processors(sequences[:, :cur], scores.float())
@@ -312,6 +375,7 @@ def _beam_search(
     max_length: int,
     stop: StopStrings | None,
     generator: torch.Generator | None,
+    small_rows: int,
 ) -> Any:
     """transformers' vectorised beam search: keep the top (1 + #eos) * beams continuations per step, continue
     the best unfinished ``num_beams``, and keep the best ``num_beams`` finished hypotheses by length-penalised
@@ -343,7 +407,7 @@ def _beam_search(
     beam_indices = running_indices.clone()
     all_scores: list[torch.Tensor] = []
 
-    decoder = _Decoder(model, input_ids, attention_mask, max_length)
+    decoder = _Decoder(model, input_ids, attention_mask, max_length, small_rows)
     logits = decoder.prefill(input_ids)
     cur = prompt_len
     flat_running = input_ids

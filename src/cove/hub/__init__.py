@@ -16,6 +16,9 @@ _FUNCS = {
     "save_token": "cove.hub.client",
     "get_token": "cove.hub.client",
     "resolve_model_dir": "cove.hub.resolve",
+    "resolve": "cove.hub.resolve",
+    "Snapshot": "cove.hub.resolve",
+    "HubOptions": "cove.hub.resolve",
     "local_snapshot": "cove.hub.local",
 }
 

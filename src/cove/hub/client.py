@@ -63,9 +63,11 @@ def save_token(token: str) -> Path:
     return path
 
 
-def get_token(token: str | None = None) -> str | None:
-    """The explicit token, else COVE_TOKEN / HF_TOKEN, else the stored login."""
-    if token:
+def get_token(token: str | bool | None = None) -> str | None:
+    """The explicit token, else COVE_TOKEN / HF_TOKEN, else the stored login; ``False``: none at all."""
+    if token is False:
+        return None
+    if isinstance(token, str) and token:
         return token
     for key in ("COVE_TOKEN", "HF_TOKEN"):
         if os.environ.get(key):
@@ -74,7 +76,7 @@ def get_token(token: str | None = None) -> str | None:
     return path.read_text().strip() or None if path.is_file() else None
 
 
-def whoami(token: str | None = None, *, endpoint: str | None = None) -> dict[str, Any]:
+def whoami(token: str | bool | None = None, *, endpoint: str | None = None) -> dict[str, Any]:
     """The hub's whoami-v2 answer for the token (or the stored login)."""
     with _client() as client:
         r = client.get(f"{_endpoint(endpoint)}/api/whoami-v2", headers=_headers(token))
@@ -82,7 +84,7 @@ def whoami(token: str | None = None, *, endpoint: str | None = None) -> dict[str
     return r.json()
 
 
-def _headers(token: str | None) -> dict[str, str]:
+def _headers(token: str | bool | None) -> dict[str, str]:
     from cove import __version__
 
     headers = {"User-Agent": f"cove/{__version__}", "Accept-Encoding": "identity"}
@@ -150,14 +152,20 @@ def hub_download(
     *,
     revision: str | None = None,
     repo_type: str = "model",
-    token: str | None = None,
+    token: str | bool | None = None,
     endpoint: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
 ) -> Path:
-    """One file of a repo, through the cache; returns its path in snapshots/<commit>/."""
+    """One file of a repo, through the cache; returns its path in snapshots/<commit>/.
+
+    ``local_files_only`` (or offline mode) answers from the cache without touching the network;
+    ``force_download`` fetches the file again even when the cache holds it.
+    """
     revision = revision or "main"
-    folder = cache.repo_folder(repo_id, repo_type, Path(cache_dir) if cache_dir else None)
-    if cache.is_offline():
+    folder = cache.repo_folder(repo_id, repo_type, _cache_root(cache_dir))
+    if local_files_only or cache.is_offline():
         return _from_cache(folder, repo_id, revision, filename)
     import httpx
 
@@ -179,7 +187,9 @@ def hub_download(
                     f"{url} answered without X-Repo-Commit/ETag headers: is it a Hugging Face-style hub?"
                 )
             blob = folder / "blobs" / etag
-            if not blob.is_file():
+            if force_download:
+                blob.with_name(blob.name + ".incomplete").unlink(missing_ok=True)
+            if force_download or not blob.is_file():
                 _download_resumable(client, url, headers, blob, size, filename)
     except httpx.TransportError as exc:
         try:  # the hub is unreachable: a cached copy is still good
@@ -192,13 +202,17 @@ def hub_download(
     return cache.link_snapshot(folder, commit, filename, etag)
 
 
+def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path | None:
+    return Path(cache_dir).expanduser() if cache_dir else None
+
+
 def _from_cache(folder: Path, repo_id: str, revision: str, filename: str) -> Path:
     commit = cache.cached_commit(folder, revision)
     path = folder / "snapshots" / commit / filename if commit else None
     if path is None or not path.exists():
         raise OfflineModeError(
-            f"{repo_id}/{filename}@{revision} is not in the cache ({folder}) and offline mode is on "
-            "(HF_HUB_OFFLINE=1) or the hub is unreachable: download it once while online."
+            f"{repo_id}/{filename}@{revision} is not in the cache ({folder}) and the network may not be used "
+            "(local_files_only=True, HF_HUB_OFFLINE=1, or the hub is unreachable): download it once while online."
         )
     return path
 
@@ -249,7 +263,7 @@ def repo_info(
     *,
     revision: str | None = None,
     repo_type: str = "model",
-    token: str | None = None,
+    token: str | bool | None = None,
     endpoint: str | None = None,
 ) -> dict[str, Any]:
     url = f"{_endpoint(endpoint)}/api/{repo_type}s/{repo_id}"
@@ -266,18 +280,26 @@ def snapshot_download(
     *,
     revision: str | None = None,
     repo_type: str = "model",
-    token: str | None = None,
+    token: str | bool | None = None,
     endpoint: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
 ) -> Path:
-    """Every file of a repo at a revision; returns snapshots/<commit>/."""
+    """Every file of a repo at a revision; returns snapshots/<commit>/.
+
+    The revision is resolved to a commit once (one repo_info call) and every file is fetched at that
+    commit, so the snapshot is one repository state even if the branch moves meanwhile.
+    """
     revision = revision or "main"
-    folder = cache.repo_folder(repo_id, repo_type, Path(cache_dir) if cache_dir else None)
-    if cache.is_offline():
+    folder = cache.repo_folder(repo_id, repo_type, _cache_root(cache_dir))
+    if local_files_only or cache.is_offline():
         commit = cache.cached_commit(folder, revision)
         if commit is None or not (folder / "snapshots" / commit).is_dir():
+            why = "local_files_only=True" if local_files_only else "offline mode is on (HF_HUB_OFFLINE=1)"
             raise OfflineModeError(
-                f"{repo_id}@{revision} is not in the cache ({folder}) and offline mode is on (HF_HUB_OFFLINE=1)."
+                f"{repo_id}@{revision} is not in the cache ({folder}) and {why}: download it once while "
+                "online, or pass cache_dir= where it was downloaded."
             )
         return folder / "snapshots" / commit
     import httpx
@@ -302,6 +324,7 @@ def snapshot_download(
             token=token,
             endpoint=endpoint,
             cache_dir=cache_dir,
+            force_download=force_download,
         )
     cache.write_ref(folder, revision, commit)
     snap = folder / "snapshots" / commit

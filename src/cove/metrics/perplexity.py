@@ -5,12 +5,13 @@ conditioned on the BOS token when ``add_start_token``; plus their mean. The mode
 typed (metrics/ never imports models/): a model called as ``model(input_ids=..., attention_mask=...)``
 returning ``.logits`` (batch, seq, vocab), and a tokenizer called as ``tokenizer(texts,
 add_special_tokens=False)`` returning ``{"input_ids": [[...], ...]}`` with a ``bos_token_id``. A model
-name is resolved through Cove's public ``AutoModelForCausalLM``/``AutoTokenizer`` at call time.
+*name* (``model_id="gpt2"``, evaluate's way) is loaded through Cove's public API, ``cove.AutoModelForCausalLM``
+and ``cove.AutoTokenizer``, reached at call time through ``cove``'s lazy re-exports: the one place metrics/
+touches a model class, and tests/test_layers.py allows exactly it.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,16 +21,9 @@ from .text import check_strings
 
 
 def _load_by_name(name: str) -> tuple[Any, Any]:
-    cove = importlib.import_module("cove")
-    try:
-        model = cove.AutoModelForCausalLM.from_pretrained(name)
-        tokenizer = cove.AutoTokenizer.from_pretrained(name)
-    except (ImportError, AttributeError) as exc:
-        raise MetricError(
-            f"perplexity: cannot load causal LM {name!r} by name in this Cove build ({exc}); "
-            "pass model= and tokenizer= objects instead."
-        ) from exc
-    return model, tokenizer
+    import cove  # the public API, at call time: metrics/ sits below models/
+
+    return cove.AutoModelForCausalLM.from_pretrained(name), cove.AutoTokenizer.from_pretrained(name)
 
 
 def _token_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, ClassVar
 
-from cove.checkpoint.config import PretrainedConfig, read_config_dict
+from cove.checkpoint.config import PretrainedConfig, load_config, read_config_dict
 from cove.errors import ConfigError
+from cove.hub.resolve import HubOptions, Snapshot, resolve
 from cove.models import registry
 
 
@@ -17,16 +19,14 @@ class AutoConfig:
         )
 
     @classmethod
-    def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any
-    ) -> PretrainedConfig:
-        from cove.hub.resolve import resolve_model_dir
-
-        folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.pop("revision", None))
-        raw = read_config_dict(folder)
-        config = registry.config_class(raw.get("model_type")).from_dict(raw, **kwargs)
-        config.name_or_path = str(pretrained_model_name_or_path)
-        return config
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
+        """config.json as its family's config class; keywords as ``PretrainedConfig.from_pretrained``."""
+        return load_config(
+            pretrained_model_name_or_path,
+            kwargs,
+            lambda data: registry.config_class(data.get("model_type")),
+            caller="AutoConfig.from_pretrained",
+        )
 
     @classmethod
     def for_model(cls, model_type: str, **kwargs: Any) -> PretrainedConfig:
@@ -42,29 +42,38 @@ class _AutoModel:
         )
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> Any:
-        config = kwargs.get("config")
-        if config is None:
-            from cove.hub.resolve import resolve_model_dir
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike[str] | Snapshot, **kwargs: Any
+    ) -> Any:
+        """Pick the class from config.json's model_type (or the GGUF file's architecture), then load it from
+        the same resolved snapshot; keywords as ``PreTrainedModel.from_pretrained``."""
+        from cove.models.modeling import LoadOptions  # torch: only when a model is loaded, not a config
 
-            folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
+        hub = HubOptions.pop_from(kwargs)
+        options = LoadOptions.pop_from(kwargs)
+        snapshot = resolve(pretrained_model_name_or_path, hub)
+        config = options.config
+        model_type: str | None
+        if isinstance(config, PretrainedConfig):
+            model_type = config.model_type
+        elif config is not None:  # a name or path to read config.json from, resolved once too
+            config_snapshot = resolve(config, hub)
+            options = dataclasses.replace(options, config=config_snapshot)
+            model_type = read_config_dict(config_snapshot.folder(hub.subfolder)).get("model_type")
+        else:
             from cove.checkpoint.gguf import find_gguf
 
-            gguf = find_gguf(pretrained_model_name_or_path, folder, kwargs.get("gguf_file"))
+            folder = snapshot.folder(hub.subfolder)
+            gguf = find_gguf(snapshot.name, folder, options.gguf_file)
             if gguf is not None and cls.task != "causal-lm":
                 raise ConfigError(f"{gguf} is a GGUF file: load it with AutoModelForCausalLM.")
-            model_type: str | None
             if gguf is not None:
                 from cove.models.gguf import gguf_model_type
 
                 model_type = gguf_model_type(gguf)
             else:
                 model_type = read_config_dict(folder).get("model_type")
-        else:
-            model_type = config.model_type
-        return registry.model_class(cls.task, model_type).from_pretrained(
-            pretrained_model_name_or_path, **kwargs
-        )
+        return registry.model_class(cls.task, model_type)._load(snapshot, hub, options, kwargs)
 
     @classmethod
     def from_config(cls, config: PretrainedConfig, **_: Any) -> Any:

@@ -17,6 +17,7 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
+from cove.models.causal import layer_threads
 from cove.models.kv_cache import KVCache
 from cove.models.modeling import ACTIVATIONS, PreTrainedModel
 from cove.models.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
@@ -302,15 +303,16 @@ class BartDecoder(nn.Module):
         mask = decoder_keep_mask(attention_mask, start, s, y.device)
         cross_mask = encoder_keep_mask(encoder_attention_mask)
         hidden = [y] if want_hidden else None
-        for layer in self.layers:
-            if not _layerdrop(self, self.layerdrop):
-                y = layer(y, mask, cache, encoder_hidden, cross_mask)
-            if hidden is not None:
-                hidden.append(y)
-        if self.layer_norm is not None:
-            y = self.layer_norm(y)
-            if hidden is not None:
-                hidden[-1] = y
+        with layer_threads():  # one thread when generate asks, for its small steps
+            for layer in self.layers:
+                if not _layerdrop(self, self.layerdrop):
+                    y = layer(y, mask, cache, encoder_hidden, cross_mask)
+                if hidden is not None:
+                    hidden.append(y)
+            if self.layer_norm is not None:
+                y = self.layer_norm(y)
+                if hidden is not None:
+                    hidden[-1] = y
         return y, hidden
 
 

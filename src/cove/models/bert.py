@@ -1,4 +1,5 @@
-"""BERT (and MiniLM, which is a small BERT): encoder, pooler and task heads."""
+"""BERT (and MiniLM, which is a small BERT): encoder, pooler and task heads (the heads' forward is shared by
+the encoder families: models/encoder_heads.py)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
-from cove.models.causal import FusedLinears
+from cove.models.encoder_heads import (
+    EncoderForMaskedLM,
+    EncoderForQuestionAnswering,
+    EncoderForSequenceClassification,
+    EncoderForTokenClassification,
+)
 from cove.models.modeling import (
     ACTIVATIONS,
+    FusedLinears,
     Packing,
     PreTrainedModel,
     attention,
     get_activation,
     padding_mask,
-    sequence_classification_loss,
-    span_loss,
 )
-from cove.models.outputs import (
-    BaseModelOutputWithPooling,
-    MaskedLMOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from cove.models.outputs import BaseModelOutputWithPooling
 
 
 @dataclass
@@ -353,149 +351,41 @@ def _classifier_dropout(config: BertConfig) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
 
 
-class BertForSequenceClassification(BertPreTrainedModel):
+class BertForSequenceClassification(BertPreTrainedModel, EncoderForSequenceClassification):
     weight_map = _prefixed("bert", {"classifier": "classifier"})
     new_modules = ("classifier", "bert.pooler")
     ignorable = (r"^cls\.", r"^qa_outputs\.", r"position_ids$")
 
     def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self.bert = BertModel(config)
+        super().__init__(config, BertModel(config))
         self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-            first_token_only=True,
-        )
-        logits = self.classifier(self.dropout(base.pooler_output))  # (batch, num_labels)
-        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        out = SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
-        )
-        return out if return_dict else out.to_tuple()
+    def classify(self, base: Any) -> torch.Tensor:
+        return self.classifier(self.dropout(base.pooler_output))  # (batch, num_labels)
 
 
-class BertForTokenClassification(BertPreTrainedModel):
+class BertForTokenClassification(BertPreTrainedModel, EncoderForTokenClassification):
     weight_map = _prefixed("bert", {"classifier": "classifier"})
     new_modules = ("classifier",)
     ignorable = (r"^cls\.", r"^qa_outputs\.", r"^bert\.pooler\.", r"position_ids$")
 
     def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
+        super().__init__(
+            config, BertModel(config, add_pooling_layer=False), dropout=_classifier_dropout(config)
         )
-        logits = self.classifier(self.dropout(base.last_hidden_state))  # (batch, seq, num_labels)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
-        out = TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
-        )
-        return out if return_dict else out.to_tuple()
 
 
-class BertForQuestionAnswering(BertPreTrainedModel):
+class BertForQuestionAnswering(BertPreTrainedModel, EncoderForQuestionAnswering):
     weight_map = _prefixed("bert", {"qa_outputs": "qa_outputs"})
     new_modules = ("qa_outputs",)
     ignorable = (r"^cls\.", r"^classifier\.", r"^bert\.pooler\.", r"position_ids$")
 
     def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.qa_outputs(base.last_hidden_state)  # (batch, seq, 2)
-        start, end = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start, end, start_positions, end_positions)
-        out = QuestionAnsweringModelOutput(
-            loss=loss,
-            start_logits=start,
-            end_logits=end,
-            hidden_states=base.hidden_states,
-            attentions=base.attentions,
-        )
-        return out if return_dict else out.to_tuple()
+        super().__init__(config, BertModel(config, add_pooling_layer=False))
 
 
-class BertMLMHead(nn.Module):
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.act = get_activation(config.hidden_act)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.norm(self.act(self.dense(x))))  # (batch, seq, vocab)
-
-
-class BertForMaskedLM(BertPreTrainedModel):
+class BertForMaskedLM(BertPreTrainedModel, EncoderForMaskedLM):
     weight_map = _prefixed(
         "bert",
         {
@@ -517,44 +407,9 @@ class BertForMaskedLM(BertPreTrainedModel):
     aliases = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
 
     def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.mlm = BertMLMHead(config)
-        self.tie_weights()
-
-    def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The vocabulary logits for hidden states of any leading shape (the fill-mask pipeline passes only the
-        mask positions' rows: the head is as costly as the encoder itself)."""
-        return self.mlm(hidden)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
+        super().__init__(
+            config,
+            BertModel(config, add_pooling_layer=False),
+            act=config.hidden_act,
+            eps=config.layer_norm_eps,
         )
-        logits = self.masked_lm_logits(base.last_hidden_state)
-        loss = (
-            F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
-            if labels is not None
-            else None
-        )
-        out = MaskedLMOutput(
-            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
-        )
-        return out if return_dict else out.to_tuple()

@@ -1,8 +1,10 @@
-"""Pieces every decoder-only family shares: the causal mask over a KV cache, default positions, the loss."""
+"""Pieces every decoder-only family shares: the causal mask over a KV cache, default positions, the loss,
+the small-step thread switch and GenerationMixin."""
 
 from __future__ import annotations
 
-import os
+import contextvars
+import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,9 +12,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from cove.errors import GenerationError
+from cove.errors import ConfigError, GenerationError
 from cove.models.kv_cache import KVCache
 
 
@@ -61,44 +62,22 @@ def causal_mask(
     return keep[None, None] & attention_mask[:, None, None, :].to(torch.bool), False  # (batch, 1, seq, total)
 
 
-def small_step_rows() -> int:
-    """Forward passes over at most this many token rows (batch x new tokens) run their layers on one
-    intra-op thread: ``COVE_SMALL_STEP_ROWS`` (default 16; 0 turns it off)."""
-    try:
-        return int(os.environ.get("COVE_SMALL_STEP_ROWS", "16"))
-    except ValueError:
-        raise GenerationError(
-            f"COVE_SMALL_STEP_ROWS={os.environ['COVE_SMALL_STEP_ROWS']!r} is not an integer."
-        ) from None
-
-
 _thread_switch = threading.Lock()
 _one_thread_depth = 0
 _saved_threads = 1
 
 
 @contextmanager
-def small_step_threads(rows: int) -> Iterator[None]:
-    """One intra-op thread for the decoder layers of a small inference step (a decoding step at small batch).
+def one_thread() -> Iterator[None]:
+    """torch on one intra-op thread inside the block; the count the first (outermost, or first of several
+    concurrent) block saw comes back when the last one ends, also after an error.
 
-    Each op of such a step is microseconds of work, too little to share: the matrix-vector products are
-    bound by memory bandwidth, and attention and norms are tiny. Yet some ops (SDPA, batched matmuls) still
-    open an OpenMP parallel region, whose barrier waits for every thread; on a machine with no idle core
-    that wait is a scheduler time slice (measured 12-16 ms per region on 2 busy cores, against 10 us of
-    work), thirty layers a token. The LM head (a vocabulary-sized product) stays outside and uses every
-    thread. Matmuls and norms give the same bits on one thread or two; SDPA's single-query kernel can
-    differ in the last bit (~1e-7, as transformers' own outputs do between thread counts), which left the
-    greedy tokens of every parity test and benchmark run unchanged.
-
-    The thread count is process-wide, so while any small step runs, other Python threads' torch ops also
-    run on one thread (a throughput cost only, never a different result).
+    torch's thread count is process-wide, so nested and concurrent blocks (other Python threads) share one
+    switch, and while any block runs, other Python threads' torch ops also run on one thread (a throughput
+    cost, never a different result). Only generation enters it (cove.generation.utils, around its small
+    steps; see there for why), and only when its caller lets it.
     """
     global _one_thread_depth, _saved_threads
-    if rows > small_step_rows() or torch.is_grad_enabled():
-        yield
-        return
-    # torch's thread count is process-wide: nested and concurrent (other Python threads) small steps share
-    # one switch, and the count the first of them saw comes back when the last one ends
     with _thread_switch:
         if _one_thread_depth == 0:
             _saved_threads = torch.get_num_threads()
@@ -114,6 +93,34 @@ def small_step_threads(rows: int) -> Iterator[None]:
                 torch.set_num_threads(_saved_threads)
 
 
+_ONE_THREAD_LAYERS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "cove_one_thread_layers", default=False
+)
+
+
+@contextmanager
+def one_thread_layers() -> Iterator[None]:
+    """Decoder forwards called inside this block (in this thread or task) run their layers on one intra-op
+    thread; the LM head, a vocabulary-sized product, keeps the caller's count. The generate loop enters it
+    around each small step; a forward called anywhere else leaves torch's thread count alone."""
+    token = _ONE_THREAD_LAYERS.set(True)
+    try:
+        yield
+    finally:
+        _ONE_THREAD_LAYERS.reset(token)
+
+
+@contextmanager
+def layer_threads() -> Iterator[None]:
+    """What a decoder forward runs its layers in: ``one_thread()`` when its caller asked for it
+    (``one_thread_layers``) and autograd is off (training keeps the caller's threads), else nothing."""
+    if not _ONE_THREAD_LAYERS.get() or torch.is_grad_enabled():
+        yield
+        return
+    with one_thread():
+        yield
+
+
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """Next-token cross-entropy: position i predicts labels[i + 1]; -100 is ignored (as transformers)."""
     shifted = F.pad(labels, (0, 1), value=-100)[..., 1:].to(logits.device)
@@ -123,99 +130,44 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) 
 class GenerationMixin:
     """``generate`` and ``generation_config`` for causal LMs.
 
-    The generation code lives one layer up (cove.generation) and is imported when called, as transformers'
-    GenerationMixin is: the models stay usable without it, and generation builds on the models.
+    The generation code lives one layer up (cove.generation) and is imported when ``generate`` is called, as
+    transformers' GenerationMixin does: the models stay usable without it, and generation builds on the
+    models. Loading reads generation_config.json through cove.checkpoint, below the models.
     """
 
     generation_config: Any = None
 
     @classmethod
-    def from_pretrained(
-        cls, pretrained_model_name_or_path: Any, *args: Any, gguf_file: Any = None, **kwargs: Any
-    ) -> Any:
+    def _load(cls, snapshot: Any, hub: Any, options: Any, overrides: dict[str, Any]) -> Any:
+        """A GGUF file or an HF folder, plus the generation config of the same snapshot."""
+        from cove.checkpoint.generation_config import GENERATION_CONFIG_NAME, GenerationConfig
         from cove.checkpoint.gguf import find_gguf
-        from cove.generation.config import GENERATION_CONFIG_NAME, GenerationConfig
-        from cove.hub.resolve import resolve_model_dir
 
-        folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
-        gguf_path = find_gguf(pretrained_model_name_or_path, folder, gguf_file)
+        folder = snapshot.folder(hub.subfolder)
+        gguf_path = find_gguf(snapshot.name, folder, options.gguf_file)
+        generation_config = options.generation_config
+        options = dataclasses.replace(options, gguf_file=None, generation_config=None)
         if gguf_path is not None:
             from cove.models.gguf import model_from_gguf
 
-            return model_from_gguf(cls, gguf_path, name=str(pretrained_model_name_or_path), **kwargs)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)  # type: ignore[misc]
-        if (folder / GENERATION_CONFIG_NAME).is_file():
-            model.generation_config = GenerationConfig.from_pretrained(folder)
+            model = model_from_gguf(cls, gguf_path, name=snapshot.name, options=options, overrides=overrides)
         else:
-            model.generation_config = GenerationConfig.from_model_config(model.config)
+            model = super()._load(snapshot, hub, options, overrides)  # type: ignore[misc]
+            if generation_config is None and (folder / GENERATION_CONFIG_NAME).is_file():
+                generation_config = GenerationConfig.from_pretrained(folder)
+        if generation_config is not None and not isinstance(generation_config, GenerationConfig):
+            raise ConfigError(
+                f"generation_config= takes a GenerationConfig, got a {type(generation_config).__name__}."
+            )
+        model.generation_config = generation_config or GenerationConfig.from_model_config(model.config)
         return model
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
+        # the one upward import of the models layer (tests/test_layers.py allows exactly this one)
         from cove.generation.utils import generate
 
         if self.generation_config is None:
-            from cove.generation.config import GenerationConfig
+            from cove.checkpoint.generation_config import GenerationConfig
 
             self.generation_config = GenerationConfig.from_model_config(self.config)  # type: ignore[attr-defined]
         return generate(self, *args, **kwargs)
-
-
-class FusedLinears:
-    """Several nn.Linear layers that read the same input, evaluated with one matmul at inference.
-
-    Their parameters' storage is re-pointed to views of one concatenated tensor (the Parameter objects stay
-    the same, so an optimizer keeps updating what the model uses), so fusing costs no memory and the
-    checkpoint layout (separate q/k/v, gate/up) is unchanged. Anything that replaces the parameters
-    (``.to(dtype)``, loading) is noticed by pointer and fused again on the next call. Training, and any call
-    with autograd on, uses the layers one by one.
-    """
-
-    def __init__(self, *linears: nn.Linear):
-        self.linears = linears
-        self.sizes = [lin.out_features for lin in linears]
-        self.weight: torch.Tensor | None = None
-        self.bias: torch.Tensor | None = None
-
-    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Each layer's output."""
-        return list(self.joined(x).split(self.sizes, dim=-1))
-
-    def joined(self, x: torch.Tensor) -> torch.Tensor:
-        """The layers' outputs side by side on the last dimension."""
-        first = self.linears[0].weight
-        if torch.is_grad_enabled() or first.is_meta:
-            return torch.cat([lin(x) for lin in self.linears], dim=-1)
-        if (
-            self.weight is None
-            or first.data_ptr() != self.weight.data_ptr()
-            or first.dtype != self.weight.dtype
-        ):
-            self._fuse()
-        assert self.weight is not None
-        return F.linear(x, self.weight, self.bias)
-
-    def _fuse(self) -> None:
-        # normal tensors even under inference_mode: the parameters must stay usable for training later
-        with torch.inference_mode(False), torch.no_grad():
-            self._fuse_now()
-
-    def _fuse_now(self) -> None:
-        weight = torch.cat([lin.weight.detach() for lin in self.linears])
-        biased = [lin.bias is not None for lin in self.linears]
-        bias = None
-        if any(biased):
-            bias = torch.cat(
-                [
-                    lin.bias.detach() if lin.bias is not None else weight.new_zeros(lin.out_features)
-                    for lin in self.linears
-                ]
-            )
-        start = 0
-        for lin, size in zip(self.linears, self.sizes):
-            # swap the storage, keep the Parameter objects: an optimizer holding them keeps training the
-            # weights the model uses (a new Parameter here would silently detach them after an evaluation)
-            lin.weight.data = weight[start : start + size]
-            if lin.bias is not None and bias is not None:
-                lin.bias.data = bias[start : start + size]
-            start += size
-        self.weight, self.bias = weight, bias

@@ -1,4 +1,5 @@
-"""DistilBERT: a 6-layer BERT without token types or pooler, with its own config keys and heads."""
+"""DistilBERT: a 6-layer BERT without token types or pooler, with its own config keys, classification layers
+and checkpoint names (the heads' forward is shared: models/encoder_heads.py)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,14 @@ from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
 from cove.models.bert import EncoderLayer, _check_inputs, run_layers
-from cove.models.modeling import (
-    ACTIVATIONS,
-    PreTrainedModel,
-    get_activation,
-    sequence_classification_loss,
-    span_loss,
+from cove.models.encoder_heads import (
+    EncoderForMaskedLM,
+    EncoderForQuestionAnswering,
+    EncoderForSequenceClassification,
+    EncoderForTokenClassification,
 )
-from cove.models.outputs import (
-    BaseModelOutput,
-    MaskedLMOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from cove.models.modeling import ACTIVATIONS, PreTrainedModel
+from cove.models.outputs import BaseModelOutput
 
 
 @dataclass
@@ -221,196 +216,47 @@ def _other_heads(*mine: str) -> tuple[str, ...]:
     return (*(pattern for head, pattern in _HEADS.items() if head not in mine), r"position_ids$")
 
 
-class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
+class DistilBertForSequenceClassification(DistilBertPreTrainedModel, EncoderForSequenceClassification):
     weight_map = _prefixed({"pre_classifier": "pre_classifier", "classifier": "classifier"})
     new_modules = ("pre_classifier", "classifier")
     ignorable = _other_heads("pre_classifier", "classifier")
 
     def __init__(self, config: DistilBertConfig):
-        super().__init__(config)
-        self.distilbert = DistilBertModel(config)
+        super().__init__(config, DistilBertModel(config))
         self.pre_classifier = nn.Linear(config.dim, config.dim)
         self.classifier = nn.Linear(config.dim, config.num_labels)
         self.dropout = nn.Dropout(config.seq_classif_dropout)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.distilbert(
-            input_ids,
-            attention_mask,
-            None,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-            first_token_only=True,
-        )
-        pooled = self.dropout(F.relu(self.pre_classifier(base.last_hidden_state[:, 0])))  # (batch, dim)
-        logits = self.classifier(pooled)
-        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        out = SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
-        )
-        return out if return_dict else out.to_tuple()
+    def classify(self, base: Any) -> torch.Tensor:
+        pooled = F.relu(self.pre_classifier(base.last_hidden_state[:, 0]))  # (batch, dim)
+        return self.classifier(self.dropout(pooled))  # type: ignore[no-any-return]
 
 
-class DistilBertForTokenClassification(DistilBertPreTrainedModel):
+class DistilBertForTokenClassification(DistilBertPreTrainedModel, EncoderForTokenClassification):
     weight_map = _prefixed({"classifier": "classifier"})
     new_modules = ("classifier",)
     ignorable = _other_heads("classifier")
 
     def __init__(self, config: DistilBertConfig):
-        super().__init__(config)
-        self.distilbert = DistilBertModel(config)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.dim, config.num_labels)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.distilbert(
-            input_ids,
-            attention_mask,
-            None,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.classifier(self.dropout(base.last_hidden_state))
-        loss = (
-            F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
-            if labels is not None
-            else None
-        )
-        out = TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
-        )
-        return out if return_dict else out.to_tuple()
+        super().__init__(config, DistilBertModel(config), dropout=config.dropout)
 
 
-class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
+class DistilBertForQuestionAnswering(DistilBertPreTrainedModel, EncoderForQuestionAnswering):
     weight_map = _prefixed({"qa_outputs": "qa_outputs"})
     new_modules = ("qa_outputs",)
     ignorable = _other_heads("qa_outputs")
 
     def __init__(self, config: DistilBertConfig):
-        super().__init__(config)
-        if config.num_labels != 2:
-            raise ConfigError(f"Question answering needs num_labels=2 (start, end), got {config.num_labels}.")
-        self.distilbert = DistilBertModel(config)
-        self.qa_outputs = nn.Linear(config.dim, config.num_labels)
-        self.dropout = nn.Dropout(config.qa_dropout)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.distilbert(
-            input_ids,
-            attention_mask,
-            None,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.qa_outputs(self.dropout(base.last_hidden_state))  # (batch, seq, 2)
-        start, end = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start, end, start_positions, end_positions)
-        out = QuestionAnsweringModelOutput(
-            loss=loss,
-            start_logits=start,
-            end_logits=end,
-            hidden_states=base.hidden_states,
-            attentions=base.attentions,
-        )
-        return out if return_dict else out.to_tuple()
+        super().__init__(config, DistilBertModel(config), dropout=config.qa_dropout)
 
 
-class DistilBertForMaskedLM(DistilBertPreTrainedModel):
+class DistilBertForMaskedLM(DistilBertPreTrainedModel, EncoderForMaskedLM):
     weight_map = _prefixed(
-        {
-            "vocab_transform": "vocab_transform",
-            "vocab_layer_norm": "vocab_layer_norm",
-            "vocab_projector": "vocab_projector",
-        }
+        {"vocab_transform": "mlm.dense", "vocab_layer_norm": "mlm.norm", "vocab_projector": "mlm.decoder"}
     )
-    new_modules = ("vocab_transform", "vocab_layer_norm", "vocab_projector")
+    new_modules = ("mlm",)
     ignorable = _other_heads("mlm")
-    tied = {"vocab_projector.weight": "distilbert.embeddings.word.weight"}
+    tied = {"mlm.decoder.weight": "distilbert.embeddings.word.weight"}
 
     def __init__(self, config: DistilBertConfig):
-        super().__init__(config)
-        self.distilbert = DistilBertModel(config)
-        self.act = get_activation(config.activation)
-        self.vocab_transform = nn.Linear(config.dim, config.dim)
-        self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
-        self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
-        self.tie_weights()
-
-    def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The vocabulary logits for hidden states of any leading shape."""
-        return self.vocab_projector(self.vocab_layer_norm(self.act(self.vocab_transform(hidden))))
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.distilbert(
-            input_ids,
-            attention_mask,
-            None,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.masked_lm_logits(base.last_hidden_state)  # (batch, seq, vocab)
-        loss = (
-            F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
-            if labels is not None
-            else None
-        )
-        out = MaskedLMOutput(
-            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
-        )
-        return out if return_dict else out.to_tuple()
+        super().__init__(config, DistilBertModel(config), act=config.activation, eps=1e-12)

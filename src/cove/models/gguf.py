@@ -15,7 +15,6 @@ from cove.checkpoint import gguf_cache
 from cove.checkpoint.gguf import GGUFFile
 from cove.errors import CheckpointError, ConfigError
 from cove.models import registry
-from cove.models.modeling import resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -67,27 +66,24 @@ def gguf_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return config, state
 
 
-def model_from_gguf(cls: Any, path: Path, *, name: str, **kwargs: Any) -> Any:
-    dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
-    device = kwargs.pop("device", None)
-    for ignored in ("revision", "config"):
-        if kwargs.pop(ignored, None) is not None and ignored == "config":
-            raise ConfigError("config= cannot be combined with a GGUF file: the file carries its own config.")
+def model_from_gguf(cls: Any, path: Path, *, name: str, options: Any, overrides: dict[str, Any]) -> Any:
+    """The model in a GGUF file; ``options`` are the loader's ``LoadOptions``, ``overrides`` config values."""
+    if options.config is not None:
+        raise ConfigError("config= cannot be combined with a GGUF file: the file carries its own config.")
     config_dict, state = gguf_weights(path)
     model_type = config_dict["model_type"]
     wanted = registry.model_class("causal-lm", model_type)
     if not issubclass(wanted, cls) and not issubclass(cls, wanted):
         raise ConfigError(f"{path} holds a {model_type!r} model; load it with AutoModelForCausalLM.")
     target = wanted if issubclass(wanted, cls) else cls
-    config = registry.config_class(model_type).from_dict(config_dict, **kwargs)
+    config_class = registry.config_class(model_type)
+    unknown = config_class.unknown_overrides(config_dict, overrides)
+    if unknown:
+        raise TypeError(
+            f"{target.__name__}.from_pretrained() got unexpected keyword argument(s) {unknown}: they are "
+            f"neither loading options nor fields of {config_class.__name__} (config overrides)."
+        )
+    config = config_class.from_dict(config_dict, **overrides)
     config.name_or_path = name
     model = target._from_state_dict(config, state, source=str(path), ignore_mismatched_sizes=False)
-    torch_dtype = resolve_dtype(dtype, config)
-    if torch_dtype is not None:
-        model = model.to(torch_dtype)
-    if device is not None:
-        model = model.to(device)
-    from cove.generation.config import GenerationConfig
-
-    model.generation_config = GenerationConfig.from_model_config(config)
-    return model.eval()
+    return options.place(model)

@@ -17,7 +17,7 @@ from cove.models.causal import (
     causal_lm_loss,
     causal_mask,
     default_positions,
-    small_step_threads,
+    layer_threads,
     start_cache,
 )
 from cove.models.kv_cache import KVCache
@@ -232,7 +232,7 @@ class GPT2Model(GPT2PreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         hidden: list[torch.Tensor] | None = [x] if want_hidden else None
-        with small_step_threads(b * s):
+        with layer_threads():  # one thread when generate asks, for its small steps
             for block in self.h:
                 x = block(x, mask, is_causal, cache)
                 if hidden is not None:

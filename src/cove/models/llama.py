@@ -18,16 +18,15 @@ from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError, GenerationError
 from cove.models.causal import (
-    FusedLinears,
     GenerationMixin,
     causal_lm_loss,
     causal_mask,
     default_positions,
-    small_step_threads,
+    layer_threads,
     start_cache,
 )
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, PreTrainedModel, get_activation
+from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, get_activation
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
@@ -426,7 +425,7 @@ class LlamaModel(LlamaPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds  # (batch, seq, hidden)
-        b, s, _ = x.shape
+        s = x.shape[1]
         use_cache = self.config.use_cache if use_cache is None else use_cache
         cache, start = start_cache(
             past_key_values, bool(use_cache) and not self.training, len(self.layers), s
@@ -440,7 +439,7 @@ class LlamaModel(LlamaPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         hidden: list[torch.Tensor] | None = [x] if want_hidden else None
-        with small_step_threads(b * s):
+        with layer_threads():  # one thread when generate asks, for its small steps
             x = self._layers(x, position_ids, attention_mask, start, cache, hidden)
         if hidden is not None:
             hidden[-1] = x

@@ -1,4 +1,5 @@
-"""Shared model infrastructure: loading and saving checkpoints, weight init, attention, activations, losses.
+"""Shared model infrastructure: loading and saving checkpoints, weight init, attention, fused projections,
+activations, losses.
 
 Families subclass ``PreTrainedModel`` and declare:
 - ``config_class``; ``base_model_prefix`` (the checkpoint's prefix for the backbone inside a head model);
@@ -17,6 +18,7 @@ import logging
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +29,8 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig, read_config_dict
 from cove.checkpoint.weight_map import WeightMap, _preview, apply_weight_map
 from cove.checkpoint.weights import load_state_dict, save_state_dict
-from cove.errors import CheckpointError, ConfigError
+from cove.errors import CheckpointError, ConfigError, UnsafeCheckpointError
+from cove.hub.resolve import HubOptions, Snapshot, resolve
 
 logger = logging.getLogger("cove.models")
 
@@ -65,20 +68,161 @@ class _skip_meta_init:
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_dtype(dtype: Any, config: PretrainedConfig) -> torch.dtype | None:
-    if dtype is None:
-        return None
+def resolve_dtype(dtype: Any, config: PretrainedConfig, device: Any = None) -> torch.dtype | None:
+    """``dtype`` for a model bound for ``device``; "auto" is the checkpoint's dtype except bf16 where the
+    device emulates it (cove.hardware decides, and warns once about an explicit bf16 there)."""
+    from cove.hardware import auto_dtype, warn_if_bf16_is_slow
+
+    source = config.name_or_path or "the checkpoint"
+    if dtype is None:  # weights keep their stored dtype, which is transformers 5's default "auto": bf16 aside
+        if str(config.dtype).removeprefix("torch.") != "bfloat16":
+            return None
+        auto = auto_dtype(config.dtype, device, source=source, asked="the default dtype")
+        return None if auto == "bfloat16" else torch.float32
     if dtype == "auto":
-        return _DTYPES.get(config.dtype or "float32", torch.float32)
+        return _DTYPES.get(auto_dtype(config.dtype, device, source=source), torch.float32)
     if isinstance(dtype, torch.dtype):
         if dtype not in _DTYPES.values():
             raise ConfigError(f"dtype={dtype} is not supported; use float32, bfloat16 or float16.")
-        return dtype
-    if isinstance(dtype, str) and dtype.replace("torch.", "") in _DTYPES:
-        return _DTYPES[dtype.replace("torch.", "")]
-    raise ConfigError(
-        f"dtype={dtype!r} is not supported; use 'float32', 'bfloat16', 'float16', 'auto' or a torch.dtype."
-    )
+        resolved = dtype
+    elif isinstance(dtype, str) and dtype.replace("torch.", "") in _DTYPES:
+        resolved = _DTYPES[dtype.replace("torch.", "")]
+    else:
+        raise ConfigError(
+            f"dtype={dtype!r} is not supported; use 'float32', 'bfloat16', 'float16', 'auto' or a torch.dtype."
+        )
+    if resolved is torch.bfloat16:
+        warn_if_bf16_is_slow(device)
+    return resolved
+
+
+# -- loading options -------------------------------------------------------------------------
+
+# transformers' from_pretrained keywords for features Cove does not have (quantization, offloading, tensor
+# parallelism, adapters, kernels, ...): accepted at the value that asks for nothing, refused otherwise
+_UNSUPPORTED: dict[str, Any] = {
+    "state_dict": None,
+    "quantization_config": None,
+    "max_memory": None,
+    "offload_folder": None,
+    "offload_buffers": False,
+    "variant": None,
+    "adapter_kwargs": None,
+    "adapter_name": None,
+    "tp_plan": None,
+    "tp_size": None,
+    "device_mesh": None,
+    "distributed_config": None,
+    "use_kernels": False,
+    "kernel_config": None,
+    "allow_all_kernels": False,
+    "key_mapping": None,
+    "output_loading_info": False,
+    "fusion_config": None,
+    "disable_mmap": None,
+    "tqdm_class": None,
+    "experts_implementation": None,
+    "from_tf": False,
+    "from_flax": False,
+}
+# keywords transformers 5 itself accepts and drops ("not used anymore"); low_cpu_mem_usage is what Cove
+# always does (the model is built on the meta device and the weights are assigned)
+_DROPPED = ("low_cpu_mem_usage", "_fast_init", "mirror", "offload_state_dict")
+_ATTENTION = (None, "sdpa", "eager")  # both run through `attention` below, which computes the same values
+
+
+@dataclass
+class LoadOptions:
+    """The keywords of ``from_pretrained`` that shape the load (the download ones are ``HubOptions``)."""
+
+    config: Any = None  # a config object, or a name/path to read config.json from
+    dtype: Any = None
+    device: Any = None
+    allow_pickle: bool = False
+    ignore_mismatched_sizes: bool = False
+    use_safetensors: bool | None = None
+    gguf_file: Any = None
+    generation_config: Any = None
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> LoadOptions:
+        """Take the loading keywords out of ``kwargs`` (changed in place); what stays are config overrides."""
+        for key, default in _UNSUPPORTED.items():
+            if key in kwargs:
+                value = kwargs.pop(key)
+                if value is not None and value != default:
+                    raise TypeError(
+                        f"from_pretrained({key}={value!r}) is a transformers option Cove does not support; "
+                        "drop it."
+                    )
+        for key in _DROPPED:
+            kwargs.pop(key, None)
+        attn = kwargs.pop("attn_implementation", None)
+        if attn not in _ATTENTION:
+            raise ConfigError(
+                f"attn_implementation={attn!r} is not supported; Cove computes attention with PyTorch's SDPA "
+                "('sdpa'), or explicitly when attention weights are asked for ('eager' is accepted for that)."
+            )
+        if kwargs.pop("weights_only", True) is not True:
+            raise UnsafeCheckpointError(
+                "weights_only=False would unpickle arbitrary objects: Cove reads torch files with "
+                "weights_only=True only (and only with allow_pickle=True)."
+            )
+        dtype, torch_dtype = kwargs.pop("dtype", None), kwargs.pop("torch_dtype", None)
+        device, device_map = kwargs.pop("device", None), kwargs.pop("device_map", None)
+        if device is not None and device_map is not None:
+            raise ConfigError(f"Pass device= or device_map=, not both (got {device!r} and {device_map!r}).")
+        use_safetensors = kwargs.pop("use_safetensors", None)
+        if use_safetensors is not None and not isinstance(use_safetensors, bool):
+            raise TypeError(f"use_safetensors must be True, False or None, got {use_safetensors!r}.")
+        return cls(
+            config=kwargs.pop("config", None),
+            dtype=dtype if dtype is not None else torch_dtype,
+            device=device if device is not None else device_from_map(device_map),
+            allow_pickle=bool(kwargs.pop("allow_pickle", False)),
+            ignore_mismatched_sizes=bool(kwargs.pop("ignore_mismatched_sizes", False)),
+            use_safetensors=use_safetensors,
+            gguf_file=kwargs.pop("gguf_file", None),
+            generation_config=kwargs.pop("generation_config", None),
+        )
+
+    def place(self, model: Any) -> Any:
+        """The loaded model in the asked dtype, on the asked device, in eval mode."""
+        target = resolve_dtype(self.dtype, model.config, self.device)
+        if target is not None:
+            model = model.to(target)
+        if self.device is not None:
+            model = model.to(self.device)
+        return model.eval()
+
+
+def device_from_map(device_map: Any) -> Any:
+    """transformers' ``device_map`` for a model that fits on one device: that device.
+
+    Cove never splits a model across devices, so a map that places modules on different devices raises;
+    ``"auto"`` is the first accelerator when there is one, else the CPU.
+    """
+    if device_map is None:
+        return None
+    if isinstance(device_map, dict):
+        devices = set(map(str, device_map.values()))
+        if len(devices) != 1:
+            raise ConfigError(
+                f"device_map={device_map!r} spreads the model over {sorted(devices)}: Cove keeps a model on one "
+                "device; pass that device (device_map='cuda:0', or device=...)."
+            )
+        device_map = next(iter(device_map.values()))
+    if device_map == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device_map, int) and not isinstance(device_map, bool):
+        return torch.device("cuda", device_map)
+    try:
+        return torch.device(device_map)
+    except (RuntimeError, TypeError):
+        raise ConfigError(
+            f"device_map={device_map!r} is not a device: pass 'auto', a device name ('cpu', 'cuda:0'), an "
+            "index, or a dict mapping every module to one device."
+        ) from None
 
 
 # -- activations -----------------------------------------------------------------------------
@@ -189,6 +333,70 @@ def attention(
     return F.dropout(weights, p=dropout) @ v, weights
 
 
+# -- fused projections -----------------------------------------------------------------------
+
+
+class FusedLinears:
+    """Several nn.Linear layers that read the same input, evaluated with one matmul at inference.
+
+    Their parameters' storage is re-pointed to views of one concatenated tensor (the Parameter objects stay
+    the same, so an optimizer keeps updating what the model uses), so fusing costs no memory and the
+    checkpoint layout (separate q/k/v, gate/up) is unchanged. Anything that replaces the parameters
+    (``.to(dtype)``, loading) is noticed by pointer and fused again on the next call. Training, and any call
+    with autograd on, uses the layers one by one.
+    """
+
+    def __init__(self, *linears: nn.Linear):
+        self.linears = linears
+        self.sizes = [lin.out_features for lin in linears]
+        self.weight: torch.Tensor | None = None
+        self.bias: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's output."""
+        return list(self.joined(x).split(self.sizes, dim=-1))
+
+    def joined(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers' outputs side by side on the last dimension."""
+        first = self.linears[0].weight
+        if torch.is_grad_enabled() or first.is_meta:
+            return torch.cat([lin(x) for lin in self.linears], dim=-1)
+        if (
+            self.weight is None
+            or first.data_ptr() != self.weight.data_ptr()
+            or first.dtype != self.weight.dtype
+        ):
+            self._fuse()
+        assert self.weight is not None
+        return F.linear(x, self.weight, self.bias)
+
+    def _fuse(self) -> None:
+        # normal tensors even under inference_mode: the parameters must stay usable for training later
+        with torch.inference_mode(False), torch.no_grad():
+            self._fuse_now()
+
+    def _fuse_now(self) -> None:
+        weight = torch.cat([lin.weight.detach() for lin in self.linears])
+        biased = [lin.bias is not None for lin in self.linears]
+        bias = None
+        if any(biased):
+            bias = torch.cat(
+                [
+                    lin.bias.detach() if lin.bias is not None else weight.new_zeros(lin.out_features)
+                    for lin in self.linears
+                ]
+            )
+        start = 0
+        for lin, size in zip(self.linears, self.sizes):
+            # swap the storage, keep the Parameter objects: an optimizer holding them keeps training the
+            # weights the model uses (a new Parameter here would silently detach them after an evaluation)
+            lin.weight.data = weight[start : start + size]
+            if lin.bias is not None and bias is not None:
+                lin.bias.data = bias[start : start + size]
+            start += size
+        self.weight, self.bias = weight, bias
+
+
 # -- losses ----------------------------------------------------------------------------------
 
 
@@ -292,45 +500,68 @@ class PreTrainedModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls,
-        pretrained_model_name_or_path: str | os.PathLike[str],
-        *,
-        config: PretrainedConfig | None = None,
-        dtype: Any = None,
-        torch_dtype: Any = None,
-        revision: str | None = None,
-        allow_pickle: bool = False,
-        ignore_mismatched_sizes: bool = False,
-        device: Any = None,
-        **config_overrides: Any,
+        cls, pretrained_model_name_or_path: str | os.PathLike[str] | Snapshot, **kwargs: Any
     ) -> PreTrainedModel:
-        from cove.hub.resolve import resolve_model_dir
+        """Load a model folder or hub name (see ``LoadOptions`` and ``HubOptions`` for the keywords).
 
-        folder = resolve_model_dir(pretrained_model_name_or_path, revision=revision)
-        if config is None:
-            raw = read_config_dict(folder)
+        Keywords that are neither loading options nor fields of the config override config.json's values
+        (``num_labels=3``, ``output_hidden_states=True``); any other keyword raises TypeError naming it.
+        The name is resolved once: config, weights and generation config come from one snapshot.
+        """
+        hub = HubOptions.pop_from(kwargs)
+        options = LoadOptions.pop_from(kwargs)
+        snapshot = resolve(pretrained_model_name_or_path, hub)
+        return cls._load(snapshot, hub, options, kwargs)
+
+    @classmethod
+    def _load(
+        cls, snapshot: Snapshot, hub: HubOptions, options: LoadOptions, overrides: dict[str, Any]
+    ) -> PreTrainedModel:
+        """Build the model from a resolved snapshot (the Auto classes call this once they picked the class)."""
+        if options.gguf_file is not None:
+            raise ConfigError(
+                f"gguf_file={options.gguf_file!r}: GGUF files hold causal LMs; load it with AutoModelForCausalLM."
+            )
+        if options.generation_config is not None:
+            raise ConfigError(f"generation_config= is for models that generate; {cls.__name__} does not.")
+        folder = snapshot.folder(hub.subfolder)
+        config = cls._load_config(snapshot, hub, options, overrides)
+        state = load_state_dict(
+            folder, allow_pickle=options.allow_pickle, use_safetensors=options.use_safetensors
+        )
+        model = cls._from_state_dict(
+            config, state, source=str(folder), ignore_mismatched_sizes=options.ignore_mismatched_sizes
+        )
+        return options.place(model)
+
+    @classmethod
+    def _load_config(
+        cls, snapshot: Snapshot, hub: HubOptions, options: LoadOptions, overrides: dict[str, Any]
+    ) -> PretrainedConfig:
+        config = options.config
+        if isinstance(config, PretrainedConfig):
+            if overrides:
+                raise ConfigError(f"Pass either config= or config overrides, not both: {sorted(overrides)}.")
+        else:
+            source = snapshot if config is None else resolve(config, hub)
+            raw = read_config_dict(source.folder(hub.subfolder))
             found = raw.get("model_type")
             if found and found != cls.config_class.model_type:
                 raise ConfigError(
-                    f"{folder} holds a {found!r} model, not {cls.config_class.model_type!r}: "
+                    f"{source.name} holds a {found!r} model, not {cls.config_class.model_type!r}: "
                     f"load it with an Auto class or the {found} classes."
                 )
-            config = cls.config_class.from_dict(raw, **config_overrides)
-        elif config_overrides:
-            raise ConfigError(
-                f"Pass either config= or config overrides, not both: {sorted(config_overrides)}."
-            )
-        config.name_or_path = str(pretrained_model_name_or_path)
-        state = load_state_dict(folder, allow_pickle=allow_pickle)
-        model = cls._from_state_dict(
-            config, state, source=str(folder), ignore_mismatched_sizes=ignore_mismatched_sizes
-        )
-        target = resolve_dtype(dtype if dtype is not None else torch_dtype, config)
-        if target is not None:
-            model = model.to(target)
-        if device is not None:
-            model = model.to(device)
-        return model.eval()
+            unknown = cls.config_class.unknown_overrides(raw, overrides)
+            if unknown:
+                raise TypeError(
+                    f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) {unknown}: they are "
+                    f"neither loading options nor fields of {cls.config_class.__name__} (config overrides)."
+                )
+            config = cls.config_class.from_dict(raw, **overrides)
+        config.name_or_path = snapshot.name
+        if snapshot.commit:  # what transformers records, read by the model card's lineage; never saved
+            setattr(config, "_commit_hash", snapshot.commit)  # noqa: B010 (not a declared field, on purpose)
+        return config
 
     @classmethod
     def _from_state_dict(
@@ -457,15 +688,58 @@ class PreTrainedModel(nn.Module):
         return apply_weight_map(state, self.weight_map.invert(), source=type(self).__name__)
 
     def save_pretrained(
-        self, save_directory: str | os.PathLike[str], *, max_shard_size: int | str = "5GB", **_: Any
+        self,
+        save_directory: str | os.PathLike[str],
+        *,
+        max_shard_size: int | str = "5GB",
+        is_main_process: bool = True,
+        safe_serialization: bool = True,
+        push_to_hub: bool = False,
+        token: str | bool | None = None,
+        **push_kwargs: Any,
     ) -> list[Path]:
+        """config.json + safetensors weights; transformers' keywords: ``is_main_process=False`` writes
+        nothing (the other ranks of a distributed run), ``push_to_hub=True`` then commits the folder to
+        ``repo_id`` (default: the folder's name) with ``token``, ``private``, ``commit_message``, ``revision``."""
+        if safe_serialization is not True:
+            raise UnsafeCheckpointError(
+                "safe_serialization=False would write a pickle file: Cove saves safetensors only."
+            )
+        pushing = {
+            k: push_kwargs.pop(k)
+            for k in ("repo_id", "private", "commit_message", "revision")
+            if k in push_kwargs
+        }
+        for key in ("variant", "state_dict"):
+            if push_kwargs.get(key) is not None:
+                raise TypeError(f"save_pretrained({key}=...) is a transformers option Cove does not support.")
+            push_kwargs.pop(key, None)
+        if push_kwargs:
+            raise TypeError(f"save_pretrained() got unexpected keyword argument(s) {sorted(push_kwargs)}.")
+        if pushing and not push_to_hub:
+            raise TypeError(f"{sorted(pushing)} are push options: pass push_to_hub=True as well.")
+        if not is_main_process:
+            return []
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]
         dtype = next(self.parameters()).dtype
         self.config.dtype = {v: k for k, v in _DTYPES.items()}.get(dtype, "float32")
         self.config.save_pretrained(folder)
-        return save_state_dict(self.checkpoint_state_dict(), folder, max_shard_size=max_shard_size)
+        files = save_state_dict(self.checkpoint_state_dict(), folder, max_shard_size=max_shard_size)
+        if push_to_hub:
+            import cove.hub as hub
+
+            repo_id = pushing.pop("repo_id", None) or folder.resolve().name
+            hub.create_repo(repo_id, token=token, private=bool(pushing.get("private", False)), exist_ok=True)
+            hub.upload_folder(
+                repo_id,
+                folder,
+                token=token,
+                commit_message=pushing.get("commit_message") or f"Upload {type(self).__name__}",
+                revision=pushing.get("revision"),
+            )
+        return files
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
         from cove.hub.push import push_to_hub

@@ -1,4 +1,5 @@
-"""RoBERTa: BERT's encoder with padding-aware positions, one token type, and its own heads."""
+"""RoBERTa: BERT's encoder with padding-aware positions, one token type, its own classification layers and
+checkpoint names (the heads' forward is shared: models/encoder_heads.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cove.checkpoint.weight_map import WeightMap
@@ -18,12 +18,11 @@ from cove.models.bert import (
     BertPreTrainedModel,
     _classifier_dropout,
 )
-from cove.models.modeling import sequence_classification_loss, span_loss
-from cove.models.outputs import (
-    MaskedLMOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
+from cove.models.encoder_heads import (
+    EncoderForMaskedLM,
+    EncoderForQuestionAnswering,
+    EncoderForSequenceClassification,
+    EncoderForTokenClassification,
 )
 
 
@@ -104,150 +103,40 @@ class RobertaClassificationHead(nn.Module):
         return self.out_proj(self.dropout(torch.tanh(self.dense(x))))
 
 
-class RobertaForSequenceClassification(RobertaPreTrainedModel):
+class RobertaForSequenceClassification(RobertaPreTrainedModel, EncoderForSequenceClassification):
     weight_map = _prefixed({"classifier": "classifier"})
     new_modules = ("classifier",)
     ignorable = (r"^lm_head\.", r"^qa_outputs\.", r"^roberta\.pooler\.", r"position_ids$")
 
     def __init__(self, config: RobertaConfig):
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
+        super().__init__(config, RobertaModel(config, add_pooling_layer=False))
         self.classifier = RobertaClassificationHead(config)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.roberta(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-            first_token_only=True,
-        )
-        logits = self.classifier(base.last_hidden_state)
-        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        out = SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
-        )
-        return out if return_dict else out.to_tuple()
+    def classify(self, base: Any) -> torch.Tensor:
+        return self.classifier(base.last_hidden_state)  # type: ignore[no-any-return]
 
 
-class RobertaForTokenClassification(RobertaPreTrainedModel):
+class RobertaForTokenClassification(RobertaPreTrainedModel, EncoderForTokenClassification):
     weight_map = _prefixed({"classifier": "classifier"})
     new_modules = ("classifier",)
     ignorable = (r"^lm_head\.", r"^qa_outputs\.", r"^roberta\.pooler\.", r"position_ids$")
 
     def __init__(self, config: RobertaConfig):
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.roberta(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
+        super().__init__(
+            config, RobertaModel(config, add_pooling_layer=False), dropout=_classifier_dropout(config)
         )
-        logits = self.classifier(self.dropout(base.last_hidden_state))
-        loss = (
-            F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
-            if labels is not None
-            else None
-        )
-        out = TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
-        )
-        return out if return_dict else out.to_tuple()
 
 
-class RobertaForQuestionAnswering(RobertaPreTrainedModel):
+class RobertaForQuestionAnswering(RobertaPreTrainedModel, EncoderForQuestionAnswering):
     weight_map = _prefixed({"qa_outputs": "qa_outputs"})
     new_modules = ("qa_outputs",)
     ignorable = (r"^lm_head\.", r"^classifier\.", r"^roberta\.pooler\.", r"position_ids$")
 
     def __init__(self, config: RobertaConfig):
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.roberta(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        start, end = (
-            t.squeeze(-1).contiguous() for t in self.qa_outputs(base.last_hidden_state).split(1, dim=-1)
-        )
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start, end, start_positions, end_positions)
-        out = QuestionAnsweringModelOutput(
-            loss=loss,
-            start_logits=start,
-            end_logits=end,
-            hidden_states=base.hidden_states,
-            attentions=base.attentions,
-        )
-        return out if return_dict else out.to_tuple()
+        super().__init__(config, RobertaModel(config, add_pooling_layer=False))
 
 
-class RobertaLMHead(nn.Module):
-    def __init__(self, config: RobertaConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.norm(F.gelu(self.dense(x))))  # (batch, seq, vocab)
-
-
-class RobertaForMaskedLM(RobertaPreTrainedModel):
+class RobertaForMaskedLM(RobertaPreTrainedModel, EncoderForMaskedLM):
     weight_map = _prefixed(
         {
             "lm_head.dense": "mlm.dense",
@@ -262,43 +151,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
     aliases = {"lm_head.decoder.bias": "lm_head.bias"}
 
     def __init__(self, config: RobertaConfig):
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
-        self.mlm = RobertaLMHead(config)
-        self.tie_weights()
-
-    def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The vocabulary logits for hidden states of any leading shape."""
-        return self.mlm(hidden)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool = True,
-    ) -> Any:
-        base = self.roberta(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
+        # RoBERTa's LM head uses GELU whatever hidden_act says
+        super().__init__(
+            config, RobertaModel(config, add_pooling_layer=False), act="gelu", eps=config.layer_norm_eps
         )
-        logits = self.masked_lm_logits(base.last_hidden_state)
-        loss = (
-            F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
-            if labels is not None
-            else None
-        )
-        out = MaskedLMOutput(
-            loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions
-        )
-        return out if return_dict else out.to_tuple()

@@ -159,24 +159,32 @@ def check_forward_kwargs(model: Any, kwargs: dict[str, Any]) -> Any:
 
 
 class Seq2SeqGenerationMixin:
-    """``generate`` and ``generation_config`` for encoder-decoder LMs; the generation code lives one layer up
-    (cove.generation.encoder_decoder) and is imported when called, as for the decoder-only models."""
+    """``generate`` and ``generation_config`` for encoder-decoder LMs. The generation code lives one layer up
+    (cove.generation.encoder_decoder) and is imported when called, as for the decoder-only models; loading
+    reads generation_config.json through cove.checkpoint, below the models."""
 
     generation_config: Any = None
     # whether generation_config.json set max_length (else transformers' default applies: 20 new tokens)
     max_length_from_file: bool = False
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
+    def _load(cls, snapshot: Any, hub: Any, options: Any, overrides: dict[str, Any]) -> Any:
+        """The model plus the generation config of the same snapshot."""
+        import dataclasses
         import json
 
-        from cove.generation.config import GENERATION_CONFIG_NAME, GenerationConfig
-        from cove.hub.resolve import resolve_model_dir
+        from cove.checkpoint.generation_config import GENERATION_CONFIG_NAME, GenerationConfig
 
-        folder = resolve_model_dir(pretrained_model_name_or_path, revision=kwargs.get("revision"))
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)  # type: ignore[misc]
+        folder = snapshot.folder(hub.subfolder)
+        given = options.generation_config
+        if given is not None and not isinstance(given, GenerationConfig):
+            raise ConfigError(f"generation_config= takes a GenerationConfig, got a {type(given).__name__}.")
+        options = dataclasses.replace(options, generation_config=None)
+        model = super()._load(snapshot, hub, options, overrides)  # type: ignore[misc]
         path = folder / GENERATION_CONFIG_NAME
-        if path.is_file():
+        if given is not None:
+            model.generation_config = given
+        elif path.is_file():
             model.generation_config = GenerationConfig.from_pretrained(folder)
             try:
                 model.max_length_from_file = "max_length" in json.loads(path.read_text(encoding="utf-8"))
@@ -187,6 +195,7 @@ class Seq2SeqGenerationMixin:
         return model
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
+        # the models' second upward import (tests/test_layers.py lists it): the encoder-decoder loop
         from cove.generation.encoder_decoder import generate
 
         if self.generation_config is None:
@@ -197,7 +206,7 @@ class Seq2SeqGenerationMixin:
 def seq2seq_generation_config(model_config: Any) -> Any:
     """transformers' GenerationConfig.from_model_config for an encoder-decoder: the special ids, the decoder
     start and the forced eos its config declares."""
-    from cove.generation.config import GenerationConfig
+    from cove.checkpoint.generation_config import GenerationConfig
 
     config = GenerationConfig.from_model_config(model_config)
     config.decoder_start_token_id = getattr(model_config, "decoder_start_token_id", None)

@@ -8,6 +8,7 @@ The relative position bias is learned by each stack's first layer and shared by 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
+from cove.models.causal import layer_threads
 from cove.models.kv_cache import KVCache
 from cove.models.modeling import ACTIVATIONS, PreTrainedModel
 from cove.models.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
@@ -288,11 +290,13 @@ class T5Stack(nn.Module):
         cross_mask = additive(encoder_keep_mask(encoder_attention_mask), x.dtype)
         x = self.dropout(x)
         hidden: list[torch.Tensor] | None = [x] if want_hidden else None
-        for block in self.blocks:
-            x = block(x, mask, cache, encoder_hidden, cross_mask)
-            if hidden is not None:
-                hidden.append(x)
-        x = self.dropout(self.final_norm(x))
+        # the decoder's layers go on one thread when generate asks, for its small steps
+        with layer_threads() if self.is_decoder else nullcontext():
+            for block in self.blocks:
+                x = block(x, mask, cache, encoder_hidden, cross_mask)
+                if hidden is not None:
+                    hidden.append(x)
+            x = self.dropout(self.final_norm(x))
         if hidden is not None:
             hidden[-1] = x  # as transformers: the last entry is after the final norm
         return x, hidden

@@ -31,8 +31,22 @@ def pipeline(
     device: Any = None,
     dtype: Any = None,
     batch_size: int | None = None,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool | None = None,
+    device_map: Any = None,
+    model_kwargs: dict[str, Any] | None = None,
     **task_params: Any,
 ) -> Any:
+    """A task pipeline over a model given by name, folder or object.
+
+    As in transformers: ``revision``, ``token``, ``trust_remote_code`` (True refused: Cove runs no repo code),
+    ``local_files_only`` and ``device_map`` reach the loading of a model (and tokenizer) given by name;
+    ``model_kwargs`` go to the model's ``from_pretrained`` (``cache_dir``, config overrides, ...). The
+    name is resolved once, so model and tokenizer come from one snapshot. Other keywords are the task's
+    parameters.
+    """
     if task not in TASKS:
         close = difflib.get_close_matches(task, list(TASKS), n=3)
         hint = f" Did you mean {close}?" if close else ""
@@ -41,4 +55,16 @@ def pipeline(
     cls = getattr(importlib.import_module(module), name)
     if "torch_dtype" in task_params and dtype is None:
         dtype = task_params.pop("torch_dtype")
-    return cls(model, tokenizer, device=device, dtype=dtype, batch_size=batch_size, **task_params)
+    return cls(
+        model,
+        tokenizer,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        revision=revision,
+        token=token,
+        trust_remote_code=trust_remote_code,
+        device_map=device_map,
+        model_kwargs=model_kwargs,
+        **task_params,
+    )

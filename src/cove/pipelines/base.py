@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sized
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cove.errors import PipelineError
@@ -81,26 +82,60 @@ def check_text(text: Any, task: str, what: str = "input") -> str:
 
 
 def load_model_and_tokenizer(
-    auto_model: Any, model: Any, tokenizer: Any, *, dtype: Any, device: Any
-) -> tuple[Any, Any]:
+    auto_model: Any,
+    model: Any,
+    tokenizer: Any,
+    *,
+    dtype: Any,
+    device: Any,
+    loader_kwargs: dict[str, Any] | None = None,
+) -> tuple[Any, Any, Path | None]:
+    """(model, tokenizer, the model's folder when it was loaded here from a name).
+
+    A model name is resolved once: the model, and the tokenizer when none is given, both load from that
+    snapshot. ``loader_kwargs`` are from_pretrained keywords (token, revision, local_files_only, the
+    pipeline's ``model_kwargs``: cache_dir, config overrides, ...); the download ones also reach a tokenizer
+    given by name.
+    """
+    from cove.hub.resolve import HubOptions, Snapshot, resolve
     from cove.tokenization.auto import AutoTokenizer
 
-    if isinstance(model, str) or hasattr(model, "__fspath__"):
-        name = model
-        model = auto_model.from_pretrained(name, dtype=dtype)
-        if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(name)
-    elif dtype is not None:
-        from cove.models.modeling import resolve_dtype
+    kwargs = dict(loader_kwargs or {})
+    hub = HubOptions.pop_from(kwargs)
+    folder = None
+    if isinstance(model, str | Snapshot) or hasattr(model, "__fspath__"):
+        snapshot = resolve(model, hub)
+        folder = snapshot.folder(hub.subfolder)
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        if device is not None and kwargs.get("device_map") is None:
+            kwargs["device"] = device
+        model = auto_model.from_pretrained(snapshot, subfolder=hub.subfolder, **kwargs)
+        if tokenizer is None or (isinstance(tokenizer, str) and tokenizer == snapshot.name):
+            tokenizer = AutoTokenizer.from_pretrained(snapshot, subfolder=hub.subfolder)
+    else:
+        if kwargs:
+            raise PipelineError(
+                f"{sorted(kwargs)} are loading options, but the model was given as an object: load it with "
+                "them first, or pass the model's name."
+            )
+        if dtype is not None:
+            from cove.models.modeling import resolve_dtype
 
-        model = model.to(resolve_dtype(dtype, model.config))
+            model = model.to(resolve_dtype(dtype, model.config, device))
+        if device is not None:
+            model = model.to(device)
     if isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer,
+            token=hub.token,
+            cache_dir=hub.cache_dir,
+            local_files_only=hub.local_files_only,
+            force_download=hub.force_download,
+        )
     if tokenizer is None:
         raise PipelineError("A model object was given without a tokenizer: pass tokenizer= as well.")
-    if device is not None:
-        model = model.to(device)
-    return model.eval(), tokenizer
+    return model.eval(), tokenizer, folder
 
 
 class Pipeline:
@@ -119,14 +154,44 @@ class Pipeline:
         dtype: Any = None,
         batch_size: int | None = None,
         progress: bool = False,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        trust_remote_code: bool | None = None,
+        local_files_only: bool = False,
+        device_map: Any = None,
+        model_kwargs: dict[str, Any] | None = None,
+        use_fast: bool = True,  # Cove has one (fast) tokenizer implementation
         **params: Any,
     ):
+        from cove.hub.resolve import refuse_remote_code
         from cove.models import auto
 
+        refuse_remote_code(trust_remote_code)
+        loader_kwargs: dict[str, Any] = dict(model_kwargs or {})
+        for key, value in (
+            ("revision", revision),
+            ("token", token),
+            ("local_files_only", local_files_only or None),
+            ("device_map", device_map),
+        ):
+            if value is None:
+                continue
+            if key in loader_kwargs:
+                raise PipelineError(f"{key} is given both to the pipeline and in model_kwargs: pass it once.")
+            loader_kwargs[key] = value
+        if "dtype" in loader_kwargs and dtype is not None:
+            raise PipelineError("dtype is given both to the pipeline and in model_kwargs: pass it once.")
+        if device is not None and device_map is not None:
+            raise PipelineError(f"Pass device= or device_map=, not both (got {device!r} and {device_map!r}).")
         if model is None:
             model = self.resolve_default_model()
-        self.model, self.tokenizer = load_model_and_tokenizer(
-            getattr(auto, self.auto_model), model, tokenizer, dtype=dtype, device=device
+        self.model, self.tokenizer, self.model_folder = load_model_and_tokenizer(
+            getattr(auto, self.auto_model),
+            model,
+            tokenizer,
+            dtype=dtype,
+            device=device,
+            loader_kwargs=loader_kwargs,
         )
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise PipelineError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -137,7 +202,7 @@ class Pipeline:
     # -- defaults and parameters ---------------------------------------------------------------
 
     @classmethod
-    def resolve_default_model(cls) -> str:
+    def resolve_default_model(cls) -> Any:
         from cove.pipelines.defaults import default_model
 
         return default_model(cls.defaults_key or cls.task)

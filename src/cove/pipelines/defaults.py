@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cove.errors import PipelineError
+
+if TYPE_CHECKING:
+    from cove.hub.resolve import Snapshot
 
 # task -> hub name. The sentiment and NER models are made by the recipes (`cove setup-models`).
 DEFAULTS: dict[str, str] = {
@@ -14,17 +19,17 @@ DEFAULTS: dict[str, str] = {
 }
 
 
-def default_model(task: str) -> str:
-    from cove.hub.resolve import resolve_model_dir
+def default_model(task: str) -> Snapshot:
+    """The task's default model, resolved (the pipeline loads model and tokenizer from this snapshot)."""
+    from cove.hub.resolve import resolve
 
     name = DEFAULTS.get(task)
     if name is None:
         raise PipelineError(f"The {task!r} pipeline has no default model: pass model='<name or folder>'.")
     try:
-        resolve_model_dir(name)
+        return resolve(name)
     except FileNotFoundError:
         raise PipelineError(
             f"The default {task!r} model {name!r} is not built yet: run `cove setup-models` to build it, "
             "or pass model='<name or folder>'."
         ) from None
-    return name

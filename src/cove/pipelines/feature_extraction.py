@@ -97,7 +97,7 @@ class SentenceSimilarityPipeline(FeatureExtractionPipeline):
 
     def __init__(self, model: Any = None, tokenizer: Any = None, **kwargs: Any):
         super().__init__(model, tokenizer, **kwargs)
-        self.pooling = Pooling.from_folder(_model_folder(self.model))
+        self.pooling = Pooling.from_folder(self.model_folder or _model_folder(self.model))
 
     def forward(self, batch: dict[str, Any], params: Any) -> list[Any]:
         return list(self.pooling(self.model(**batch).last_hidden_state, batch["attention_mask"]))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import logging
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from cove.errors import BlobStoreConfigError
 from cove.server import errors, openapi
 from cove.server.deps import Hub, load_secret
+from cove.server.logs import RedactQueryMiddleware, install_filter
+from cove.server.rawpath import RawPathMiddleware
+from cove.server.responses import SafeJSONResponse
 from cove.server.settings import Settings
 from cove.store import BlobStore, DiskBlobStore, RepoStore
 
@@ -34,7 +37,9 @@ def open_blob_store(settings: Settings) -> BlobStore:
 
 def open_hub(settings: Settings, *, migrate: bool | None = None) -> Hub:
     """The configured store, its schema migrated (SQLite by default) or checked (a shared database)."""
-    settings.data_dir.expanduser().mkdir(parents=True, exist_ok=True)
+    data_dir = settings.data_dir.expanduser()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data_dir.chmod(0o700)  # tokens' hashes, private repos' blobs and the signing secret live here
     store = RepoStore(
         settings.data_dir, database_url=settings.resolved_database_url, blobs=open_blob_store(settings)
     )
@@ -46,7 +51,18 @@ def open_hub(settings: Settings, *, migrate: bool | None = None) -> Hub:
         store.create_tables()
     else:
         store.check_schema()
+    _restrict_database_file(store)
     return Hub(settings=settings, store=store, secret=load_secret(settings))
+
+
+def _restrict_database_file(store: RepoStore) -> None:
+    """hub.sqlite (and its -wal/-shm, which SQLite creates with the database's mode) readable by us only."""
+    if store.engine.dialect.name != "sqlite" or not store.engine.url.database:
+        return
+    path = Path(store.engine.url.database)
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if candidate.exists():
+            candidate.chmod(0o600)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,19 +71,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from cove.server.search.router import router as search_router
 
     settings = settings or Settings()
-    app = FastAPI(title="Cove hub", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    # every JSON answer renders even when a row stored before text was validated at the door holds a lone
+    # surrogate or a NaN: one bad row must not break a repo's info, tree or a listing for others
+    app = FastAPI(
+        title="Cove hub",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        default_response_class=SafeJSONResponse,
+    )
     app.state.hub = open_hub(settings)
     errors.install(app)
     openapi.install(app)
+    app.add_middleware(RawPathMiddleware)
+    app.add_middleware(RedactQueryMiddleware)  # outermost: it must see the server's own scope
 
     @app.get("/api/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # async: answered on the event loop, no worker thread needed
         return {"status": "ok"}
 
     # order matters: specific routes, then the /api/{kind}/... dispatcher, then the catch-all resolve
     app.include_router(repos_router)
     app.include_router(search_router)
     app.include_router(files_router)
-    # uvicorn's access log prints URLs only; tokens travel in headers and are never logged
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # signed LFS URLs carry sig= in their query: redacted from every log line, at any log level
+    install_filter()
     return app

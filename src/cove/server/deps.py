@@ -1,21 +1,21 @@
-"""Shared request plumbing: the hub object, DB sessions, the caller, raw-path parsing and dates."""
+"""Shared request plumbing: the hub object, DB sessions, the caller, the route's repo and dates."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from cove.errors import HubRequestError
+from cove.errors import AuthenticationError, HubPermissionError, HubRequestError
 from cove.server.auth.service import Principal, authenticate
 from cove.server.settings import Settings
-from cove.store import RepoStore
+from cove.store import RepoRow, RepoStore
 
 TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -39,12 +39,19 @@ def load_secret(settings: Settings) -> bytes:
     path = settings.data_dir.expanduser() / "server-secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        # created 0600, never readable by others even for a moment
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another server on this data dir made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    path.chmod(0o600)
     return bytes.fromhex(path.read_text().strip())
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:  # async: no threadpool hop for a lookup
     return request.app.state.hub
 
 
@@ -67,21 +74,53 @@ def get_principal(request: Request, s: Db) -> Principal:
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
-def raw_segments(request: Request) -> list[str]:
-    """Path segments from the raw (still percent-encoded) path, so '%2F' inside a revision stays one segment."""
-    raw = request.scope.get("raw_path") or request.url.path.encode()
-    path = raw.decode("latin-1").split("?", 1)[0]
-    root = request.scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path.strip("/").split("/")
+def get_writer(caller: Caller) -> Principal:
+    """A caller with a write token: routes that change repos check it before reading their body."""
+    if caller.name is None:
+        raise AuthenticationError("This needs a write token: pass one (Authorization: Bearer ...).")
+    if caller.token_role != "write":
+        raise HubPermissionError(
+            f"User {caller.name!r} called with a {caller.token_role} token: this needs a write token."
+        )
+    return caller
 
 
-def unquote_segment(seg: str) -> str:
-    value = unquote(seg)
+Writer = Annotated[Principal, Depends(get_writer)]
+
+
+def check_segment(value: str, what: str = "path segment") -> str:
     if "\0" in value:
-        raise HubRequestError(f"Invalid path segment {seg!r}: NUL bytes are not allowed.")
+        raise HubRequestError(f"Invalid {what} {value!r}: NUL bytes are not allowed.")
     return value
+
+
+def visible_repo(kind: str, namespace: str, name: str, hub: HubDep, s: Db, caller: Caller) -> RepoRow:
+    """The repo of an /api/{kind}/{namespace}/{name}/... route, when the caller may see it (else 404)."""
+    return find_repo(PLURAL[kind], namespace, name, hub, s, caller)
+
+
+def find_repo(repo_type: str, namespace: str, name: str, hub: Hub, s: Session, caller: Principal) -> RepoRow:
+    repo_id = f"{check_segment(namespace, 'namespace')}/{check_segment(name, 'repo name')}"
+    repo = hub.store.get_repo(s, repo_type, repo_id)
+    caller.check_read(repo)
+    return repo
+
+
+VisibleRepo = Annotated[RepoRow, Depends(visible_repo)]
+
+
+def writable_repo(repo: VisibleRepo, caller: Caller) -> RepoRow:
+    """The route's repo, when the caller may write to it: checked before any of the body is read."""
+    caller.check_write(repo)
+    return repo
+
+
+WritableRepo = Annotated[RepoRow, Depends(writable_repo)]
+
+
+def flag(value: str | None) -> bool:
+    """A query flag as the Hub reads it: 1/true (any case) is on."""
+    return (value or "").lower() in ("1", "true")
 
 
 def iso(value: dt.datetime) -> str:

@@ -6,7 +6,6 @@ import json
 import re
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from cove.errors import (
     AuthenticationError,
@@ -15,10 +14,14 @@ from cove.errors import (
     HubError,
     HubPermissionError,
     HubRequestError,
+    InvalidRequestBodyError,
+    PayloadTooLargeError,
     RepoExistsError,
     RepoNotFoundError,
+    RequestBodyTimeoutError,
     RevisionNotFoundError,
 )
+from cove.server.responses import SafeJSONResponse
 
 # most specific first
 _STATUS: list[tuple[type[Exception], int, str | None]] = [
@@ -29,6 +32,9 @@ _STATUS: list[tuple[type[Exception], int, str | None]] = [
     (HubPermissionError, 403, "Forbidden"),
     (RepoExistsError, 409, "Conflict"),
     (CommitConflictError, 412, "StaleParentCommit"),
+    (PayloadTooLargeError, 413, "PayloadTooLarge"),
+    (RequestBodyTimeoutError, 408, "RequestTimeout"),
+    (InvalidRequestBodyError, 422, "UnprocessableEntity"),
     (HubRequestError, 400, "BadRequest"),
     (HubError, 400, "BadRequest"),
 ]
@@ -39,6 +45,8 @@ _DEFAULT_CODES = {
     401: "InvalidCredentials",
     403: "Forbidden",
     404: "NotFound",
+    405: "MethodNotAllowed",
+    408: "RequestTimeout",
     409: "Conflict",
     412: "StaleParentCommit",
     413: "PayloadTooLarge",
@@ -48,8 +56,12 @@ _DEFAULT_CODES = {
 
 
 def error_response(
-    status: int, message: str, code: str | None = None, extra_headers: dict | None = None
-) -> JSONResponse:
+    status: int,
+    message: str,
+    code: str | None = None,
+    extra_headers: dict | None = None,
+    extra_body: dict | None = None,
+) -> SafeJSONResponse:
     # a header value may hold no control characters (a CR from a hostile path would break the response)
     clean = re.sub(r"[\x00-\x1f\x7f]", " ", message).encode("latin-1", "replace").decode("latin-1")
     headers = {"X-Error-Message": clean[:1000]}
@@ -57,38 +69,43 @@ def error_response(
     if code:
         headers["X-Error-Code"] = code
     headers.update(extra_headers or {})
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return SafeJSONResponse({"error": message, **(extra_body or {})}, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
-    async def handle_hub_error(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_hub_error(request: Request, exc: Exception) -> SafeJSONResponse:
         for kind, status, code in _STATUS:
             if isinstance(exc, kind):
-                return error_response(status, str(exc), code, getattr(exc, "headers", None))
+                headers = dict(getattr(exc, "headers", None) or {})
+                if status in (408, 413):
+                    # the rest of the body is never read: the connection cannot carry another request
+                    headers["Connection"] = "close"
+                # fields a client reads from the error besides the message (a 409's "url")
+                return error_response(status, str(exc), code, headers, getattr(exc, "body", None))
         raise exc  # pragma: no cover
 
-    async def handle_bad_json(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_bad_json(request: Request, exc: Exception) -> SafeJSONResponse:
         return error_response(400, f"Malformed JSON in the request body: {exc}. Send a valid JSON document.")
 
-    async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_validation(request: Request, exc: Exception) -> SafeJSONResponse:
         return error_response(400, f"Invalid request: {exc}")
 
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
-    async def handle_http(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_http(request: Request, exc: Exception) -> SafeJSONResponse:
         assert isinstance(exc, HTTPException)
         return error_response(exc.status_code, str(exc.detail))
 
     from sqlalchemy.exc import OperationalError
 
-    async def handle_busy(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_busy(request: Request, exc: Exception) -> SafeJSONResponse:
         # SQLite refuses a write whose read snapshot went stale; the client retries 503s with backoff
         return error_response(
             503, "The hub database is busy; retry shortly.", "Busy", extra_headers={"Retry-After": "1"}
         )
 
-    async def handle_nesting(request: Request, exc: Exception) -> JSONResponse:
+    async def handle_nesting(request: Request, exc: Exception) -> SafeJSONResponse:
         # json.loads on a body like "[[[[..." recurses past the interpreter's limit
         return error_response(400, "The request body is nested too deeply: send a flat JSON document.")
 

@@ -16,8 +16,26 @@ class Settings(BaseSettings):
 
     data_dir: Path = default_data_dir()
     database_url: str | None = None  # defaults to SQLite in the data dir
-    # Largest request body (NDJSON commit, LFS object upload), in bytes.
+    # Largest request body where files travel (NDJSON commit, LFS object upload), in bytes.
     max_upload_bytes: int = 10 * 1024**3
+    # Largest body of every JSON endpoint (create, settings, preupload, LFS batch/verify, paths-info, ...).
+    max_json_bytes: int = 1024**2
+    # validate-yaml gets whole READMEs, so a larger cap; a large document is parsed in a child process,
+    # stopped past yaml_timeout_seconds.
+    max_yaml_bytes: int = 8 * 1024**2
+    yaml_timeout_seconds: float = 10.0
+    # Slow bodies: each read waits at most body_idle_timeout_seconds for bytes, and the whole body must
+    # arrive within body_deadline_seconds + size / body_min_bytes_per_second (size: Content-Length, or
+    # the bytes received so far when chunked), so a client trickling bytes cannot hold a request forever.
+    body_idle_timeout_seconds: float = 30.0
+    body_deadline_seconds: float = 60.0
+    body_min_bytes_per_second: int = 100_000
+    # `cove serve` sets the interpreter's GIL switch interval to this (0: leave Python's 5 ms), so the event
+    # loop gets the GIL back quickly from worker threads that compute.
+    gil_switch_interval_seconds: float = 0.0005
+    # Lifetimes of the signed LFS transfer URLs (the batch API hands them out; they carry no token).
+    lfs_download_url_seconds: int = 3600
+    lfs_upload_url_seconds: int = 3 * 3600
     # preupload answers: "auto" (regular for hf_hub >= 1 clients up to regular_max_bytes, since they would
     # upload "lfs" files through Xet, which Cove does not speak; lfs for older clients), "lfs" or "regular".
     upload_mode: str = "auto"

@@ -1,5 +1,6 @@
-"""The hub's persistence: every table (repos, commits, refs, LFS links, accounts, memberships, tokens), the
-schema migrations, the content-addressed blob stores and garbage collection.
+"""The hub's persistence: every table (repos and their derived tags, commits, refs, LFS links, accounts,
+memberships, tokens), the schema migrations, the list/search query, the content-addressed blob stores and
+garbage collection.
 
 It sits below both of its users: the server (cove.server puts HTTP, auth rules and search in front of it)
 and the embedded hub (cove.hub.local reads a data dir's repos, and commits into it, with no server
@@ -20,6 +21,7 @@ from cove.store.db import (
     Membership,
     RefRow,
     RepoRow,
+    RepoTagRow,
     Token,
     make_engine,
     utcnow,
@@ -39,6 +41,7 @@ from cove.store.repos import (
     lfs_pointer,
     split_repo_id,
 )
+from cove.store.search import SORTS, RepoPage, RepoQuery, list_repo_page, stored_card
 from cove.store.text import check_text
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ __all__ = [
     "DEFAULT_BRANCH",
     "REPO_TYPES",
     "ROLES",
+    "SORTS",
     "Account",
     "BlobStore",
     "CommitInfo",
@@ -60,8 +64,11 @@ __all__ = [
     "LfsLinkRow",
     "Membership",
     "RefRow",
+    "RepoPage",
+    "RepoQuery",
     "RepoRow",
     "RepoStore",
+    "RepoTagRow",
     "S3BlobStore",
     "Token",
     "card_from_readme",
@@ -75,11 +82,13 @@ __all__ = [
     "collect_garbage",
     "git_blob_oid",
     "lfs_pointer",
+    "list_repo_page",
     "make_engine",
     "parse_yaml",
     "schema_revisions",
     "split_front_matter",
     "split_repo_id",
+    "stored_card",
     "upgrade_schema",
     "utcnow",
 ]

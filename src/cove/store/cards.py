@@ -29,7 +29,14 @@ def parse_yaml(content: str) -> dict[str, Any]:
     UTF-8 (lone surrogates from YAML escapes, control characters) is refused."""
     import yaml
 
-    size = len(content.encode("utf-8", "surrogatepass"))
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a str from a JSON body can hold what no UTF-8 README can
+        raise InvalidCardError(
+            f"The card metadata holds a lone surrogate at character {exc.start}, which is not valid UTF-8 "
+            "text: fix the README.md front matter."
+        ) from None
+    size = len(content.encode("utf-8"))
     if size > MAX_CARD_YAML_BYTES:
         raise CardTooLargeError(
             f"The card metadata (README.md front matter) is {size:,} bytes, over the cap of "

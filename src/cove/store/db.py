@@ -1,14 +1,17 @@
-"""Every table of the hub (repos, commits, refs, LFS links, accounts, memberships, tokens), behind SQLAlchemy
-so SQLite (the default) and PostgreSQL both work; the server and the embedded hub share one database."""
+"""Every table of the hub (repos and their derived tags, commits, refs, LFS links, accounts, memberships,
+tokens), behind SQLAlchemy so SQLite (the default) and PostgreSQL both work; the server and the embedded hub
+share one database."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -28,9 +31,22 @@ class Base(DeclarativeBase):
     pass
 
 
+def _lower_id(context: Any) -> str:
+    params = context.get_current_parameters()
+    return f"{params['namespace']}/{params['name']}".lower()
+
+
 class RepoRow(Base):
     __tablename__ = "repos"
-    __table_args__ = (UniqueConstraint("type", "namespace", "name"),)
+    __table_args__ = (
+        UniqueConstraint("type", "namespace", "name"),
+        # the list API's orders (cove.store.search), each ending in the primary key that breaks ties, so
+        # a page is an index range and not a sort of every repo
+        Index("ix_repos_list_id", "type", "lower_id", "id"),
+        Index("ix_repos_list_updated", "type", "updated_at", "id"),
+        Index("ix_repos_list_created", "type", "created_at", "id"),
+        Index("ix_repos_list_downloads", "type", "downloads", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(16))  # model | dataset | space
@@ -43,10 +59,26 @@ class RepoRow(Base):
     card_json: Mapped[str] = mapped_column(Text, default="{}")
     sdk: Mapped[str | None] = mapped_column(String(32), nullable=True)
     downloads: Mapped[int] = mapped_column(Integer, default=0)
+    # "namespace/name" lower-cased, the list API's id order (an expression index would not survive
+    # Alembic's schema comparison on PostgreSQL); set on insert and by move_repo
+    lower_id: Mapped[str | None] = mapped_column(String(193), nullable=True, default=_lower_id)
 
     @property
     def repo_id(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+class RepoTagRow(Base):
+    """What a repo can be listed by, derived from its card (cove.store.search.derived_tags): lower-cased
+    tags (kind 'tag') and a Space's linked models and datasets ('model', 'dataset'). Kept in sync with
+    repos.card_json in the same transaction, so the list API filters in SQL."""
+
+    __tablename__ = "repo_tags"
+    __table_args__ = (Index("ix_repo_tags_kind_value", "kind", "value"),)
+
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
 class CommitRow(Base):

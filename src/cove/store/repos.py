@@ -37,7 +37,8 @@ from cove.errors import (
 )
 from cove.store.blobs import BlobStore, DiskBlobStore
 from cove.store.cards import MAX_CARD_YAML_BYTES, card_from_readme, split_front_matter
-from cove.store.db import CommitRow, LfsLinkRow, RefRow, RepoRow, make_engine, utcnow
+from cove.store.db import CommitRow, LfsLinkRow, RefRow, RepoRow, RepoTagRow, make_engine, utcnow
+from cove.store.search import sync_tags
 from cove.store.text import check_text
 
 REPO_TYPES = ("model", "dataset", "space")
@@ -276,7 +277,7 @@ class RepoStore:
         return row
 
     def delete_repo(self, s: Session, repo: RepoRow) -> None:
-        for model in (RefRow, CommitRow, LfsLinkRow):
+        for model in (RepoTagRow, RefRow, CommitRow, LfsLinkRow):
             s.query(model).filter(model.repo_id == repo.id).delete()
         s.delete(repo)
         s.commit()
@@ -291,11 +292,26 @@ class RepoStore:
         if clash is not None:
             raise RepoExistsError(f"Cannot move to {to_repo_id!r}: a {repo.type} repo with that name exists.")
         repo.namespace, repo.name = namespace, name
+        repo.lower_id = f"{namespace}/{name}".lower()  # the list API's id order
         s.commit()
         return repo
 
-    def list_repos(self, s: Session, repo_type: str) -> list[RepoRow]:
-        return list(s.scalars(select(RepoRow).where(RepoRow.type == repo_type)))
+    def repo_by_pk(self, s: Session, repo_pk: int) -> RepoRow | None:
+        """The repo with this primary key, or None once deleted (signed LFS links carry the key)."""
+        return s.get(RepoRow, repo_pk)
+
+    def set_private(self, s: Session, repo: RepoRow, private: bool) -> None:
+        repo.private = private
+        s.commit()
+
+    def count_download(self, s: Session, repo_pk: int) -> None:
+        """Best effort: a busy database must not fail a download."""
+        s.rollback()  # end the read transaction, so the write below waits for the lock instead of failing
+        try:
+            s.execute(update(RepoRow).where(RepoRow.id == repo_pk).values(downloads=RepoRow.downloads + 1))
+            s.commit()
+        except OperationalError:
+            s.rollback()
 
     # --- blobs and trees ----------------------------------------------------------------------
 
@@ -541,6 +557,7 @@ class RepoStore:
         repo.updated_at = utcnow()
         if card is not None:
             repo.card_json = json.dumps(card)
+            sync_tags(s, repo.id, repo.type, card)  # the list API's filters follow the card, atomically
         s.commit()
         return commit_id
 

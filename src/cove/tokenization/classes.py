@@ -9,7 +9,6 @@ family.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from cove.errors import MissingFileError
@@ -52,17 +51,19 @@ class MarianTokenizer(PreTrainedTokenizerFast):
     """
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike[str], **kwargs: Any) -> PreTrainedTokenizerFast:
-        from cove.hub.resolve import resolve_model_dir
+    def from_pretrained(cls, name_or_path: Any, **kwargs: Any) -> PreTrainedTokenizerFast:
+        from cove.hub.resolve import HubOptions, resolve
 
-        folder = resolve_model_dir(name_or_path, revision=kwargs.get("revision"))
+        hub = HubOptions.pop_from(dict(kwargs))  # a copy: the loader reads the same keywords again
+        snapshot = resolve(name_or_path, hub)  # resolved once; the loader takes the snapshot as it is
+        folder = snapshot.folder(hub.subfolder)
         if not (folder / "tokenizer.json").is_file() and (folder / "source.spm").is_file():
             raise MissingFileError(
                 f"{folder} holds Marian's SentencePiece models (source.spm/target.spm) but no tokenizer.json: "
                 "Cove cannot read .spm files yet. Put a tokenizer.json (built with the `tokenizers` library) "
                 "in the folder."
             )
-        return super().from_pretrained(name_or_path, **kwargs)
+        return super().from_pretrained(snapshot, **kwargs)
 
 
 # transformers 5: the Fast names are the same classes

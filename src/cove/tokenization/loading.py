@@ -12,7 +12,7 @@ from typing import Any
 from tokenizers import AddedToken
 
 from cove.errors import MissingFileError, TokenizerError
-from cove.hub.resolve import resolve_model_dir
+from cove.hub.resolve import HubOptions, Snapshot, resolve
 from cove.tokenization import convert
 from cove.tokenization.tokenizer import SPECIAL_TOKENS_ATTRIBUTES, PreTrainedTokenizerFast
 
@@ -67,16 +67,9 @@ _FAMILY_SPECIALS = {
     "RobertaTokenizer": _ROBERTA_SPECIALS,
 }
 
-# keywords of from_pretrained that concern fetching, not the tokenizer (Cove resolves names offline)
-_HUB_KWARGS = (
-    "cache_dir",
-    "force_download",
-    "local_files_only",
-    "token",
-    "proxies",
-    "use_fast",
-    "trust_remote_code",
-)
+# keywords of transformers' AutoTokenizer.from_pretrained that pick an implementation, not a setting: Cove has
+# one (fast) implementation, whose output is what transformers' slow and fast tokenizers both produce
+_IMPLEMENTATION_KWARGS = ("use_fast",)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -96,24 +89,32 @@ def _normalize_class(name: str | None) -> str | None:
 
 
 def load_tokenizer(
-    name_or_path: str | os.PathLike[str],
+    name_or_path: str | os.PathLike[str] | Snapshot,
     *,
     cls: type[PreTrainedTokenizerFast] = PreTrainedTokenizerFast,
-    revision: str | None = None,
-    subfolder: str | None = None,
     **kwargs: Any,
 ) -> PreTrainedTokenizerFast:
-    """Build a tokenizer from a model folder or a name ``resolve_model_dir`` knows."""
-    for key in _HUB_KWARGS:
+    """Build a tokenizer from a model folder or a name ``resolve`` knows.
+
+    The download keywords (``HubOptions``: token, revision, cache_dir, local_files_only, force_download,
+    subfolder, trust_remote_code) are used for the download and never stored; the other keywords are
+    tokenizer settings that override tokenizer_config.json's, as in transformers.
+    """
+    hub = HubOptions.pop_from(kwargs)
+    for key in _IMPLEMENTATION_KWARGS:
         kwargs.pop(key, None)
-    folder = resolve_model_dir(name_or_path, revision=revision)
+    if kwargs.get("tokenizer_type") is not None:
+        raise TypeError(
+            f"tokenizer_type={kwargs['tokenizer_type']!r} is not supported: Cove picks the tokenizer from "
+            "tokenizer_config.json / config.json."
+        )
+    kwargs.pop("tokenizer_type", None)
+    snapshot = resolve(name_or_path, hub)
+    folder = snapshot.folder(hub.subfolder)
+    name = snapshot.name
     from cove.checkpoint.gguf import gguf_tokenizer_folder  # a model shipped as one GGUF file
 
-    folder = gguf_tokenizer_folder(name_or_path, folder, kwargs.pop("gguf_file", None)) or folder
-    if subfolder:
-        folder = folder / subfolder
-        if not folder.is_dir():
-            raise MissingFileError(f"Subfolder {subfolder!r} does not exist in {folder.parent}.")
+    folder = gguf_tokenizer_folder(name, folder, kwargs.pop("gguf_file", None)) or folder
 
     config_path = folder / TOKENIZER_CONFIG_FILE
     init_kwargs: dict[str, Any] = _read_json(config_path) if config_path.is_file() else {}
@@ -216,7 +217,7 @@ def load_tokenizer(
         init_kwargs.setdefault(key, default)
     if "model_input_names" not in init_kwargs:
         init_kwargs["model_input_names"] = _MODEL_INPUT_NAMES.get(class_name, ["input_ids", "attention_mask"])
-    init_kwargs["name_or_path"] = str(name_or_path)
+    init_kwargs["name_or_path"] = name
     init_kwargs["tokenizer_class"] = class_name
 
     post_processor_kind: str | None = None

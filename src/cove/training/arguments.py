@@ -63,6 +63,21 @@ _IGNORED = {
 }
 
 
+def _resolve_bf16(value: Any) -> bool:
+    """bf16="auto": autocast where this CPU computes bf16 natively and faster than fp32 (cove.hardware);
+    True on a CPU that emulates bf16 still trains in bf16, with one warning."""
+    from cove.hardware import prefers_bf16, warn_if_bf16_is_slow
+
+    if isinstance(value, str) and value.lower() == "auto":
+        return prefers_bf16("cpu")
+    if isinstance(value, str) or value not in (True, False):
+        raise TrainingError(f"bf16 must be True, False or 'auto', got {value!r}.")
+    value = bool(value)
+    if value:
+        warn_if_bf16_is_slow("cpu", what="TrainingArguments(bf16=True)")
+    return value
+
+
 def default_logdir() -> str:
     """``runs/<Mon DD_HH-MM-SS>_<host>``: where TensorBoard runs go by default (torch's and transformers')."""
     import socket
@@ -103,7 +118,7 @@ class _Fields:
     save_only_model: bool = False
     seed: int = 42
     data_seed: int | None = None
-    bf16: bool = False
+    bf16: bool | str = False  # or "auto" (Cove's extension): resolved to a bool for this machine at init
     eval_steps: float | None = None
     eval_on_start: bool = False
     dataloader_drop_last: bool = False
@@ -150,7 +165,11 @@ class TrainingArguments(_Fields):
             )
         for name, default in _UNSUPPORTED_DEFAULTS.items():
             if name in kwargs and kwargs[name] != default:
-                hint = " Use bf16=True for mixed precision on CPU." if name == "fp16" else ""
+                hint = (
+                    " Use bf16='auto' (bf16 where the CPU computes it natively) or bf16=True."
+                    if name == "fp16"
+                    else ""
+                )
                 raise TrainingError(
                     f"TrainingArguments({name}={kwargs[name]!r}) is not supported by Cove; leave it at "
                     f"{default!r}.{hint}"
@@ -176,6 +195,7 @@ class TrainingArguments(_Fields):
             raise TrainingError(
                 "save_strategy='best' needs evaluation: set eval_strategy to 'steps' or 'epoch'."
             )
+        self.bf16 = _resolve_bf16(self.bf16)
         if self.lr_scheduler_type not in SCHEDULERS:
             raise TrainingError(
                 f"lr_scheduler_type={self.lr_scheduler_type!r} is not supported; use one of {SCHEDULERS}."

@@ -1,38 +1,59 @@
-"""File routes: resolve (HEAD/GET with Range) and the git-LFS batch API with the basic transfer."""
+"""File routes: resolve (HEAD/GET with Range), the git-LFS batch API and its signed basic-transfer URLs."""
 
-from __future__ import annotations
-
-import json
+# no `from __future__ import annotations`: the per-repo-type routes below are closures whose Annotated
+# dependencies FastAPI must see as objects, not as strings it cannot resolve in the module's globals
 import re
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from cove.errors import BlobMismatchError, HubRequestError
-from cove.server.deps import PLURAL, Caller, Db, HubDep, base_url, raw_segments, unquote_segment
+from cove.errors import BlobMismatchError, EntryNotFoundError, InvalidRequestBodyError, PayloadTooLargeError
+from cove.server import rawpath  # noqa: F401  # registers the {x:seg} / {x:rpath} convertors
+from cove.server.auth.service import Principal
+from cove.server.body import declared_length, iter_body, json_body
+from cove.server.deps import Caller, Db, Hub, HubDep, base_url, check_segment, find_repo
 from cove.server.errors import error_response
 from cove.server.files import service
 from cove.server.files.pipe import pipe_to
+from cove.server.files.schemas import LfsBatchRequest, LfsVerifyRequest, LfsVerifyResponse
+from cove.server.responses import SafeJSONResponse
+from cove.store import RepoRow
 
 router = APIRouter()
 LFS_JSON = "application/vnd.git-lfs+json"
 
 
+def _signed(action: str) -> Any:
+    """A dependency: the (repo, announced size) of a signed transfer URL, checked before the body is read."""
+
+    def check(oid: str, request: Request, hub: HubDep, s: Db) -> tuple[RepoRow, int]:
+        return service.check_signed_link(hub.store, s, hub.secret, action, oid, request.query_params)
+
+    return Depends(check)
+
+
+SignedUpload = Annotated[tuple[RepoRow, int], _signed("upload")]
+SignedDownload = Annotated[tuple[RepoRow, int], _signed("download")]
+VerifyBody = Annotated[LfsVerifyRequest, Depends(json_body(LfsVerifyRequest, what="the LFS verify request"))]
+
+
 @router.put("/cove-lfs/{oid}")
-async def lfs_upload(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
+async def lfs_upload(oid: str, request: Request, hub: HubDep, s: Db, link: SignedUpload) -> Response:
     """Basic-transfer upload target; the URL is signed by the batch endpoint, so it carries no token."""
-    q = request.query_params
-    try:
-        size, expires, repo_pk = int(q["size"]), int(q["expires"]), int(q["repo"])
-    except (KeyError, ValueError) as exc:
-        raise HubRequestError("Malformed LFS upload URL: ask the LFS batch endpoint for a new one.") from exc
-    service.check_lfs_signature(hub.secret, repo_pk, oid, size, expires, q.get("sig", ""))
-    if size > hub.settings.max_upload_bytes:
-        raise HubRequestError(
-            f"LFS object of {size} bytes is over the upload limit of {hub.settings.max_upload_bytes}."
+    repo, size = link
+    settings = hub.settings
+    if size > settings.max_upload_bytes:
+        raise PayloadTooLargeError(
+            f"LFS object of {size} bytes is over the upload limit of {settings.max_upload_bytes} "
+            "(COVE_MAX_UPLOAD_BYTES)."
         )
+    declared = declared_length(request)
+    if declared is not None and declared != size:
+        raise BlobMismatchError(f"LFS object {oid} is announced as {size} bytes, but {declared} are coming.")
 
     def check(total: int) -> None:
         if total > size:
@@ -45,50 +66,31 @@ async def lfs_upload(oid: str, request: Request, hub: HubDep, s: Db) -> Response
 
     # streamed into the store as it arrives: a blob appears only complete and verified (disk: temp file +
     # rename; S3: a multipart upload completed last), so a crash mid-upload leaves no partial blob
-    _, total = await pipe_to(request.stream(), store, check=check)
+    body = iter_body(request, settings.max_upload_bytes, settings, setting="COVE_MAX_UPLOAD_BYTES")
+    _, total = await pipe_to(body, store, check=check)
     if total != size:  # the hash matched, so only a wrong announced size gets here
         raise BlobMismatchError(f"LFS object {oid} has {total} bytes, not the announced {size}.")
-    hub.store.link_lfs(s, repo_pk, oid)
+    await run_in_threadpool(hub.store.link_lfs, s, repo.id, oid)
     return Response(status_code=200)
 
 
-@router.post("/cove-lfs/{oid}/verify")
-async def lfs_verify(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError as exc:
-        raise HubRequestError(f"Malformed JSON in the LFS verify request: {exc}.") from exc
-    size = body.get("size") if isinstance(body, dict) else None
-    q = request.query_params
-    try:
-        repo_pk = int(q["repo"])
-        service.check_lfs_signature(
-            hub.secret, repo_pk, oid, int(q["size"]), int(q["expires"]), q.get("sig", "")
-        )
-    except (KeyError, ValueError) as exc:
-        raise HubRequestError("Malformed LFS verify URL: ask the LFS batch endpoint for a new one.") from exc
-    if not hub.store.has_lfs(s, repo_pk, oid):
-        return error_response(404, f"LFS object {oid} was not uploaded.")
-    if size is not None and hub.store.blobs.size(oid) != size:
-        return error_response(422, f"LFS object {oid} has {hub.store.blobs.size(oid)} bytes, not {size}.")
-    return JSONResponse({"ok": True})
+@router.post("/cove-lfs/{oid}/verify", response_model=LfsVerifyResponse)
+def lfs_verify(oid: str, hub: HubDep, s: Db, link: SignedUpload, body: VerifyBody) -> Any:
+    repo, _ = link
+    if not hub.store.has_lfs(s, repo.id, oid):
+        raise EntryNotFoundError(f"LFS object {oid} was not uploaded.")
+    real = hub.store.blobs.size(oid)
+    if body.size is not None and real != body.size:
+        raise InvalidRequestBodyError(f"LFS object {oid} has {real} bytes, not {body.size}.")
+    return LfsVerifyResponse(ok=True)
 
 
 @router.get("/cove-lfs/{oid}")
-def lfs_download(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
+def lfs_download(oid: str, hub: HubDep, s: Db, link: SignedDownload) -> Response:
     """Basic-transfer download target for git-lfs clients; signed by the batch endpoint like uploads."""
-    q = request.query_params
-    try:
-        repo_pk = int(q["repo"])
-        service.check_lfs_signature(
-            hub.secret, repo_pk, oid, int(q["size"]), int(q["expires"]), q.get("sig", "")
-        )
-    except (KeyError, ValueError) as exc:
-        raise HubRequestError(
-            "Malformed LFS download URL: ask the LFS batch endpoint for a new one."
-        ) from exc
-    if not hub.store.has_lfs(s, repo_pk, oid):
-        return error_response(404, f"LFS object {oid} not found.")
+    repo, _ = link
+    if not hub.store.has_lfs(s, repo.id, oid):  # still linked: a link outlives no deletion
+        raise EntryNotFoundError(f"LFS object {oid} not found.")
     size = hub.store.blobs.size(oid)
     s.close()  # as in resolve: no pooled connection held while streaming
     return StreamingResponse(
@@ -98,96 +100,30 @@ def lfs_download(oid: str, request: Request, hub: HubDep, s: Db) -> Response:
     )
 
 
-def _parse_repo(segs: list[str]) -> tuple[str, list[str]]:
-    """(repo type, remaining segments) for /{datasets,spaces,models}/ns/name/... or /ns/name/..."""
-    if segs and segs[0] in PLURAL:
-        return PLURAL[segs[0]], segs[1:]
-    return "model", segs
+BatchBody = Annotated[
+    LfsBatchRequest, Depends(json_body(LfsBatchRequest, media_type=LFS_JSON, what="the LFS batch request"))
+]
 
 
-@router.post("/{rest:path}")
-async def lfs_batch(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> Response:
-    segs = raw_segments(request)
-    repo_type, segs = _parse_repo(segs)
-    if len(segs) != 6 or not segs[1].endswith(".git") or segs[2:] != ["info", "lfs", "objects", "batch"]:
-        return error_response(404, f"No route POST {request.url.path}.")
-    repo_id = f"{unquote_segment(segs[0])}/{unquote_segment(segs[1])[:-4]}"
-    repo = hub.store.get_repo(s, repo_type, repo_id)
-    caller.check_read(repo)
-    try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        raise HubRequestError(f"Malformed JSON in the LFS batch request: {exc}.") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
-        raise HubRequestError(
-            "Malformed LFS batch request: expected {'operation', 'objects': [{oid, size}]}."
+def _lfs_batch_route(repo_type: str) -> Any:
+    def batch_repo(namespace: str, name: str, hub: HubDep, s: Db, caller: Caller) -> RepoRow:
+        return find_repo(repo_type, namespace, name, hub, s, caller)
+
+    def lfs_batch(
+        request: Request,
+        hub: HubDep,
+        s: Db,
+        caller: Caller,
+        repo: Annotated[RepoRow, Depends(batch_repo)],  # before the body: unknown repos read nothing
+        body: BatchBody,
+    ) -> Response:
+        answer = service.lfs_batch(
+            hub.store, s, hub.settings, hub.secret, caller, repo, body, base_url(request)
         )
-    operation = body.get("operation")
-    if operation == "upload":
-        caller.check_write(repo)
-    elif operation != "download":
-        raise HubRequestError(f"Unknown LFS operation {operation!r}: use upload or download.")
-    objects: list[dict[str, Any]] = []
-    root = base_url(request)
-    for obj in body["objects"]:
-        oid, size = str(obj.get("oid", "")), obj.get("size")
-        if not re.fullmatch(r"[0-9a-f]{64}", oid) or not isinstance(size, int) or size < 0:
-            objects.append(
-                {
-                    "oid": oid,
-                    "size": size if isinstance(size, int) else 0,
-                    "error": {"code": 422, "message": "oid must be a sha256 hex digest and size an integer"},
-                }
-            )
-            continue
-        if operation == "upload" and size > hub.settings.max_upload_bytes:
-            objects.append(
-                {
-                    "oid": oid,
-                    "size": size,
-                    "error": {
-                        "code": 413,
-                        "message": f"over the upload limit of {hub.settings.max_upload_bytes}",
-                    },
-                }
-            )
-            continue
-        entry: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
-        if operation == "download":
-            if not hub.store.has_lfs(s, repo.id, oid):
-                objects.append(
-                    {"oid": oid, "size": size, "error": {"code": 404, "message": "object not found"}}
-                )
-                continue
-            expires, sig = service.sign_lfs(hub.secret, repo.id, oid, size)
-            query = f"repo={repo.id}&size={size}&expires={expires}&sig={sig}"
-            entry["actions"] = {"download": {"href": f"{root}/cove-lfs/{oid}?{query}", "header": {}}}
-        elif not hub.store.has_lfs(s, repo.id, oid):
-            # even when the blob exists (another repo has it), the bytes must come: knowing a hash is not
-            # proof of having the content
-            expires, sig = service.sign_lfs(hub.secret, repo.id, oid, size)
-            query = f"repo={repo.id}&size={size}&expires={expires}&sig={sig}"
-            entry["actions"] = {
-                "upload": {"href": f"{root}/cove-lfs/{oid}?{query}", "header": {}},
-                "verify": {"href": f"{root}/cove-lfs/{oid}/verify?{query}", "header": {}},
-            }
-        objects.append(entry)
-    return JSONResponse({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}, media_type=LFS_JSON)
+        return SafeJSONResponse(answer.model_dump(exclude_none=True), media_type=LFS_JSON)
 
-
-def _count_download(s: Db, repo_pk: int) -> None:
-    """Best effort: a busy database must not fail a download."""
-    from sqlalchemy import update
-    from sqlalchemy.exc import OperationalError
-
-    from cove.store import RepoRow
-
-    s.rollback()  # end the read transaction, so the write below waits for the lock instead of failing
-    try:
-        s.execute(update(RepoRow).where(RepoRow.id == repo_pk).values(downloads=RepoRow.downloads + 1))
-        s.commit()
-    except OperationalError:
-        s.rollback()
+    lfs_batch.__name__ = f"lfs_batch_{repo_type}"
+    return lfs_batch
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -206,18 +142,20 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-@router.api_route("/{rest:path}", methods=["GET", "HEAD"])
-def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> Response:
-    segs = raw_segments(request)
-    repo_type, segs = _parse_repo(segs)
-    if len(segs) < 5 or segs[2] != "resolve":
-        return error_response(404, f"No route {request.method} {request.url.path}.")
-    repo_id = f"{unquote_segment(segs[0])}/{unquote_segment(segs[1])}"
-    revision = unquote_segment(segs[3])
-    path = unquote_segment("/".join(segs[4:]))
+def resolve(
+    repo_type: str,
+    namespace: str,
+    name: str,
+    revision: str,
+    path: str,
+    request: Request,
+    hub: Hub,
+    s: Session,
+    caller: Principal,
+) -> Response:
     store = hub.store
-    repo = store.get_repo(s, repo_type, repo_id)
-    caller.check_read(repo)
+    repo = find_repo(repo_type, namespace, name, hub, s, caller)
+    check_segment(revision, "revision")
     commit_id = store.resolve(s, repo, revision)
     try:
         entry = store.file(s, repo, commit_id, path)
@@ -251,7 +189,7 @@ def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> 
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     if status == 200 and path.endswith(("config.json", ".safetensors", ".gguf")):
-        _count_download(s, repo.id)
+        store.count_download(s, repo.id)
     presign = getattr(store.blobs, "presigned_url", None)
     if hub.settings.s3_presign_downloads and entry.lfs and presign is not None:
         # the object store serves the bytes (Range included); the client follows the redirect as it does
@@ -268,4 +206,37 @@ def resolve(rest: str, request: Request, hub: HubDep, s: Db, caller: Caller) -> 
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
+    )
+
+
+def _resolve_route(repo_type: str) -> Any:
+    def resolve_file(
+        namespace: str,
+        name: str,
+        revision: str,
+        path: str,
+        request: Request,
+        hub: HubDep,
+        s: Db,
+        caller: Caller,
+    ) -> Response:
+        return resolve(repo_type, namespace, name, revision, path, request, hub, s, caller)
+
+    resolve_file.__name__ = f"resolve_{repo_type}"
+    return resolve_file
+
+
+# typed prefixes first: /datasets/ns/name/... is a dataset, not the model "datasets/ns"
+for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("/models", "model"), ("", "model")):
+    router.add_api_route(
+        _prefix + "/{namespace:seg}/{name:seg}.git/info/lfs/objects/batch",
+        _lfs_batch_route(_type),
+        methods=["POST"],
+        openapi_extra={"x-lfs-batch": True},
+    )
+    router.add_api_route(
+        _prefix + "/{namespace:seg}/{name:seg}/resolve/{revision:seg}/{path:rpath}",
+        _resolve_route(_type),
+        methods=["GET", "HEAD"],
+        openapi_extra={"x-file-bytes": True},
     )

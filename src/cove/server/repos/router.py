@@ -1,58 +1,62 @@
-"""Repo routes under /api/{models,datasets,spaces}/{namespace}/{name}/..., dispatched on the raw path so
-'%2F' inside a revision or branch name stays part of it."""
+"""Repo routes: /api/{models,datasets,spaces}/{namespace}/{name}/..., create/delete/move, validate-yaml and
+whoami. Thin: each route takes its guards (the repo, visible or writable, from the headers) first and its
+typed body last, calls a service and returns a response model; services raise the domain errors that
+server/errors.py turns into status codes. '%2F' inside a revision stays in it (server/rawpath.py)."""
 
 from __future__ import annotations
 
-import json
-import tempfile
-from typing import Any
-from urllib.parse import parse_qs
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Request, Response
 
-from cove.errors import EntryNotFoundError, HubRequestError, RepoNotFoundError
-from cove.server.auth.service import Principal, get_account
+from cove.errors import AuthenticationError, EntryNotFoundError, HubRequestError
+from cove.server import (
+    rawpath,  # noqa: F401  # registers the {x:seg} / {x:rpath} / {x:kind} convertors
+    yamlcheck,
+)
+from cove.server.auth.service import get_account
+from cove.server.body import iter_body, json_body
 from cove.server.deps import (
-    PLURAL,
     Caller,
     Db,
     HubDep,
+    VisibleRepo,
+    WritableRepo,
+    Writer,
     base_url,
-    iso,
-    raw_segments,
+    flag,
     repo_url,
-    unquote_segment,
 )
-from cove.server.errors import error_response
 from cove.server.files import service as files
-from cove.server.repos import service
-from cove.store import RepoRow, card_from_readme, check_path, check_repo_type, parse_yaml, split_front_matter
+from cove.server.files.pipe import pipe_to
+from cove.server.repos import schemas, service
+from cove.server.repos.schemas import (
+    CommitResponse,
+    CreateRepoResponse,
+    Empty,
+    PreuploadResponse,
+    RefsResponse,
+    RepoSettingsResponse,
+    UrlResponse,
+    ValidateYamlResponse,
+)
+from cove.server.responses import SafeJSONResponse
+from cove.store import DEFAULT_BRANCH, check_path
 
 router = APIRouter()
+REPO = "/api/{kind:kind}/{namespace:seg}/{name:seg}"
 
-
-async def _json(request: Request) -> dict[str, Any]:
-    return _parse_json(await request.body())
-
-
-def _parse_json(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise HubRequestError(f"Malformed JSON in the request body: {exc}.") from exc
-    if not isinstance(data, dict):
-        raise HubRequestError("The request body must be a JSON object.")
-    return data
-
-
-def _visible_repo(hub: HubDep, s: Db, caller: Principal, repo_type: str, repo_id: str) -> RepoRow:
-    repo = hub.store.get_repo(s, repo_type, repo_id)
-    caller.check_read(repo)
-    return repo
+CreateRepoBody = Annotated[schemas.CreateRepoRequest, Depends(json_body(schemas.CreateRepoRequest))]
+RepoRefBody = Annotated[schemas.RepoRef, Depends(json_body(schemas.RepoRef))]
+MoveBody = Annotated[schemas.MoveRepoRequest, Depends(json_body(schemas.MoveRepoRequest))]
+SettingsBody = Annotated[schemas.RepoSettingsRequest, Depends(json_body(schemas.RepoSettingsRequest))]
+BranchBody = Annotated[schemas.CreateBranchRequest, Depends(json_body(schemas.CreateBranchRequest))]
+TagBody = Annotated[schemas.CreateTagRequest, Depends(json_body(schemas.CreateTagRequest))]
+PathsInfoBody = Annotated[schemas.PathsInfoRequest, Depends(json_body(schemas.PathsInfoRequest))]
+PreuploadBody = Annotated[schemas.PreuploadRequest, Depends(json_body(schemas.PreuploadRequest))]
+YamlBody = Annotated[
+    schemas.ValidateYamlRequest, Depends(json_body(schemas.ValidateYamlRequest, limit="max_yaml_bytes"))
+]
 
 
 def _page(request: Request, items: list[Any], page_size: int) -> Response:
@@ -74,292 +78,195 @@ def _page(request: Request, items: list[Any], page_size: int) -> Response:
     if start + limit < len(items):
         nxt = request.url.include_query_params(cursor=str(start + limit))
         headers["Link"] = f'<{nxt}>; rel="next"'
-    return JSONResponse(page, headers=headers)
+    return SafeJSONResponse(page, headers=headers)
 
 
-async def repo_dispatch(
-    kind: str, rest: str, request: Request, hub: HubDep, s: Db, caller: Caller
+# --- reading ----------------------------------------------------------------------------------------
+
+
+@router.get(REPO)
+@router.get(REPO + "/revision/{revision:seg}")
+def repo_info(
+    repo: VisibleRepo, hub: HubDep, s: Db, revision: str = DEFAULT_BRANCH, blobs: str | None = None
+) -> SafeJSONResponse:
+    commit_id = hub.store.resolve(s, repo, revision)
+    return SafeJSONResponse(service.info_json(hub.store, s, repo, commit_id, files_metadata=flag(blobs)))
+
+
+@router.get(REPO + "/tree/{revision:seg}")
+@router.get(REPO + "/tree/{revision:seg}/{path:rpath}")
+def tree(
+    request: Request,
+    repo: VisibleRepo,
+    hub: HubDep,
+    s: Db,
+    revision: str,
+    path: str = "",
+    recursive: str | None = None,
 ) -> Response:
-    # read the body here, then do the blocking database and blob work off the event loop
-    segs = raw_segments(request)
-    if request.method == "POST" and len(segs) > 5 and segs[4] == "commit":
-        # NDJSON commits can be large: spool them to disk and parse line by line
-        with tempfile.SpooledTemporaryFile(max_size=32 * 1024**2, dir=hub.store.tmp_dir) as spool:
-            await _spool_limited(request, hub.settings.max_upload_bytes, spool)
-            spool.seek(0)
-            return await run_in_threadpool(_dispatch, kind, request, spool, hub, s, caller)
-    body = b""
-    if request.method in ("POST", "PUT", "DELETE"):
-        body = await _read_limited(request, hub.settings.max_upload_bytes)
-    return await run_in_threadpool(_dispatch, kind, request, body, hub, s, caller)
+    commit_id = hub.store.resolve(s, repo, revision)
+    path = path.strip("/")
+    if path:
+        check_path(path)
+    listing = service.tree_listing(hub.store.tree(s, commit_id), path, recursive=flag(recursive))
+    if listing is None:
+        raise EntryNotFoundError(f"Folder {path!r} not found in {repo.repo_id!r} at {commit_id[:12]}.")
+    return _page(request, listing, hub.settings.tree_page_size)
 
 
-def _dispatch(kind: str, request: Request, body: Any, hub: HubDep, s: Db, caller: Caller) -> Response:
-    """Every /api/{kind}/ns/name/... route; body is the request's bytes (a spooled file for commits)."""
-    if kind not in PLURAL:
-        return error_response(404, f"No route /api/{kind}: use /api/models, /api/datasets or /api/spaces.")
-    repo_type = PLURAL[kind]
-    segs = raw_segments(request)[2:]
-    if len(segs) < 2:
-        raise RepoNotFoundError(f"Invalid repo id {'/'.join(segs)!r}: expected 'namespace/name'.")
-    repo_id = f"{unquote_segment(segs[0])}/{unquote_segment(segs[1])}"
-    action = segs[2] if len(segs) > 2 else ""
-    args = [unquote_segment(x) for x in segs[3:]]
-    method = request.method
-    store = hub.store
-
-    if action in ("", "revision") and method == "GET":
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        commit_id = store.resolve(s, repo, args[0] if args else None)
-        files_metadata = request.query_params.get("blobs", "").lower() in ("1", "true")
-        return JSONResponse(service.info_json(store, s, repo, commit_id, files_metadata=files_metadata))
-
-    if action == "tree" and method == "GET":
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        commit_id = store.resolve(s, repo, args[0] if args else None)
-        path = "/".join(args[1:]).strip("/")
-        if path:
-            check_path(path)
-        recursive = request.query_params.get("recursive", "").lower() in ("1", "true")
-        listing = service.tree_listing(store.tree(s, commit_id), path, recursive=recursive)
-        if listing is None:
-            raise EntryNotFoundError(f"Folder {path!r} not found in {repo_id!r} at {commit_id[:12]}.")
-        return _page(request, listing, hub.settings.tree_page_size)
-
-    if action == "paths-info" and method == "POST":
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        commit_id = store.resolve(s, repo, args[0] if args else None)
-        if request.headers.get("content-type", "").startswith("application/json"):
-            paths = [str(p) for p in _parse_json(body).get("paths", [])]
-        else:  # the client posts an urlencoded form: paths=a&paths=b
-            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-            paths = form.get("paths", [])
-        for p in paths:
-            check_path(p.strip("/"))
-        return JSONResponse(service.paths_info(store.tree(s, commit_id), paths))
-
-    if action == "refs" and method == "GET":
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        include_prs = request.query_params.get("include_prs", "").lower() in ("1", "true")
-        return JSONResponse(service.refs_json(store, s, repo, include_prs=include_prs))
-
-    if action == "commits" and method == "GET":
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        file_path = "/".join(args[1:]).strip("/") or None
-        if file_path:
-            check_path(file_path)
-        history = store.history(s, repo, args[0] if args else None, file_path)
-        items = [
-            {
-                "id": c.id,
-                "title": c.title,
-                "message": c.message,
-                "authors": [{"user": c.author, "avatar": None}],
-                "date": iso(c.created_at),
-            }
-            for c in history
-        ]
-        return _page(request, items, hub.settings.list_page_size)
-
-    if action == "branch" and args and method in ("POST", "DELETE"):
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        caller.check_write(repo)
-        name = "/".join(args)
-        if method == "DELETE":
-            store.delete_ref(s, repo, "branch", name)
-        else:
-            store.create_ref(s, repo, "branch", name, _parse_json(body).get("startingPoint"))
-        return JSONResponse({})
-
-    if action == "tag" and args and method in ("POST", "DELETE"):
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        caller.check_write(repo)
-        if method == "DELETE":
-            store.delete_ref(s, repo, "tag", "/".join(args))
-        else:
-            data = _parse_json(body)
-            tag = data.get("tag")
-            if not isinstance(tag, str):
-                raise HubRequestError("Creating a tag needs a JSON body with 'tag': the tag's name.")
-            store.create_ref(s, repo, "tag", tag, args[0], message=str(data.get("message") or ""))
-        return JSONResponse({})
-
-    if action == "settings" and method == "PUT":
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        caller.check_write(repo)
-        data = _parse_json(body)
-        if data.get("gated") not in (None, False, "false"):
-            raise HubRequestError(f"Gated repos are not supported by Cove (gated={data['gated']!r}).")
-        private = data.get("private")
-        if "visibility" in data:
-            if data["visibility"] not in ("public", "private"):
-                raise HubRequestError(f"Unknown visibility {data['visibility']!r}: use public or private.")
-            private = data["visibility"] == "private"
-        if private is not None and bool(private) != repo.private:
-            caller.check_admin(repo)
-            repo.private = bool(private)
-        s.commit()
-        return JSONResponse({"private": repo.private})
-
-    if action == "preupload" and method == "POST":
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        caller.check_write(repo)
-        commit_id = store.resolve(s, repo, args[0] if args else None)
-        tree = store.tree(s, commit_id)
-        answers = files.preupload(
-            hub.settings,
-            tree,
-            _parse_json(body).get("files"),
-            user_agent=request.headers.get("user-agent", ""),
-            override=request.headers.get("x-cove-upload-mode"),
-        )
-        return JSONResponse({"files": answers, "commitOid": commit_id})
-
-    if action == "commit" and method == "POST":
-        repo = _visible_repo(hub, s, caller, repo_type, repo_id)
-        caller.check_write(repo)
-        if request.query_params.get("create_pr", "").lower() in ("1", "true"):
-            raise HubRequestError("Pull requests are not supported by Cove: commit to a branch instead.")
-        lines = body.splitlines() if isinstance(body, bytes) else files.iter_lines(body)
-        header, ops = files.read_commit(store, s, repo, lines)
-        title = str(header.get("summary") or "").strip()
-        commit_id = store.commit(
-            s,
-            repo,
-            ops,
-            title=title,
-            message=str(header.get("description") or ""),
-            author=caller.name or "anonymous",
-            branch=args[0] if args else None,
-            parent_commit=header.get("parentCommit"),
-        )
-        return JSONResponse(
-            {
-                "success": True,
-                "commitOid": commit_id,
-                "commitUrl": f"{repo_url(request, repo.type, repo.repo_id)}/commit/{commit_id}",
-                "commitMessage": title,
-                "hookOutput": "",
-                "pullRequestUrl": None,
-            }
-        )
-
-    return error_response(404, f"No route {method} {request.url.path}: not part of the Hub API Cove serves.")
+@router.post(REPO + "/paths-info/{revision:seg}")
+def paths_info(repo: VisibleRepo, hub: HubDep, s: Db, revision: str, body: PathsInfoBody) -> SafeJSONResponse:
+    commit_id = hub.store.resolve(s, repo, revision)
+    for p in body.paths:
+        check_path(p.strip("/"))
+    return SafeJSONResponse(service.paths_info(hub.store.tree(s, commit_id), body.paths))
 
 
-async def _spool_limited(request: Request, limit: int, out: Any) -> None:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise HubRequestError(f"Request body of {length} bytes is over the upload limit of {limit} bytes.")
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise HubRequestError(
-                f"Request body is over the upload limit of {limit} bytes (COVE_MAX_UPLOAD_BYTES)."
-            )
-        out.write(chunk)
+@router.get(REPO + "/refs", response_model=RefsResponse, response_model_exclude_none=True)
+def refs(repo: VisibleRepo, hub: HubDep, s: Db, include_prs: str | None = None) -> Any:
+    return service.refs_json(hub.store, s, repo, include_prs=flag(include_prs))
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise HubRequestError(f"Request body of {length} bytes is over the upload limit of {limit} bytes.")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise HubRequestError(
-                f"Request body is over the upload limit of {limit} bytes (COVE_MAX_UPLOAD_BYTES)."
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+@router.get(REPO + "/commits/{revision:seg}")
+@router.get(REPO + "/commits/{revision:seg}/{path:rpath}")
+def commits(
+    request: Request, repo: VisibleRepo, hub: HubDep, s: Db, revision: str, path: str = ""
+) -> Response:
+    items = service.commits_json(hub.store, s, repo, revision, path.strip("/"))
+    return _page(request, items, hub.settings.list_page_size)
 
 
-@router.post("/api/repos/create")
-async def create_repo(request: Request, hub: HubDep, s: Db, caller: Caller) -> Response:
-    body = await _json(request)
-    name = body.get("name")
-    if not isinstance(name, str):
-        raise HubRequestError("create needs a JSON body with 'name'.")
-    namespace = body.get("organization") or caller.name
-    if namespace is None:
-        return error_response(
-            401, "Creating a repo needs a write token: pass one (Authorization: Bearer ...)."
-        )
-    repo_type = check_repo_type(body.get("type"))
-    if not caller.can_write_namespace(namespace):
-        return error_response(
-            403,
-            f"You may not create repos under {namespace!r}: use a write token of that user or of an org member.",
-        )
-    if get_account(s, namespace) is None:
-        raise HubRequestError(f"No user or organisation named {namespace!r}: create it first (cove org add).")
-    private = bool(body.get("private", False))
-    if body.get("visibility") is not None:
-        private = body["visibility"] == "private"
-    repo_id = f"{namespace}/{name}"
-    url = repo_url(request, repo_type, repo_id)
-    if hub.store.exists(s, repo_type, repo_id):  # the client reads "url" from the 409 too (exist_ok)
-        return JSONResponse(
-            {"error": f"You already created this {repo_type} repo: {repo_id}", "url": url},
-            status_code=409,
-            headers={"X-Error-Message": "Repo already exists", "X-Error-Code": "Conflict"},
-        )
-    repo = hub.store.create_repo(
-        s, repo_type, repo_id, private=private, author=caller.name or namespace, sdk=body.get("sdk")
+# --- writing ----------------------------------------------------------------------------------------
+
+
+@router.post(REPO + "/branch/{branch:rpath}", response_model=Empty)
+def create_branch(repo: WritableRepo, hub: HubDep, s: Db, branch: str, body: BranchBody) -> Empty:
+    service.create_branch(hub.store, s, repo, branch, body)
+    return Empty()
+
+
+@router.delete(REPO + "/branch/{branch:rpath}", response_model=Empty)
+def delete_branch(repo: WritableRepo, hub: HubDep, s: Db, branch: str) -> Empty:
+    hub.store.delete_ref(s, repo, "branch", branch)
+    return Empty()
+
+
+@router.post(REPO + "/tag/{revision:rpath}", response_model=Empty)
+def create_tag(repo: WritableRepo, hub: HubDep, s: Db, revision: str, body: TagBody) -> Empty:
+    service.create_tag(hub.store, s, repo, revision, body)
+    return Empty()
+
+
+@router.delete(REPO + "/tag/{tag:rpath}", response_model=Empty)
+def delete_tag(repo: WritableRepo, hub: HubDep, s: Db, tag: str) -> Empty:
+    hub.store.delete_ref(s, repo, "tag", tag)
+    return Empty()
+
+
+@router.put(REPO + "/settings", response_model=RepoSettingsResponse)
+def update_settings(repo: WritableRepo, hub: HubDep, s: Db, caller: Caller, body: SettingsBody) -> Any:
+    return RepoSettingsResponse(private=service.update_settings(hub.store, s, caller, repo, body))
+
+
+@router.post(REPO + "/preupload/{revision:seg}", response_model=PreuploadResponse)
+def preupload(
+    request: Request, repo: WritableRepo, hub: HubDep, s: Db, revision: str, body: PreuploadBody
+) -> Any:
+    commit_id = hub.store.resolve(s, repo, revision)
+    answers = files.preupload(
+        hub.settings,
+        hub.store.tree(s, commit_id),
+        body.files,
+        user_agent=request.headers.get("user-agent", ""),
+        override=request.headers.get("x-cove-upload-mode"),
+        xet_disabled=request.headers.get("x-cove-client-xet", "").lower() in ("off", "disabled", "0"),
     )
-    return JSONResponse(
-        {"url": repo_url(request, repo_type, repo_id), "name": repo_id, "id": f"{repo.id:024x}"}
+    return PreuploadResponse(files=answers, commitOid=commit_id)
+
+
+@router.post(
+    REPO + "/commit/{revision:seg}",
+    response_model=CommitResponse,
+    openapi_extra={
+        "requestBody": {
+            "description": "NDJSON: a header line, then one line per operation",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def commit(
+    request: Request,
+    repo: WritableRepo,
+    hub: HubDep,
+    s: Db,
+    caller: Caller,
+    revision: str,
+    create_pr: str | None = None,
+) -> Any:
+    """The NDJSON commit. The guards ran first (the repo exists, the caller may write), so the body is read
+    only for writers; it is parsed line by line in a worker thread as it arrives, each regular file going to
+    the blob store as its line is complete, so neither memory nor a spool file holds the whole body."""
+    if flag(create_pr):
+        raise HubRequestError("Pull requests are not supported by Cove: commit to a branch instead.")
+    settings = hub.settings
+    body = iter_body(request, settings.max_upload_bytes, settings, setting="COVE_MAX_UPLOAD_BYTES")
+
+    def apply(stream: Any) -> tuple[str, str]:
+        return files.commit_ndjson(
+            hub.store, s, repo, files.iter_lines(stream), author=caller.name or "anonymous", branch=revision
+        )
+
+    commit_id, title = await pipe_to(body, apply, check=lambda total: None)
+    return CommitResponse(
+        success=True,
+        commitOid=commit_id,
+        commitUrl=f"{repo_url(request, repo.type, repo.repo_id)}/commit/{commit_id}",
+        commitMessage=title,
+        hookOutput="",
+        pullRequestUrl=None,
     )
 
 
-@router.delete("/api/repos/delete")
-async def delete_repo(request: Request, hub: HubDep, s: Db, caller: Caller) -> Response:
-    body = await _json(request)
-    namespace = body.get("organization") or caller.name
-    repo = _visible_repo(hub, s, caller, check_repo_type(body.get("type")), f"{namespace}/{body.get('name')}")
-    caller.check_admin(repo)
-    hub.store.delete_repo(s, repo)
-    return JSONResponse({})
+# --- repos as a whole -------------------------------------------------------------------------------
 
 
-@router.post("/api/repos/move")
-async def move_repo(request: Request, hub: HubDep, s: Db, caller: Caller) -> Response:
-    body = await _json(request)
-    repo = _visible_repo(hub, s, caller, check_repo_type(body.get("type")), str(body.get("fromRepo")))
-    caller.check_admin(repo)
-    to = str(body.get("toRepo"))
-    namespace = to.split("/")[0]
-    if not caller.can_write_namespace(namespace) or get_account(s, namespace) is None:
-        return error_response(403, f"You may not move repos into {namespace!r}.")
-    hub.store.move_repo(s, repo, to)
-    return JSONResponse({"url": repo_url(request, repo.type, repo.repo_id)})
+@router.post("/api/repos/create", response_model=CreateRepoResponse)
+def create_repo(request: Request, hub: HubDep, s: Db, caller: Writer, body: CreateRepoBody) -> Any:
+    return service.create_repo(hub.store, s, caller, body, lambda t, r: repo_url(request, t, r))
 
 
-@router.post("/api/validate-yaml")
-async def validate_yaml(request: Request) -> Response:
-    body = await _json(request)
-    content = body.get("content")
-    if not isinstance(content, str):
-        raise HubRequestError("validate-yaml needs a JSON body with 'content': the README or its YAML.")
-    try:
-        if split_front_matter(content) is not None:
-            card_from_readme(content)
-        else:
-            parse_yaml(content)
-    except HubRequestError as exc:
-        return JSONResponse({"errors": [{"message": str(exc)}], "error": str(exc)}, status_code=400)
-    return JSONResponse({"errors": [], "warnings": []})
+@router.delete("/api/repos/delete", response_model=Empty)
+def delete_repo(hub: HubDep, s: Db, caller: Writer, body: RepoRefBody) -> Empty:
+    service.delete_repo(hub.store, s, caller, body)
+    return Empty()
+
+
+@router.post("/api/repos/move", response_model=UrlResponse)
+def move_repo(request: Request, hub: HubDep, s: Db, caller: Writer, body: MoveBody) -> Any:
+    repo = service.move_repo(hub.store, s, caller, body)
+    return UrlResponse(url=repo_url(request, repo.type, repo.repo_id))
+
+
+@router.post(
+    "/api/validate-yaml",
+    response_model=ValidateYamlResponse,
+    responses={400: {"description": "The YAML is invalid", "model": ValidateYamlResponse}},
+)
+async def validate_yaml(hub: HubDep, body: YamlBody) -> Any:
+    # a large YAML takes seconds of CPU: parsed away from the event loop and its GIL, with a time limit
+    problem = await yamlcheck.check(body.content, timeout=hub.settings.yaml_timeout_seconds)
+    if problem is not None:
+        return SafeJSONResponse({"errors": [{"message": problem}], "error": problem}, status_code=400)
+    return ValidateYamlResponse(errors=[], warnings=[])
 
 
 @router.get("/api/whoami-v2")
 def whoami(request: Request, s: Db, caller: Caller) -> Response:
     if caller.name is None:
-        return error_response(401, "Invalid credentials in Authorization header")
+        raise AuthenticationError("Invalid credentials in Authorization header")
     account = get_account(s, caller.name)
     assert account is not None
-    return JSONResponse(
+    return SafeJSONResponse(
         {
             "type": "user",
             "id": f"{account.id:024x}",
@@ -382,7 +289,3 @@ def whoami(request: Request, s: Db, caller: Caller) -> Response:
             "url": f"{base_url(request)}/{caller.name}",
         }
     )
-
-
-# registered last: the specific /api/... routes above take precedence over this catch-all
-router.add_api_route("/api/{kind}/{rest:path}", repo_dispatch, methods=["GET", "POST", "PUT", "DELETE"])

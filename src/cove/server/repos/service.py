@@ -1,15 +1,36 @@
-"""Repo metadata as the Hub's JSON: info with siblings, tree entries, refs, commits."""
+"""Repo metadata as the Hub's JSON (info with siblings, tree entries, refs, commits), and the changes to
+repos the routes ask for: create, delete, move, settings, branches, tags."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cove.errors import AuthenticationError, HubPermissionError, HubRequestError, RepoExistsError
+from cove.server.auth.service import Principal, get_account
 from cove.server.deps import iso
-from cove.store import FileEntry, RepoRow, RepoStore, card_tags, lfs_pointer
+from cove.server.repos.schemas import (
+    CreateBranchRequest,
+    CreateRepoRequest,
+    CreateRepoResponse,
+    CreateTagRequest,
+    MoveRepoRequest,
+    RepoRef,
+    RepoSettingsRequest,
+)
+from cove.store import (
+    FileEntry,
+    RepoRow,
+    RepoStore,
+    card_tags,
+    check_path,
+    check_repo_type,
+    lfs_pointer,
+)
 
 
 def card(repo: RepoRow) -> dict[str, Any]:
@@ -166,3 +187,96 @@ def refs_json(store: RepoStore, s: Session, repo: RepoRow, *, include_prs: bool)
     if include_prs:
         out["pullRequests"] = []
     return out
+
+
+# --- changes: each raises the domain errors server/errors.py maps ----------------------------------
+
+
+def create_repo(
+    store: RepoStore,
+    s: Session,
+    caller: Principal,
+    body: CreateRepoRequest,
+    url_of: Callable[[str, str], str],
+) -> CreateRepoResponse:
+    namespace = body.organization or caller.name
+    if namespace is None:
+        raise AuthenticationError(
+            "Creating a repo needs a write token: pass one (Authorization: Bearer ...)."
+        )
+    repo_type = check_repo_type(body.type)
+    if not caller.can_write_namespace(namespace):
+        raise HubPermissionError(
+            f"You may not create repos under {namespace!r}: use a write token of that user or of an org member."
+        )
+    if get_account(s, namespace) is None:
+        raise HubRequestError(f"No user or organisation named {namespace!r}: create it first (cove org add).")
+    private = bool(body.private)
+    if body.visibility is not None:
+        private = body.visibility == "private"
+    repo_id = f"{namespace}/{body.name}"
+    url = url_of(repo_type, repo_id)
+    if store.exists(s, repo_type, repo_id):
+        exists = RepoExistsError(f"You already created this {repo_type} repo: {repo_id}")
+        exists.body = {"url": url}  # type: ignore[attr-defined]  # the client reads it (exist_ok=True)
+        raise exists
+    repo = store.create_repo(
+        s, repo_type, repo_id, private=private, author=caller.name or namespace, sdk=body.sdk
+    )
+    return CreateRepoResponse(url=url, name=repo_id, id=f"{repo.id:024x}")
+
+
+def delete_repo(store: RepoStore, s: Session, caller: Principal, body: RepoRef) -> None:
+    namespace = body.organization or caller.name
+    repo = store.get_repo(s, check_repo_type(body.type), f"{namespace}/{body.name}")
+    caller.check_admin(repo)
+    store.delete_repo(s, repo)
+
+
+def move_repo(store: RepoStore, s: Session, caller: Principal, body: MoveRepoRequest) -> RepoRow:
+    repo = store.get_repo(s, check_repo_type(body.type), body.fromRepo)
+    caller.check_admin(repo)
+    namespace = body.toRepo.split("/")[0]
+    if not caller.can_write_namespace(namespace) or get_account(s, namespace) is None:
+        raise HubPermissionError(f"You may not move repos into {namespace!r}.")
+    return store.move_repo(s, repo, body.toRepo)
+
+
+def update_settings(
+    store: RepoStore, s: Session, caller: Principal, repo: RepoRow, body: RepoSettingsRequest
+) -> bool:
+    """Apply the settings Cove supports (visibility); returns whether the repo is now private."""
+    if body.gated not in (None, False, "false"):
+        raise HubRequestError(f"Gated repos are not supported by Cove (gated={body.gated!r}).")
+    private = body.private
+    if body.visibility is not None:
+        private = body.visibility == "private"
+    if private is not None and private != repo.private:
+        caller.check_admin(repo)
+        store.set_private(s, repo, private)
+    return repo.private
+
+
+def create_branch(store: RepoStore, s: Session, repo: RepoRow, name: str, body: CreateBranchRequest) -> None:
+    store.create_ref(s, repo, "branch", name, body.startingPoint)
+
+
+def create_tag(store: RepoStore, s: Session, repo: RepoRow, revision: str, body: CreateTagRequest) -> None:
+    store.create_ref(s, repo, "tag", body.tag, revision, message=body.message or "")
+
+
+def commits_json(
+    store: RepoStore, s: Session, repo: RepoRow, revision: str, path: str | None
+) -> list[dict[str, Any]]:
+    if path:
+        check_path(path)
+    return [
+        {
+            "id": c.id,
+            "title": c.title,
+            "message": c.message,
+            "authors": [{"user": c.author, "avatar": None}],
+            "date": iso(c.created_at),
+        }
+        for c in store.history(s, repo, revision, path or None)
+    ]

@@ -1,0 +1,138 @@
+"""The list API: query parameters into one database query (cove.store.list_repo_page), rows into the Hub's
+JSON. Only the page's rows are loaded; a row that cannot be listed is logged and left out, never a 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cove.errors import HubRequestError
+from cove.server.auth.service import Principal
+from cove.server.deps import Hub
+from cove.server.repos.service import summary_json
+from cove.server.search.schemas import ListQuery
+from cove.store import DEFAULT_BRANCH, SORTS, FileEntry, RepoQuery, RepoRow, list_repo_page
+
+log = logging.getLogger(__name__)
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _prefixed(prefix: str, values: list[str]) -> list[str]:
+    return [v if v.startswith(prefix) else prefix + v for v in _split(values)]
+
+
+def readable_namespaces(caller: Principal) -> set[str] | None:
+    """Whose private repos the caller may list: its own and its orgs' (any role); None for a site admin
+    (every repo); none for anonymous callers. The rule of Principal.can_read, as a query."""
+    if caller.name is None:
+        return set()
+    if caller.is_admin:
+        return None
+    return {caller.name, *caller.orgs}
+
+
+def build_query(repo_type: str, params: ListQuery, caller: Principal, page_size: int) -> RepoQuery:
+    if params.sort is not None and params.sort not in SORTS:
+        raise HubRequestError(f"Unknown sort {params.sort!r}: use one of {', '.join(SORTS)}.")
+    if params.direction not in (None, "-1", "1"):
+        raise HubRequestError(
+            f"Unknown direction {params.direction!r}: use -1 (descending) or 1 (ascending)."
+        )
+    tags = _split(params.filter) + _split(params.library)
+    if params.pipeline_tag:
+        tags.append(params.pipeline_tag)
+    tags += _prefixed("license:", params.license)
+    if repo_type == "dataset":
+        tags += _prefixed("language:", params.language)
+    else:
+        tags += _split(params.language)
+    links: list[tuple[str, str]] = []
+    if repo_type == "space":
+        links += [("dataset", d) for d in _split(params.datasets)]
+        links += [("model", m) for m in _split(params.models)]
+    else:
+        tags += _prefixed("dataset:", params.dataset)
+    return RepoQuery(
+        repo_type=repo_type,
+        search=tuple(term for term in params.search if term),
+        author=params.author or None,
+        tags=tuple(tags),
+        links=tuple(links),
+        linked=params.linked and repo_type == "space",
+        readable=readable_namespaces(caller),
+        sort=params.sort,
+        descending=params.direction != "1",
+        limit=min(params.limit, page_size) if params.limit else page_size,
+        cursor=params.cursor,
+    )
+
+
+def list_page(
+    hub: Hub, s: Session, caller: Principal, repo_type: str, params: ListQuery
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of items in the Hub's JSON and the cursor of the next page (None on the last)."""
+    query = build_query(repo_type, params, caller, hub.settings.list_page_size)
+    if params.gated:  # Cove has no gated repos
+        return [], None
+    page = list_repo_page(s, query)
+    expand = set(_split(params.expand))
+    with_config = (params.config or "config" in expand) and repo_type == "model"
+    with_siblings = params.full or "siblings" in expand
+    want = _Want(
+        sha=params.full or with_siblings or with_config or "sha" in expand,
+        siblings=with_siblings,
+        card=params.full or params.cardData or "cardData" in expand,
+        config=with_config,
+    )
+    items = []
+    for repo in page.rows:
+        try:
+            items.append(_item(hub, s, repo, want))
+        except Exception:  # one bad row is left out of the page, not a 500 for every caller
+            log.exception(
+                "repo %d (%s %s/%s) could not be listed", repo.id, repo.type, repo.namespace, repo.name
+            )
+    return items, page.next_cursor
+
+
+@dataclass(frozen=True)
+class _Want:
+    sha: bool
+    siblings: bool
+    card: bool
+    config: bool
+
+
+def _item(hub: Hub, s: Session, repo: RepoRow, want: _Want) -> dict[str, Any]:
+    sha = hub.store.resolve(s, repo, DEFAULT_BRANCH) if want.sha else None
+    item = summary_json(repo, sha, with_card=want.card)
+    if sha is None or not (want.siblings or want.config):
+        return item
+    tree = hub.store.tree(s, sha)
+    if want.siblings:
+        item["siblings"] = [{"rfilename": p} for p in sorted(tree)]
+    if want.config:
+        config = _config_summary(hub, tree.get("config.json"))
+        if config is not None:
+            item["config"] = config
+    return item
+
+
+def _config_summary(hub: Hub, entry: FileEntry | None) -> dict[str, Any] | None:
+    """config.json's architectures and model_type, as model_info gives them (a small file only)."""
+    if entry is None or entry.size > 1_000_000:
+        return None
+    try:
+        data = json.loads(hub.store.blobs.read(entry.sha256))
+    except (ValueError, OSError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {k: data[k] for k in ("architectures", "model_type") if k in data}
