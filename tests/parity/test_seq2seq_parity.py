@@ -577,3 +577,20 @@ def test_decoding_steps_put_decoder_layers_on_one_thread(generators, family):
             hook.remove()
     assert {t for kind, t in seen if kind == "layer"} == {1}
     assert {t for kind, t in seen if kind in ("head", "encoder")} == {2}
+
+
+@pytest.mark.parametrize("family", GENERATING)
+def test_bf16_matches_transformers(generators, tmp_path, family):
+    """Loaded in bf16, logits and beam-searched tokens equal transformers' bf16 ones (T5's gelu_new is
+    computed with transformers' formula for that)."""
+    hf, _ = generators[family]
+    hf.save_pretrained(tmp_path)
+    ours = cove.AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    ref = transformers.AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    inputs = make_inputs(family)
+    with torch.no_grad():
+        assert_close(ours(**inputs).logits, ref(**inputs).logits, atol=1e-2)
+        no_labels = {k: v for k, v in inputs.items() if k != "labels"}
+        assert ours.generate(**no_labels, max_new_tokens=8, num_beams=2).tolist() == (
+            ref.generate(**no_labels, max_new_tokens=8, num_beams=2).tolist()
+        )

@@ -169,6 +169,10 @@ class T5Attention(nn.Module):
         return self.o(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
 
 
+def _gelu_new_explicit(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
 class T5FeedForward(nn.Module):
     def __init__(self, config: T5Config):
         super().__init__()
@@ -179,7 +183,10 @@ class T5FeedForward(nn.Module):
         else:
             self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
         self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
-        self.act: Any = ACTIVATIONS[str(config.dense_act_fn)]
+        act = str(config.dense_act_fn)
+        # transformers' gelu_new is the explicit tanh formula; in bf16 its roundings differ from F.gelu's
+        # fused kernel enough to change tokens, so T5 (whose v1.1 runs it d_ff wide) computes it the same way
+        self.act: Any = _gelu_new_explicit if act == "gelu_new" else ACTIVATIONS[act]
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
