@@ -579,14 +579,19 @@ def test_decoding_steps_put_decoder_layers_on_one_thread(generators, family):
     assert {t for kind, t in seen if kind in ("head", "encoder")} == {2}
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("family", GENERATING)
-def test_bf16_matches_transformers(generators, tmp_path, family):
-    """Loaded in bf16, logits and beam-searched tokens equal transformers' bf16 ones (T5's gelu_new is
-    computed with transformers' formula for that)."""
+def test_half_precision_matches_transformers(generators, tmp_path, family, dtype):
+    """Loaded in bf16 or fp16, logits and beam-searched tokens equal transformers' (T5 computes gelu_new with
+    transformers' formula, and keeps its feed-forward output projections in fp32 under fp16 as it does)."""
     hf, _ = generators[family]
     hf.save_pretrained(tmp_path)
-    ours = cove.AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
-    ref = transformers.AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    ours = cove.AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=dtype)
+    ref = transformers.AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=dtype).eval()
+    if family.startswith(("t5", "mt5")):
+        wo = ours.encoder.blocks[0].ff.wo.weight
+        assert wo.dtype == (torch.float32 if dtype == torch.float16 else dtype)
+        assert ours.shared.weight.dtype == dtype
     inputs = make_inputs(family)
     with torch.no_grad():
         assert_close(ours(**inputs).logits, ref(**inputs).logits, atol=1e-2)

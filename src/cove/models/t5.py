@@ -343,6 +343,30 @@ class T5PreTrainedModel(PreTrainedModel):
     shared: nn.Embedding
     encoder: T5Stack
 
+    @classmethod
+    def _from_state_dict(cls, config: PretrainedConfig, state: dict[str, torch.Tensor], **kwargs: Any) -> Any:
+        model = super()._from_state_dict(config, state, **kwargs)
+        # the loaded feed-forward output weights, before any dtype cast (see _load); detached, since a cast
+        # swaps the parameters' data in place
+        model.__dict__["_loaded_wo"] = {
+            name: module.wo.weight.detach()
+            for name, module in model.named_modules()
+            if isinstance(module, T5FeedForward)
+        }
+        return model
+
+    @classmethod
+    def _load(cls, snapshot: Any, hub: Any, options: Any, overrides: dict[str, Any]) -> Any:
+        """As transformers (``_keep_in_fp32_modules = ["wo"]``): loaded in float16, the feed-forward output
+        projections stay float32, where T5's activations would otherwise overflow."""
+        model: Any = super()._load(snapshot, hub, options, overrides)
+        loaded = model.__dict__.pop("_loaded_wo", {})
+        if model.shared.weight.dtype == torch.float16:
+            for name, weight in loaded.items():
+                wo = model.get_submodule(name).wo
+                wo.weight = nn.Parameter(weight.to(device=wo.weight.device, dtype=torch.float32))
+        return model
+
     def init_module(self, module: nn.Module) -> None:
         """Mesh TensorFlow's init, as transformers': the query absorbs the 1/sqrt(d_kv) T5 never applies."""
         factor, d_model = self.config.initializer_factor, self.config.d_model
