@@ -195,16 +195,16 @@ def test_a_file_cannot_sit_where_a_folder_is_or_under_a_file(store):
 def test_the_card_is_parsed_before_the_write_lock_is_taken(store, monkeypatch):
     """A slow card parse must not hold SQLite's write lock: another writer gets through meanwhile."""
     parsing, other_done = threading.Event(), threading.Event()
-    real = repos_mod.card_from_readme
+    real = repos_mod.card_from_readme_bounded
     overlapped: list[bool] = []
 
-    def slow_parse(text):  # type: ignore[no-untyped-def]
+    def slow_parse(text, **kwargs):  # type: ignore[no-untyped-def]
         parsing.set()
         # before the fix the other writer waited on the write lock held here, so this timed out
         overlapped.append(other_done.wait(timeout=20))
-        return real(text)
+        return real(text, **kwargs)
 
-    monkeypatch.setattr(repos_mod, "card_from_readme", slow_parse)
+    monkeypatch.setattr(repos_mod, "card_from_readme_bounded", slow_parse)
     errors: list[BaseException] = []
 
     def committer() -> None:
@@ -230,3 +230,29 @@ def test_the_card_is_parsed_before_the_write_lock_is_taken(store, monkeypatch):
     assert overlapped == [True]
     with store.session() as s:
         assert json.loads(store.get_repo(s, "model", "u/slow").card_json) == {"license": "mit"}
+
+
+def test_a_large_card_is_parsed_in_a_child_process_with_a_time_limit(tmp_path, monkeypatch):
+    """A card over 64 KB is parsed out of process (no GIL shared with the server) and stopped past the
+    store's card_timeout; a commit that brings it then leaves the repo unchanged."""
+    from cove.store import cards
+
+    monkeypatch.setattr(repos_mod, "_cards", repos_mod._CardCache())
+    yaml_text = "".join(f"key{i}: value {i}\n" for i in range(8000))  # about 130 KB
+    assert len(yaml_text) > cards.IN_PROCESS_MAX_CHARS
+    spawned: list[object] = []
+    real_run = cards.subprocess.run
+    monkeypatch.setattr(cards.subprocess, "run", lambda *a, **k: spawned.append(a) or real_run(*a, **k))
+    assert cards.parse_yaml_bounded(yaml_text) == cards.parse_yaml(yaml_text)
+    assert len(spawned) == 1
+    with pytest.raises(InvalidCardError, match="control character"):  # errors come back with their kind
+        cards.parse_yaml_bounded(yaml_text + 'bad: "\\x01"\n')
+    slow = RepoStore(tmp_path, card_timeout=0.01)  # less than the child takes to start
+    slow.create_tables()
+    with slow.session() as s:
+        repo = slow.create_repo(s, "model", "u/slow", author="u")
+        head = slow.resolve(s, repo, "main")
+        readme = f"---\n{yaml_text}---\n# card\n".encode()
+        with pytest.raises(CardTooLargeError, match="took longer"):
+            slow.commit(s, repo, [_add(slow, "README.md", readme)], title="t", author="u")
+        assert slow.resolve(s, repo, "main") == head

@@ -112,11 +112,6 @@ def _serve(args: argparse.Namespace) -> int:
         f"clients: export HF_ENDPOINT=http://{args.host}:{args.port}",
         file=sys.stderr,
     )
-    if settings.gil_switch_interval_seconds > 0:
-        # a worker thread that computes (a commit parsing a large card) holds the GIL for up to the switch
-        # interval each time the event loop wants it back, once per system call; at Python's 5 ms, health
-        # checks beside a 4.9 MB card waited 135-413 ms at p99, at 0.5 ms 41-80 ms (benchmarks/hub_attack.py)
-        sys.setswitchinterval(settings.gil_switch_interval_seconds)
     # keep idle connections longer than clients' pools do (httpx: 5 s), so a reused connection is not
     # closed under a request (a "connection reset" on a busy hub)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_keep_alive=75)

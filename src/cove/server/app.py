@@ -41,7 +41,10 @@ def open_hub(settings: Settings, *, migrate: bool | None = None) -> Hub:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     data_dir.chmod(0o700)  # tokens' hashes, private repos' blobs and the signing secret live here
     store = RepoStore(
-        settings.data_dir, database_url=settings.resolved_database_url, blobs=open_blob_store(settings)
+        settings.data_dir,
+        database_url=settings.resolved_database_url,
+        blobs=open_blob_store(settings),
+        card_timeout=settings.yaml_timeout_seconds,
     )
     if migrate is None:
         migrate = settings.auto_migrate

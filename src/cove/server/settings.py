@@ -20,8 +20,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 10 * 1024**3
     # Largest body of every JSON endpoint (create, settings, preupload, LFS batch/verify, paths-info, ...).
     max_json_bytes: int = 1024**2
-    # validate-yaml gets whole READMEs, so a larger cap; a large document is parsed in a child process,
-    # stopped past yaml_timeout_seconds.
+    # validate-yaml gets whole READMEs, so a larger cap. A large card (validated, or in a commit) is parsed
+    # in a child process, stopped past yaml_timeout_seconds.
     max_yaml_bytes: int = 8 * 1024**2
     yaml_timeout_seconds: float = 10.0
     # Slow bodies: each read waits at most body_idle_timeout_seconds for bytes, and the whole body must
@@ -30,9 +30,6 @@ class Settings(BaseSettings):
     body_idle_timeout_seconds: float = 30.0
     body_deadline_seconds: float = 60.0
     body_min_bytes_per_second: int = 100_000
-    # `cove serve` sets the interpreter's GIL switch interval to this (0: leave Python's 5 ms), so the event
-    # loop gets the GIL back quickly from worker threads that compute.
-    gil_switch_interval_seconds: float = 0.0005
     # Lifetimes of the signed LFS transfer URLs (the batch API hands them out; they carry no token).
     lfs_download_url_seconds: int = 3600
     lfs_upload_url_seconds: int = 3 * 3600

@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cove.store.blobs import BlobStore, DiskBlobStore
-from cove.store.cards import card_from_readme, card_tags, parse_yaml, split_front_matter
+from cove.store.cards import (
+    card_from_readme,
+    card_from_readme_bounded,
+    card_tags,
+    parse_yaml,
+    parse_yaml_bounded,
+    split_front_matter,
+)
 from cove.store.db import (
     ROLES,
     Account,
@@ -72,6 +79,7 @@ __all__ = [
     "S3BlobStore",
     "Token",
     "card_from_readme",
+    "card_from_readme_bounded",
     "card_tags",
     "check_name",
     "check_path",
@@ -85,6 +93,7 @@ __all__ = [
     "list_repo_page",
     "make_engine",
     "parse_yaml",
+    "parse_yaml_bounded",
     "schema_revisions",
     "split_front_matter",
     "split_repo_id",

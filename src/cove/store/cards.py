@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 from typing import Any
 
+from cove import errors
 from cove.errors import CardTooLargeError, HubRequestError, InvalidCardError
 from cove.store.text import check_text
 
@@ -19,9 +24,14 @@ def split_front_matter(text: str) -> str | None:
     return None
 
 
-# The YAML of one card; larger metadata is refused. libyaml parses this much in well under a second, which
-# bounds the time one card can take (yaml.safe_load cannot be interrupted midway).
+# The YAML of one card; larger metadata is refused. libyaml parses this much in well under a second.
 MAX_CARD_YAML_BYTES = 1024 * 1024
+# Below this many characters a parse takes milliseconds and runs in the caller's thread; a larger one runs
+# in a child process with a time limit: a thread would share the GIL with the server's event loop (a parse
+# holds it throughout, so every other request waits) and yaml cannot be interrupted midway, a process can.
+IN_PROCESS_MAX_CHARS = 64 * 1024
+CARD_PARSE_TIMEOUT_SECONDS = 10.0
+_children = threading.BoundedSemaphore(2)  # large parses at once per process; more wait their turn
 
 
 def parse_yaml(content: str) -> dict[str, Any]:
@@ -91,6 +101,58 @@ def _clean_text(value: str) -> str:
         return check_text(value, "text in the card metadata", multiline=True)
     except HubRequestError as exc:
         raise InvalidCardError(f"{exc} Fix the README.md front matter.") from None
+
+
+def parse_yaml_bounded(content: str, *, timeout: float = CARD_PARSE_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """parse_yaml, in a child process with a time limit when the document is large (see above)."""
+    if len(content) <= IN_PROCESS_MAX_CHARS:
+        return parse_yaml(content)
+    try:
+        data = content.encode("utf-8")
+    except UnicodeEncodeError:
+        return parse_yaml(content)  # refuses it, with the position, before any parse
+    if len(data) > MAX_CARD_YAML_BYTES:
+        return parse_yaml(content)  # refused for its size at once
+    with _children:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", "from cove.store.cards import _child; _child()"],
+                input=data,
+                capture_output=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise CardTooLargeError(
+                f"Reading the card metadata took longer than {timeout:g} s and was stopped "
+                "(COVE_YAML_TIMEOUT_SECONDS): shorten the README.md front matter."
+            ) from None
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        raise HubRequestError(
+            f"The card metadata could not be read: its checker process failed ({done.returncode})."
+        ) from None
+    if "error" in answer:
+        kind = getattr(errors, answer["kind"], None)
+        if not (isinstance(kind, type) and issubclass(kind, HubRequestError)):
+            kind = HubRequestError
+        raise kind(answer["error"])
+    return answer["card"]
+
+
+def card_from_readme_bounded(text: str, *, timeout: float = CARD_PARSE_TIMEOUT_SECONDS) -> dict[str, Any]:
+    yaml_text = split_front_matter(text)
+    return {} if yaml_text is None else parse_yaml_bounded(yaml_text, timeout=timeout)
+
+
+def _child() -> None:
+    """The child process: parse the YAML on stdin, answer JSON on stdout."""
+    content = sys.stdin.buffer.read().decode("utf-8")
+    try:
+        out: dict[str, Any] = {"card": parse_yaml(content)}
+    except HubRequestError as exc:
+        out = {"error": str(exc), "kind": type(exc).__name__}
+    sys.stdout.write(json.dumps(out))
 
 
 def card_from_readme(text: str) -> dict[str, Any]:

@@ -36,7 +36,12 @@ from cove.errors import (
     RevisionNotFoundError,
 )
 from cove.store.blobs import BlobStore, DiskBlobStore
-from cove.store.cards import MAX_CARD_YAML_BYTES, card_from_readme, split_front_matter
+from cove.store.cards import (
+    CARD_PARSE_TIMEOUT_SECONDS,
+    MAX_CARD_YAML_BYTES,
+    card_from_readme_bounded,
+    split_front_matter,
+)
 from cove.store.db import CommitRow, LfsLinkRow, RefRow, RepoRow, RepoTagRow, make_engine, utcnow
 from cove.store.search import sync_tags
 from cove.store.text import check_text
@@ -181,9 +186,15 @@ class RepoStore:
     """All repo operations of one data dir."""
 
     def __init__(
-        self, data_dir: str | Path, *, database_url: str | None = None, blobs: BlobStore | None = None
+        self,
+        data_dir: str | Path,
+        *,
+        database_url: str | None = None,
+        blobs: BlobStore | None = None,
+        card_timeout: float = CARD_PARSE_TIMEOUT_SECONDS,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser()
+        self.card_timeout = card_timeout  # seconds a large card's parse may take (in a child process)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.blobs: BlobStore = blobs if blobs is not None else DiskBlobStore(self.data_dir / "blobs")
         self.database_url = database_url or f"sqlite:///{self.data_dir / 'hub.sqlite'}"
@@ -620,7 +631,7 @@ class RepoStore:
                         f"The README.md front matter does not end within {MAX_CARD_YAML_BYTES:,} bytes: "
                         "shorten the metadata (the card cap) or close it with a '---' line."
                     )
-                cached = card_from_readme(text)
+                cached = card_from_readme_bounded(text, timeout=self.card_timeout)
             except InvalidCardError:
                 raise
             except HubRequestError:
