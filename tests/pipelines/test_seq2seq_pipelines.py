@@ -222,6 +222,10 @@ def test_translation_pair_the_model_cannot_do(folders):
 
 
 def test_not_an_encoder_decoder(folders, tmp_path):
+    from tests.pipelines.conftest import minilm_folder
+
+    with pytest.raises(PipelineError, match=r"'summarization' pipeline needs an encoder-decoder.*'bert'"):
+        cove.pipeline("summarization", model=minilm_folder())
     model = cove.AutoModelForSeq2SeqLM.from_pretrained(folders["t5"])
     model.config.is_encoder_decoder = False
     with pytest.raises(PipelineError, match="encoder-decoder"):
@@ -267,3 +271,24 @@ def test_bad_values(pipes):
         summarize(TEXT, return_full_text=True)
     with pytest.raises(PipelineError, match="num_beams"):
         summarize(TEXT, num_beams=0)
+
+
+def test_task_params_max_length_replaces_the_default_max_new_tokens(folders):
+    """A max_length in task_specific_params is honoured (transformers 4.57 lets its default
+    max_new_tokens=256 override it; Cove does not)."""
+    model = cove.AutoModelForSeq2SeqLM.from_pretrained(folders["t5"])
+    model.config.task_specific_params = {"summarization": {"max_length": 5, "num_beams": 1}}
+    summarize = cove.pipeline(
+        "summarization", model=model, tokenizer=cove.AutoTokenizer.from_pretrained(folders["t5"])
+    )
+    ids = summarize(TEXTS, return_tensors=True)
+    assert max(len(r["summary_token_ids"]) for r in ids) == 5
+    assert summarize.prefix == ""  # this entry has no prefix
+
+
+def test_sampling_with_a_seed_is_reproducible(pipes):
+    generate = pipes("t5", "text2text-generation")
+    kwargs = {"do_sample": True, "num_beams": 1, "max_new_tokens": 8, "top_k": 0}
+    first = generate(TEXTS, seed=3, **kwargs)
+    assert generate(TEXTS, seed=3, **kwargs) == first
+    assert [generate(TEXTS, seed=s, **kwargs) for s in range(4, 8)] != [first] * 4

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from cove.errors import PipelineError
+from cove.errors import ConfigError, PipelineError
 from cove.pipelines.base import Feature, Pipeline, check_text
 
 PIPELINE_DEFAULTS = {"max_new_tokens": 256, "num_beams": 4}
@@ -47,7 +47,12 @@ class Text2TextGenerationPipeline(Pipeline):
         self.task_name = kwargs.pop("task_name", None) or self.task
         self.prefix = ""
         self.base_generation: Any = None
-        super().__init__(model, tokenizer, **kwargs)
+        try:
+            super().__init__(model, tokenizer, **kwargs)
+        except ConfigError as exc:  # e.g. a BERT folder: AutoModelForSeq2SeqLM has no class for it
+            raise PipelineError(
+                f"The {self.task_name!r} pipeline needs an encoder-decoder model (T5, BART, Marian): {exc}"
+            ) from exc
 
     @classmethod
     def resolve_default_model(cls) -> Any:
