@@ -1,5 +1,5 @@
 """summarization, translation and text2text-generation against transformers 4.57.6's pipelines (transformers 5
-removed them), on tiny random T5 and BART checkpoints; one reference subprocess computes every expected output.
+removed them), on tiny random T5, BART and Marian checkpoints; one reference subprocess computes every expected output.
 Plus the bad inputs each pipeline refuses."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ LONG = " ".join(TEXTS * 8)  # over MAX_INPUT tokens
 
 # id -> (family, task, pipeline keywords, inputs, call keywords)
 CALLS: dict[str, tuple[str, str, dict, object, dict]] = {}
-for family in ("t5", "bart"):
+for family in ("t5", "bart", "marian"):
     CALLS.update(
         {
             f"{family}-summarization-defaults": (family, "summarization", {}, TEXT, {}),
@@ -127,7 +127,7 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("seq2seq")
-    return {family: make_seq2seq(root / family, family) for family in ("t5", "bart")}
+    return {family: make_seq2seq(root / family, family) for family in ("t5", "bart", "marian")}
 
 
 @pytest.fixture(scope="module")
