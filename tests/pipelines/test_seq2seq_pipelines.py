@@ -5,6 +5,7 @@ Plus the bad inputs each pipeline refuses."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -103,6 +104,17 @@ for family in ("t5", "bart", "marian"):
     )
 # T5's task_specific_params: plain "translation" takes the first pair's prefix
 CALLS["t5-translation-first-pair"] = ("t5", "translation", {}, TEXT, {"max_new_tokens": 8})
+# a generation_config.json with its own values: its max_length replaces the pipeline's max_new_tokens, its
+# no_repeat_ngram_size applies, its num_beams loses to the pipeline's 4 (transformers 4.57's order)
+GENERATION_FILE = {"max_length": 7, "num_beams": 2, "no_repeat_ngram_size": 2}
+CALLS["bart-generation-file-defaults"] = ("bart-genfile", "summarization", {}, TEXTS, {})
+CALLS["bart-generation-file-call-wins"] = (
+    "bart-genfile",
+    "summarization",
+    {},
+    TEXT,
+    {"num_beams": 1, "max_length": 5},
+)
 
 REFERENCE = """
 import json, sys
@@ -127,7 +139,12 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("seq2seq")
-    return {family: make_seq2seq(root / family, family) for family in ("t5", "bart", "marian")}
+    out = {family: make_seq2seq(root / family, family) for family in ("t5", "bart", "marian")}
+    shutil.copytree(out["bart"], root / "bart-genfile")
+    path = root / "bart-genfile" / "generation_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **GENERATION_FILE}))
+    out["bart-genfile"] = str(root / "bart-genfile")
+    return out
 
 
 @pytest.fixture(scope="module")
