@@ -238,6 +238,20 @@ def test_translation_pair_the_model_cannot_do(folders):
         cove.pipeline("translation_en_to_xx", model=folders["t5"])
 
 
+def test_mbart_language_codes_are_refused(folders, tmp_path):
+    import transformers
+
+    from tests.parity.test_seq2seq_parity import bart_config
+
+    tokenizer = cove.AutoTokenizer.from_pretrained(folders["bart"])
+    config = transformers.MBartConfig(**bart_config(vocab_size=len(tokenizer)))
+    transformers.AutoModelForSeq2SeqLM.from_config(config).save_pretrained(tmp_path)
+    model = cove.AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    with pytest.raises(PipelineError, match=r"mBART.*src_lang='en_XX'"):
+        cove.pipeline("translation_en_to_de", model=model, tokenizer=tokenizer)
+    assert cove.pipeline("text2text-generation", model=model, tokenizer=tokenizer)(TEXT, max_new_tokens=3)
+
+
 def test_not_an_encoder_decoder(folders, tmp_path):
     from tests.pipelines.conftest import minilm_folder
 

@@ -5,6 +5,7 @@ The task name picks the model's ``task_specific_params`` entry (T5's ``translati
 as transformers 4.57 does. A model whose entries do not include the asked pair refuses it, naming the pairs
 it has. ``src_lang``/``tgt_lang`` are accepted as in transformers; for the single-pair models Cove runs
 (T5's prefixes, Marian, BART) they change nothing: the tokenizers have no language-code tokens to set.
+mBART, whose tokenizer places such codes, is refused for now.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ class TranslationPipeline(Text2TextGenerationPipeline):
     return_name = "translation"
 
     def pipeline_generation_config(self) -> Any:
+        if getattr(self.model.config, "model_type", None) == "mbart":
+            # mBART picks its languages by language-code tokens (src_lang="en_XX") that its tokenizer places;
+            # running without them would translate to no language in particular
+            raise PipelineError(
+                f"{self.task_name!r} with an mBART model needs its language codes (src_lang='en_XX', "
+                "tgt_lang='de_DE'), which Cove's translation pipeline does not set yet: use "
+                "'text2text-generation' with the codes in the input and forced_bos_token_id=<target code id>."
+            )
         task_params = getattr(self.model.config, "task_specific_params", None) or {}
         pairs = sorted(k for k in task_params if TASK_PATTERN.fullmatch(k))
         if self.task_name == "translation" and pairs:
