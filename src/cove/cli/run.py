@@ -15,10 +15,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "run",
         help="run a pipeline task on text and print JSON",
         description="Examples: cove run sentiment-analysis 'I love it' | cove run question-answering "
-        "--question 'Who?' --context 'Ann wrote it.' --model ./my-qa | cove run ner - < lines.txt",
+        "--question 'Who?' --context 'Ann wrote it.' --model ./my-qa | cove run ner - < lines.txt | "
+        "cove run summarization 'A long text ...' --model ./my-t5",
     )
     p.add_argument(
-        "task", help="task name, e.g. feature-extraction, sentiment-analysis, ner, question-answering"
+        "task",
+        help="task name, e.g. feature-extraction, sentiment-analysis, ner, question-answering, summarization, "
+        "translation_en_to_de, text2text-generation",
     )
     p.add_argument("inputs", nargs="*", help="input texts ('-' reads one input per line from stdin)")
     p.add_argument("--model", default=None, help="model name or folder (default: the task's default model)")

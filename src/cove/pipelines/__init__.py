@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from typing import Any
 
 from cove.errors import PipelineError
@@ -21,7 +22,12 @@ TASKS: dict[str, tuple[str, str]] = {
     "fill-mask": ("cove.pipelines.fill_mask", "FillMaskPipeline"),
     "zero-shot-classification": ("cove.pipelines.zero_shot", "ZeroShotClassificationPipeline"),
     "text-generation": ("cove.pipelines.text_generation", "TextGenerationPipeline"),
+    "text2text-generation": ("cove.pipelines.text2text_generation", "Text2TextGenerationPipeline"),
+    "summarization": ("cove.pipelines.summarization", "SummarizationPipeline"),
+    "translation": ("cove.pipelines.translation", "TranslationPipeline"),
 }
+# translation_xx_to_yy (translation_en_to_de, ...): the translation pipeline for that pair
+TRANSLATION_PAIR = re.compile(r"translation_[^_]+_to_[^_]+")
 
 
 def pipeline(
@@ -47,6 +53,9 @@ def pipeline(
     name is resolved once, so model and tokenizer come from one snapshot. Other keywords are the task's
     parameters.
     """
+    if TRANSLATION_PAIR.fullmatch(task):
+        task_params["task_name"] = task
+        task = "translation"
     if task not in TASKS:
         close = difflib.get_close_matches(task, list(TASKS), n=3)
         hint = f" Did you mean {close}?" if close else ""
