@@ -9,9 +9,6 @@ family.
 
 from __future__ import annotations
 
-from typing import Any
-
-from cove.errors import MissingFileError
 from cove.tokenization.tokenizer import PreTrainedTokenizerFast
 
 
@@ -36,7 +33,7 @@ class RobertaTokenizer(PreTrainedTokenizerFast):
 
 
 class T5Tokenizer(PreTrainedTokenizerFast):
-    """T5's Unigram (SentencePiece) vocabulary, from tokenizer.json."""
+    """T5's Unigram (SentencePiece) vocabulary: tokenizer.json, or spiece.model converted as transformers does."""
 
 
 class LlamaTokenizer(PreTrainedTokenizerFast):
@@ -46,24 +43,9 @@ class LlamaTokenizer(PreTrainedTokenizerFast):
 class MarianTokenizer(PreTrainedTokenizerFast):
     """Marian (OPUS-MT) vocabulary, from tokenizer.json.
 
-    OPUS-MT checkpoints ship SentencePiece models (source.spm, target.spm) rather than a tokenizer.json;
-    reading those needs the SentencePiece conversion Cove does not have yet, so such a folder raises.
+    OPUS-MT checkpoints ship SentencePiece models (source.spm, target.spm) whose pieces map to ids through
+    vocab.json; the loader refuses such a folder without a tokenizer.json, naming the files.
     """
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: Any, **kwargs: Any) -> PreTrainedTokenizerFast:
-        from cove.hub.resolve import HubOptions, resolve
-
-        hub = HubOptions.pop_from(dict(kwargs))  # a copy: the loader reads the same keywords again
-        snapshot = resolve(name_or_path, hub)  # resolved once; the loader takes the snapshot as it is
-        folder = snapshot.folder(hub.subfolder)
-        if not (folder / "tokenizer.json").is_file() and (folder / "source.spm").is_file():
-            raise MissingFileError(
-                f"{folder} holds Marian's SentencePiece models (source.spm/target.spm) but no tokenizer.json: "
-                "Cove cannot read .spm files yet. Put a tokenizer.json (built with the `tokenizers` library) "
-                "in the folder."
-            )
-        return super().from_pretrained(snapshot, **kwargs)
 
 
 # transformers 5: the Fast names are the same classes

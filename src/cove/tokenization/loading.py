@@ -1,5 +1,5 @@
 """Read a tokenizer folder: tokenizer.json, or vocab.txt (WordPiece), or vocab.json + merges.txt (byte-level BPE),
-plus tokenizer_config.json / special_tokens_map.json, the way transformers' AutoTokenizer reads them.
+or T5's spiece.model (SentencePiece Unigram), plus tokenizer_config.json / special_tokens_map.json, the way transformers' AutoTokenizer reads them.
 """
 
 from __future__ import annotations
@@ -59,13 +59,16 @@ _ROBERTA_SPECIALS = {
     "pad_token": "<pad>",
     "mask_token": "<mask>",
 }
+_T5_SPECIALS = {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
 _FAMILY_SPECIALS = {
     "BertTokenizer": _BERT_SPECIALS,
     "DistilBertTokenizer": _BERT_SPECIALS,
     "ElectraTokenizer": _BERT_SPECIALS,
     "GPT2Tokenizer": _GPT2_SPECIALS,
     "RobertaTokenizer": _ROBERTA_SPECIALS,
+    "T5Tokenizer": _T5_SPECIALS,
 }
+SPIECE_FILE = "spiece.model"
 
 # keywords of transformers' AutoTokenizer.from_pretrained that pick an implementation, not a setting: Cove has
 # one (fast) implementation, whose output is what transformers' slow and fast tokenizers both produce
@@ -227,6 +230,32 @@ def load_tokenizer(
         backend = _load_tokenizer_json(tokenizer_json)
         if backend.post_processor is None or "add_bos_token" in user_kwargs or "add_eos_token" in user_kwargs:
             post_processor_kind = "bos_eos"
+    elif (folder / SPIECE_FILE).is_file():
+        is_t5 = class_name in ("T5Tokenizer", "MT5Tokenizer") or (
+            class_name == "PreTrainedTokenizerFast" and model_config.get("model_type") in ("t5", "mt5")
+        )
+        if not is_t5:
+            raise TokenizerError(
+                f"{folder} has {SPIECE_FILE} but no tokenizer.json, and its tokenizer class is {class_name}: Cove "
+                "converts SentencePiece files for T5Tokenizer only (each family builds a different pipeline). "
+                "Put the model's tokenizer.json in the folder."
+            )
+        class_name = init_kwargs["tokenizer_class"] = "T5Tokenizer"
+        for key, default in _T5_SPECIALS.items():
+            init_kwargs.setdefault(key, default)
+        backend, specials = convert.t5_sentencepiece_backend(
+            folder / SPIECE_FILE, extra_ids=int(init_kwargs.get("extra_ids", 100))
+        )
+        # as transformers 5: the file's control pieces and the sentinels are the extra special tokens, whatever
+        # list tokenizer_config.json carries (it names the same sentinels)
+        init_kwargs["extra_special_tokens"] = specials
+        post_processor_kind = "t5"
+    elif (folder / "source.spm").is_file():
+        raise MissingFileError(
+            f"{folder} holds Marian's SentencePiece models (source.spm/target.spm) but no tokenizer.json: Cove "
+            "cannot convert Marian's .spm files (their pieces map to ids through vocab.json, which a `tokenizers` "
+            "model cannot express exactly). Put a tokenizer.json in the folder."
+        )
     elif (folder / "vocab.txt").is_file():
         backend = convert.wordpiece_backend(
             folder / "vocab.txt",
@@ -267,7 +296,7 @@ def load_tokenizer(
     else:
         raise MissingFileError(
             f"No tokenizer files in {folder}: expected tokenizer.json, or vocab.txt (WordPiece), or vocab.json + "
-            "merges.txt (byte-level BPE). Save the tokenizer there with save_pretrained."
+            "merges.txt (byte-level BPE), or spiece.model (T5's SentencePiece). Save the tokenizer there with save_pretrained."
         )
 
     add_bos = bool(init_kwargs.get("add_bos_token", False))
@@ -289,6 +318,10 @@ def load_tokenizer(
             trim_offsets=bool(init_kwargs.get("trim_offsets", True)),
             add_prefix_space=bool(init_kwargs.get("add_prefix_space", False)),
         )
+    elif post_processor_kind == "t5":
+        if tokenizer.eos_token is None or tokenizer.eos_token_id is None:
+            raise TokenizerError(f"{folder}: a T5 tokenizer needs an eos_token, got {tokenizer.eos_token!r}.")
+        backend.post_processor = convert.t5_post_processor(tokenizer.eos_token, tokenizer.eos_token_id)
     elif post_processor_kind == "bos_eos":
         bos = (
             (tokenizer.bos_token, tokenizer.bos_token_id)
