@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 
 import pytest
@@ -60,6 +62,10 @@ def test_max_new_tokens_and_max_length(model):
         ({"early_stopping": "sometimes"}, "early_stopping"),
         ({"top_kk": 3}, "top_kk"),
         ({"max_new_tokens": 10, "stop_strings": "ab"}, "tokenizer"),
+        ({"bad_words_ids": [5, 6]}, "bad_words_ids"),
+        ({"bad_words_ids": [[5], []]}, "bad_words_ids"),
+        ({"bad_words_ids": [[-1]]}, "bad_words_ids"),
+        ({"bad_words_ids": [[64]]}, r"\[64\] outside the model's vocabulary of 64"),
     ],
 )
 def test_bad_options_raise_naming_them(model, options, needle):
@@ -111,6 +117,23 @@ def test_generation_config_file_and_unknown_keys(model, tmp_path):
     (tmp_path / "generation_config.json").write_text('{"typical_p": 0.5}')
     with pytest.raises(GenerationError, match="typical_p"):
         GenerationConfig.from_pretrained(tmp_path)
+
+
+def test_bad_words_ids_from_generation_config_json(model, tmp_path, caplog):
+    """OPUS-MT's generation_config.json carries bad_words_ids: read as an option, never warned about."""
+    free = model.generate(PROMPT, max_new_tokens=8, eos_token_id=None)[0, 5:].tolist()
+    banned = [[free[0]], [free[2], free[3]]]
+    (tmp_path / "generation_config.json").write_text(
+        json.dumps({"bad_words_ids": banned, "max_new_tokens": 8, "eos_token_id": None})
+    )
+    with caplog.at_level("WARNING", logger="cove.generation"):
+        config = GenerationConfig.from_pretrained(tmp_path)
+    assert config.bad_words_ids == banned and not caplog.records
+    out = model.generate(PROMPT, generation_config=config)[0, 5:].tolist()
+    assert free[0] not in out and out != free
+    pairs = list(itertools.pairwise(out))
+    assert (free[2], free[3]) not in pairs
+    assert model.generate(PROMPT, generation_config=config, bad_words_ids=None)[0, 5:].tolist() == free
 
 
 def test_from_pretrained_reads_generation_config(model, tmp_path):

@@ -246,3 +246,20 @@ def test_automodel_gives_the_backbone(pair, tmp_path):
         got = ours(ids, attention_mask=mask).last_hidden_state
         want = ref(ids, attention_mask=mask).last_hidden_state
     torch.testing.assert_close(got[mask.bool()], want[mask.bool()], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_bad_words_ids_match_transformers(pair, num_beams):
+    """Single-token bans and a two-token sequence (banned when its first token was just generated)."""
+    _, hf, ours = pair
+    ids, mask = padded_batch()
+    options = {"max_new_tokens": 12, "do_sample": False, "num_beams": num_beams}
+    free = hf.generate(ids, attention_mask=mask, **options)
+    new = free[:, ids.shape[1] :]
+    bad = [[int(new[0, 0])], [int(new[1, 2])], [int(new[2, 3]), int(new[2, 4])]]
+    ref = hf.generate(ids, attention_mask=mask, bad_words_ids=bad, **options)
+    got = ours.generate(ids, attention_mask=mask, bad_words_ids=bad, **options)
+    assert got.tolist() == ref.tolist()
+    assert got.tolist() != free.tolist()  # the bans changed what was generated
+    generated = got[:, ids.shape[1] :].tolist()
+    assert all(bad[0][0] not in row and bad[1][0] not in row for row in generated)

@@ -599,3 +599,31 @@ def test_half_precision_matches_transformers(generators, tmp_path, family, dtype
         assert ours.generate(**no_labels, max_new_tokens=8, num_beams=2).tolist() == (
             ref.generate(**no_labels, max_new_tokens=8, num_beams=2).tolist()
         )
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+@pytest.mark.parametrize("family", ["t5", "marian"])
+def test_bad_words_ids_match_transformers(generators, family, num_beams):
+    """OPUS-MT's generation_config.json carries bad_words_ids: single-token bans (static) and a two-token
+    sequence (banned when the decoder just produced its first token), token-identical to transformers 5."""
+    hf, ours = generators[family]
+    inputs = {k: v for k, v in make_inputs(family).items() if k != "labels"}
+    options = {"max_new_tokens": 10, "num_beams": num_beams}
+    pad = [[hf.generation_config.pad_token_id]]  # what OPUS-MT bans; random tiny models love the pad token
+    with torch.no_grad():
+        free = hf.generate(**inputs, bad_words_ids=pad, **options)
+    bad = [*pad, [int(free[0, 1])], [int(free[-1, 2]), int(free[-1, 3])]]
+    with torch.no_grad():
+        ref = hf.generate(**inputs, bad_words_ids=bad, **options)
+    got = ours.generate(**inputs, bad_words_ids=bad, **options)
+    assert got.tolist() == ref.tolist()
+    assert got.tolist() != free.tolist()  # the later bans changed what was generated
+    assert all(bad[0][0] not in row[1:] and bad[1][0] not in row[1:] for row in got.tolist())
+    assert ours.generate(**inputs, bad_words_ids=pad, **options).tolist() == free.tolist()
+    # as the model's generation config (a real OPUS-MT checkpoint carries it in generation_config.json)
+    saved = ours.generation_config
+    try:
+        ours.generation_config = saved.update(bad_words_ids=bad)
+        assert ours.generate(**inputs, **options).tolist() == ref.tolist()
+    finally:
+        ours.generation_config = saved

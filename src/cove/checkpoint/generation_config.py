@@ -73,6 +73,8 @@ class GenerationConfig:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
+    # token sequences generate never produces (OPUS-MT's generation_config.json bans the pad token)
+    bad_words_ids: list[list[int]] | None = None
     length_penalty: float = 1.0
     early_stopping: bool | str = False
     num_return_sequences: int = 1
@@ -218,6 +220,18 @@ class GenerationConfig:
         if not isinstance(self.no_repeat_ngram_size, int) or self.no_repeat_ngram_size < 0:
             raise bad(
                 f"no_repeat_ngram_size must be a non-negative integer, got {self.no_repeat_ngram_size!r}."
+            )
+        if self.bad_words_ids is not None and not (
+            isinstance(self.bad_words_ids, list)
+            and self.bad_words_ids
+            and all(
+                isinstance(seq, list) and seq and all(isinstance(t, int) and t >= 0 for t in seq)
+                for seq in self.bad_words_ids
+            )
+        ):
+            raise bad(
+                f"bad_words_ids must be a non-empty list of non-empty lists of token ids, got "
+                f"{self.bad_words_ids!r:.200} (e.g. [[5], [7, 8]])."
             )
         if self.early_stopping not in (True, False, "never"):
             raise bad(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}.")

@@ -11,6 +11,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from cove.errors import GenerationError
 from cove.generation.config import GenerationConfig
 
 
@@ -59,6 +60,49 @@ class NoRepeatNGramLogitsProcessor:
             if banned:
                 scores[row, list(banned)] = -float("inf")
         return scores
+
+
+class NoBadWordsLogitsProcessor:
+    """Bans token sequences: a one-token sequence always (a static mask), a longer one's last token whenever the
+    row ends with the rest of it. Single-token sequences equal to an eos id are dropped, as in transformers
+    (its SequenceBiasLogitsProcessor with a -inf bias; masking gives the same scores)."""
+
+    def __init__(self, bad_words_ids: list[list[int]], eos_token_id: list[int]):
+        eos = set(eos_token_id)
+        sequences = [list(s) for s in bad_words_ids if not (len(s) == 1 and s[0] in eos)]
+        self.ids = sorted({token for s in sequences for token in s})
+        self.singles = sorted({s[0] for s in sequences if len(s) == 1})
+        # longer sequences grouped by prefix length, so each group is matched in one comparison
+        by_length: dict[int, list[list[int]]] = {}
+        for s in dict.fromkeys(tuple(s) for s in sequences if len(s) > 1):
+            by_length.setdefault(len(s) - 1, []).append(list(s))
+        self.groups = [
+            (torch.tensor([s[:-1] for s in group]), torch.tensor([s[-1] for s in group]))
+            for group in by_length.values()
+        ]
+        self._static: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        batch, vocab = scores.shape
+        if self._static is None:
+            outside = [token for token in self.ids if token >= vocab]
+            if outside:
+                raise GenerationError(
+                    f"bad_words_ids holds token ids {outside} outside the model's vocabulary of {vocab}."
+                )
+            self._static = torch.zeros(vocab, dtype=torch.bool, device=scores.device)
+            self._static[self.singles] = True
+            self.groups = [(p.to(scores.device), t.to(scores.device)) for p, t in self.groups]
+        banned = self._static.expand(batch, vocab)
+        for prefixes, last in self.groups:  # prefixes (n, prefix_len), last (n,)
+            length = prefixes.shape[1]
+            if length > input_ids.shape[1]:
+                continue
+            matching = (input_ids[:, None, -length:] == prefixes).all(dim=-1)  # (batch, n)
+            hits = torch.zeros(batch, vocab, dtype=torch.int32, device=scores.device)
+            hits.index_add_(1, last, matching.to(torch.int32))
+            banned = banned | (hits > 0)
+        return scores.masked_fill(banned, -float("inf"))
 
 
 class MinLengthLogitsProcessor:
@@ -151,7 +195,7 @@ class LogitsProcessorList(list):
 def build_processors(
     config: GenerationConfig, prompt_length: int, attention_mask: torch.Tensor | None = None
 ) -> LogitsProcessorList:
-    """The processors ``config`` asks for, in transformers' order (penalties, length limits, then warpers)."""
+    """The processors ``config`` asks for, in transformers' order (penalties, banned words, length limits, then warpers)."""
     out = LogitsProcessorList()
     eos = config.eos_ids()
     if config.repetition_penalty != 1.0:
@@ -159,6 +203,8 @@ def build_processors(
         out.append(RepetitionPenaltyLogitsProcessor(config.repetition_penalty, padding))
     if config.no_repeat_ngram_size > 0:
         out.append(NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size))
+    if config.bad_words_ids:
+        out.append(NoBadWordsLogitsProcessor(config.bad_words_ids, eos))
     if eos and config.min_length > 0:
         out.append(MinLengthLogitsProcessor(config.min_length, eos))
     if eos and config.min_new_tokens:
