@@ -156,3 +156,16 @@ def test_wrong_family_class(tiny_bert):
 def test_bad_dtype(tiny_bert):
     with pytest.raises(ConfigError, match="int8"):
         cove.AutoModel.from_pretrained(tiny_bert, dtype="int8")
+
+
+def test_auto_config_for_model_honours_num_labels():
+    """for_model(num_labels=3) used to leave the two default labels (num_labels went in as data, not as the
+    override that builds id2label), so a classifier built from it had the wrong head size."""
+    import cove
+    from cove.models.bert import BertConfig
+
+    config = cove.AutoConfig.for_model("bert", num_labels=3)
+    assert config.num_labels == 3 and list(config.id2label.values()) == ["LABEL_0", "LABEL_1", "LABEL_2"]
+    assert BertConfig.from_dict({"num_labels": 4}).num_labels == 4  # old config.json files carry the key
+    labelled = cove.AutoConfig.for_model("bert", id2label={0: "neg", 1: "pos"})
+    assert labelled.num_labels == 2 and labelled.id2label == {0: "neg", 1: "pos"}

@@ -114,7 +114,8 @@ class PretrainedConfig:
         for old, new in cls.attribute_map.items():
             if old in data:
                 data[new] = data.pop(old)
-        num_labels = overrides.pop("num_labels", None)
+        # a num_labels key in the data (old config.json files carry one) counts as asked-for, as an override
+        num_labels = overrides.pop("num_labels", data.pop("num_labels", None))
         data.update(overrides)
         names = cls.field_names()
         known = {k: v for k, v in data.items() if k in names}

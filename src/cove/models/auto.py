@@ -30,7 +30,7 @@ class AutoConfig:
 
     @classmethod
     def for_model(cls, model_type: str, **kwargs: Any) -> PretrainedConfig:
-        return registry.config_class(model_type).from_dict(kwargs)
+        return registry.config_class(model_type).from_dict({}, **kwargs)
 
 
 class _AutoModel:
