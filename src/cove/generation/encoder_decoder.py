@@ -16,7 +16,7 @@ import torch
 from cove.errors import GenerationError
 from cove.generation.config import GenerationConfig
 from cove.generation.logits_process import build_processors
-from cove.generation.utils import StopStrings, _beam_search, _prepare_config, _sample, small_step_limit
+from cove.generation.utils import StopStrings, _prepare_config, rows_per_input, run_search, small_step_limit
 from cove.models.kv_cache import KVCache
 from cove.models.seq2seq import EncoderDecoderCache
 
@@ -188,14 +188,7 @@ def _generate(
     stop = StopStrings(config.stop_strings, tokenizer) if config.stop_strings is not None else None
     generator = torch.Generator(device=device).manual_seed(int(seed)) if seed is not None else None
 
-    if config.num_beams > 1:
-        if streamer is not None:
-            raise GenerationError(
-                "Streaming is not supported with beam search (num_beams > 1): use num_beams=1."
-            )
-        expand = config.num_beams
-    else:
-        expand = config.num_return_sequences if config.do_sample else 1
+    expand = rows_per_input(config, streamer)
     if expand > 1:
         encoder_hidden = encoder_hidden.repeat_interleave(expand, dim=0)
         attention_mask = (
@@ -204,25 +197,6 @@ def _generate(
         decoder_input_ids = decoder_input_ids.repeat_interleave(expand, dim=0)
     processors = build_processors(config, prompt_len)
     view = _DecoderView(model, encoder_hidden, attention_mask)
-    if streamer is not None:
-        streamer.put(decoder_input_ids.cpu())
-    if config.num_beams > 1:
-        out = _beam_search(
-            view, decoder_input_ids, None, config, processors, max_length, stop, generator, small_rows
-        )
-    else:
-        out = _sample(
-            view,
-            decoder_input_ids,
-            None,
-            config,
-            processors,
-            max_length,
-            stop,
-            generator,
-            streamer,
-            small_rows,
-        )
-    if streamer is not None:
-        streamer.end()
-    return out
+    return run_search(
+        view, decoder_input_ids, None, config, processors, max_length, stop, generator, streamer, small_rows
+    )

@@ -205,20 +205,52 @@ def _generate(
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(int(seed))
 
-    if config.num_beams > 1:
-        if streamer is not None:
-            raise GenerationError(
-                "Streaming is not supported with beam search (num_beams > 1): use num_beams=1."
-            )
-        expand = config.num_beams
-    else:
-        expand = config.num_return_sequences if config.do_sample else 1
+    expand = rows_per_input(config, streamer)
     if expand > 1:
         input_ids = input_ids.repeat_interleave(expand, dim=0)
         attention_mask = (
             attention_mask.repeat_interleave(expand, dim=0) if attention_mask is not None else None
         )
     processors = build_processors(config, prompt_len, attention_mask)
+    return run_search(
+        model,
+        input_ids,
+        attention_mask,
+        config,
+        processors,
+        max_length,
+        stop,
+        generator,
+        streamer,
+        small_rows,
+    )
+
+
+def rows_per_input(config: GenerationConfig, streamer: Any) -> int:
+    """How many decoding rows each input becomes: its beams, or its sampled sequences."""
+    if config.num_beams > 1:
+        if streamer is not None:
+            raise GenerationError(
+                "Streaming is not supported with beam search (num_beams > 1): use num_beams=1."
+            )
+        return config.num_beams
+    return config.num_return_sequences if config.do_sample else 1
+
+
+def run_search(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    config: GenerationConfig,
+    processors: Any,
+    max_length: int,
+    stop: Any,
+    generator: Any,
+    streamer: Any,
+    small_rows: int,
+) -> torch.Tensor:
+    """Beam search or greedy/sampling over rows already expanded; a streamer gets the prompt first and is
+    ended last."""
     if streamer is not None:
         streamer.put(input_ids.cpu())
     if config.num_beams > 1:
