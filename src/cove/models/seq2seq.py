@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from cove.errors import ConfigError, GenerationError
 from cove.models.kv_cache import KVCache
+from cove.models.outputs import BaseModelOutput, Seq2SeqModelOutput
 
 
 class EncoderDecoderCache:
@@ -57,6 +58,42 @@ def start_decoder_cache(
         cache = EncoderDecoderCache(num_layers)
     start = cache.self_attention.begin(new_tokens) if cache is not None else 0
     return cache, start
+
+
+def run_decoder(
+    decoder: Any,
+    y: torch.Tensor,
+    decoder_attention_mask: torch.Tensor | None,
+    encoder_outputs: BaseModelOutput,
+    attention_mask: torch.Tensor | None,
+    *,
+    past_key_values: EncoderDecoderCache | None,
+    use_cache: bool,
+    num_layers: int,
+    want_hidden: bool,
+) -> Seq2SeqModelOutput:
+    """Every family's decoder pass over the encoder's output: y (batch, target, d_model) through the
+    decoder, writing a cache when asked for one, into the base model's output."""
+    cache, start = start_decoder_cache(past_key_values, use_cache, num_layers, y.shape[1])
+    encoder_hidden = encoder_outputs.last_hidden_state
+    y, hidden = decoder(
+        y,
+        decoder_attention_mask,
+        encoder_hidden=encoder_hidden,
+        encoder_attention_mask=attention_mask,
+        cache=cache,
+        start=start,
+        want_hidden=want_hidden,
+    )
+    if cache is not None:
+        cache.self_attention.end(y.shape[1])
+    return Seq2SeqModelOutput(
+        last_hidden_state=y,
+        past_key_values=cache,
+        decoder_hidden_states=tuple(hidden) if hidden else None,
+        encoder_last_hidden_state=encoder_hidden,
+        encoder_hidden_states=encoder_outputs.hidden_states,
+    )
 
 
 def encoder_keep_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:

@@ -32,9 +32,9 @@ from cove.models.seq2seq import (
     decoder_keep_mask,
     encoder_keep_mask,
     keep_stored_head,
+    run_decoder,
     seq2seq_lm_loss,
     shift_tokens_right,
-    start_decoder_cache,
 )
 
 
@@ -449,29 +449,18 @@ class _T5EncoderDecoder(T5PreTrainedModel):
             encoder_outputs = self.encode(input_ids, attention_mask, inputs_embeds, want_hidden)
         elif not isinstance(encoder_outputs, BaseModelOutput):
             encoder_outputs = BaseModelOutput(last_hidden_state=as_encoder_hidden(encoder_outputs))
-        encoder_hidden = encoder_outputs.last_hidden_state
         y = self._embed(decoder_input_ids, decoder_inputs_embeds, "decoder_")
         use_cache = self.config.use_cache if use_cache is None else use_cache
-        cache, start = start_decoder_cache(
-            past_key_values, bool(use_cache) and not self.training, len(self.decoder.blocks), y.shape[1]
-        )
-        y, hidden = self.decoder(
+        return run_decoder(
+            self.decoder,
             y,
             decoder_attention_mask,
-            encoder_hidden=encoder_hidden,
-            encoder_attention_mask=attention_mask,
-            cache=cache,
-            start=start,
+            encoder_outputs,
+            attention_mask,
+            past_key_values=past_key_values,
+            use_cache=bool(use_cache) and not self.training,
+            num_layers=len(self.decoder.blocks),
             want_hidden=want_hidden,
-        )
-        if cache is not None:
-            cache.self_attention.end(y.shape[1])
-        return Seq2SeqModelOutput(
-            last_hidden_state=y,
-            past_key_values=cache,
-            decoder_hidden_states=tuple(hidden) if hidden else None,
-            encoder_last_hidden_state=encoder_hidden,
-            encoder_hidden_states=encoder_outputs.hidden_states,
         )
 
 
