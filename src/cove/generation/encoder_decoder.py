@@ -16,7 +16,14 @@ import torch
 from cove.errors import GenerationError
 from cove.generation.config import GenerationConfig
 from cove.generation.logits_process import build_processors
-from cove.generation.utils import StopStrings, _prepare_config, rows_per_input, run_search, small_step_limit
+from cove.generation.utils import (
+    StopStrings,
+    _prepare_config,
+    rows_per_input,
+    run_search,
+    small_step_limit,
+    under_inference_mode,
+)
 from cove.models.kv_cache import KVCache
 from cove.models.seq2seq import EncoderDecoderCache
 
@@ -67,13 +74,7 @@ class _LayerCount:
 
 
 def generate(model: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run under inference_mode, then hand back ordinary tensors (so ids can feed a training step later)."""
-    with torch.inference_mode():
-        out = _generate(model, *args, **kwargs)
-    if isinstance(out, torch.Tensor):
-        return out.clone()
-    out.sequences = out.sequences.clone()
-    return out
+    return under_inference_mode(_generate, model, *args, **kwargs)
 
 
 def _generate(

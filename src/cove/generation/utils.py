@@ -112,10 +112,14 @@ def _context_window(model: Any) -> int | None:
 
 
 def generate(model: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run generation under inference_mode (no autograd bookkeeping), then hand back ordinary tensors, so
-    the ids can feed a training step later."""
+    return under_inference_mode(_generate, model, *args, **kwargs)
+
+
+def under_inference_mode(run: Any, *args: Any, **kwargs: Any) -> Any:
+    """run(...) under inference_mode (no autograd bookkeeping), its ids handed back as ordinary tensors, so
+    they can feed a training step later."""
     with torch.inference_mode():
-        out = _generate(model, *args, **kwargs)
+        out = run(*args, **kwargs)
     if isinstance(out, torch.Tensor):
         return out.clone()
     out.sequences = out.sequences.clone()
