@@ -19,6 +19,7 @@ from cove.generation.logits_process import build_processors
 from cove.generation.utils import (
     StopStrings,
     _prepare_config,
+    prompt_attention_mask,
     rows_per_input,
     run_search,
     small_step_limit,
@@ -120,19 +121,7 @@ def _generate(
                 f"input_ids must be a non-empty (batch, seq), got shape {tuple(input_ids.shape)}."
             )
         input_ids = input_ids.to(device)
-        if attention_mask is not None:
-            attention_mask = torch.as_tensor(attention_mask).to(device=device, dtype=torch.long)
-            if attention_mask.shape != input_ids.shape:
-                raise GenerationError(
-                    f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids {tuple(input_ids.shape)}."
-                )
-        elif (
-            config.pad_token_id is not None
-            and config.pad_token_id not in config.eos_ids()
-            and bool((input_ids == config.pad_token_id).any())
-        ):
-            # as transformers: a pad token that is not also eos marks padding by itself
-            attention_mask = input_ids.ne(config.pad_token_id).long()
+        attention_mask = prompt_attention_mask(input_ids, attention_mask, config)
         encoder_hidden = model.encode(input_ids, attention_mask).last_hidden_state
     else:
         encoder_hidden = getattr(encoder_outputs, "last_hidden_state", None)

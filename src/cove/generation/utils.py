@@ -167,19 +167,7 @@ def _generate(
     if input_ids.ndim != 2:
         raise GenerationError(f"input_ids must be (batch, seq), got shape {tuple(input_ids.shape)}.")
     input_ids = input_ids.to(device=device, dtype=torch.long)
-    if attention_mask is not None:
-        attention_mask = torch.as_tensor(attention_mask).to(device=device, dtype=torch.long)
-        if attention_mask.shape != input_ids.shape:
-            raise GenerationError(
-                f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids {tuple(input_ids.shape)}."
-            )
-    elif (
-        config.pad_token_id is not None
-        and config.pad_token_id not in config.eos_ids()
-        and bool((input_ids == config.pad_token_id).any())
-    ):
-        # as transformers: a pad token that is not also eos marks padding by itself
-        attention_mask = input_ids.ne(config.pad_token_id).long()
+    attention_mask = prompt_attention_mask(input_ids, attention_mask, config)
 
     prompt_len = input_ids.shape[1]
     max_length = (
@@ -228,6 +216,27 @@ def _generate(
         streamer,
         small_rows,
     )
+
+
+def prompt_attention_mask(
+    input_ids: torch.Tensor, attention_mask: Any, config: GenerationConfig
+) -> torch.Tensor | None:
+    """The prompt's mask on input_ids' device, checked against its shape; without one, as transformers: a
+    pad token that is not also eos marks padding by itself."""
+    if attention_mask is not None:
+        attention_mask = torch.as_tensor(attention_mask).to(device=input_ids.device, dtype=torch.long)
+        if attention_mask.shape != input_ids.shape:
+            raise GenerationError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids {tuple(input_ids.shape)}."
+            )
+        return attention_mask
+    if (
+        config.pad_token_id is not None
+        and config.pad_token_id not in config.eos_ids()
+        and bool((input_ids == config.pad_token_id).any())
+    ):
+        return input_ids.ne(config.pad_token_id).long()
+    return None
 
 
 def rows_per_input(config: GenerationConfig, streamer: Any) -> int:
