@@ -17,6 +17,17 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
         echo "cove setup: postgresql not installed and apt-get unavailable; its tests will be skipped" >&2
     fi
 fi
+# Headless Chromium for the website's browser tests (driven by the playwright package, never `playwright
+# install`). Debian's package, installed once; without it the browser tests skip, saying why.
+if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "cove setup: installing chromium (Debian package) for the browser tests" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+            || echo "cove setup: could not install chromium; the browser tests will be skipped" >&2
+    else
+        echo "cove setup: chromium not installed and apt-get unavailable; the browser tests will be skipped" >&2
+    fi
+fi
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/cove" ]; then
     exit 0

@@ -96,6 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(repos_router)
     app.include_router(search_router)
     app.include_router(files_router)
+    # the website last: its /{namespace}/{name} pages would shadow the API's paths
+    from cove.server.web.router import install as install_web
+
+    install_web(app)
     # signed LFS URLs carry sig= in their query: redacted from every log line, at any log level
     install_filter()
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
 from cove.errors import (
     AuthenticationError,
@@ -72,8 +72,42 @@ def error_response(
     return SafeJSONResponse({"error": message, **(extra_body or {})}, status_code=status, headers=headers)
 
 
+_TITLES = {
+    400: "Bad request",
+    401: "Sign in needed",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    408: "Request timed out",
+    409: "Already exists",
+    413: "Too large",
+    422: "Invalid input",
+    429: "Too many requests",
+    503: "Busy",
+}
+
+
+def negotiated(request: Request, response: SafeJSONResponse, message: str) -> Response:
+    """A browser gets the error as a page (same status and X-Error-Code); an API client keeps the JSON."""
+    from cove.server.web.render import page, wants_html
+
+    if not wants_html(request):
+        return response
+    status = response.status_code
+    headers = {k: v for k, v in response.headers.items() if k.lower().startswith(("x-error", "retry-after"))}
+    return page(
+        request,
+        "error.html",
+        status_code=status,
+        headers=headers,
+        status_code_value=status,
+        title=_TITLES.get(status, "Error"),
+        message=message,
+    )
+
+
 def install(app: FastAPI) -> None:
-    async def handle_hub_error(request: Request, exc: Exception) -> SafeJSONResponse:
+    async def handle_hub_error(request: Request, exc: Exception) -> Response:
         for kind, status, code in _STATUS:
             if isinstance(exc, kind):
                 headers = dict(getattr(exc, "headers", None) or {})
@@ -81,7 +115,8 @@ def install(app: FastAPI) -> None:
                     # the rest of the body is never read: the connection cannot carry another request
                     headers["Connection"] = "close"
                 # fields a client reads from the error besides the message (a 409's "url")
-                return error_response(status, str(exc), code, headers, getattr(exc, "body", None))
+                response = error_response(status, str(exc), code, headers, getattr(exc, "body", None))
+                return negotiated(request, response, str(exc))
         raise exc  # pragma: no cover
 
     async def handle_bad_json(request: Request, exc: Exception) -> SafeJSONResponse:
@@ -93,9 +128,12 @@ def install(app: FastAPI) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
-    async def handle_http(request: Request, exc: Exception) -> SafeJSONResponse:
+    async def handle_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return error_response(exc.status_code, str(exc.detail))
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No page or route {request.method} {request.url.path}."
+        return negotiated(request, error_response(exc.status_code, message), message)
 
     from sqlalchemy.exc import OperationalError
 

@@ -1,0 +1,18 @@
+"""The website's routes: one router per page family, registered after every API route (the pages' paths,
+/{namespace}/{name} above all, would otherwise shadow them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+def install(app) -> None:  # type: ignore[no-untyped-def]
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(router)
