@@ -46,6 +46,7 @@ class RepoRow(Base):
         Index("ix_repos_list_updated", "type", "updated_at", "id"),
         Index("ix_repos_list_created", "type", "created_at", "id"),
         Index("ix_repos_list_downloads", "type", "downloads", "id"),
+        Index("ix_repos_list_likes", "type", "likes", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -59,6 +60,8 @@ class RepoRow(Base):
     card_json: Mapped[str] = mapped_column(Text, default="{}")
     sdk: Mapped[str | None] = mapped_column(String(32), nullable=True)
     downloads: Mapped[int] = mapped_column(Integer, default=0)
+    # how many users like the repo (rows in likes), kept in step by the like service for the list order
+    likes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # "namespace/name" lower-cased, the list API's id order (an expression index would not survive
     # Alembic's schema comparison on PostgreSQL); set on insert and by move_repo
     lower_id: Mapped[str | None] = mapped_column(String(193), nullable=True, default=_lower_id)
@@ -131,6 +134,8 @@ class Account(Base):
     email: Mapped[str | None] = mapped_column(String(200), nullable=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # a slow salted KDF's output with its parameters (users who sign in to the website); None: no password
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Membership(Base):
@@ -153,6 +158,29 @@ class Token(Base):
     role: Mapped[str] = mapped_column(String(8))  # read | write
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LikeRow(Base):
+    """A user likes a repo (one row per pair); repos.likes counts them."""
+
+    __tablename__ = "likes"
+    __table_args__ = (Index("ix_likes_repo", "repo_id"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie carries a random id, the table its sha256, so a stolen database
+    yields no live cookie and signing out (or revoking) ends the session on every replica."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
 
 
 def normalize_url(url: str) -> str:
