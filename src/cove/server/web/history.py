@@ -232,7 +232,7 @@ def describe_change(store: RepoStore, change: FileChange, line_budget: int) -> i
     old_text, why_old = _text_of(store, old)
     new_text, why_new = _text_of(store, new)
     if old_text is None or new_text is None:
-        change.notes.append(f"Not diffed: {why_old or why_new}.")
+        change.notes.append(f"Not diffed: {why_new or why_old}.")
         return 0
     if change.status == "modified" and change.path.lower().endswith(".json"):
         a_obj, b_obj = _json_object(old_text), _json_object(new_text)

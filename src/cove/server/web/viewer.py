@@ -47,8 +47,8 @@ COPY_BUDGET = 64 * 1024**2  # bytes copied into one materialized folder
 MAX_COPY_BYTES = 64 * 1024**2  # a Parquet/Arrow file copied whole from a store that is not a disk
 MAX_DATA_FILES = 2000
 TIME_LIMIT = 5.0  # seconds a page waits for its preview
-READ_SECONDS = 4.0  # seconds the reader reads rows before it stops
-COUNT_SECONDS = 0.5  # seconds spent counting on past the shown rows
+READ_SECONDS = 3.0  # seconds the reader reads rows (and counts) before it stops
+COUNT_SECONDS = 1.0  # seconds spent counting on past the shown rows
 KEEP_FOLDERS = 16  # materialized folders kept on disk
 
 _LINE_FORMATS = (".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".txt", ".text")
@@ -316,19 +316,22 @@ def read_split(
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     count, ended = 0, False
+    count_until: float | None = None  # once the shown rows are in, counting on has its own budget
     iterator = iter(stream)
     while True:
         now = time.monotonic()
-        if now - started > READ_SECONDS or (count >= VIEW_ROWS and now - started > COUNT_SECONDS):
+        if now - started > READ_SECONDS or (count_until is not None and now > count_until):
             break
         try:
             row = next(iterator)
         except StopIteration:
             ended = True
             break
+        count += 1
         if len(rows) < VIEW_ROWS:
             rows.append(row)
-        count += 1
+            if len(rows) == VIEW_ROWS:
+                count_until = time.monotonic() + COUNT_SECONDS
     if count < VIEW_ROWS and not ended:
         preview.notes.append(f"Reading stopped after {READ_SECONDS:g} s: these are the rows read by then.")
     features = stream.features
