@@ -336,3 +336,13 @@ def test_a_repo_without_card_and_an_unparsable_card(web):
     web.repo("ann/bad-yaml", {"README.md": "---\nlicense: [unclosed\n---\n# Still shown\n"})
     r = web.get("/ann/bad-yaml")
     assert r.status_code == 200 and 'id="still-shown"' in r.text
+
+
+def test_repo_ids_from_the_card_are_linked_only_when_well_formed(web):
+    web.user("eve")
+    card = "---\nbase_model: //evil.example/x\ndatasets: ['javascript:alert(1)', ann/good]\n---\n"
+    web.repo("eve/links", {"README.md": card})
+    html = web.get("/eve/links").text
+    assert 'href="//evil.example/x"' not in html and 'href="/datasets/javascript' not in html
+    assert 'href="/datasets/ann/good"' in html
+    assert "//evil.example/x" in html  # still shown, as text

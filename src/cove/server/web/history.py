@@ -41,6 +41,7 @@ router = APIRouter(include_in_schema=False)
 COMMITS_PER_PAGE = 30
 PATH_SCAN_LIMIT = 500  # commits one per-path page compares before it stops and links on
 MAX_CHANGED_FILES = 300  # files of a commit shown with their diffs; the rest are listed
+MAX_LISTED_FILES = 1000  # files of a commit listed at all
 DIFF_SIDE_BYTES = 256 * 1024  # a text file larger than this (either version) is not diffed
 TOTAL_DIFF_LINES = 10_000  # diff lines one commit page shows across its files
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -159,15 +160,6 @@ class FileChange:
     @property
     def anchor(self) -> str:
         return "diff-" + re.sub(r"[^A-Za-z0-9_-]", "-", self.path)
-
-    @property
-    def size_change(self) -> str:
-        from cove.server.web.render import environment
-
-        fmt = environment().filters["size"]
-        old = fmt(self.old.size) if self.old else "—"
-        new = fmt(self.new.size) if self.new else "—"
-        return f"{old} → {new}"
 
 
 def changed_paths(old: dict[str, FileEntry], new: dict[str, FileEntry]) -> list[tuple[str, str]]:
@@ -301,6 +293,7 @@ def _commit_page(repo_type: str) -> Callable[..., Any]:
             diff=diff,
             show=show_value,
             params=format_params,
+            listed=MAX_LISTED_FILES,
             basename=posixpath.basename,
             tree_url=nav.link("tree", info.id),
             parent_url=f"{nav.prefix}/commit/{info.parent_id}" if info.parent_id else None,

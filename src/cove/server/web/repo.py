@@ -9,6 +9,7 @@ is never read as a model's sub-page whatever order the routers are included in."
 # no `from __future__ import annotations`: the per-kind routes are closures whose Annotated dependencies
 # FastAPI must see as objects
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,6 +155,15 @@ def scalars(value: Any) -> list[str]:
     return [str(v) for v in items if isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v)]
 
 
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def repo_href(prefix: str, repo_id: str) -> str | None:
+    """A link to a repo a card names, only for a well-formed id: a card's "//evil.example/x" or
+    "javascript:..." never becomes a link."""
+    return f"{prefix}/{repo_id}" if _REPO_ID.match(repo_id) else None
+
+
 def _listing(kind: str, **params: str) -> str:
     path = {"model": "/models", "dataset": "/datasets", "space": "/spaces"}[kind]
     return f"{path}?{urlencode(params)}"
@@ -183,12 +193,12 @@ def card_chips(card: dict[str, Any], repo_type: str) -> list[Chip]:
         )
     if repo_type == "space":
         add("sdk", scalars(card.get("sdk")), lambda v: None)
-        add("model", scalars(card.get("models")), lambda v: f"/{v}")
+        add("model", scalars(card.get("models")), lambda v: repo_href("", v))
     add("license", scalars(card.get("license")), lambda v: _listing(repo_type, license=v))
     add("language", scalars(card.get("language")), lambda v: _listing(repo_type, language=v))
-    add("dataset", scalars(card.get("datasets")), lambda v: f"/datasets/{v}")
+    add("dataset", scalars(card.get("datasets")), lambda v: repo_href("/datasets", v))
     if repo_type == "model":
-        add("base model", scalars(card.get("base_model")), lambda v: f"/{v}")
+        add("base model", scalars(card.get("base_model")), lambda v: repo_href("", v))
     add("tag", scalars(card.get("tags")), lambda v: _listing(repo_type, filter=v))
     return chips
 
@@ -461,7 +471,9 @@ def _card_page(repo_type: str) -> Callable[..., Any]:
             size_label=format_params(size.params) if size else "",
             snippets=snippets(repo, card, base_url),
             task=tasks[0] if tasks else None,
-            viewer=viewer.preview(store, tree, card, None, None) if repo_type == "dataset" else None,
+            viewer=viewer.preview(store, tree, card, None, None)
+            if viewer.has_data(repo_type, tree)
+            else None,
             file_count=len(tree),
         )
 

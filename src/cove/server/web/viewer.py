@@ -69,6 +69,11 @@ def data_format(path: str) -> str | None:
     return None
 
 
+def has_data(repo_type: str, tree: dict[str, FileEntry]) -> bool:
+    """Whether a repo's page shows the viewer: a dataset with files a reader takes."""
+    return repo_type == "dataset" and any(data_format(p) is not None for p in tree)
+
+
 # --- what the page shows ------------------------------------------------------------------------------------
 
 
