@@ -151,13 +151,15 @@ dataset_info:
         repo_type="dataset",
     )
     html = web.get("/datasets/ann/multi/viewer").text
-    assert 'href="/datasets/ann/multi/viewer/fr/train">fr</a>' in html
+    assert 'href="/datasets/ann/multi/viewer?config=fr">fr</a>' in html
     splits = re.findall(r'<a class="chip( active)?" href="/datasets/ann/multi/viewer/en/(\w+)">\2</a>', html)
     assert splits == [(" active", "train"), ("", "validation")]
     assert count_line(html) == "2 rows (from the card's dataset_info)"
     assert cells(web.get("/datasets/ann/multi/viewer/en/validation").text) == [["hi"]]
-    fr = web.get("/datasets/ann/multi/viewer/fr/train").text
-    assert cells(fr) == [["bonjour"]] and count_line(fr) == "1 rows"
+    fr = web.get("/datasets/ann/multi/viewer?config=fr").text
+    assert cells(fr) == [["bonjour"]] and count_line(fr) == "1 row"
+    assert cells(web.get("/datasets/ann/multi/viewer/fr/train").text) == [["bonjour"]]
+    assert web.get("/datasets/ann/multi/viewer?config=zz").status_code == 404
     assert web.get("/datasets/ann/multi/viewer/de/train").status_code == 404
     assert web.get("/datasets/ann/multi/viewer/en/test").status_code == 404
 

@@ -321,7 +321,7 @@ def _blob_page(repo_type: str) -> Callable[..., Any]:
         hub: HubDep,
         s: Db,
         caller: WebCaller,
-        plain: int = 0,
+        plain: str | None = None,
     ) -> Any:
         store = hub.store
         repo: RepoRow = open_repo(repo_type, namespace, name, hub, s, caller)
@@ -334,7 +334,8 @@ def _blob_page(repo_type: str) -> Callable[..., Any]:
         entry = store.file(s, repo, commit_id, path)
         base = posixpath.basename(path)
         last = last_commits(store, s, commit_id, posixpath.dirname(path), {base})
-        view = file_view(store, nav, revision, entry, bool(plain))
+        source = (plain or "").lower() in ("1", "true")  # ?plain=1: a Markdown file's source
+        view = file_view(store, nav, revision, entry, source)
         return page(
             request,
             "repo/blob.html",
@@ -352,7 +353,7 @@ def _blob_page(repo_type: str) -> Callable[..., Any]:
             raw_url=nav.link("resolve", revision, path),
             download_url=nav.link("resolve", revision, path) + "?download=true",
             history_url=nav.link("commits", revision, path),
-            plain=bool(plain),
+            plain=source,
             # the card editor (the accounts work) edits README.md on a branch
             can_edit=nav.can_write and path == "README.md" and not _HEX40.match(revision),
             edit_url=f"{nav.prefix}/edit/{rev_quote(revision)}/README.md",

@@ -27,11 +27,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from cove.errors import EntryNotFoundError
+from cove.errors import DatasetError, EntryNotFoundError
 from cove.server.deps import Db, HubDep
 from cove.server.web.cache import LRU
 from cove.server.web.render import page
-from cove.server.web.repo import open_repo, repo_nav, scalars
+from cove.server.web.repo import open_repo, repo_nav
 from cove.server.web.session import WebCaller
 from cove.store import DEFAULT_BRANCH, FileEntry, RepoStore
 
@@ -177,7 +177,7 @@ def materialize(store: RepoStore, tree: dict[str, FileEntry], card: dict[str, An
     files = sorted(p for p in tree if data_format(p) is not None)
     configs = _card_configs(card)
     if len(files) > MAX_DATA_FILES:
-        raise EntryNotFoundError(
+        raise DatasetError(
             f"The dataset has {len(files):,} data files, more than the viewer's {MAX_DATA_FILES:,}: "
             "load it with cove.load_dataset to look at it."
         )
@@ -477,18 +477,20 @@ def _viewer_page(
         raise EntryNotFoundError(
             f"Split {split!r} not found in config {state.config!r}: it has {state.splits}."
         )
-    return page(
-        request,
-        "repo/viewer.html",
-        nav=nav,
-        viewer=state,
-        full=True,
-        tasks=scalars(nav.card.get("task_categories")),
-    )
+    return page(request, "repo/viewer.html", nav=nav, viewer=state, full=True)
 
 
-def viewer_default(namespace: str, name: str, request: Request, hub: HubDep, s: Db, caller: WebCaller) -> Any:
-    return _viewer_page(namespace, name, request, hub, s, caller)
+def viewer_default(
+    namespace: str,
+    name: str,
+    request: Request,
+    hub: HubDep,
+    s: Db,
+    caller: WebCaller,
+    config: str | None = None,
+) -> Any:
+    """The first split of config (?config=; default: the first config)."""
+    return _viewer_page(namespace, name, request, hub, s, caller, config)
 
 
 def viewer_split(
