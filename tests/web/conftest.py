@@ -63,6 +63,66 @@ class WebHub:
                 return self.store.resolve(s, row, None)
             return self.store.commit(s, row, ops, title=title, author=namespace)
 
+    def commit(
+        self,
+        repo_id: str,
+        *,
+        add: dict[str, bytes | str] | None = None,
+        lfs: dict[str, bytes] | None = None,
+        delete: tuple[str, ...] = (),
+        repo_type: str = "model",
+        title: str = "Update files",
+        branch: str | None = None,
+    ) -> str:
+        """One commit to an existing repo: regular files, LFS files (uploaded and linked first) and
+        deletions; returns the commit id."""
+        from cove.store import CommitOp
+
+        with self.store.session() as s:
+            row = self.store.get_repo(s, repo_type, repo_id)
+            ops = []
+            for path, data in (add or {}).items():
+                raw = data.encode() if isinstance(data, str) else data
+                ops.append(CommitOp("add", path, self.store.store_regular(raw, path)))
+            for path, raw in (lfs or {}).items():
+                sha = self.store.blobs.put_bytes(raw)
+                self.store.link_lfs(s, row.id, sha)
+                ops.append(CommitOp("add", path, self.store.lfs_entry(path, sha, len(raw))))
+            ops += [CommitOp("delete", path) for path in delete]
+            return self.store.commit(s, row, ops, title=title, author=repo_id.split("/")[0], branch=branch)
+
+    def huge_lfs(self, repo_id: str, path: str, size: int, head: bytes, *, repo_type: str = "model") -> str:
+        """Commit an LFS file of size bytes that holds head and then zeros, as a sparse blob (a 5 GB
+        checkpoint costs the test no disk); returns the commit id."""
+        import hashlib
+
+        from cove.store import CommitOp
+
+        sha = hashlib.sha256(head + str(size).encode()).hexdigest()  # a name; the store never re-hashes
+        blob = self.store.blobs.path(sha)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        with open(blob, "wb") as f:
+            f.write(head)
+            f.truncate(size)
+        with self.store.session() as s:
+            row = self.store.get_repo(s, repo_type, repo_id)
+            self.store.link_lfs(s, row.id, sha)
+            op = CommitOp("add", path, self.store.lfs_entry(path, sha, size))
+            return self.store.commit(s, row, [op], title=f"Add {path}", author=repo_id.split("/")[0])
+
+    def like(self, user: str, repo_id: str, *, repo_type: str = "model") -> None:
+        """user likes the repo (a likes row and the repo's count, as the like form leaves them)."""
+        from cove.server.auth.service import get_account
+        from cove.store import LikeRow
+
+        with self.store.session() as s:
+            row = self.store.get_repo(s, repo_type, repo_id)
+            account = get_account(s, user)
+            assert account is not None
+            s.add(LikeRow(user_id=account.id, repo_id=row.id))
+            row.likes = (row.likes or 0) + 1
+            s.commit()
+
     def get(self, path: str, *, user: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
         """GET as a browser (Accept: text/html), optionally with a user's token."""
         headers = dict(HTML)
@@ -80,3 +140,50 @@ def web(tmp_path: Path) -> Iterator[WebHub]:
     app = create_app(Settings(data_dir=tmp_path / "hub"))
     with TestClient(app) as client:
         yield WebHub(client=client, data_dir=tmp_path / "hub")
+
+
+# --- weight files built at test time (no model is ever downloaded) -----------------------------------------
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def safetensors_bytes(
+    tensors: dict[str, tuple[str, tuple[int, ...]]], metadata: dict[str, str] | None = None
+) -> bytes:
+    """A valid safetensors file of zeros: name -> (dtype, shape)."""
+    import json
+    import math
+
+    header: dict[str, object] = {"__metadata__": metadata} if metadata else {}
+    offset = 0
+    for name, (dtype, shape) in tensors.items():
+        size = math.prod(shape) * _DTYPE_BYTES[dtype]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + bytes(offset)
+
+
+def gguf_bytes(tmp_path: Path, name: str = "tiny", vocab: int = 40) -> bytes:
+    """A small llama GGUF file (metadata, a vocabulary, three tensors) written by the gguf package."""
+    import gguf
+    import numpy as np
+
+    path = tmp_path / f"{name}.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name(name)
+    w.add_block_count(1)
+    w.add_context_length(128)
+    w.add_embedding_length(8)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([f"tok{i}" for i in range(vocab)])
+    w.add_token_scores([0.5] * vocab)
+    w.add_tensor("token_embd.weight", np.zeros((vocab, 8), dtype=np.float32))
+    w.add_tensor("blk.0.attn_q.weight", np.zeros((8, 8), dtype=np.float16))
+    w.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path.read_bytes()
