@@ -4,8 +4,8 @@ transaction, so the count the lists sort by is exact under any concurrency.
 A like is an INSERT that the primary key refuses the second time (IntegrityError: already liked, count
 unchanged); an unlike is a DELETE whose row count says whether the count goes down. Each write starts a
 fresh transaction (on SQLite its first statement takes the write lock, so no stale read snapshot can make
-it fail) and is retried while the database is busy. Deleting a repo or an account deletes its likes
-(ON DELETE CASCADE), with the repo's row and count.
+it fail) and is retried while the database is busy. Deleting a repo deletes its likes with it (ON DELETE
+CASCADE). Cove has no account deletion; one would have to lower the counts of the repos its likes name.
 """
 
 from __future__ import annotations

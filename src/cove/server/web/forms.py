@@ -8,7 +8,7 @@ and hands each file part out as a stream, which the blob store reads directly.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -59,17 +59,31 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def _mapped(exc: HubError) -> tuple[int, str | None]:
+    from cove.server.errors import _STATUS  # the one table from domain errors to statuses and codes
+
+    for kind, status, code in _STATUS:
+        if isinstance(exc, kind):
+            return status, code
+    return 400, "BadRequest"
+
+
 def status_of(exc: HubError) -> int:
     """The status server/errors.py gives a domain error, for a form shown again with the error."""
-    from cove.server.errors import _STATUS  # the one table from domain errors to statuses
-
-    for kind, status, _code in _STATUS:
-        if isinstance(exc, kind):
-            return status
-    return 400
+    return _mapped(exc)[0]
 
 
-def body_chunks(request: Request, limit: int, setting: str) -> Iterator[bytes]:
+def error_headers(exc: HubError) -> dict[str, str]:
+    """The headers of that answer: its X-Error-Code, and Connection: close when the rest of the body was
+    never read (413, 408)."""
+    status, code = _mapped(exc)
+    headers = {"X-Error-Code": code} if code else {}
+    if status in (408, 413):
+        headers["Connection"] = "close"
+    return headers
+
+
+def body_chunks(request: Request, limit: int, setting: str) -> Generator[bytes, None, None]:
     """The request body's chunks (capped, with server/body.py's timeouts) for a plain route running in a
     worker thread: each chunk is awaited on the event loop, and all the work on it stays in the thread."""
     import anyio.from_thread
@@ -190,7 +204,7 @@ class MultipartReader:
             if self._buf[:2] == b"--":
                 return
             end = self._headers_end()
-            head = bytes(self._buf[:end]).decode("utf-8", "replace")
+            head = bytes(self._buf[:end])
             del self._buf[: end + 4]
             self._part = self._new_part(head)
             yield self._part
@@ -206,17 +220,17 @@ class MultipartReader:
                 raise self._malformed("the body ended inside part headers")
             self._fill(len(self._buf) + 1)
 
-    def _new_part(self, head: str) -> Part:
+    def _new_part(self, head: bytes) -> Part:
         from python_multipart.multipart import parse_options_header
 
         # the line after a boundary ends the boundary (optionally padded): the headers follow it
-        lines = head.split("\r\n")
+        lines = head.split(b"\r\n")
         if lines[0].strip():
             raise self._malformed("text after a part boundary")
-        disposition = ""
+        disposition = b""
         for line in lines[1:]:
-            key, _, value = line.partition(":")
-            if key.strip().lower() == "content-disposition":
+            key, _, value = line.partition(b":")
+            if key.strip().lower() == b"content-disposition":
                 disposition = value.strip()
         kind, params = parse_options_header(disposition)
         if kind != b"form-data" or b"name" not in params:

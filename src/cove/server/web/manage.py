@@ -8,6 +8,7 @@ web/router.py registers these routes before the pages' catch-alls."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -34,6 +35,7 @@ from cove.server.web.forms import (
     LargeFormBody,
     MultipartReader,
     body_chunks,
+    error_headers,
     see_other,
     status_of,
 )
@@ -111,7 +113,9 @@ def _repo_context(repo: RepoRow) -> dict[str, Any]:
 # --- create ---------------------------------------------------------------------------------------
 
 
-def _new_page(request: Request, caller: Principal, *, status: int = 200, **values: Any) -> Response:
+def _new_page(
+    request: Request, caller: Principal, *, failed: HubError | None = None, **values: Any
+) -> Response:
     values.setdefault("type", "model")
     values.setdefault("owner", caller.name)
     values.setdefault("visibility", "public")
@@ -119,10 +123,12 @@ def _new_page(request: Request, caller: Principal, *, status: int = 200, **value
     return page(
         request,
         "manage/new.html",
-        status_code=status,
+        status_code=status_of(failed) if failed else 200,
+        headers=error_headers(failed) if failed else None,
         owners=_writable_namespaces(caller),
         sdks=SDKS,
         values=values,
+        error=str(failed) if failed else None,
     )
 
 
@@ -160,7 +166,7 @@ def create_repo(request: Request, hub: HubDep, s: Db, caller: SignedIn, form: Fo
         created = repos.create_repo(hub.store, s, caller, body, lambda t, r: f"/{TYPE_PREFIX[t]}{r}")
     except HubError as exc:  # a bad name, a taken one, an owner the caller may not write to
         s.rollback()
-        return _new_page(request, caller, status=status_of(exc), error=str(exc), **values)
+        return _new_page(request, caller, failed=exc, **values)
     return see_other(created.url)
 
 
@@ -168,18 +174,17 @@ def create_repo(request: Request, hub: HubDep, s: Db, caller: SignedIn, form: Fo
 
 
 def _upload_page(
-    request: Request, hub: Hub, repo: RepoRow, revision: str, *, status: int = 200, **ctx: Any
+    request: Request, hub: Hub, repo: RepoRow, revision: str, *, failed: HubError | None = None
 ) -> Response:
-    headers = {"Connection": "close"} if status in (408, 413) else None
     return page(
         request,
         "manage/upload.html",
-        status_code=status,
-        headers=headers,
+        status_code=status_of(failed) if failed else 200,
+        headers=error_headers(failed) if failed else None,
+        error=str(failed) if failed else None,
         revision=revision,
         max_upload_bytes=hub.settings.max_upload_bytes,
         **_repo_context(repo),
-        **ctx,
     )
 
 
@@ -267,12 +272,12 @@ def upload(request: Request, hub: HubDep, s: Db, caller: SignedIn, repo: PostRep
     caller.check_write(repo)
     repo_pk, repo_id = repo.id, repo.repo_id
     s.rollback()  # no database connection is held while the body streams in
+    chunks = body_chunks(request, hub.settings.max_upload_bytes, "COVE_MAX_UPLOAD_BYTES")
     try:
-        reader = MultipartReader(
-            body_chunks(request, hub.settings.max_upload_bytes, "COVE_MAX_UPLOAD_BYTES"),
-            request.headers.get("content-type", ""),
-        )
-        got = _receive(request, hub.store, reader)
+        with contextlib.closing(chunks):  # in this thread, whatever part of the body was read
+            got = _receive(
+                request, hub.store, MultipartReader(chunks, request.headers.get("content-type", ""))
+            )
         if not got.files:
             raise HubRequestError("Choose at least one file to upload.")
         summary = check_text(got.fields.get("summary", "").strip(), "commit message")
@@ -295,7 +300,7 @@ def upload(request: Request, hub: HubDep, s: Db, caller: SignedIn, repo: PostRep
         current = hub.store.repo_by_pk(s, repo_pk)
         if current is None:
             raise
-        return _upload_page(request, hub, current, revision, status=status_of(exc), error=str(exc))
+        return _upload_page(request, hub, current, revision, failed=exc)
     return see_other(f"{repo_page_url(current)}/tree/{quote(revision, safe='')}")
 
 
@@ -318,10 +323,16 @@ def card_problem(text: str, *, timeout: float) -> str | None:
 
 
 def _edit_page(
-    request: Request, hub: Hub, repo: RepoRow, revision: str, *, status: int = 200, **ctx: Any
+    request: Request, repo: RepoRow, revision: str, *, failed: HubError | None = None, **ctx: Any
 ) -> Response:
     return page(
-        request, "manage/edit.html", status_code=status, revision=revision, **_repo_context(repo), **ctx
+        request,
+        "manage/edit.html",
+        status_code=status_of(failed) if failed else 200,
+        headers=error_headers(failed) if failed else None,
+        revision=revision,
+        **_repo_context(repo),
+        **ctx,
     )
 
 
@@ -360,7 +371,7 @@ def edit_page(
             text = hub.store.blobs.read(entry.sha256).decode("utf-8")
         except UnicodeDecodeError:
             raise HubRequestError("README.md is not UTF-8 text: upload a new README.md instead.") from None
-    return _edit_page(request, hub, repo, revision, content=text, parent=head, summary="", description="")
+    return _edit_page(request, repo, revision, content=text, parent=head, summary="", description="")
 
 
 @_repo_route("POST", "/edit/{revision:seg}/README.md")
@@ -406,7 +417,7 @@ def edit_card(
                 "README.md changed since you opened the editor (another commit landed on "
                 f"{revision!r}). Your text is kept below: copy it, reload the editor and apply it again."
             )
-        return _edit_page(request, hub, repo, revision, status=status_of(exc), error=message, **kept)
+        return _edit_page(request, repo, revision, failed=exc, error=message, **kept)
     return see_other(repo_page_url(repo))
 
 
@@ -414,12 +425,13 @@ def edit_card(
 
 
 def _settings_page(
-    request: Request, repo: RepoRow, caller: Principal, *, status: int = 200, **ctx: Any
+    request: Request, repo: RepoRow, caller: Principal, *, failed: HubError | None = None, **ctx: Any
 ) -> Response:
     return page(
         request,
         "manage/settings.html",
-        status_code=status,
+        status_code=status_of(failed) if failed else 200,
+        headers=error_headers(failed) if failed else None,
         owners=_writable_namespaces(caller),
         **_repo_context(repo),
         **ctx,
@@ -442,7 +454,8 @@ def change_visibility(
     check_csrf(request, form.get(CSRF_FIELD))
     visibility = form.get("visibility")
     if visibility not in ("public", "private"):
-        return _settings_page(request, repo, caller, status=400, visibility_error="Choose public or private.")
+        failed = HubRequestError(f"Unknown visibility {visibility!r}: choose public or private.")
+        return _settings_page(request, repo, caller, failed=failed, visibility_error=str(failed))
     repos.update_settings(hub.store, s, caller, repo, RepoSettingsRequest(visibility=visibility))  # type: ignore[arg-type]
     return see_other(f"{repo_page_url(repo)}/settings?saved=visibility")
 
@@ -467,9 +480,7 @@ def move_repo(
         )
     except HubError as exc:  # a bad or taken name, an owner the caller may not write to
         s.rollback()
-        return _settings_page(
-            request, repo, caller, status=status_of(exc), move_error=str(exc), move_name=name
-        )
+        return _settings_page(request, repo, caller, failed=exc, move_error=str(exc), move_name=name)
     return see_other(f"{repo_page_url(moved)}/settings?saved=moved")
 
 
@@ -482,13 +493,10 @@ def delete_repo(
     check_csrf(request, form.get(CSRF_FIELD))
     typed = form.get("confirm").strip()
     if typed != repo.repo_id:
-        return _settings_page(
-            request,
-            repo,
-            caller,
-            status=400,
-            delete_error=f"Type {repo.repo_id!r} exactly to confirm (you typed {typed!r}). Nothing was deleted.",
+        failed = HubRequestError(
+            f"Type {repo.repo_id!r} exactly to confirm (you typed {typed!r}). Nothing was deleted."
         )
+        return _settings_page(request, repo, caller, failed=failed, delete_error=str(failed))
     namespace = repo.namespace
     repos.delete_repo(
         hub.store, s, caller, RepoRef(name=repo.name, organization=repo.namespace, type=repo.type)
