@@ -136,7 +136,7 @@ def test_a_wrong_password_or_unknown_user_gets_one_clear_answer_and_no_session(w
     web.password("alice")
     web.user("bob", org="acme")
     r = web.sign_in(who, "not the password")
-    assert r.status_code == 401
+    assert r.status_code == 401 and r.headers["x-error-code"] == "InvalidCredentials"
     assert "Wrong user name or password." in r.text
     assert f'value="{who}"' in r.text  # the name is kept in the form
     assert not any(c.startswith("cove_session=") for c in r.headers.get_list("set-cookie"))

@@ -31,6 +31,7 @@ from cove.server.web.throttle import LoginThrottle
 router = APIRouter(include_in_schema=False)
 
 NO_STORE = {"Cache-Control": "no-store"}
+_LOGIN_CODES = {400: "BadRequest", 401: "InvalidCredentials"}
 
 
 def _throttle(request: Request) -> LoginThrottle:
@@ -64,7 +65,7 @@ def _login_page(
         request,
         "account/login.html",
         status_code=status,
-        headers=NO_STORE,
+        headers={**NO_STORE, **({"X-Error-Code": _LOGIN_CODES[status]} if status in _LOGIN_CODES else {})},
         next_path=safe_next(next_path),
         username=username,
         error=error,
