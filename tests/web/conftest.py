@@ -3,7 +3,8 @@ through the store, and a browser-like Accept header."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+PASSWORD = "correct horse battery"  # what WebHub.password gives users unless told otherwise
 
 
 @dataclass
@@ -131,6 +133,44 @@ class WebHub:
         headers.update(kwargs.pop("headers", {}))
         return self.client.get(path, headers=headers, **kwargs)
 
+    # --- accounts (tests/web/test_accounts.py, test_forms.py, test_likes.py) ---
+
+    def password(self, name: str, password: str = PASSWORD) -> None:
+        """Give a user (made when missing) a password."""
+        from cove.server.auth.service import set_password
+
+        self.user(name)
+        with self.store.session() as s:
+            set_password(s, name, password)
+
+    def sign_in(self, name: str, password: str = PASSWORD, *, next: str = "/"):  # type: ignore[no-untyped-def]
+        """Sign this client in as a browser does (the form's CSRF token, then the post); the session
+        cookie stays in the client's jar. Returns the post's response (a 303 on success)."""
+        token = self.csrf("/login")
+        return self.client.post(
+            "/login",
+            data={"csrf_token": token, "username": name, "password": password, "next": next},
+            headers=HTML,
+            follow_redirects=False,
+        )
+
+    def csrf(self, path: str, **kwargs) -> str:  # type: ignore[no-untyped-def]
+        """The csrf_token of the first form on a page (GET as this client)."""
+        page = self.get(path, **kwargs)
+        assert page.status_code == 200, (path, page.status_code, page.text[:500])
+        found = re.search(r'name="csrf_token" value="([^"]*)"', page.text)
+        assert found is not None, f"no CSRF field on {path}"
+        return found.group(1)
+
+    def post(self, path: str, data: dict | None = None, *, user: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        """POST a form as a browser (Accept: text/html), not following redirects."""
+        headers = dict(HTML)
+        if user is not None:
+            headers["authorization"] = f"Bearer {self.tokens[user]}"
+        headers.update(kwargs.pop("headers", {}))
+        kwargs.setdefault("follow_redirects", False)
+        return self.client.post(path, data=data, headers=headers, **kwargs)
+
 
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[WebHub]:
@@ -187,3 +227,25 @@ def gguf_bytes(tmp_path: Path, name: str = "tiny", vocab: int = 40) -> bytes:
     w.write_tensors_to_file()
     w.close()
     return path.read_bytes()
+
+
+@pytest.fixture
+def make_web(tmp_path: Path) -> Iterator[Callable[..., WebHub]]:
+    """Web hubs with settings of the test's choosing (make_web(max_upload_bytes=2000)); https=True serves
+    them at https://testserver."""
+    from cove.server.app import create_app
+    from cove.server.settings import Settings
+
+    clients: list[TestClient] = []
+
+    def make(*, https: bool = False, **settings) -> WebHub:  # type: ignore[no-untyped-def]
+        data_dir = tmp_path / f"hub{len(clients)}"
+        app = create_app(Settings(data_dir=data_dir, **settings))
+        client = TestClient(app, base_url="https://testserver" if https else "http://testserver")
+        client.__enter__()
+        clients.append(client)
+        return WebHub(client=client, data_dir=data_dir)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
