@@ -80,3 +80,14 @@ def web(tmp_path: Path) -> Iterator[WebHub]:
     app = create_app(Settings(data_dir=tmp_path / "hub"))
     with TestClient(app) as client:
         yield WebHub(client=client, data_dir=tmp_path / "hub")
+
+
+def readme(card: dict | None = None, body: str = "") -> str:
+    """A README.md: card as YAML front matter (JSON is YAML), then body."""
+    import json
+
+    front = f"---\n{json.dumps(card)}\n---\n" if card is not None else ""
+    return front + body
+
+
+from tests.server.conftest import postgres  # noqa: E402, F401  (a real PostgreSQL, for the migration tests)

@@ -387,6 +387,16 @@ class _Filters:
         self.candidates.append(select(RepoTagRow.repo_id).where(*match))
 
 
+def _of_author(s: Session, author: str) -> list[ColumnElement[bool]]:
+    author = author.lower()
+    where = [func.lower(RepoRow.namespace) == author]
+    if s.get_bind().dialect.name == "sqlite":
+        # the same rows as a range of the id-order index (SQLite compares text bytewise; '0' follows '/'),
+        # so an author's page does not walk every other namespace's repos
+        where += [RepoRow.lower_id >= author + "/", RepoRow.lower_id < author + "0"]
+    return where
+
+
 def _begins(word: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return RepoTermRow.term >= word, RepoTermRow.term < word + _TOP
 
@@ -425,12 +435,7 @@ def list_repo_page(s: Session, q: RepoQuery) -> RepoPage:
             return RepoPage(rows=[], next_cursor=None)
         filters.tag(kind, value)
     if q.author:
-        author = q.author.lower()
-        where.append(func.lower(RepoRow.namespace) == author)
-        if s.get_bind().dialect.name == "sqlite":
-            # the same rows as a range of the id-order index (SQLite compares text bytewise; '0' follows
-            # '/'), so an author's page does not walk every other namespace's repos
-            where += [RepoRow.lower_id >= author + "/", RepoRow.lower_id < author + "0"]
+        where += _of_author(s, q.author)
     if q.linked:
         where.append(_has(("model", "dataset")))
     driver = None
@@ -463,17 +468,21 @@ def list_repo_page(s: Session, q: RepoQuery) -> RepoPage:
 Facets = dict[str, dict[str, int]]  # FACETS kind, or 'author' -> value -> number of repos
 
 
-def count_repos(s: Session, repo_type: str, readable: Collection[str] | None) -> int:
-    """How many repos of a type the caller sees (readable as in RepoQuery): the public ones, an index-only
-    count, plus the private ones it may read."""
-    of_type = RepoRow.type == repo_type
+def count_repos(
+    s: Session, repo_type: str, readable: Collection[str] | None, *, author: str | None = None
+) -> int:
+    """How many repos of a type the caller sees (readable as in RepoQuery), optionally of one author (as
+    RepoQuery.author): the public ones, an index-only count, plus the private ones it may read."""
+    where: list[ColumnElement[bool]] = [RepoRow.type == repo_type]
+    if author:
+        where += _of_author(s, author)
     if readable is None:
-        return s.scalar(select(func.count()).where(of_type)) or 0
-    public = s.scalar(select(func.count()).where(of_type, RepoRow.private == false())) or 0
+        return s.scalar(select(func.count()).where(*where)) or 0
+    public = s.scalar(select(func.count()).where(*where, RepoRow.private == false())) or 0
     if not readable:
         return public
     private = select(func.count()).where(
-        of_type, RepoRow.private == true(), RepoRow.namespace.in_(sorted(readable))
+        *where, RepoRow.private == true(), RepoRow.namespace.in_(sorted(readable))
     )
     return public + (s.scalar(private) or 0)
 
