@@ -190,6 +190,9 @@ def test_sidebar_filters_with_counts(hub):
     assert listed(hub.get("/datasets", params={"task": "text-classification", "language": "en"})) == [
         "alice/reviews"
     ]
+    # a new repo is counted at once (the cached public figures are keyed by the newest repo)
+    hub.repo("bob/summarizer", {"README.md": readme({"pipeline_tag": "summarization"})})
+    assert facet(hub.get("/models"), "task")["summarization"][0] == 1
 
 
 def test_sorts(hub):

@@ -34,6 +34,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
@@ -410,7 +411,8 @@ def _driver(s: Session, candidates: list[Any]) -> tuple[Any | None, int]:
     Filters that match many rows stay tests in the walk, which then stops early."""
     best, fewest = None, DRIVER_MAX_ROWS + 1
     for ids in candidates:
-        n = s.scalar(select(func.count()).select_from(ids.limit(fewest).subquery())) or 0
+        rows = ids.with_only_columns(literal(1)).limit(fewest)  # a constant: read from the index alone
+        n = s.scalar(select(func.count()).select_from(rows.subquery())) or 0
         if n < fewest:
             best, fewest = ids, n
         if n == 0:
@@ -490,10 +492,12 @@ def count_repos(
 def _facet_counts(s: Session, repo_type: str, visible: ColumnElement[bool]) -> Facets:
     kinds = [kind for kind, fields in FACETS.items() if repo_type in fields]
     out: Facets = {kind: {} for kind in kinds}
+    repos = select(RepoRow.id).where(RepoRow.type == repo_type, visible)
     rows = s.execute(
         select(RepoTagRow.kind, RepoTagRow.value, func.count())
-        .join(RepoRow, RepoRow.id == RepoTagRow.repo_id)
-        .where(RepoRow.type == repo_type, visible, RepoTagRow.kind.in_(kinds))
+        # kind as an expression: SQLite then reads each listed repo's rows by primary key, rather than
+        # every row of these kinds with a lookup of its repo (twice as slow at 10,000 repos)
+        .where(RepoTagRow.repo_id.in_(repos), (RepoTagRow.kind + "").in_(kinds))
         .group_by(RepoTagRow.kind, RepoTagRow.value)
     )
     for kind, value, n in rows:
@@ -524,14 +528,14 @@ def private_facet_counts(s: Session, repo_type: str, readable: Collection[str] |
 
 
 def listing_fingerprint(s: Session, repo_type: str) -> tuple[Any, ...]:
-    """A few index lookups that change when a repo is created, its card or files change (updated_at) or any
-    repo of the type turns private or public: a cache of public figures keyed by it never counts a repo
-    that has just turned private. Deleted and renamed repos it does not see (a cache also expires)."""
+    """A few index lookups that change when a repo is created, or when any repo of the type turns private
+    or public (or a private one is deleted): a cache of public figures keyed by it never counts a repo
+    that has just turned private. Card changes, deletions and renames of public repos it does not see:
+    such a cache also expires."""
     newest = s.scalar(select(func.max(RepoRow.id)))
-    updated = s.scalar(select(func.max(RepoRow.updated_at)).where(RepoRow.type == repo_type))
     private = s.execute(
         select(func.count(), func.coalesce(func.sum(RepoRow.id), 0)).where(
             RepoRow.type == repo_type, RepoRow.private == true()
         )
     ).one()
-    return newest, updated, tuple(private)
+    return newest, tuple(private)

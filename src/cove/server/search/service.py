@@ -233,31 +233,59 @@ def count_visible(s: Session, caller: Principal, repo_type: str, *, author: str 
     return count_repos(s, repo_type, readable_namespaces(caller), author=author)
 
 
-FACET_CACHE_SECONDS = 60.0  # deleted and renamed repos leave the public figures within this
-_facet_cache: OrderedDict[tuple[str, str], tuple[float, tuple[Any, ...], Facets]] = OrderedDict()
+FACET_CACHE_SECONDS = 60.0  # card changes, deleted and renamed repos reach the public figures within this
+
+
+@dataclass(frozen=True)
+class _PublicFacets:
+    at: float
+    fingerprint: tuple[Any, ...]
+    counts: Facets
+    ranked: dict[str, list[tuple[str, int]]]  # per kind, every value by count (most first), then by value
+
+
+_facet_cache: OrderedDict[tuple[str, str], _PublicFacets] = OrderedDict()
 _facet_guard = threading.Lock()
 
 
-def facet_counts(hub: Hub, s: Session, caller: Principal, repo_type: str) -> Facets:
-    """Per sidebar filter, how many of the repos the caller sees have each value."""
+def _ranked(counts: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _public_facets(hub: Hub, s: Session, repo_type: str) -> _PublicFacets:
     key = (hub.store.database_url, repo_type)
     fingerprint = listing_fingerprint(s, repo_type)
     now = time.monotonic()
     with _facet_guard:
         hit = _facet_cache.get(key)
-    if hit is not None and hit[1] == fingerprint and now - hit[0] < FACET_CACHE_SECONDS:
-        public = hit[2]
-    else:
-        public = public_facet_counts(s, repo_type)
-        with _facet_guard:
-            _facet_cache[key] = (now, fingerprint, public)
-            _facet_cache.move_to_end(key)
-            while len(_facet_cache) > 64:
-                _facet_cache.popitem(last=False)
+    if hit is not None and hit.fingerprint == fingerprint and now - hit.at < FACET_CACHE_SECONDS:
+        return hit
+    counts = public_facet_counts(s, repo_type)
+    fresh = _PublicFacets(now, fingerprint, counts, {k: _ranked(v) for k, v in counts.items()})
+    with _facet_guard:
+        _facet_cache[key] = fresh
+        _facet_cache.move_to_end(key)
+        while len(_facet_cache) > 64:
+            _facet_cache.popitem(last=False)
+    return fresh
+
+
+def facet_counts(
+    hub: Hub, s: Session, caller: Principal, repo_type: str, *, top: int, shown: dict[str, str]
+) -> dict[str, list[tuple[str, int]]]:
+    """Per sidebar filter, its top values among the repos the caller sees, with how many have each (most
+    first), plus the value of each filter in shown (the ones in use), whatever its count."""
+    public = _public_facets(hub, s, repo_type)
     private = private_facet_counts(s, repo_type, readable_namespaces(caller))
-    merged: Facets = {kind: dict(values) for kind, values in public.items()}
-    for kind, values in private.items():
-        into = merged.setdefault(kind, {})
-        for value, n in values.items():
-            into[value] = into.get(value, 0) + n
-    return merged
+    out: dict[str, list[tuple[str, int]]] = {}
+    for kind, ranked in public.ranked.items():
+        mine = private.get(kind, {})
+        if mine:  # only values the caller's private repos have can climb above the public top
+            climbers = {v for v, _ in ranked[:top]} | set(mine)
+            ranked = _ranked({v: public.counts[kind].get(v, 0) + mine.get(v, 0) for v in climbers})
+        values = ranked[:top]
+        active = shown.get(kind)
+        if active is not None and active not in dict(values):
+            values.append((active, public.counts[kind].get(active, 0) + mine.get(active, 0)))
+        out[kind] = values
+    return out

@@ -108,13 +108,10 @@ def list_page(request: Request, hub: HubDep, s: Db, caller: WebCaller, repo_type
     result = site_page(s, caller, query, PAGE_SIZE)
     # every link keeps the search, the filters and the sort, and starts again at the first page
     state = {"search": query.search, **filters, "sort": "" if query.sort == "updated" else query.sort}
-    counts = facet_counts(hub, s, caller, repo_type)
+    counts = facet_counts(hub, s, caller, repo_type, top=FACET_VALUES_SHOWN, shown=filters)
     facets = []
     for kind in kinds:
-        values = sorted(counts.get(kind, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:FACET_VALUES_SHOWN]
         active = filters.get(kind)
-        if active is not None and active not in dict(values):  # the filter in use is always on show
-            values.append((active, counts.get(kind, {}).get(active, 0)))
         items = [
             {
                 "value": value,
@@ -122,7 +119,7 @@ def list_page(request: Request, hub: HubDep, s: Db, caller: WebCaller, repo_type
                 "active": value == active,
                 "href": _href(path, {**state, kind: "" if value == active else value}),
             }
-            for value, n in values
+            for value, n in counts.get(kind, [])
         ]
         if items:
             facets.append({"kind": kind, "label": FACET_LABELS[kind], "options": items})
