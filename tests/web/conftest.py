@@ -249,3 +249,14 @@ def make_web(tmp_path: Path) -> Iterator[Callable[..., WebHub]]:
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+def readme(card: dict | None = None, body: str = "") -> str:
+    """A README.md: card as YAML front matter (JSON is YAML), then body."""
+    import json
+
+    front = f"---\n{json.dumps(card)}\n---\n" if card is not None else ""
+    return front + body
+
+
+from tests.server.conftest import postgres  # noqa: E402, F401  (a real PostgreSQL, for the migration tests)

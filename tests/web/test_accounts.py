@@ -165,7 +165,11 @@ def test_the_sign_in_form_needs_its_csrf_token_and_cookie(web):
     web.password("alice")
     token = web.csrf("/login")
     fields = {"username": "alice", "password": PASSWORD}
-    for data in ({**fields}, {**fields, "csrf_token": "0" * 64}, {**fields, "csrf_token": token[:-1] + ("1" if token.endswith("0") else "0")}):
+    for data in (
+        {**fields},
+        {**fields, "csrf_token": "0" * 64},
+        {**fields, "csrf_token": token[:-1] + ("1" if token.endswith("0") else "0")},
+    ):
         r = web.post("/login", data)
         assert r.status_code == 403 and r.headers["x-error-code"] == "CsrfTokenInvalid"
         assert "security token" in r.text

@@ -1,5 +1,5 @@
 """The website's routes: one router per page family, registered after every API route (the pages' paths,
-/{namespace}/{name} above all, would otherwise shadow them)."""
+/{namespace}/{name} above all, would otherwise shadow them), fixed paths first and /{name} last."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.staticfiles import StaticFiles
+
+from cove.server.web import home, lists, people
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -51,14 +53,18 @@ def install(app) -> None:  # type: ignore[no-untyped-def]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # the Hub's like API (/api/{kind}/{id}/like, /likers, /api/users/{user}/likes): JSON, before any page
     app.include_router(likes_api)
-    # fixed paths first (/login, /logout, /settings/*, /new), then the repo actions
-    # (/{repo}/upload|edit|settings|like), both before the repo pages' and /{name}'s catch-alls
+    # fixed paths first: /, /models, /datasets, /spaces, /login, /logout, /settings/*, /new
+    app.include_router(home.router)
+    app.include_router(lists.router)
     app.include_router(account_router)
+    # then the repo actions (/{repo}/upload|edit|settings|like), before the repo pages' catch-alls
     app.include_router(manage_router)
     app.include_router(router)
-    # the repo pages (/{namespace}/{name}/...): after every fixed-path page router above (/settings/tokens,
-    # /models, ...), and before the /{name} user page router, which is included last
+    # the repo pages (/{namespace}/{name}/...): after every fixed-path page router above, and before the
+    # /{name} user page router, which is included last
     from cove.server.web import files, history, repo, viewer
 
     for pages in (viewer.router, history.router, files.router, repo.router):
         app.include_router(pages)
+    # last: /{name} must not shadow any page above
+    app.include_router(people.router)
