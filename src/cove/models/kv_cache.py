@@ -77,7 +77,9 @@ class RowKVCache:
     its own length, so sequences join and leave a running batch without touching the others.
 
     Buffers are (rows, kv_heads, capacity, head_dim) per layer, allocated on the first ``load`` (shapes and
-    dtype taken from the prefill cache) and grown in chunks along the capacity. A decoding step over the
+    dtype taken from the prefill cache) and grown in chunks along the capacity. They start zeroed and only
+    ever hold finite values: a masked position still enters attention as probability 0 times its value,
+    and 0 * NaN from uninitialised memory would poison the row. A decoding step over the
     first ``n`` rows is set up with ``prepare``: row ``i`` writes its one new key/value in place at
     ``positions[i]`` and attends over the first ``span`` positions (the caller masks what lies past a
     row's own length). To the model it looks like a ``KVCache`` whose past is ``span - 1`` tokens, so the
@@ -114,7 +116,7 @@ class RowKVCache:
         for store in (self.keys, self.values):
             for i, buf in enumerate(store):
                 rows, heads, old, dim = buf.shape
-                new = buf.new_empty(rows, heads, capacity, dim)
+                new = buf.new_zeros(rows, heads, capacity, dim)
                 new[:, :, :old] = buf
                 store[i] = new
         self.capacity = capacity
@@ -127,8 +129,8 @@ class RowKVCache:
             _, heads, _, dim = first.shape
             capacity = -(-max(length, self.capacity, 1) // self.chunk) * self.chunk
             for _ in range(self.num_layers):
-                self.keys.append(first.new_empty(self.rows, heads, capacity, dim))
-                self.values.append(first.new_empty(self.rows, heads, capacity, dim))
+                self.keys.append(first.new_zeros(self.rows, heads, capacity, dim))
+                self.values.append(first.new_zeros(self.rows, heads, capacity, dim))
             self.capacity = capacity
         self.reserve(length)
         for i in range(self.num_layers):
