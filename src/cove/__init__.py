@@ -117,6 +117,7 @@ _EXPORTS: dict[str, str] = {
     "TrainerCallback": "cove.training",
     "EvalPrediction": "cove.training",
     "set_seed": "cove.training",
+    "Accelerator": "cove.training.accelerator",
 }
 
 __all__ = sorted(_EXPORTS)

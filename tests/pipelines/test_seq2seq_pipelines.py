@@ -286,12 +286,16 @@ def test_max_length_below_min_length(pipes):
         )
 
 
-@pytest.mark.parametrize(
-    "task", ["summarization", "translation", "translation_en_to_de", "text2text-generation"]
-)
+@pytest.mark.parametrize("task", ["translation", "translation_en_to_de", "text2text-generation"])
 def test_no_default_model(task):
     with pytest.raises(PipelineError, match=r"model=.*T5, BART or Marian.*hub"):
         cove.pipeline(task)
+
+
+def test_the_summarization_default_says_how_to_build_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path))  # nothing built here
+    with pytest.raises(PipelineError, match=r"cove/minilm-extractive-summarizer.*cove setup-models"):
+        cove.pipeline("summarization")
 
 
 def test_bad_values(pipes):

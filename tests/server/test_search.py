@@ -22,9 +22,10 @@ def _store(hub):  # type: ignore[no-untyped-def]
 
 
 def _insert(hub, namespace: str, rows: list[dict]) -> list[int]:  # type: ignore[no-untyped-def]
-    """Repos straight into the database (as a migration or an older Cove left them), with their tags."""
+    """Repos straight into the database (as a migration or an older Cove left them), with their tags and
+    search terms."""
     from cove.store import RepoRow
-    from cove.store.search import stored_card, sync_tags
+    from cove.store.search import id_terms, stored_card, sync_tags, sync_terms
 
     with _store(hub).session() as s:
         objs = []
@@ -37,6 +38,7 @@ def _insert(hub, namespace: str, rows: list[dict]) -> list[int]:  # type: ignore
         s.flush()
         for obj in objs:
             sync_tags(s, obj.id, obj.type, stored_card(obj.card_json))
+            sync_terms(s, obj.id, "id", id_terms(obj.repo_id))
         s.commit()
         return [o.id for o in objs]
 
@@ -458,6 +460,8 @@ def test_migration_backfills_tags_from_stored_cards(backend, tmp_path, request):
     assert tags == {
         ("good", "tag", "fill-mask"),
         ("good", "tag", "license:mit"),
+        ("good", "task", "fill-mask"),  # the card fields the website's sidebar filters by
+        ("good", "license", "mit"),
         ("good", "tag", "nul\ufffd"),  # no NUL in PostgreSQL text; the 300-character tag is not indexed
         ("surrogate", "tag", "\ufffd"),
         ("nan", "tag", "n"),
@@ -470,7 +474,8 @@ def test_migration_backfills_tags_from_stored_cards(backend, tmp_path, request):
 def test_the_query_runs_in_the_database(hub):
     """1,200 repos inserted directly: a page loads only its own rows (page size + 1), whatever the filter,
     sort or caller, and the page's first request does not grow with the table."""
-    from cove.store import RepoRow, RepoTagRow
+    from cove.store import RepoRow, RepoTagRow, RepoTermRow
+    from cove.store.search import id_terms
 
     n = 1200
     with _store(hub).engine.begin() as conn:
@@ -497,6 +502,14 @@ def test_the_query_runs_in_the_database(hub):
             [
                 {"repo_id": start + 1 + i, "kind": "tag", "value": "even" if i % 2 == 0 else "odd"}
                 for i in range(n)
+            ],
+        )
+        conn.execute(  # the search terms the store (or the 0004 migration) gives each repo
+            insert(RepoTermRow.__table__),
+            [
+                {"repo_id": start + 1 + i, "source": "id", "term": term}
+                for i in range(n)
+                for term in id_terms(f"bulk/m{i:04d}")
             ],
         )
         if conn.dialect.name == "postgresql":  # explicit ids: move the sequence past them

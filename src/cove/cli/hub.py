@@ -35,8 +35,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = user.add_parser("add", help="create a user; prints a new write token as the last line")
     p.add_argument("name")
     p.add_argument("--admin", action="store_true")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read a password for signing in to the website from stdin",
+    )
     _data_dir_arg(p)
     p.set_defaults(func=_user_add)
+    p = user.add_parser("passwd", help="set a user's website password (signs out their browsers)")
+    p.add_argument("name")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin (else it is prompted for)"
+    )
+    _data_dir_arg(p)
+    p.set_defaults(func=_user_passwd)
 
     org = sub.add_parser("org", help="manage organisations").add_subparsers(dest="org_cmd", metavar="ACTION")
     p = org.add_parser("add", help="create an organisation")
@@ -118,14 +130,46 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _user_add(args: argparse.Namespace) -> int:
-    from cove.server.auth.service import create_account, create_token
+def _read_password(from_stdin: bool) -> str:
+    """The password: stdin's first line (newline removed), or typed twice at a prompt."""
+    from cove.errors import HubRequestError
 
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != password:
+            raise HubRequestError("The two passwords differ: nothing was changed.")
+    if not password:
+        raise HubRequestError(
+            "No password given (pass it on stdin with --password-stdin): nothing was changed."
+        )
+    return password
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from cove.server.auth.service import check_new_password, create_account, create_token
+
+    password = check_new_password(_read_password(True)) if args.password_stdin else None
     with _session(args) as s:
-        create_account(s, args.name, "user", is_admin=args.admin)
+        create_account(s, args.name, "user", is_admin=args.admin, password=password)
         token = create_token(s, args.name, name="default", role="write")
+    if password is not None:
+        print(f"{args.name} can sign in to the website with that password")
     print(f"created {'admin ' if args.admin else ''}user {args.name}; its write token (shown once):")
     print(token)
+    return 0
+
+
+def _user_passwd(args: argparse.Namespace) -> int:
+    from cove.server.auth.service import check_new_password, set_password
+
+    password = check_new_password(_read_password(args.password_stdin))
+    with _session(args) as s:
+        set_password(s, args.name, password)
+    print(f"password of {args.name} changed; their browser sessions were ended")
     return 0
 
 

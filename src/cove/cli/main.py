@@ -13,6 +13,8 @@ _COMMAND_MODULES = [
     "cove.cli.setup_models",
     "cove.cli.hub",
     "cove.cli.scale",
+    "cove.cli.launch",
+    "cove.cli.import_",
 ]
 
 

@@ -52,10 +52,12 @@ def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
+    from cove.server.app import open_blob_store
     from cove.store import upgrade_schema
 
     engine = _engine(args)
-    before, after = upgrade_schema(engine)
+    # migrations that back-fill from file contents (the README words search matches) read the blob store
+    before, after = upgrade_schema(engine, blobs=open_blob_store(_settings(args)))
     where = engine.url.render_as_string(hide_password=True)
     print(f"{where}: schema {before or '(empty)'} -> {after}")
     return 0

@@ -189,9 +189,38 @@ def resolve(
         raise ModelNotFoundError(
             f"{name!r} is a file, not a model folder: pass the folder that holds config.json."
         )
-    raise ModelNotFoundError(
-        f"Model {name!r} not found: it is not a local folder, and no hub has it. "
-        "Pass a folder with config.json, or push the model to the hub (private repos need token= or `cove login`)."
+    raise ModelNotFoundError(not_found_message(name, repo_type))
+
+
+def not_found_message(name: str, repo_type: str = "model") -> str:
+    """A name found nowhere: what was searched, and how to bring the repo into this hub."""
+    from cove.hub import client
+    from cove.hub.importer import DEFAULT_NAMESPACE, legacy_namespace
+
+    where = f"the hub at {client.get_endpoint()}" if client.get_endpoint() else "the local hub"
+    kind = "Model" if repo_type == "model" else repo_type.capitalize()
+    suggested = name
+    note = ""
+    bare = "/" not in name and client.is_repo_id(f"x/{name}")
+    if not bare and not client.is_repo_id(name):
+        return (
+            f"{kind} {name!r} not found: no such folder, and it is not a repo id (namespace/name) either. "
+            "Pass the path of a folder holding config.json, or a hub repo id."
+        )
+    if bare:  # hub repos are namespace/name
+        namespace = legacy_namespace(repo_type, name)
+        suggested = f"{namespace or DEFAULT_NAMESPACE}/{name}"
+        note = (
+            f" Repos here are named namespace/name: a huggingface_hub cache's {repo_type}s--{name} is imported as "
+            f"{suggested!r}, so load it by that name."
+        )
+    return (
+        f"{kind} {name!r} not found: it is not a local folder, not in {where}, not in the huggingface_hub "
+        "cache and not a bundled model. To bring it into this hub: `cove import ~/.cache/huggingface/hub` "
+        "(a huggingface_hub cache copied from a machine that has it: every repo and revision in it), "
+        f"`cove import ./folder --repo-id {suggested}` (a model folder, or a single .safetensors/.gguf file), "
+        f"or push it from where it is (`model.push_to_hub({suggested!r})`, `cove upload {suggested} ./folder`)."
+        f"{note} Private repos also need token= or `cove login`."
     )
 
 

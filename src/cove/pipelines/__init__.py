@@ -62,6 +62,16 @@ def pipeline(
         raise PipelineError(f"Unknown pipeline task {task!r}.{hint} Available: {sorted(TASKS)}.")
     module, name = TASKS[task]
     cls = getattr(importlib.import_module(module), name)
+    if task == "summarization":  # seq2seq or extractive, by the model's config
+        from cove.pipelines.summarization import pipeline_class
+
+        cls, model = pipeline_class(
+            model,
+            revision=revision,
+            token=token,
+            local_files_only=bool(task_params.get("local_files_only")),
+            model_kwargs=model_kwargs,
+        )
     if "torch_dtype" in task_params and dtype is None:
         dtype = task_params.pop("torch_dtype")
     return cls(

@@ -16,6 +16,8 @@ DEFAULTS: dict[str, str] = {
     "sentiment-analysis": "cove/minilm-sentiment",
     "ner": "cove/minilm-ner",
     "text-generation": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    # extractive (MiniLM sentence centrality), built by `cove setup-models` (recipes/summarization.py)
+    "summarization": "cove/minilm-extractive-summarizer",
 }
 
 

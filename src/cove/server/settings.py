@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     # (default: a random one kept in the data dir).
     secret: str | None = None
 
+    # --- website accounts (README "Accounts and signing in") ---
+    # How long a browser stays signed in (the session cookie's and the session row's lifetime).
+    session_days: float = 14.0
+    # Sign-in attempts: after login_max_failures wrong passwords for one user name, or from one client
+    # address, within login_window_seconds, sign-in answers 429 until the oldest failure leaves the window.
+    login_max_failures: int = 5
+    login_window_seconds: int = 300
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.expanduser() / 'hub.sqlite'}"

@@ -1,6 +1,6 @@
-"""The hub's persistence: every table (repos and their derived tags, commits, refs, LFS links, accounts,
-memberships, tokens), the schema migrations, the list/search query, the content-addressed blob stores and
-garbage collection.
+"""The hub's persistence: every table (repos with their derived tags and search terms, commits, refs, LFS
+links, accounts, memberships, tokens, likes, web sessions), the schema migrations, the list/search query
+and the listing counts, the content-addressed blob stores and garbage collection.
 
 It sits below both of its users: the server (cove.server puts HTTP, auth rules and search in front of it)
 and the embedded hub (cove.hub.local reads a data dir's repos, and commits into it, with no server
@@ -30,6 +30,7 @@ from cove.store.db import (
     RefRow,
     RepoRow,
     RepoTagRow,
+    RepoTermRow,
     Token,
     WebSession,
     make_engine,
@@ -50,7 +51,20 @@ from cove.store.repos import (
     lfs_pointer,
     split_repo_id,
 )
-from cove.store.search import SORTS, RepoPage, RepoQuery, list_repo_page, stored_card
+from cove.store.search import (
+    FACETS,
+    SORTS,
+    Facets,
+    RepoPage,
+    RepoQuery,
+    count_repos,
+    list_repo_page,
+    listing_fingerprint,
+    private_facet_counts,
+    public_facet_counts,
+    query_words,
+    stored_card,
+)
 from cove.store.text import check_text
 
 if TYPE_CHECKING:
@@ -59,6 +73,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BRANCH",
+    "FACETS",
     "REPO_TYPES",
     "ROLES",
     "SORTS",
@@ -68,6 +83,7 @@ __all__ = [
     "CommitOp",
     "CommitRow",
     "DiskBlobStore",
+    "Facets",
     "FileEntry",
     "GcReport",
     "LfsLinkRow",
@@ -79,6 +95,7 @@ __all__ = [
     "RepoRow",
     "RepoStore",
     "RepoTagRow",
+    "RepoTermRow",
     "S3BlobStore",
     "Token",
     "WebSession",
@@ -92,12 +109,17 @@ __all__ = [
     "check_schema",
     "check_text",
     "collect_garbage",
+    "count_repos",
     "git_blob_oid",
     "lfs_pointer",
     "list_repo_page",
+    "listing_fingerprint",
     "make_engine",
     "parse_yaml",
     "parse_yaml_bounded",
+    "private_facet_counts",
+    "public_facet_counts",
+    "query_words",
     "schema_revisions",
     "split_front_matter",
     "split_repo_id",
@@ -107,11 +129,14 @@ __all__ = [
 ]
 
 
-def upgrade_schema(engine: Any, target: str = "head") -> tuple[str | None, str]:
-    """Migrate the database to target (Alembic); returns (revision before, revision after)."""
+def upgrade_schema(
+    engine: Any, target: str = "head", *, blobs: BlobStore | None = None
+) -> tuple[str | None, str]:
+    """Migrate the database to target (Alembic); returns (revision before, revision after). With blobs,
+    migrations that back-fill from file contents (the README words search matches) read them there."""
     from cove.store import schema
 
-    return schema.upgrade(engine, target)
+    return schema.upgrade(engine, target, blobs=blobs)
 
 
 def check_schema(engine: Any, url_for_message: str) -> None:

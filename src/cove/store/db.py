@@ -1,6 +1,6 @@
-"""Every table of the hub (repos and their derived tags, commits, refs, LFS links, accounts, memberships,
-tokens), behind SQLAlchemy so SQLite (the default) and PostgreSQL both work; the server and the embedded hub
-share one database."""
+"""Every table of the hub (repos with their derived tags and search terms, commits, refs, LFS links,
+accounts, memberships, tokens, likes, web sessions), behind SQLAlchemy so SQLite (the default) and PostgreSQL
+both work; the server and the embedded hub share one database."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ class RepoRow(Base):
         Index("ix_repos_list_created", "type", "created_at", "id"),
         Index("ix_repos_list_downloads", "type", "downloads", "id"),
         Index("ix_repos_list_likes", "type", "likes", "id"),
+        # counts of what a caller sees (cove.store.search.count_repos) read this index only
+        Index("ix_repos_visibility", "type", "private", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -82,6 +84,24 @@ class RepoTagRow(Base):
     repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class RepoTermRow(Base):
+    """What the search box matches (cove.store.search): source 'id' rows hold every suffix of each word of
+    the repo id (candidates for the id substring match), 'readme' rows the words of the default branch's
+    README. The primary key leads with the term, so a word is an index range on both databases; the column
+    sorts bytewise (PostgreSQL's "C" collation, SQLite's default), so that range is exactly the terms the
+    word begins. Kept in step with the id and the README by the store."""
+
+    __tablename__ = "repo_terms"
+    # one repo's README terms from a word on: a list that walks repos tests each with one seek
+    __table_args__ = (Index("ix_repo_terms_repo", "repo_id", "source", "term"),)
+
+    term: Mapped[str] = mapped_column(
+        String(64).with_variant(String(64, collation="C"), "postgresql"), primary_key=True
+    )
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(8), primary_key=True)  # id | readme
 
 
 class CommitRow(Base):

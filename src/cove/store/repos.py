@@ -42,8 +42,17 @@ from cove.store.cards import (
     card_from_readme_bounded,
     split_front_matter,
 )
-from cove.store.db import CommitRow, LfsLinkRow, RefRow, RepoRow, RepoTagRow, make_engine, utcnow
-from cove.store.search import sync_tags
+from cove.store.db import (
+    CommitRow,
+    LfsLinkRow,
+    RefRow,
+    RepoRow,
+    RepoTagRow,
+    RepoTermRow,
+    make_engine,
+    utcnow,
+)
+from cove.store.search import id_terms, readme_terms, readme_text, sync_tags, sync_terms
 from cove.store.text import check_text
 
 REPO_TYPES = ("model", "dataset", "space")
@@ -213,7 +222,7 @@ class RepoStore:
         """Bring the schema to this Cove's revision (Alembic migrations; see cove.store.schema)."""
         from cove.store import schema
 
-        schema.upgrade(self.engine)
+        schema.upgrade(self.engine, blobs=self.blobs)
 
     def check_schema(self) -> None:
         from cove.store import schema
@@ -270,6 +279,7 @@ class RepoStore:
         row = RepoRow(type=repo_type, namespace=namespace, name=name, private=private, sdk=sdk)
         s.add(row)
         s.flush()
+        sync_terms(s, row.id, "id", id_terms(row.repo_id))  # what the search box finds it by
         entry = self.store_regular(GITATTRIBUTES, ".gitattributes")
         tree_sha = self._put_tree({entry.path: entry})
         commit_id = self._commit_id(row.id, tree_sha, None, author, "initial commit", "")
@@ -288,7 +298,7 @@ class RepoStore:
         return row
 
     def delete_repo(self, s: Session, repo: RepoRow) -> None:
-        for model in (RepoTagRow, RefRow, CommitRow, LfsLinkRow):
+        for model in (RepoTagRow, RepoTermRow, RefRow, CommitRow, LfsLinkRow):
             s.query(model).filter(model.repo_id == repo.id).delete()
         s.delete(repo)
         s.commit()
@@ -304,6 +314,7 @@ class RepoStore:
             raise RepoExistsError(f"Cannot move to {to_repo_id!r}: a {repo.type} repo with that name exists.")
         repo.namespace, repo.name = namespace, name
         repo.lower_id = f"{namespace}/{name}".lower()  # the list API's id order
+        sync_terms(s, repo.id, "id", id_terms(repo.repo_id))  # and the search box's
         s.commit()
         return repo
 
@@ -543,10 +554,14 @@ class RepoStore:
                 f"parentCommit {parent_commit} is not the head of {branch!r} ({head}): another commit "
                 "landed first. Fetch the new head and retry."
             )
-        tree = self._apply(s, repo, self.tree(s, head), ops)
-        # the card is read before the first write below, which takes SQLite's write lock: nothing slow
-        # happens while other writers wait
-        card = self.card_of(tree.get("README.md")) if branch == DEFAULT_BRANCH else None
+        before = self.tree(s, head)
+        tree = self._apply(s, repo, before, ops)
+        # the card and the search terms are read before the first write below, which takes SQLite's write
+        # lock: nothing slow happens while other writers wait
+        readme = tree.get("README.md")
+        card = self.card_of(readme) if branch == DEFAULT_BRANCH else None
+        changed = branch == DEFAULT_BRANCH and readme != before.get("README.md")
+        terms = self.readme_terms(readme) if changed else None
         tree_sha = self._put_tree(tree)
         commit_id = self._commit_id(repo.id, tree_sha, head, author, title, message)
         s.add(
@@ -569,6 +584,8 @@ class RepoStore:
         if card is not None:
             repo.card_json = json.dumps(card)
             sync_tags(s, repo.id, repo.type, card)  # the list API's filters follow the card, atomically
+        if terms is not None:
+            sync_terms(s, repo.id, "readme", terms)  # and the search box its README
         s.commit()
         return commit_id
 
@@ -610,6 +627,10 @@ class RepoStore:
             else:  # pragma: no cover - the parsers only build the kinds above
                 raise HubRequestError(f"Unknown commit operation {op.kind!r}.")
         return tree
+
+    def readme_terms(self, readme: FileEntry | None) -> set[str]:
+        """The words the search box finds a repo by with this README on its default branch."""
+        return readme_terms(readme_text(self.blobs, readme.sha256, readme.size) if readme else "")
 
     def card_of(self, readme: FileEntry | None) -> dict[str, Any]:
         """The card metadata of a README (empty without one). A README whose YAML does not parse is kept

@@ -7,6 +7,8 @@ operator decides when the schema moves.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -14,6 +16,9 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
 from cove.errors import SchemaOutOfDateError
+
+if TYPE_CHECKING:
+    from cove.store.blobs import BlobStore
 
 BASELINE = "0001"  # the schema create_all built before migrations existed
 
@@ -35,14 +40,18 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
-    """Migrate the database to target; returns (revision before, revision after)."""
+def upgrade(
+    engine: Engine, target: str = "head", *, blobs: BlobStore | None = None
+) -> tuple[str | None, str]:
+    """Migrate the database to target; returns (revision before, revision after). Migrations that
+    back-fill from file contents (0004: the README words the search box matches) read them from blobs."""
     from alembic import command
 
     before = current_revision(engine)
     cfg = _config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        cfg.attributes["blobs"] = blobs
         if before is None and inspect(conn).has_table("repos"):
             # a data dir from before migrations: its tables are the baseline, so record that first
             command.stamp(cfg, BASELINE)

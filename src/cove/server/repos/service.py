@@ -56,7 +56,7 @@ def summary_json(repo: RepoRow, sha: str | None = None, *, with_card: bool = Fal
         "gated": False,
         "disabled": False,
         "downloads": repo.downloads,
-        "likes": 0,
+        "likes": repo.likes or 0,  # kept in step with the likes table by the like service
         "tags": repo_tags(repo),
         "lastModified": iso(repo.updated_at),
         "createdAt": iso(repo.created_at),

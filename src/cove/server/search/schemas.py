@@ -14,7 +14,11 @@ class ListQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    search: list[str] = Field(default=[], description="Case-insensitive substrings of the repo id")
+    search: list[str] = Field(
+        default=[],
+        description="Each: a case-insensitive substring of the repo id, or words the README holds "
+        "(every word, as word beginnings)",
+    )
     author: str | None = Field(default=None, description="The namespace (user or organisation)")
     filter: list[str] = Field(
         default=[], description="Tags the card yields (tags, pipeline_tag, library_name, license:x, ...)"

@@ -10,15 +10,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-# top-level paths the site and the APIs own: never a user or organisation name (the account service refuses
-# them, so /{name} and /{namespace}/{repo} never shadow a site page)
-RESERVED_NAMES = frozenset(
-    {
-        "api", "models", "datasets", "spaces", "static", "login", "logout", "join", "settings", "new",
-        "search", "docs", "v1", "health", "info", "metrics", "generate", "generate_stream", "embed",
-        "cove-lfs", "organizations", "pricing", "tasks",
-    }
-)  # fmt: skip
+# the account service refuses these names at creation, so the site's pages own those paths
+from cove.server.auth.service import RESERVED_NAMES as RESERVED_NAMES
 
 
 def _ago(value: dt.datetime | None) -> str:

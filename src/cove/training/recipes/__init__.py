@@ -22,12 +22,14 @@ DEFAULT_MODELS: dict[str, str] = {
     "text-classification": "cove/minilm-sentiment",
     "ner": "cove/minilm-ner",
     "token-classification": "cove/minilm-ner",
+    "summarization": "cove/minilm-extractive-summarizer",
 }
 
 # recipe name -> (module, tasks it provides)
 RECIPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "sentiment": ("cove.training.recipes.sentiment", ("sentiment-analysis", "text-classification")),
     "ner": ("cove.training.recipes.ner", ("ner", "token-classification")),
+    "summarization": ("cove.training.recipes.summarization", ("summarization",)),
 }
 
 
