@@ -11,14 +11,18 @@ tests collected after these still run their own loops."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 
 from tests.server.conftest import LiveHub, start_hub
 
@@ -154,6 +158,78 @@ def commit_files(
             for path, data in files.items()
         ]
         return store.commit(s, row, ops, title=title, author=namespace)
+
+
+# -- the try-it harness: a page holding only the widget partial, for any repo and task ----------------
+
+HARNESS_CSRF = "csrf-token-of-the-widget-harness"
+HARNESS = """{% extends "base.html" %}
+{% from "partials/try_it.html" import try_it %}
+{% block head %}<meta name="csrf-token" content="{{ csrf_token or harness_csrf }}">{% endblock %}
+{% block content %}<h1>{{ repo_id }}</h1>
+{{ try_it(repo_id, task, examples=examples, parameters=parameters, chat=chat, mask_token=mask_token) }}
+{% endblock %}"""
+
+
+def install_first(hub: LiveHub, router: Any) -> None:
+    """router's routes in front of every route of the running hub (the website's catch-alls included)."""
+    for route in reversed(router.routes):
+        hub.app.router.routes.insert(0, route)  # type: ignore[attr-defined]
+
+
+def _harness(request: Request, namespace: str, name: str) -> HTMLResponse:
+    from cove.server.web.render import environment
+    from cove.server.web.session import layout_context
+
+    q = request.query_params
+    html = (
+        environment()
+        .from_string(HARNESS)
+        .render(
+            request=request,
+            **layout_context(request),
+            harness_csrf=HARNESS_CSRF,
+            repo_id=f"{namespace}/{name}",
+            task=q.get("task", name),
+            chat=q.get("chat") == "1",
+            examples=json.loads(q.get("examples", "null")),
+            parameters=json.loads(q.get("parameters", "null")),
+            mask_token=q.get("mask_token"),
+        )
+    )
+    return HTMLResponse(html)
+
+
+@pytest.fixture(scope="module")
+def try_it_harness(live: LiveHub) -> LiveHub:
+    """GET /__try-it/{ns}/{name}?task=...&chat=1&examples=JSON&parameters=JSON&mask_token=...: the widget
+    partial alone on a page of the site's layout, so widgets are tested whatever page embeds them."""
+    from fastapi import APIRouter
+
+    router = APIRouter()
+    router.add_api_route("/__try-it/{namespace}/{name}", _harness, methods=["GET"])
+    install_first(live, router)
+    return live
+
+
+def open_try_it(page: Any, repo_id: str, task: str, **query: Any) -> Any:
+    """Open the harness for repo_id and task; returns the mounted widget's locator."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    params = {"task": task, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in query.items()}}
+    page.add_init_script("window.__pwned = 0")
+    page.goto(f"/__try-it/{repo_id}?{urlencode(params)}")
+    widget = page.locator("#try-it")
+    expect(widget).to_have_attribute("data-ready", "true")
+    return widget
+
+
+def needs_page(hub: LiveHub, path: str, branch: str) -> None:
+    """Skip unless the hub serves the page at path (the pages land from other branches)."""
+    import httpx
+
+    r = httpx.get(hub.url + path, headers={"accept": "text/html"}, timeout=60)
+    if r.status_code == 404:
+        pytest.skip(f"waits for {branch}: GET {path} is a 404")
 
 
 def card(front_matter: str, body: str = "") -> str:

@@ -11,14 +11,14 @@ import asyncio
 import json
 import threading
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from cove.server.web.render import environment
-from cove.server.web.session import layout_context
+from tests.web.browser.conftest import HARNESS_CSRF as CSRF
+from tests.web.browser.conftest import install_first, open_try_it
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the `playwright` Python package is not installed"
@@ -26,14 +26,6 @@ sync_api = pytest.importorskip(
 expect = sync_api.expect
 
 pytestmark = pytest.mark.browser
-
-CSRF = "csrf-token-for-the-widget-test"
-HARNESS = """{% extends "base.html" %}
-{% from "partials/try_it.html" import try_it %}
-{% block head %}<meta name="csrf-token" content="{{ csrf }}">{% endblock %}
-{% block content %}<h1>{{ repo_id }}</h1>
-{{ try_it(repo_id, task, examples=examples, parameters=parameters, chat=chat, mask_token=mask_token) }}
-{% endblock %}"""
 
 SEEN: dict[str, list[dict[str, Any]]] = {}  # repo name -> requests the fake API received
 GATES: dict[str, threading.Event] = {}  # repo name -> released when the test has seen the first token
@@ -97,30 +89,10 @@ CANNED: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def site(live):  # type: ignore[no-untyped-def]
-    """The live hub plus, in front of every other route, a harness page that renders the widget partial for any
-    task, and a fake inference API answering canned results and recording what it was sent."""
+def site(live, try_it_harness):  # type: ignore[no-untyped-def]
+    """The live hub with the widget harness page (conftest.py) and, in front of every other route, a fake
+    inference API under /models/fake/... answering canned results and recording what it was sent."""
     router = APIRouter()
-
-    @router.get("/__try-it/{namespace}/{name}")
-    def harness(request: Request, namespace: str, name: str) -> HTMLResponse:
-        q = request.query_params
-        html = (
-            environment()
-            .from_string(HARNESS)
-            .render(
-                request=request,
-                **layout_context(request),
-                csrf=CSRF,
-                repo_id=f"{namespace}/{name}",
-                task=q.get("task", name),
-                chat=q.get("chat") == "1",
-                examples=json.loads(q.get("examples", "null")),
-                parameters=json.loads(q.get("parameters", "null")),
-                mask_token=q.get("mask_token"),
-            )
-        )
-        return HTMLResponse(html)
 
     def record(name: str, request: Request, body: Any) -> None:
         SEEN.setdefault(name, []).append(
@@ -158,18 +130,12 @@ def site(live):  # type: ignore[no-untyped-def]
         # held after "Hello" (the first chunk only names the role)
         return _stream(chat_events(["Hello", ",", " I am", f" turn {turn}."]), GATES.get(name), hold_after=1)
 
-    for route in reversed(router.routes):
-        live.app.router.routes.insert(0, route)  # type: ignore[attr-defined]
+    install_first(live, router)
     return live
 
 
 def open_widget(page, task: str, repo: str | None = None, **query: Any):  # type: ignore[no-untyped-def]
-    params = {"task": task, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in query.items()}}
-    page.add_init_script("window.__pwned = 0")
-    page.goto(f"/__try-it/fake/{repo or task}?{urlencode(params)}")
-    widget = page.locator("#try-it")
-    expect(widget).to_have_attribute("data-ready", "true")
-    return widget
+    return open_try_it(page, f"fake/{repo or task}", task, **query)
 
 
 def compute(page, widget):  # type: ignore[no-untyped-def]
@@ -194,7 +160,10 @@ def test_text_classification_shows_label_bars(site, page, shot):
     widths = widget.locator(".try-it-bar-fill").evaluate_all("els => els.map(e => parseFloat(e.style.width))")
     assert widths == [87.5, 12.5]
     sent = last_request("text-classification")
-    assert sent["body"] == {"inputs": "I like you. I love you.", "parameters": {"top_k": 5}}
+    assert sent["body"] == {
+        "inputs": "I like you. I love you.",
+        "parameters": {"top_k": 5, "truncation": True},
+    }
     assert sent["headers"]["content-type"] == "application/json"
     expect(widget.locator(".try-it-status")).to_contain_text("Computed in")
     shot(page, "widget-text-classification")
@@ -306,6 +275,11 @@ def test_translation_pairs_get_the_translation_widget(site, page):
     widget = open_widget(page, "translation_en_to_de", repo="translation")
     compute(page, widget)
     expect(widget.locator(".try-it-text")).to_have_text("Mein Name ist Sarah.")
+    assert last_request("translation")["body"]["parameters"] == {
+        "truncation": True,
+        "src_lang": "en",
+        "tgt_lang": "de",
+    }
 
 
 def test_text_generation_streams_token_by_token(site, page, shot):

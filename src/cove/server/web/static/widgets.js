@@ -252,7 +252,8 @@ function firstVector(value) {
 //
 // fields: the form (kind text = textarea, line = input, lines = textarea one item per line, labels = comma
 // separated, number, checkbox; key = the widget example's key); example: the default example; request:
-// values -> {path?, body}; render: (result, values) -> node. stream: the task renders tokens as they come.
+// values -> {path?, body} (long texts are truncated to the model where the task reads a whole document:
+// a widget user pastes an article, not a token count); render: (result, values) -> node. stream: the task renders tokens as they come.
 
 const TEXT = { name: "text", kind: "text", label: "Input", key: "text" };
 
@@ -260,7 +261,7 @@ const TASKS = {
   "text-classification": {
     fields: [TEXT],
     example: { text: "I like you. I love you." },
-    request: (v, params) => ({ body: { inputs: v.text, parameters: { top_k: 5, ...params } } }),
+    request: (v, params) => ({ body: { inputs: v.text, parameters: { top_k: 5, truncation: true, ...params } } }),
     render: (result) => bars(firstList(result).map((r) => ({ label: r.label, score: r.score }))),
   },
   "token-classification": {
@@ -389,19 +390,19 @@ const TASKS = {
         "in Paris. Its base is square, measuring 125 metres on each side. During its construction, the Eiffel " +
         "Tower surpassed the Washington Monument to become the tallest man-made structure in the world.",
     },
-    request: (v, params) => ({ body: { inputs: v.text, parameters: params } }),
+    request: (v, params) => ({ body: { inputs: v.text, parameters: { truncation: true, ...params } } }),
     render: (result) => textOutput(generatedTexts(result, "summary_text")),
   },
   translation: {
     fields: [TEXT],
     example: { text: "My name is Sarah and I live in London." },
-    request: (v, params) => ({ body: { inputs: v.text, parameters: params } }),
+    request: (v, params) => ({ body: { inputs: v.text, parameters: { truncation: true, ...params } } }),
     render: (result) => textOutput(generatedTexts(result, "translation_text")),
   },
   "text2text-generation": {
     fields: [TEXT],
     example: { text: "The quick brown fox jumps over the lazy dog." },
-    request: (v, params) => ({ body: { inputs: v.text, parameters: params } }),
+    request: (v, params) => ({ body: { inputs: v.text, parameters: { truncation: true, ...params } } }),
     render: (result) => textOutput(generatedTexts(result, "generated_text")),
   },
   "text-generation": {
@@ -416,8 +417,15 @@ const TASKS = {
 };
 const ALIASES = { "sentiment-analysis": "text-classification", ner: "token-classification" };
 
+const TRANSLATION_PAIR = /^translation_([^_]+)_to_([^_]+)$/;
+
 export function taskSpec(task) {
-  if (task && task.startsWith("translation_")) return TASKS.translation;
+  const pair = TRANSLATION_PAIR.exec(task || "");
+  if (pair) {
+    // a card's translation_en_to_de: that pair of the model's, as /pipeline/translation_en_to_de picks it
+    const [, src, tgt] = pair;
+    return { ...TASKS.translation, request: (v, params) => TASKS.translation.request(v, { src_lang: src, tgt_lang: tgt, ...params }) };
+  }
   return TASKS[ALIASES[task] || task];
 }
 
