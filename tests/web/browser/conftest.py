@@ -167,7 +167,9 @@ HARNESS = """{% extends "base.html" %}
 {% from "partials/try_it.html" import try_it %}
 {% block head %}<meta name="csrf-token" content="{{ csrf_token or harness_csrf }}">{% endblock %}
 {% block content %}<h1>{{ repo_id }}</h1>
+<section class="try-it-box"><h2>Try it <span class="chip task">{{ task }}</span></h2>
 {{ try_it(repo_id, task, examples=examples, parameters=parameters, chat=chat, mask_token=mask_token) }}
+</section>
 {% endblock %}"""
 
 

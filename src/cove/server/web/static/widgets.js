@@ -471,9 +471,6 @@ class Widget {
       this.root.append(el("p", { class: "muted", text: `No widget for the task ${this.task || "(none)"} yet.` }));
       return;
     }
-    this.root.append(
-      el("div", { class: "try-it-header" }, el("span", { class: "chip task", text: chat ? "chat" : this.task })),
-    );
     if (chat) this.mountChat();
     else this.mountForm();
   }
