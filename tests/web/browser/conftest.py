@@ -24,6 +24,7 @@ import pytest
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from cove.server.web.session import WebCaller
 from tests.server.conftest import LiveHub, start_hub
 
 CHROMIUM = os.environ.get("COVE_CHROMIUM", "/usr/bin/chromium")
@@ -179,7 +180,8 @@ def install_first(hub: LiveHub, router: Any) -> None:
         hub.app.router.routes.insert(0, route)  # type: ignore[attr-defined]
 
 
-def _harness(request: Request, namespace: str, name: str) -> HTMLResponse:
+def _harness(request: Request, namespace: str, name: str, caller: WebCaller) -> HTMLResponse:
+    # caller: the signed-in browser's session, so the layout carries its CSRF token as a page does
     from cove.server.web.render import environment
     from cove.server.web.session import layout_context
 
@@ -223,6 +225,27 @@ def open_try_it(page: Any, repo_id: str, task: str, **query: Any) -> Any:
     widget = page.locator("#try-it")
     expect(widget).to_have_attribute("data-ready", "true")
     return widget
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def give_password(hub: LiveHub, user: str, password: str = PASSWORD) -> None:
+    from cove.server.auth.service import set_password
+
+    with hub.app.state.hub.store.session() as s:  # type: ignore[attr-defined]
+        set_password(s, user, password)
+
+
+def sign_in(page: Any, hub: LiveHub, user: str, password: str = PASSWORD) -> None:
+    """Sign in through /login (giving the user that password first), as a person does."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    give_password(hub, user, password)
+    page.goto("/login")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".mainnav .me")).to_have_text(user)
 
 
 def needs_page(hub: LiveHub, path: str, branch: str) -> None:

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.web.browser.conftest import card, commit_files, needs_page
+from tests.web.browser.conftest import card, commit_files, give_password, needs_page, sign_in
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the `playwright` Python package is not installed"
@@ -18,7 +18,6 @@ expect = sync_api.expect
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "correct horse battery staple"
 FIRST_CARD = card(
     "license: apache-2.0\npipeline_tag: text-classification\ntags:\n- story",
     "# Secret model\n\nHello from the uploaded card.\n\n| metric | value |\n|---|---|\n| accuracy | 0.91 |\n",
@@ -34,11 +33,7 @@ def site(live):  # type: ignore[no-untyped-def]
     """alice with a password; public models of two tasks for the list; a dataset for the viewer."""
     needs_page(live, "/login", "the accounts pages (webaccount)")
     needs_page(live, "/models", "the list pages (weblist)")
-    from cove.server.auth.service import set_password
-
-    store = live.app.state.hub.store
-    with store.session() as s:
-        set_password(s, "alice", PASSWORD)
+    give_password(live, "alice")
     for repo_id, task in (
         ("bob/pub-sentiment", "text-classification"),
         ("bob/pub-ner", "token-classification"),
@@ -59,14 +54,6 @@ def site(live):  # type: ignore[no-untyped-def]
     return live
 
 
-def sign_in(page, user: str = "alice", password: str = PASSWORD) -> None:  # type: ignore[no-untyped-def]
-    page.goto("/login")
-    page.get_by_label("User name").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator(".mainnav .me")).to_have_text(user)
-
-
 def test_a_wrong_password_is_refused_with_a_clear_page(site, page, shot):
     sign_in_page = page.goto("/login")
     assert sign_in_page is not None and sign_in_page.status == 200
@@ -80,7 +67,7 @@ def test_a_wrong_password_is_refused_with_a_clear_page(site, page, shot):
 
 
 def test_the_story_of_a_private_repo(site, page, shot):
-    sign_in(page)
+    sign_in(page, site, "alice")
 
     # create a private repo
     page.get_by_role("link", name="New").click()
@@ -205,7 +192,7 @@ def test_page_kinds_render(site, page, shot, name, url, shows):
 
 
 def test_the_tokens_page(site, page, shot):
-    sign_in(page)
+    sign_in(page, site, "alice")
     page.goto("/settings/tokens")
     expect(page.locator("main")).to_contain_text("token")
     shot(page, "page-settings-tokens")
