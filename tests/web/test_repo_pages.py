@@ -346,3 +346,27 @@ def test_repo_ids_from_the_card_are_linked_only_when_well_formed(web):
     assert 'href="//evil.example/x"' not in html and 'href="/datasets/javascript' not in html
     assert 'href="/datasets/ann/good"' in html
     assert "//evil.example/x" in html  # still shown, as text
+
+
+def test_the_model_page_loads_the_try_it_widget_with_the_cards_examples(web):
+    card = (
+        "---\npipeline_tag: text-generation\nwidget:\n"
+        "  - text: \"<script>alert(1)</script>' onmouseover='x\"\n"
+        "    example_title: hostile\ninference:\n  parameters:\n    max_new_tokens: 8\n---\n# chat model\n"
+    )
+    web.repo(
+        "alice/chatty",
+        {
+            "README.md": card,
+            "tokenizer_config.json": '{"chat_template": "{{ messages }}", "mask_token": {"content": "[MASK]"}}',
+        },
+    )
+    page = web.get("/alice/chatty")
+    assert page.status_code == 200
+    assert '<script type="module" src="/static/widgets.js' in page.text or "/static/widgets.js" in page.text
+    assert 'data-chat="true"' in page.text and 'data-mask-token="[MASK]"' in page.text
+    assert "<script>alert(1)</script>" not in page.text and "' onmouseover='" not in page.text
+    assert "max_new_tokens" in page.text  # the card's inference parameters reach the widget
+    # a task the widget does not serve renders no widget; a dataset never gets one
+    web.repo("alice/other", {"README.md": "---\npipeline_tag: image-classification\n---\n"})
+    assert "/static/widgets.js" not in web.get("/alice/other").text

@@ -440,6 +440,39 @@ def read_readme(store: RepoStore, entry: FileEntry, links: RepoLinks) -> tuple[R
     return rendered, cut or rendered.truncated
 
 
+TOKENIZER_CONFIG_BYTES = 1 << 20  # a tokenizer_config.json past this is not read for the widget's hints
+
+
+def widget_hints(store: RepoStore, tree: dict[str, FileEntry]) -> dict[str, Any]:
+    """What the try-it widget needs from the tokenizer: whether it has a chat template (the widget then
+    chats through /v1/chat/completions) and its mask token (fill-mask's default example)."""
+    entry = tree.get("tokenizer_config.json")
+    config: Any = None
+    if entry is not None and entry.size <= TOKENIZER_CONFIG_BYTES:
+        try:
+            config = json.loads(b"".join(store.blobs.iter_range(entry.sha256, 0, entry.size)))
+        except (ValueError, OSError):
+            config = None
+    if not isinstance(config, dict):
+        return {"chat": False, "mask_token": None}
+    mask = config.get("mask_token")
+    if isinstance(mask, dict):  # an AddedToken written out
+        mask = mask.get("content")
+    return {"chat": bool(config.get("chat_template")), "mask_token": mask if isinstance(mask, str) else None}
+
+
+def widget_card(card: dict[str, Any]) -> dict[str, Any]:
+    """The card's `widget:` examples (a list of mappings) and `inference: parameters:` (a mapping), when
+    well formed; the widget renders them as text."""
+    examples = card.get("widget")
+    inference = card.get("inference")
+    parameters = inference.get("parameters") if isinstance(inference, dict) else None
+    return {
+        "examples": [e for e in examples if isinstance(e, dict)][:20] if isinstance(examples, list) else None,
+        "parameters": parameters if isinstance(parameters, dict) else None,
+    }
+
+
 def _card_page(repo_type: str) -> Callable[..., Any]:
     def card_page(namespace: str, name: str, request: Request, hub: HubDep, s: Db, caller: WebCaller) -> Any:
         from cove.server.web import viewer
@@ -471,6 +504,9 @@ def _card_page(repo_type: str) -> Callable[..., Any]:
             size_label=format_params(size.params) if size else "",
             snippets=snippets(repo, card, base_url),
             task=tasks[0] if tasks else None,
+            widget={**widget_hints(store, tree), **widget_card(card)}
+            if tasks and repo_type == "model"
+            else {},
             viewer=viewer.preview(store, tree, card, None, None)
             if viewer.has_data(repo_type, tree)
             else None,
