@@ -474,3 +474,11 @@ def test_migration_backfills_search_terms_from_readmes(backend, tmp_path, reques
         kinds = set(conn.execute(text("SELECT DISTINCT kind FROM repo_tags")).scalars())
     assert kinds == {"tag", "license"}  # the facet kinds were derived again from the stored cards
     store.engine.dispose()
+
+
+def test_the_hubs_pipeline_tag_parameter_filters_as_task(web):
+    web.repo("alice/gen", {"README.md": "---\npipeline_tag: text-generation\n---\n"})
+    web.repo("alice/cls", {"README.md": "---\npipeline_tag: text-classification\n---\n"})
+    page = web.get("/models?pipeline_tag=text-generation")
+    assert page.status_code == 200
+    assert "alice/gen" in page.text and "alice/cls" not in page.text

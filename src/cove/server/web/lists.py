@@ -98,6 +98,10 @@ def list_page(request: Request, hub: HubDep, s: Db, caller: WebCaller, repo_type
     args = request.query_params
     kinds = facet_kinds(repo_type)
     filters = {kind: args[kind].strip() for kind in kinds if args.get(kind, "").strip()}
+    # the Hub's own names for two filters (its list URLs and the JSON API use them)
+    for alias, kind in (("pipeline_tag", "task"), ("author", "author")):
+        if kind in kinds and kind not in filters and args.get(alias, "").strip():
+            filters[kind] = args[alias].strip()
     query = SiteQuery(
         repo_type=repo_type,
         search=args.get("search", "").strip(),
