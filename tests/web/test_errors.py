@@ -25,3 +25,11 @@ def test_messages_are_escaped_in_error_pages(web):
     r = web.get("/<script>alert(1)</script>/x/tree/main")
     assert r.status_code in (400, 404)
     assert "<script>alert(1)</script>" not in r.text
+
+
+def test_pages_carry_a_content_security_policy(web):
+    page = web.get("/")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "object-src 'none'" in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" in web.get("/no/such/page/anywhere").headers  # error pages too

@@ -66,6 +66,20 @@ def environment() -> Environment:
     return env
 
 
+# every page: scripts only from this hub's /static (a card's HTML is sanitized too: this is the second wall),
+# no plugins, forms and fetches only to this origin, images from this hub, data: (the sanitizer keeps raster
+# types only) or https (cards' badges)
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
 def page(
     request: Request, template: str, status_code: int = 200, headers: dict | None = None, **context: Any
 ):
@@ -76,7 +90,7 @@ def page(
     ctx = layout_context(request)
     ctx.update(context)
     html = environment().get_template(template).render(request=request, **ctx)
-    return HTMLResponse(html, status_code=status_code, headers=headers)
+    return HTMLResponse(html, status_code=status_code, headers={**PAGE_HEADERS, **(headers or {})})
 
 
 def wants_html(request: Request) -> bool:
