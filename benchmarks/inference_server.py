@@ -357,6 +357,8 @@ async def embed_load(url: str, clients: int, seconds: float) -> dict[str, float]
                 end = time.perf_counter()
                 if not ok:
                     errors.append(why)
+                    if why.startswith("429"):  # overloaded: back off as the stock clients do
+                        await asyncio.sleep(min(float(r.headers.get("retry-after") or 1), 1.0))
                     continue
                 latencies.append(end - start)
                 done_in_window += end <= deadline
@@ -394,6 +396,8 @@ async def chat_load(
             async with http.stream("POST", "/v1/chat/completions", json=body) as r:
                 if r.status_code != 200:
                     errors.append(f"{r.status_code} {(await r.aread())[:100]!r}")
+                    if r.status_code == 429:  # overloaded: back off as the stock clients do
+                        await asyncio.sleep(min(float(r.headers.get("retry-after") or 1), 1.0))
                     return
                 async for line in r.aiter_lines():
                     if not line.startswith("data:"):
