@@ -281,9 +281,8 @@ def start_llamacpp(tmp: Path, gguf: Path, threads: int) -> Server:
 def failure(response: httpx.Response) -> str:
     text = response.text.strip().replace("\n", " ")[:160]
     if response.status_code in (404, 405) and response.headers.get("x-error-code") != "RepoNotFound":
-        return (
-            f"not available on this checkout ({response.request.method} {response.request.url.path}: {text})"
-        )
+        where = f"{response.request.method} {response.request.url.path}"
+        return f"not available on this checkout ({where} answered {response.status_code})"
     return f"probe failed: {response.status_code} {text}"
 
 
