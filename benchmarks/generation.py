@@ -10,15 +10,25 @@ cove.generation.utils.small_step_limit).
 ``--peer-one-thread`` adds a column: transformers with torch limited to one intra-op thread, interleaved
 too, which separates what Cove gains from its threading choice for small steps from the rest.
 
+llama.cpp is a peer too when llama-cpp-python imports (``pip install -e '.[bench]'``, or a
+``pip install --target DIR 'llama-cpp-python[server]'`` folder named by ``COVE_LLAMA_CPP_PATH``): batch 1 only,
+greedy from the same prompt token ids, on the GGUF file as it is (Q4_1, not dequantized), ``--llama-threads``
+threads (2), interleaved with the others in the batch-1 rows of every dtype. It runs in a subprocess that
+keeps the model loaded, so its own numpy and OpenMP never meet torch's, with ``OMP_WAIT_POLICY=PASSIVE``
+unless that is set (its spinning threads collapse on a busy box: ~90 tokens/s fell to 4-12); the time is
+measured inside that process. Its tokens are compared with Cove's: how many leading tokens agree.
+
     python benchmarks/generation.py [--repeats 3] [--new-tokens 128] [--batches 1,8] [--dtypes float32,bfloat16]
-                                    [--peer-one-thread]
+                                    [--peer-one-thread] [--llama-threads 2] [--no-llama-cpp]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -64,6 +74,82 @@ def batch_inputs(tokenizer, batch: int, pad_id: int) -> tuple[torch.Tensor, torc
     return ids, mask
 
 
+LLAMA_CPP_WORKER = r"""
+import json, sys, time
+import llama_cpp
+
+path, threads = sys.argv[1], int(sys.argv[2])
+model = llama_cpp.Llama(
+    model_path=path, n_threads=threads, n_threads_batch=threads, n_ctx=2048, verbose=False
+)
+print(json.dumps({"version": llama_cpp.__version__}), flush=True)
+for line in sys.stdin:
+    ask = json.loads(line)
+    model.reset()  # no prompt prefix kept from the last run: every run prefills its prompt
+    tokens = []
+    start = time.perf_counter()
+    first = None
+    for token in model.generate(ask["ids"], temp=0.0, top_k=1, reset=True):
+        if first is None:
+            first = time.perf_counter() - start
+        tokens.append(token)
+        if len(tokens) == ask["new_tokens"]:  # no stop at eos, as the others
+            break
+    total = time.perf_counter() - start
+    print(json.dumps({"tps": len(tokens) / total, "ttft": first, "tokens": tokens}), flush=True)
+"""
+
+
+class LlamaCpp:
+    """llama-cpp-python in a subprocess holding the model; None from start() when it does not import."""
+
+    def __init__(self, proc: subprocess.Popen, version: str, threads: int, wait_policy: str) -> None:
+        self.proc, self.version, self.threads, self.wait_policy = proc, version, threads, wait_policy
+
+    @classmethod
+    def start(cls, gguf: str, threads: int) -> LlamaCpp | str:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if os.environ.get("COVE_LLAMA_CPP_PATH"):
+            env["PYTHONPATH"] = os.environ["COVE_LLAMA_CPP_PATH"]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LLAMA_CPP_WORKER, gguf, str(threads)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()
+        if not line:
+            err = proc.stderr.read().strip().splitlines()
+            proc.wait()
+            return (err[-1] if err else f"exited {proc.returncode}")[:200]
+        return cls(proc, json.loads(line)["version"], threads, env["OMP_WAIT_POLICY"])
+
+    def run(self, ids: list[int], new_tokens: int) -> tuple[float, float, list[int]]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"ids": ids, "new_tokens": new_tokens}) + "\n")
+        self.proc.stdin.flush()
+        out = json.loads(self.proc.stdout.readline())
+        return out["tps"], out["ttft"], out["tokens"]
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def leading_agreement(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def load_average() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -100,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--peer-one-thread", action="store_true", help="also time transformers on 1 thread")
+    parser.add_argument("--llama-threads", type=int, default=2, help="llama.cpp's n_threads")
+    parser.add_argument("--no-llama-cpp", action="store_true", help="leave the llama.cpp peer out")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF loader draws a bar of its own
@@ -126,16 +214,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"hardware: {describe()}")
     print(f"{NAME}: greedy, {args.new_tokens} new tokens, median of {args.repeats} interleaved runs\n")
     one = args.peer_one_thread
+    llama: LlamaCpp | None = None
+    if not args.no_llama_cpp:
+        started = LlamaCpp.start(str(folder / entry.gguf_file), args.llama_threads)
+        if isinstance(started, str):
+            print(
+                f"llama.cpp: not run ({started}); pip install -e '.[bench]', or pip install --target DIR "
+                "'llama-cpp-python[server]' and COVE_LLAMA_CPP_PATH=DIR\n"
+            )
+        else:
+            llama = started
+            print(
+                f"llama.cpp: llama-cpp-python {llama.version}, {llama.threads} threads, "
+                f"OMP_WAIT_POLICY={llama.wait_policy}, on {entry.gguf_file} as it is (batch 1 only)\n"
+            )
     header = (
         f"{'dtype':9} {'batch':>5} | {'cove tok/s':>10} {'hf tok/s':>9} {'ratio':>6} | {'cove TTFT':>9} "
-        f"{'hf TTFT':>8} | {'hf 1thr tok/s':>13} {'ratio':>6} | same tokens | load avg"
-        if one
-        else f"{'dtype':9} {'batch':>5} | {'cove tok/s':>10} {'hf tok/s':>9} {'ratio':>6} | {'cove TTFT':>9} "
-        f"{'hf TTFT':>8} | same tokens | load avg"
+        f"{'hf TTFT':>8} | "
     )
+    if one:
+        header += f"{'hf 1thr tok/s':>13} {'ratio':>6} | "
+    if llama:
+        header += f"{'llama.cpp tok/s':>15} {'ratio':>6} {'TTFT':>7} {'agree':>7} | "
+    header += "same tokens | load avg"
     print(header)
     print("-" * len(header))
     table: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
+    agreement: dict[tuple[str, int], int] = {}
     for dtype_name in args.dtypes.split(","):
         dtype = getattr(torch, dtype_name)
         start = time.perf_counter()
@@ -149,9 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         loads.append(f"{dtype_name}: cove {cove_load:.1f} s, transformers {peer_load:.1f} s")
         for batch in (int(b) for b in args.batches.split(",")):
             ids, mask = batch_inputs(tokenizer, batch, pad_id=2)
+            with_llama = llama is not None and batch == 1
             run(ours, ids, mask, 4, peer=False)  # warm-up: first-call allocations and kernels
             run(peer, ids, mask, 4, peer=True)
-            stats: dict[str, list[tuple[float, float]]] = {"cove": [], "hf": [], "hf1": []}
+            if with_llama:
+                llama.run(ids[0].tolist(), 4)
+            stats: dict[str, list[tuple[float, float]]] = {"cove": [], "hf": [], "hf1": [], "llama": []}
             same = True
             for _ in range(args.repeats):
                 tps, ttft, a = run(ours, ids, mask, args.new_tokens, peer=False)
@@ -163,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
                     tps, ttft, c = run(peer, ids, mask, args.new_tokens, peer=True, threads=1)
                     stats["hf1"].append((tps, ttft))
                     same = same and a.shape == c.shape and bool((a == c).all())
+                if with_llama:
+                    tps, ttft, tokens = llama.run(ids[0].tolist(), args.new_tokens)
+                    stats["llama"].append((tps, ttft))
+                    agree = leading_agreement(a[0, ids.shape[1] :].tolist(), tokens)
+                    agreement[(dtype_name, batch)] = min(agreement.get((dtype_name, batch), agree), agree)
             med = {
                 k: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v))
                 for k, v in stats.items()
@@ -170,6 +283,13 @@ def main(argv: list[str] | None = None) -> int:
             }
             table[(dtype_name, batch)] = med
             extra = f"{med['hf1'][0]:>13.1f} {med['cove'][0] / med['hf1'][0]:>5.2f}x | " if one else ""
+            if with_llama:
+                extra += (
+                    f"{med['llama'][0]:>15.1f} {med['cove'][0] / med['llama'][0]:>5.2f}x "
+                    f"{med['llama'][1] * 1000:>5.0f}ms {agreement[(dtype_name, batch)]:>3}/{args.new_tokens:<3} | "
+                )
+            elif llama:
+                extra += f"{'-':>15} {'':>6} {'':>7} {'':>7} | "
             print(
                 f"{dtype_name:9} {batch:>5} | {med['cove'][0]:>10.1f} {med['hf'][0]:>9.1f} "
                 f"{med['cove'][0] / med['hf'][0]:>5.2f}x | {med['cove'][1] * 1000:>7.0f}ms {med['hf'][1] * 1000:>6.0f}ms | "
@@ -177,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         del ours, peer
+    if llama:
+        llama.stop()
+        print(
+            "llama.cpp ratio = cove/llama.cpp tokens/s; agree = leading greedy tokens equal to Cove's (the fewest "
+            "over the runs; llama.cpp computes in Q4_1, Cove in the dequantized dtype)"
+        )
     for (dtype_name, batch), med in table.items():
         if dtype_name != "float32" and ("float32", batch) in table:
             base = table[("float32", batch)]["hf"][0]
