@@ -4,7 +4,7 @@
 # The default NER model is cove/minilm-ner (all-MiniLM-L6-v2 fine-tuned on PER/ORG/LOC/MISC, BIO tags), built
 # into the local hub by `cove setup-models`. As in transformers, `pipeline("ner")` without aggregation returns
 # one entry per word piece with its B-/I- tag; 05_ner_grouped_entities.py groups them. MiniLM is uncased, so
-# the real default model reads "hugging face" as two everyday words and tags New York and the founder only.
+# the real default model may read "hugging face" as two everyday words and miss it (the README's NER notes).
 from cove import pipeline
 
 # Load NER pipeline

@@ -36,6 +36,7 @@ EXAMPLES = ROOT / "examples"
 SRC = Path(cove.__file__).resolve().parents[1]
 TUTORIAL_NER_TEXT = "Hugging Face is based in New York and was founded by Clément Delangue."
 QA_DEFAULT = DEFAULTS.get("question-answering")
+pytestmark = pytest.mark.slow  # twelve scripts in subprocesses: 75-120 s in all on a shared 2-core box
 NO_QA_DEFAULT = (
     "Cove has no default question-answering model yet (issue 18 item 3, the QA recipe): "
     "pipeline('question-answering') raises PipelineError 'has no default model'"
