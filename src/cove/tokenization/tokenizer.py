@@ -1179,6 +1179,13 @@ class PreTrainedTokenizerFast:
         tokenizer_file.write_text(json.dumps(state, indent=2, ensure_ascii=False), encoding="utf-8")
         return (str(config_file), str(special_file), str(tokenizer_file))
 
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Save the tokenizer files and commit them to ``repo_id`` (added beside what the repo holds, so a
+        model pushed there first keeps its weights), as the models' ``push_to_hub`` does."""
+        from cove.hub.push import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
     def _synced_config(self) -> dict[str, Any]:
         """Config keys that transformers' per-family classes rebuild the pipeline from, read off the backend.
 
