@@ -345,12 +345,6 @@ def test_the_tutorials_own_names_say_how_to_bring_them_in(load, tmp_path, monkey
     assert "cove import" in str(caught.value) and "not found" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    reason="the default extractive summarizer refuses transformers' generation options: PipelineError "
-    "\"summarization does not take ['do_sample', 'max_length', 'min_length']\"",
-    raises=cove.errors.PipelineError,
-    strict=False,
-)
 def test_summarization_with_transformers_length_options(data_dir, tmp_path, monkeypatch):
     """transformers' documented call, summarizer(text, max_length=130, min_length=30, do_sample=False)."""
     use_hub(monkeypatch, data_dir, tmp_path)
@@ -360,12 +354,6 @@ def test_summarization_with_transformers_length_options(data_dir, tmp_path, monk
     assert result["summary_text"]
 
 
-@pytest.mark.xfail(
-    reason="cove.hub.upload_file takes (repo_id, path_or_bytes, path_in_repo), not huggingface_hub's keywords: "
-    "TypeError \"upload_file() got an unexpected keyword argument 'path_or_fileobj'\"",
-    raises=TypeError,
-    strict=False,
-)
 def test_upload_file_with_huggingface_hub_keywords(tmp_path, monkeypatch):
     use_hub(monkeypatch, tmp_path / "data", tmp_path)
     cove.hub.create_repo("my-username/notes", exist_ok=True)

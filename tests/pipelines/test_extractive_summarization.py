@@ -144,3 +144,22 @@ def test_detokenize_undoes_aclsum_spacing():
     assert recipe.detokenize("current Machine Translation ( MT ) systems , do n't work .") == (
         "current Machine Translation (MT) systems, don't work."
     )
+
+
+def test_transformers_length_options_bound_the_summary_in_tokens(summarizer_dir):
+    import cove
+
+    pipe = cove.pipeline("summarization", model=str(summarizer_dir))
+    sentences = split_sentences(TEXT)
+    lengths = {s: len(pipe.tokenizer(s)["input_ids"]) - 2 for s in sentences}
+    short = pipe(TEXT, max_length=25, do_sample=False)[0]["summary_text"]
+    picked = split_sentences(short)
+    assert picked and (len(picked) == 1 or sum(lengths[s] for s in picked) <= 25)
+    full = split_sentences(pipe(TEXT, max_length=130, min_length=30, do_sample=False)[0]["summary_text"])
+    assert len(full) >= 3 and sum(lengths[s] for s in full) >= 30
+    longer = split_sentences(pipe(TEXT, num_sentences=1, min_length=40)[0]["summary_text"])
+    assert sum(lengths[s] for s in longer) >= 40  # past num_sentences until min_length is reached
+    with pytest.raises(PipelineError, match="min_length"):
+        pipe(TEXT, max_length=10, min_length=20)
+    with pytest.raises(PipelineError, match="samples nothing"):
+        pipe(TEXT, do_sample=True)

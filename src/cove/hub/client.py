@@ -422,16 +422,34 @@ def upload_folder(
 
 
 def upload_file(
-    repo_id: str,
-    path_or_bytes: str | os.PathLike[str] | bytes,
-    path_in_repo: str,
+    repo_id: str | None = None,
+    path_or_bytes: str | os.PathLike[str] | bytes | None = None,
+    path_in_repo: str | None = None,
     *,
+    path_or_fileobj: Any = None,
     token: str | None = None,
-    repo_type: str = "model",
+    repo_type: str | None = "model",
     commit_message: str | None = None,
     revision: str | None = None,
     endpoint: str | None = None,
 ) -> str:
+    """Commit one file (a path, bytes, or with huggingface_hub's keyword ``path_or_fileobj`` also an open
+    binary file) to ``path_in_repo``; returns the commit reference."""
+    if path_or_fileobj is not None:
+        if path_or_bytes is not None:
+            raise TypeError("Pass path_or_bytes or path_or_fileobj, not both.")
+        path_or_bytes = path_or_fileobj.read() if hasattr(path_or_fileobj, "read") else path_or_fileobj
+    if repo_id is None or path_or_bytes is None or path_in_repo is None:
+        raise TypeError(
+            "upload_file needs repo_id, path_in_repo and the file (path_or_fileobj or path_or_bytes)."
+        )
+    if isinstance(path_or_bytes, bytearray | memoryview):
+        path_or_bytes = bytes(path_or_bytes)
+    if not isinstance(path_or_bytes, bytes | str | os.PathLike):
+        raise TypeError(
+            f"upload_file takes a path, bytes or a binary file, got {type(path_or_bytes).__name__}."
+        )
+    repo_type = repo_type or "model"
     if not (endpoint or get_endpoint()):
         from cove.hub.local import local_upload
 

@@ -35,6 +35,11 @@ def extractive_settings(config: Any) -> dict[str, Any] | None:
 @dataclass
 class ExtractiveParams:
     num_sentences: int = 3
+    # transformers' summarization lengths, in tokens of this model's tokenizer: sentences are taken best
+    # first while the summary stays within max_length, and past num_sentences until it reaches min_length
+    max_length: int | None = None
+    min_length: int | None = None
+    do_sample: bool = False  # nothing is sampled: only False is meaningful (True is refused)
     return_text: bool = True
     truncation: bool = True  # a sentence longer than the encoder's limit is embedded from its start
     clean_up_tokenization_spaces: bool | None = None  # accepted for summarization's callers; text is copied
@@ -64,6 +69,22 @@ class ExtractiveSummarizationPipeline(Pipeline):
         n = params.num_sentences
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise PipelineError(f"num_sentences must be a positive integer, got {n!r}.")
+        for name in ("max_length", "min_length"):
+            value = getattr(params, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise PipelineError(f"{name} must be a positive number of tokens, got {value!r}.")
+        if (
+            params.max_length is not None
+            and params.min_length is not None
+            and params.min_length > params.max_length
+        ):
+            raise PipelineError(
+                f"min_length ({params.min_length}) is above max_length ({params.max_length}): lower min_length."
+            )
+        if params.do_sample:
+            raise PipelineError(
+                "do_sample=True: the extractive summarizer picks sentences, it samples nothing; drop do_sample."
+            )
 
     def preprocess(self, item: Any, params: ExtractiveParams) -> list[Feature]:
         sentences = split_sentences(check_text(item, self.task))
@@ -82,10 +103,20 @@ class ExtractiveSummarizationPipeline(Pipeline):
         embeddings = torch.nn.functional.normalize(torch.stack([vec for _, vec in outputs]).float(), dim=1)
         centroid = torch.nn.functional.normalize(embeddings.mean(0), dim=0)
         scores = embeddings @ centroid
-        k = min(params.num_sentences, len(outputs))
-        # ties go to the earlier sentence: a stable sort on the negated score
-        order = sorted(range(len(outputs)), key=lambda i: (-float(scores[i]), i))[:k]
-        summary = " ".join(outputs[i][0].meta["sentence"] for i in sorted(order))
+        # best first; ties go to the earlier sentence
+        ranked = sorted(range(len(outputs)), key=lambda i: (-float(scores[i]), i))
+        picked: list[int] = []
+        tokens = 0
+        for i in ranked:
+            size = len(outputs[i][0].inputs["input_ids"]) - 2  # without [CLS] and [SEP]
+            enough = len(picked) >= params.num_sentences
+            if enough and (params.min_length is None or tokens >= params.min_length):
+                break
+            if params.max_length is not None and picked and tokens + size > params.max_length:
+                continue  # too long to add: a shorter, lower-ranked sentence may still fit
+            picked.append(i)
+            tokens += size
+        summary = " ".join(outputs[i][0].meta["sentence"] for i in sorted(picked))
         return {"summary_text": summary}
 
     def finalize(self, results: list[Any], single: str, params: Any) -> Any:
