@@ -1,0 +1,389 @@
+"""The inference routes: thin translations of the HF Inference API, OpenAI, TGI and TEI onto the engine.
+
+Routes are ``async`` and hand every blocking step to worker threads: the token check, the model lookup and
+load, the input checks and tokenization, the answer's JSON. They await the model's worker, so the event
+loop stays free for the hub's other traffic while models compute. Every error becomes
+``{"error", "error_type"}`` (``errors.error_answer``) through the route class, which also counts requests
+by model, task and status for ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from cove.server import rawpath  # noqa: F401  # registers the {x:seg} convertor
+from cove.server.body import read_body
+from cove.server.deps import Hub
+from cove.server.inference import hf, openai, service, tgi
+from cove.server.inference.engine import Engine, ServedModel, Target
+from cove.server.inference.errors import InferenceInputError, error_answer
+from cove.server.inference.service import ModelRef
+from cove.server.inference.tasks import PIPELINE_OF, SERVED_TASKS
+from cove.server.responses import sanitized
+
+_JSON_IN_THREAD = 64 * 1024  # bodies and answers larger than this are (de)serialised off the event loop
+_TRANSLATION_PAIR = re.compile(r"translation_([^_]+)_to_([^_]+)")
+
+
+class InferenceRoute(APIRoute):
+    """Errors in the inference API's shape, and a request count per model, task and status."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        kind = self.name
+
+        async def serve(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                response = error_answer(exc)
+            engine: Engine | None = getattr(request.app.state, "inference", None)
+            if engine is not None:
+                engine.metrics.count(
+                    "cove_inference_requests_total",
+                    model=getattr(request.state, "inference_model", ""),
+                    task=getattr(request.state, "inference_task", kind),
+                    status=str(response.status_code),
+                )
+            return response
+
+        return serve
+
+
+router = APIRouter(route_class=InferenceRoute, tags=["inference"])
+MODEL = "/models/{namespace:seg}/{name:seg}"
+
+
+def install(app: FastAPI) -> None:
+    """The engine on app.state (loading nothing yet), the routes, and closing the engine at shutdown."""
+    hub: Hub = app.state.hub
+    engine = Engine(hub.settings, hub.store)
+    app.state.inference = engine
+    app.include_router(router)
+    previous = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: Any) -> Any:
+        async with previous(application) as state:
+            try:
+                yield state
+            finally:
+                await run_in_threadpool(engine.close)
+
+    app.router.lifespan_context = lifespan
+
+
+# -- plumbing -------------------------------------------------------------------------------------
+
+
+def _hub(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.inference
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    settings = _hub(request).settings
+    raw = await read_body(request, settings.max_inference_bytes, settings, setting="COVE_MAX_INFERENCE_BYTES")
+    if not raw.strip():
+        raise InferenceInputError("The request body is empty: send a JSON object.")
+    try:
+        data = await run_in_threadpool(json.loads, raw) if len(raw) > _JSON_IN_THREAD else json.loads(raw)
+    except RecursionError as exc:
+        raise InferenceInputError(
+            "The request body is nested too deeply: send a flat JSON document."
+        ) from exc
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise InferenceInputError(f"Malformed JSON in the request body: {exc}. Send a JSON object.") from exc
+    if not isinstance(data, dict):
+        raise InferenceInputError(f"The request body must be a JSON object, got a {type(data).__name__}.")
+    return data
+
+
+def dumps(value: Any) -> bytes:
+    def plain(obj: Any) -> Any:  # numpy scalars and arrays in pipeline results
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=plain)
+    except ValueError:  # a NaN or an infinity: JSON has none
+        text = json.dumps(sanitized(json.loads(json.dumps(value, default=plain))), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+async def json_answer(value: Any, status: int = 200) -> Response:
+    content = await run_in_threadpool(dumps, value)
+    return Response(content, status_code=status, media_type="application/json")
+
+
+def _ref(namespace: str, name: str, revision: str | None) -> ModelRef:
+    return ModelRef.parse(f"{namespace}/{name}", revision)
+
+
+def _start(request: Request, ref: ModelRef, task: str | None) -> tuple[Target, str]:
+    """Resolve the model for the caller and pick the task (in a worker thread)."""
+    target = service.resolve(_hub(request), request.headers.get("authorization"), ref)
+    request.state.inference_model = target.repo_id
+    chosen = target.info.check(task, target.repo_id)
+    request.state.inference_task = chosen
+    return target, chosen
+
+
+async def _run(
+    request: Request,
+    ref: ModelRef | tuple[Target, str],
+    task: str | None,
+    prepare: Callable[[ServedModel, Target, str], hf.Prepared],
+) -> Response:
+    """Resolve (unless ref is an already resolved (target, task)), load, check the input, queue it, await
+    the model's worker and answer its JSON."""
+    hub, engine = _hub(request), _engine(request)
+
+    def start() -> tuple[hf.Prepared, Any]:
+        target, chosen = ref if isinstance(ref, tuple) else _start(request, ref, task)
+        served = service.load(hub, engine, target)
+        prepared = prepare(served, target, chosen)
+        return prepared, served.submit(prepared.job)
+
+    prepared, future = await run_in_threadpool(start)
+    result = await asyncio.wrap_future(future)
+    return await json_answer(await run_in_threadpool(prepared.shape, result))
+
+
+# -- the HF Inference API -------------------------------------------------------------------------
+
+
+@router.post(MODEL)
+async def hf_inference(namespace: str, name: str, request: Request, revision: str | None = None) -> Response:
+    return await _hf(request, _ref(namespace, name, revision), None)
+
+
+@router.post(MODEL + "/pipeline/{task:seg}")
+async def hf_pipeline(
+    namespace: str, name: str, task: str, request: Request, revision: str | None = None
+) -> Response:
+    return await _hf(request, _ref(namespace, name, revision), task)
+
+
+async def _hf(request: Request, ref: ModelRef, task: str | None) -> Response:
+    body = await read_json(request)
+    pair = _TRANSLATION_PAIR.fullmatch(task or "")
+    if pair:  # /pipeline/translation_en_to_de: that pair of the model's task_specific_params
+        parameters = body.get("parameters")
+        parameters = dict(parameters) if isinstance(parameters, dict) else {}
+        parameters.setdefault("src_lang", pair.group(1))
+        parameters.setdefault("tgt_lang", pair.group(2))
+        body = {**body, "parameters": parameters}
+    target, chosen = await run_in_threadpool(_start, request, ref, task)
+    if chosen == "text-generation":
+        from cove.server.inference.errors import UnservableTaskError
+
+        raise UnservableTaskError(
+            f"{target.repo_id!r} is a text-generation model: generation is not served yet."
+        )
+
+    def prepare(served: ServedModel, target: Target, chosen: str) -> hf.Prepared:
+        # an embedding model's /models/ID endpoint answers both shapes: sentence-similarity's inputs
+        # are an object, feature-extraction's a string or a list
+        if task is None and chosen in ("feature-extraction", "sentence-similarity"):
+            chosen = "sentence-similarity" if isinstance(body.get("inputs"), dict) else "feature-extraction"
+            request.state.inference_task = chosen
+        return hf.prepare(served, chosen, body)
+
+    return await _run(request, (target, chosen), task, prepare)
+
+
+@router.get("/api/tasks")
+async def api_tasks(request: Request) -> Response:
+    hub = _hub(request)
+
+    def listing() -> dict[str, Any]:
+        from cove.store import RepoQuery, list_repo_page
+
+        out = {}
+        with hub.store.session() as s:
+            for task in SERVED_TASKS:
+                page = list_repo_page(
+                    s, RepoQuery("model", tags=(task,), readable=(), sort="downloads", limit=3)
+                )
+                out[task] = {
+                    "id": task,
+                    "label": task.replace("-", " ").capitalize(),
+                    "pipeline": PIPELINE_OF[task],
+                    "widgetModels": [row.repo_id for row in page.rows],
+                    "libraries": ["cove", "transformers"],
+                }
+        return out
+
+    return await json_answer(await run_in_threadpool(listing))
+
+
+# -- TEI and TGI ----------------------------------------------------------------------------------
+
+
+def _default(request: Request, setting: str, route: str) -> ModelRef:
+    settings = _hub(request).settings
+    name = getattr(settings, setting) or settings.inference_model
+    if not name:
+        from cove.errors import RepoNotFoundError
+
+        raise RepoNotFoundError(
+            f"No model is served at {route}: set COVE_{setting.upper()} (or COVE_INFERENCE_MODEL) to a repo id, "
+            f"or call /models/{{repo_id}}{route}."
+        )
+    return ModelRef.parse(name)
+
+
+@router.post("/embed")
+async def tei_embed_default(request: Request) -> Response:
+    return await _tei_embed(request, _default(request, "inference_embed_model", "/embed"))
+
+
+@router.post(MODEL + "/embed")
+async def tei_embed(namespace: str, name: str, request: Request, revision: str | None = None) -> Response:
+    return await _tei_embed(request, _ref(namespace, name, revision))
+
+
+async def _tei_embed(request: Request, ref: ModelRef) -> Response:
+    body = await read_json(request)
+    return await _run(request, ref, "feature-extraction", lambda served, _t, _c: tgi.tei_embed(served, body))
+
+
+@router.get("/info")
+async def info_default(request: Request) -> Response:
+    return await _info(request, _default(request, "inference_model", "/info"))
+
+
+@router.get(MODEL + "/info")
+async def model_info(namespace: str, name: str, request: Request, revision: str | None = None) -> Response:
+    return await _info(request, _ref(namespace, name, revision))
+
+
+async def _info(request: Request, ref: ModelRef) -> Response:
+    engine = _engine(request)
+
+    def describe() -> dict[str, Any]:
+        target, _ = _start(request, ref, None)
+        served = next((m for m in engine.loaded() if m.commit == target.commit), None)
+        return tgi.info(target, served, _hub(request).settings)
+
+    return await json_answer(await run_in_threadpool(describe))
+
+
+@router.get("/health")
+async def health() -> Response:
+    return Response(status_code=200)
+
+
+@router.get(MODEL + "/health")
+async def model_health(namespace: str, name: str, request: Request, revision: str | None = None) -> Response:
+    """200 once the model is loaded (this loads it): a readiness probe per model."""
+    hub, engine = _hub(request), _engine(request)
+    ref = _ref(namespace, name, revision)
+
+    def warm() -> None:
+        target, _ = _start(request, ref, None)
+        service.load(hub, engine, target)
+
+    await run_in_threadpool(warm)
+    return Response(status_code=200)
+
+
+# -- OpenAI ---------------------------------------------------------------------------------------
+
+
+def _openai_ref(body: dict[str, Any]) -> ModelRef:
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise InferenceInputError('The body needs "model": the repo id of a model on this hub (ns/name).')
+    return ModelRef.parse(name)
+
+
+@router.post("/v1/embeddings")
+async def openai_embeddings(request: Request) -> Response:
+    body = await read_json(request)
+    return await _embeddings(request, _openai_ref(body), body)
+
+
+@router.post(MODEL + "/v1/embeddings")
+async def openai_model_embeddings(
+    namespace: str, name: str, request: Request, revision: str | None = None
+) -> Response:
+    body = await read_json(request)
+    return await _embeddings(request, _ref(namespace, name, revision), body)
+
+
+async def _embeddings(request: Request, ref: ModelRef, body: dict[str, Any]) -> Response:
+    return await _run(
+        request,
+        ref,
+        "feature-extraction",
+        lambda served, target, _c: openai.embeddings(served, body, target.repo_id),
+    )
+
+
+@router.get("/v1/models")
+async def openai_models(request: Request) -> Response:
+    hub = _hub(request)
+    authorization = request.headers.get("authorization")
+
+    def listing() -> dict[str, Any]:
+        from cove.server.search.service import readable_namespaces
+        from cove.store import RepoQuery, list_repo_page
+
+        caller = service.caller_of(hub, authorization)
+        with hub.store.session() as s:
+            page = list_repo_page(s, RepoQuery("model", readable=readable_namespaces(caller), limit=1000))
+            rows = [openai.model_entry(r.repo_id, r.created_at.timestamp()) for r in page.rows]
+        return {"object": "list", "data": rows}
+
+    return await json_answer(await run_in_threadpool(listing))
+
+
+@router.get(MODEL + "/v1/models")
+async def openai_model_models(
+    namespace: str, name: str, request: Request, revision: str | None = None
+) -> Response:
+    ref = _ref(namespace, name, revision)
+    target, _ = await run_in_threadpool(_start, request, ref, None)
+    return await json_answer({"object": "list", "data": [openai.model_entry(target.repo_id)]})
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text; a caller sees the series of the models it may read (a site admin: all)."""
+    hub, engine = _hub(request), _engine(request)
+    authorization = request.headers.get("authorization")
+
+    def render() -> str:
+        from cove.errors import RepoNotFoundError
+
+        caller = service.caller_of(hub, authorization)
+        allowed: dict[str, bool] = {}
+        with hub.store.session() as s:
+            for repo_id in engine.metrics.models() | {m.repo_id for m in engine.loaded()}:
+                try:
+                    repo = hub.store.get_repo(s, "model", repo_id)
+                    allowed[repo_id] = caller.can_read(repo)
+                except RepoNotFoundError:  # deleted since: its name is no one's business but an admin's
+                    allowed[repo_id] = caller.is_admin
+        return engine.metrics.render(engine.gauges(), lambda repo_id: allowed.get(repo_id, False))
+
+    text = await run_in_threadpool(render)
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
