@@ -40,7 +40,6 @@ from cove.server.inference.tasks import ENCODER_TASKS, PIPELINE_OF, SEQ2SEQ_TASK
 
 if TYPE_CHECKING:
     from cove.server.inference.generation import Generator
-
     from cove.server.settings import Settings
     from cove.store import FileEntry, RepoStore
 

@@ -14,8 +14,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from cove.errors import AuthenticationError, RepoNotFoundError
-from cove.server.auth.service import Principal, authenticate
+from cove.server.auth.service import TOKEN_PREFIX, Principal, authenticate
 from cove.server.deps import Hub, find_repo
 from cove.server.inference.engine import Engine, ServedModel, Target
 from cove.server.inference.tasks import ModelInfo, model_info
@@ -67,7 +69,18 @@ _infos = _InfoCache()
 
 def caller_of(hub: Hub, authorization: str | None) -> Principal:
     with hub.store.session() as s:
-        return check_caller(hub, authenticate(s, authorization))
+        return check_caller(hub, authenticate_caller(s, authorization))
+
+
+def authenticate_caller(s: Session, authorization: str | None) -> Principal:
+    """The caller of an inference route. A bearer value that is not a Cove token (``cove_...``) counts as
+    no token: OpenAI clients must send some api_key ("EMPTY"), and InferenceClient sends the caller's stored
+    huggingface.co token, which means nothing here. A Cove token that is wrong or revoked is still a 401."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and not token.strip().startswith(TOKEN_PREFIX):
+            return Principal()
+    return authenticate(s, authorization)
 
 
 def check_caller(hub: Hub, caller: Principal) -> Principal:
@@ -82,7 +95,7 @@ def resolve(hub: Hub, authorization: str | None, ref: ModelRef) -> Target:
     """The commit the caller may run, with what it serves; RepoNotFoundError when it may not see it."""
     store = hub.store
     with store.session() as s:
-        caller = check_caller(hub, authenticate(s, authorization))
+        caller = check_caller(hub, authenticate_caller(s, authorization))
         namespace, slash, name = ref.repo_id.partition("/")
         if not slash or not namespace or not name or "/" in name:
             raise RepoNotFoundError(
