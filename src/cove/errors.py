@@ -53,6 +53,20 @@ class GenerationError(CoveError, ValueError):
     """Bad generation options or inputs (an unknown option, a prompt longer than the context)."""
 
 
+class GenerationInputError(GenerationError):
+    """A request the continuous batcher refuses at submit: an empty prompt, bad sampling parameters, or a
+    prompt plus max_new_tokens past the model's context window (the message names the limit)."""
+
+
+class QueueFullError(CoveError, RuntimeError):
+    """The continuous batcher's rows and waiting queue are all taken; ``retry_after`` is a suggested wait in
+    seconds (an estimate from the running requests' remaining tokens and the recent step time)."""
+
+    def __init__(self, message: str, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # --- pipelines ------------------------------------------------------------------------------
 
 

@@ -70,3 +70,105 @@ class KVCache:
 
     def crop(self, length: int) -> None:
         self.length = min(self.length, length)
+
+
+class RowKVCache:
+    """Key/value rows for continuous batching: row ``i`` of every layer's buffer holds one sequence, each at
+    its own length, so sequences join and leave a running batch without touching the others.
+
+    Buffers are (rows, kv_heads, capacity, head_dim) per layer, allocated on the first ``load`` (shapes and
+    dtype taken from the prefill cache) and grown in chunks along the capacity. They start zeroed and only
+    ever hold finite values: a masked position still enters attention as probability 0 times its value,
+    and 0 * NaN from uninitialised memory would poison the row. A decoding step over the
+    first ``n`` rows is set up with ``prepare``: row ``i`` writes its one new key/value in place at
+    ``positions[i]`` and attends over the first ``span`` positions (the caller masks what lies past a
+    row's own length). To the model it looks like a ``KVCache`` whose past is ``span - 1`` tokens, so the
+    decoders need no path of their own: their mask check, context check and position handling stay as
+    they are, with per-row position ids and an (n, span) attention mask passed in.
+    """
+
+    def __init__(self, num_layers: int, rows: int, *, chunk: int = CHUNK):
+        self.num_layers = num_layers
+        self.rows = rows
+        self.chunk = chunk
+        self.capacity = 0
+        self.keys: list[torch.Tensor] = []  # (rows, kv_heads, capacity, head_dim)
+        self.values: list[torch.Tensor] = []
+        self._n = 0
+        self._span = 0
+        self._row_index: torch.Tensor | None = None
+        self._positions: torch.Tensor | None = None
+
+    @property
+    def allocated(self) -> bool:
+        return bool(self.keys)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+
+    def reserve(self, length: int) -> None:
+        """Make room for ``length`` positions in every row (grown by whole chunks, contents kept)."""
+        if length <= self.capacity or not self.keys:
+            self.capacity = max(self.capacity, length) if not self.keys else self.capacity
+            return
+        capacity = max(length, self.capacity + self.chunk)
+        capacity = -(-capacity // self.chunk) * self.chunk
+        for store in (self.keys, self.values):
+            for i, buf in enumerate(store):
+                rows, heads, old, dim = buf.shape
+                new = buf.new_zeros(rows, heads, capacity, dim)
+                new[:, :, :old] = buf
+                store[i] = new
+        self.capacity = capacity
+
+    def load(self, row: int, cache: KVCache, length: int) -> None:
+        """Copy a prefilled single-sequence cache's first ``length`` positions into ``row``."""
+        if not self.keys:
+            first = cache.keys[0]
+            assert first is not None
+            _, heads, _, dim = first.shape
+            capacity = -(-max(length, self.capacity, 1) // self.chunk) * self.chunk
+            for _ in range(self.num_layers):
+                self.keys.append(first.new_zeros(self.rows, heads, capacity, dim))
+                self.values.append(first.new_zeros(self.rows, heads, capacity, dim))
+            self.capacity = capacity
+        self.reserve(length)
+        for i in range(self.num_layers):
+            k, v = cache.keys[i], cache.values[i]
+            assert k is not None and v is not None
+            self.keys[i][row, :, :length] = k[0, :, :length]
+            self.values[i][row, :, :length] = v[0, :, :length]
+
+    def move(self, source: int, target: int, length: int) -> None:
+        """Copy row ``source``'s first ``length`` positions to row ``target`` (to keep the batch compact)."""
+        for store in (self.keys, self.values):
+            for buf in store:
+                buf[target, :, :length] = buf[source, :, :length]
+
+    def prepare(self, positions: torch.Tensor, span: int) -> None:
+        """The next forward runs rows 0..n-1 (n = len(positions)), one new token each, written at
+        ``positions``; attention covers the first ``span`` positions."""
+        self._n = positions.shape[0]
+        self._span = span
+        self._positions = positions
+        self._row_index = torch.arange(self._n, device=positions.device)
+        self.reserve(span)
+
+    # the KVCache protocol the decoders call
+    def get_seq_length(self) -> int:
+        return self._span - 1
+
+    def begin(self, new_tokens: int) -> int:
+        if new_tokens != 1:
+            raise ValueError(f"RowKVCache steps take one new token per row, got {new_tokens}.")
+        return self._span - 1
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v (n, kv_heads, 1, head_dim): each row's new key/value lands at its own position."""
+        kb, vb = self.keys[layer], self.values[layer]
+        kb[self._row_index, :, self._positions] = k[:, :, 0]
+        vb[self._row_index, :, self._positions] = v[:, :, 0]
+        return kb[: self._n, :, : self._span], vb[: self._n, :, : self._span]
+
+    def end(self, new_tokens: int) -> None:
+        pass
