@@ -13,6 +13,7 @@ _COMMAND_MODULES = [
     "cove.cli.setup_models",
     "cove.cli.hub",
     "cove.cli.scale",
+    "cove.cli.infer",
 ]
 
 

@@ -108,6 +108,7 @@ class ServedModel:
         self._seconds_per_job = 0.05  # running mean, for Retry-After
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._closer: threading.Thread | None = None
         if own == "text-generation":
             from cove.server.inference.generation import Generator
 
@@ -204,9 +205,18 @@ class ServedModel:
                 generator.close(wait=True)
                 self._release()
 
-            threading.Thread(target=finish, name=f"cove-infer close {self.repo_id}", daemon=True).start()
+            self._closer = threading.Thread(
+                target=finish, name=f"cove-infer close {self.repo_id}", daemon=True
+            )
+            self._closer.start()
         else:
             self._queue.put(_STOP)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until a closed model has served what it held and let go of its weights."""
+        for thread in (self._thread, self._closer):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
 
     def _release(self) -> None:
         self.pipelines.clear()
@@ -490,6 +500,10 @@ class Engine:
     def gauges(self) -> dict[str, list[tuple[dict[str, str], float]]]:
         with self._lock:
             models = list(self._models.values())
+        for served in models:
+            generator = served.generator
+            if generator is not None:
+                generator.sync_metrics()
         return {
             "cove_inference_loaded_models": [({}, len(models))],
             "cove_inference_model_memory_bytes": [
@@ -498,14 +512,19 @@ class Engine:
             "cove_inference_queue_depth": [({"model": m.repo_id}, m.pending) for m in models],
         }
 
-    def close(self) -> None:
+    def close(self, timeout: float = 60.0) -> None:
+        """Refuse new requests, let every loaded model finish what it holds, and wait for that (at most
+        timeout seconds), so no model thread is still computing when the process exits."""
         with self._lock:
             self._closed = True
             models = list(self._models.values())
             self._models.clear()
             self._draining.extend(models)
+            closing = list(self._draining)
         for served in models:
             served.close()
+        for served in closing:
+            served.join(timeout)
 
 
 def _load_error(target: Target, exc: BaseException) -> ModelLoadError:

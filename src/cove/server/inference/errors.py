@@ -15,10 +15,12 @@ from cove.errors import (
     AuthenticationError,
     CoveError,
     GenerationError,
+    GenerationInputError,
     HubPermissionError,
     HubRequestError,
     PayloadTooLargeError,
     PipelineError,
+    QueueFullError,
     RepoNotFoundError,
     RequestBodyTimeoutError,
     RevisionNotFoundError,
@@ -102,11 +104,10 @@ def classify(exc: BaseException) -> tuple[int, str, str | None, dict[str, str]]:
     """(status, error_type, X-Error-Code, extra headers) for an error raised while serving a request."""
     if isinstance(exc, InferenceError):
         return exc.status, exc.error_type, exc.code, exc.headers
-    retry_after = getattr(exc, "retry_after", None)
-    if type(exc).__name__ == "QueueFullError" and retry_after is not None:  # the continuous batcher's
-        full = ModelOverloadedError(str(exc), retry_after=float(retry_after))
+    if isinstance(exc, QueueFullError):  # the continuous batcher's rows and queue are taken
+        full = ModelOverloadedError(str(exc), retry_after=exc.retry_after)
         return full.status, full.error_type, full.code, full.headers
-    if type(exc).__name__ == "GenerationInputError":
+    if isinstance(exc, GenerationInputError):
         return 422, "validation", "UnprocessableEntity", {}
     for kind, status, error_type, code in _KNOWN:
         if isinstance(exc, kind):

@@ -12,20 +12,23 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from cove.server import rawpath  # noqa: F401  # registers the {x:seg} convertor
 from cove.server.body import read_body
 from cove.server.deps import Hub
-from cove.server.inference import hf, openai, service, tgi
+from cove.server.inference import chat, hf, openai, service, tgi
 from cove.server.inference.engine import Engine, ServedModel, Target
 from cove.server.inference.errors import InferenceInputError, error_answer
+from cove.server.inference.metrics import SECONDS_BUCKETS
 from cove.server.inference.service import ModelRef
 from cove.server.inference.tasks import PIPELINE_OF, SERVED_TASKS
 from cove.server.responses import sanitized
@@ -189,11 +192,7 @@ async def _hf(request: Request, ref: ModelRef, task: str | None) -> Response:
         body = {**body, "parameters": parameters}
     target, chosen = await run_in_threadpool(_start, request, ref, task)
     if chosen == "text-generation":
-        from cove.server.inference.errors import UnservableTaskError
-
-        raise UnservableTaskError(
-            f"{target.repo_id!r} is a text-generation model: generation is not served yet."
-        )
+        return await _generate(request, (target, chosen), body, "hf")
 
     def prepare(served: ServedModel, target: Target, chosen: str) -> hf.Prepared:
         # an embedding model's /models/ID endpoint answers both shapes: sentence-similarity's inputs
@@ -229,6 +228,187 @@ async def api_tasks(request: Request) -> Response:
         return out
 
     return await json_answer(await run_in_threadpool(listing))
+
+
+# -- generation -----------------------------------------------------------------------------------
+
+
+async def _generate(
+    request: Request, ref: ModelRef | tuple[Target, str], body: dict[str, Any], protocol: str
+) -> Response:
+    """protocol: "hf" (/models/ID), "tgi" (/generate, or POST / with "stream" in the body), "tgi-stream"
+    (/generate_stream), "chat" or "completions" (OpenAI)."""
+    hub, engine = _hub(request), _engine(request)
+
+    def start() -> tuple[ServedModel, list[chat.GenerationJob], list[list[Any]]]:
+        if isinstance(ref, tuple):
+            target = ref[0]
+        else:
+            target, _ = _start(request, ref, "text-generation")
+        served = service.load(hub, engine, target)
+        if protocol == "chat":
+            jobs = [chat.chat_job(served, body, target.repo_id)]
+        elif protocol == "completions":
+            jobs = chat.completion_jobs(served, body, target.repo_id)
+        else:
+            jobs = [chat.tgi_job(served, body, stream=True if protocol == "tgi-stream" else None)]
+        assert served.generator is not None
+        handles: list[list[Any]] = []
+        try:
+            for job in jobs:
+                group: list[Any] = []
+                handles.append(group)
+                for params in job.choices:
+                    group.append(served.generator.submit(job.prompt, params))
+        except BaseException:
+            for handle in (h for g in handles for h in g):
+                handle.cancel()
+            raise
+        return served, jobs, handles
+
+    served, jobs, handles = await run_in_threadpool(start)
+    flat = [h for group in handles for h in group]
+    observed = _Observed(served, flat)
+    job = jobs[0]
+    if job.stream:
+        stream: AsyncIterator[bytes]
+        if protocol == "chat":
+            stream = chat.chat_stream(job, flat, served.tokenizer)
+        elif protocol == "completions":
+            echo = (
+                [j.prompt_text for j, group in zip(jobs, handles) for _ in group] if job.full_text else None
+            )
+            stream = chat.chat_stream(
+                job,
+                flat,
+                served.tokenizer,
+                kind="completion",
+                echo=echo,
+                prompt_tokens=sum(len(j.prompt) for j in jobs),
+            )
+        else:
+            stream = chat.tgi_stream(job, flat[0])
+        return StreamingResponse(
+            observed.wrap(stream),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    try:
+        events = await asyncio.gather(*(asyncio.gather(*(_events(h) for h in group)) for group in handles))
+    finally:
+        observed.done()
+    results = [[h.result(timeout=0) for h in group] for group in handles]
+    answer: Any
+    if protocol == "chat":
+        answer = chat.chat_answer(job, results[0], list(events[0]), served.tokenizer)
+    elif protocol == "completions":
+        answer = chat.completion_answer(jobs, results)
+    else:
+        answer = chat.tgi_answer(job, results[0][0], events[0][0])
+        if protocol == "hf":
+            answer = [answer]
+    return await json_answer(answer)
+
+
+async def _events(handle: Any) -> list[Any]:
+    return [event async for event in handle]
+
+
+class _Observed:
+    """Queue time (to a request's first event) and compute time (from it to the end) for /metrics; the
+    handles are cancelled when the answer ends or is abandoned (a no-op for finished ones)."""
+
+    def __init__(self, served: ServedModel, handles: list[Any]):
+        self.served, self.handles = served, handles
+        self.started = time.monotonic()
+
+    async def wrap(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        first: float | None = None
+        try:
+            async for piece in stream:
+                if first is None:
+                    first = time.monotonic()
+                yield piece
+        finally:
+            self.done(first)
+
+    def done(self, first: float | None = None) -> None:
+        for handle in self.handles:
+            handle.cancel()
+        end = time.monotonic()
+        first = first or end
+        metrics, name = self.served.metrics, self.served.repo_id
+        metrics.observe("cove_inference_queue_seconds", first - self.started, SECONDS_BUCKETS, model=name)
+        metrics.observe("cove_inference_compute_seconds", end - first, SECONDS_BUCKETS, model=name)
+        metrics.count(
+            "cove_inference_prompt_tokens_total", sum(h.prompt_tokens for h in self.handles), model=name
+        )
+        generator = self.served.generator
+        if generator is not None:
+            generator.sync_metrics()
+
+
+@router.post("/generate")
+async def tgi_generate_default(request: Request) -> Response:
+    body = await read_json(request)
+    return await _generate(request, _default(request, "inference_model", "/generate"), body, "tgi")
+
+
+@router.post("/generate_stream")
+async def tgi_generate_stream_default(request: Request) -> Response:
+    body = await read_json(request)
+    return await _generate(
+        request, _default(request, "inference_model", "/generate_stream"), body, "tgi-stream"
+    )
+
+
+@router.post("/")
+async def tgi_root(request: Request) -> Response:
+    """TGI's POST /: generate, streamed when the body says "stream": true (InferenceClient(model=URL))."""
+    body = await read_json(request)
+    return await _generate(request, _default(request, "inference_model", "/"), body, "tgi")
+
+
+@router.post(MODEL + "/generate")
+async def tgi_generate(namespace: str, name: str, request: Request, revision: str | None = None) -> Response:
+    body = await read_json(request)
+    return await _generate(request, _ref(namespace, name, revision), body, "tgi")
+
+
+@router.post(MODEL + "/generate_stream")
+async def tgi_generate_stream(
+    namespace: str, name: str, request: Request, revision: str | None = None
+) -> Response:
+    body = await read_json(request)
+    return await _generate(request, _ref(namespace, name, revision), body, "tgi-stream")
+
+
+@router.post("/v1/chat/completions")
+async def openai_chat(request: Request) -> Response:
+    body = await read_json(request)
+    return await _generate(request, _openai_ref(body), body, "chat")
+
+
+@router.post(MODEL + "/v1/chat/completions")
+async def openai_model_chat(
+    namespace: str, name: str, request: Request, revision: str | None = None
+) -> Response:
+    body = await read_json(request)
+    return await _generate(request, _ref(namespace, name, revision), body, "chat")
+
+
+@router.post("/v1/completions")
+async def openai_completions(request: Request) -> Response:
+    body = await read_json(request)
+    return await _generate(request, _openai_ref(body), body, "completions")
+
+
+@router.post(MODEL + "/v1/completions")
+async def openai_model_completions(
+    namespace: str, name: str, request: Request, revision: str | None = None
+) -> Response:
+    body = await read_json(request)
+    return await _generate(request, _ref(namespace, name, revision), body, "completions")
 
 
 # -- TEI and TGI ----------------------------------------------------------------------------------
@@ -306,6 +486,7 @@ async def model_health(namespace: str, name: str, request: Request, revision: st
 
 
 def _openai_ref(body: dict[str, Any]) -> ModelRef:
+    """The body's model (OpenAI's unprefixed routes)."""
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise InferenceInputError('The body needs "model": the repo id of a model on this hub (ns/name).')
