@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
@@ -62,7 +62,34 @@ class InferenceRoute(APIRoute):
         return serve
 
 
-router = APIRouter(route_class=InferenceRoute, tags=["inference"])
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+# what the published schema says besides the hub's own error statuses (server/openapi.py adds those)
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    424: {"description": "The model failed while computing", "content": _ERROR},
+    429: {"description": "The model's queue is full: retry after Retry-After seconds", "content": _ERROR},
+    500: {"description": "The model's files did not load", "content": _ERROR},
+}
+_JSON_OR_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer, or with stream=true its server-sent events",
+        "content": {"application/json": {"schema": {}}, "text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+_READY: dict[int | str, dict[str, Any]] = {200: {"description": "Ready (an empty body, as TGI answers)"}}
+_TEXT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus text format 0.0.4",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+router = APIRouter(route_class=InferenceRoute, tags=["inference"], responses=_RESPONSES)
 MODEL = "/models/{namespace:seg}/{name:seg}"
 
 
@@ -169,12 +196,12 @@ async def _run(
 # -- the HF Inference API -------------------------------------------------------------------------
 
 
-@router.post(MODEL)
+@router.post(MODEL, responses=_JSON_OR_STREAM)
 async def hf_inference(namespace: str, name: str, request: Request, revision: str | None = None) -> Response:
     return await _hf(request, _ref(namespace, name, revision), None)
 
 
-@router.post(MODEL + "/pipeline/{task:seg}")
+@router.post(MODEL + "/pipeline/{task:seg}", responses=_JSON_OR_STREAM)
 async def hf_pipeline(
     namespace: str, name: str, task: str, request: Request, revision: str | None = None
 ) -> Response:
@@ -354,7 +381,7 @@ async def tgi_generate_default(request: Request) -> Response:
     return await _generate(request, _default(request, "inference_model", "/generate"), body, "tgi")
 
 
-@router.post("/generate_stream")
+@router.post("/generate_stream", responses=_STREAM)
 async def tgi_generate_stream_default(request: Request) -> Response:
     body = await read_json(request)
     return await _generate(
@@ -362,7 +389,7 @@ async def tgi_generate_stream_default(request: Request) -> Response:
     )
 
 
-@router.post("/")
+@router.post("/", responses=_JSON_OR_STREAM)
 async def tgi_root(request: Request) -> Response:
     """TGI's POST /: generate, streamed when the body says "stream": true (InferenceClient(model=URL))."""
     body = await read_json(request)
@@ -375,7 +402,7 @@ async def tgi_generate(namespace: str, name: str, request: Request, revision: st
     return await _generate(request, _ref(namespace, name, revision), body, "tgi")
 
 
-@router.post(MODEL + "/generate_stream")
+@router.post(MODEL + "/generate_stream", responses=_STREAM)
 async def tgi_generate_stream(
     namespace: str, name: str, request: Request, revision: str | None = None
 ) -> Response:
@@ -383,13 +410,13 @@ async def tgi_generate_stream(
     return await _generate(request, _ref(namespace, name, revision), body, "tgi-stream")
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", responses=_JSON_OR_STREAM)
 async def openai_chat(request: Request) -> Response:
     body = await read_json(request)
     return await _generate(request, _openai_ref(body), body, "chat")
 
 
-@router.post(MODEL + "/v1/chat/completions")
+@router.post(MODEL + "/v1/chat/completions", responses=_JSON_OR_STREAM)
 async def openai_model_chat(
     namespace: str, name: str, request: Request, revision: str | None = None
 ) -> Response:
@@ -397,13 +424,13 @@ async def openai_model_chat(
     return await _generate(request, _ref(namespace, name, revision), body, "chat")
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", responses=_JSON_OR_STREAM)
 async def openai_completions(request: Request) -> Response:
     body = await read_json(request)
     return await _generate(request, _openai_ref(body), body, "completions")
 
 
-@router.post(MODEL + "/v1/completions")
+@router.post(MODEL + "/v1/completions", responses=_JSON_OR_STREAM)
 async def openai_model_completions(
     namespace: str, name: str, request: Request, revision: str | None = None
 ) -> Response:
@@ -463,12 +490,12 @@ async def _info(request: Request, ref: ModelRef) -> Response:
     return await json_answer(await run_in_threadpool(describe))
 
 
-@router.get("/health")
+@router.get("/health", responses=_READY, response_class=Response)
 async def health() -> Response:
     return Response(status_code=200)
 
 
-@router.get(MODEL + "/health")
+@router.get(MODEL + "/health", responses=_READY, response_class=Response)
 async def model_health(namespace: str, name: str, request: Request, revision: str | None = None) -> Response:
     """200 once the model is loaded (this loads it): a readiness probe per model."""
     hub, engine = _hub(request), _engine(request)
@@ -546,7 +573,7 @@ async def openai_model_models(
 # -- metrics --------------------------------------------------------------------------------------
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses=_TEXT, response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus text; a caller sees the series of the models it may read (a site admin: all)."""
     hub, engine = _hub(request), _engine(request)
