@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     inference_embed_model: str | None = None
     # A model that failed to load answers its error for this long before a request tries again.
     inference_load_retry_seconds: float = 30.0
+    # A caller's model lookup (token, repo, revision -> commit) is reused for this long (0: every request).
+    inference_resolve_cache_seconds: float = 2.0
 
     @property
     def resolved_database_url(self) -> str:

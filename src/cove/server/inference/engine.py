@@ -401,6 +401,15 @@ class Engine:
     def budget_bytes(self) -> int:
         return self.settings.inference_memory_mb * 1024**2
 
+    def peek(self, commit: str) -> ServedModel | None:
+        """The loaded model of commit, or None; never loads (safe on the event loop)."""
+        with self._lock:
+            served = self._models.get(commit)
+            if served is not None:
+                self._models.move_to_end(commit)
+                served.last_used = time.monotonic()
+            return served
+
     def loaded(self) -> list[ServedModel]:
         with self._lock:
             return list(self._models.values())

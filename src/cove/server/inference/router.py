@@ -34,6 +34,10 @@ from cove.server.inference.tasks import PIPELINE_OF, SERVED_TASKS
 from cove.server.responses import sanitized
 
 _JSON_IN_THREAD = 64 * 1024  # bodies and answers larger than this are (de)serialised off the event loop
+# A request this small, for a loaded model its caller resolved a moment ago, is checked and queued on the
+# event loop: tokenizing a few KB takes microseconds, while two thread hops per request under a burst of
+# them starve the model's worker of the GIL.
+_SMALL_BODY = 4096
 _TRANSLATION_PAIR = re.compile(r"translation_([^_]+)_to_([^_]+)")
 
 
@@ -138,6 +142,7 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise InferenceInputError(f"Malformed JSON in the request body: {exc}. Send a JSON object.") from exc
     if not isinstance(data, dict):
         raise InferenceInputError(f"The request body must be a JSON object, got a {type(data).__name__}.")
+    request.state.small_body = len(raw) <= _SMALL_BODY
     return data
 
 
@@ -188,9 +193,37 @@ async def _run(
         prepared = prepare(served, target, chosen)
         return prepared, served.submit(prepared.job)
 
-    prepared, future = await run_in_threadpool(start)
+    fast = _fast_start(request, ref, task)
+    if fast is not None:
+        target, chosen, served = fast
+        prepared = prepare(served, target, chosen)
+        future = served.submit(prepared.job)
+    else:
+        prepared, future = await run_in_threadpool(start)
     result = await asyncio.wrap_future(future)
+    if getattr(request.state, "small_body", False) and prepared.job.task != "feature-extraction":
+        # a small input's answer (labels, one pooled vector, ...) is small: no thread hop for its JSON
+        return Response(dumps(prepared.shape(result)), media_type="application/json")
     return await json_answer(await run_in_threadpool(prepared.shape, result))
+
+
+def _fast_start(
+    request: Request, ref: ModelRef | tuple[Target, str], task: str | None
+) -> tuple[Target, str, ServedModel] | None:
+    """(target, task, loaded model) without blocking, for a small body whose model lookup is cached and
+    whose model is loaded; else None (the caller takes the thread path)."""
+    if not getattr(request.state, "small_body", False):
+        return None
+    if isinstance(ref, tuple):
+        target, chosen = ref
+    else:
+        cached = service.cached(_hub(request), request.headers.get("authorization"), ref)
+        if cached is None:
+            return None
+        target, chosen = cached, cached.info.check(task, cached.repo_id)
+        request.state.inference_model, request.state.inference_task = target.repo_id, chosen
+    served = _engine(request).peek(target.commit)
+    return None if served is None else (target, chosen, served)
 
 
 # -- the HF Inference API -------------------------------------------------------------------------
@@ -217,7 +250,12 @@ async def _hf(request: Request, ref: ModelRef, task: str | None) -> Response:
         parameters.setdefault("src_lang", pair.group(1))
         parameters.setdefault("tgt_lang", pair.group(2))
         body = {**body, "parameters": parameters}
-    target, chosen = await run_in_threadpool(_start, request, ref, task)
+    cached = service.cached(_hub(request), request.headers.get("authorization"), ref)
+    if cached is not None and getattr(request.state, "small_body", False):
+        target, chosen = cached, cached.info.check(task, cached.repo_id)
+        request.state.inference_model, request.state.inference_task = target.repo_id, chosen
+    else:
+        target, chosen = await run_in_threadpool(_start, request, ref, task)
     if chosen == "text-generation":
         return await _generate(request, (target, chosen), body, "hf")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -91,8 +92,60 @@ def check_caller(hub: Hub, caller: Principal) -> Principal:
     return caller
 
 
+class _Resolved:
+    """Recent resolutions by (authorization, repo, revision, token rule): a busy model's requests skip the
+    token, repo and ref queries for COVE_INFERENCE_RESOLVE_CACHE_SECONDS (a revoked token, a repo made
+    private or a moved branch applies after at most that long)."""
+
+    def __init__(self, size: int = 4096):
+        self._items: OrderedDict[tuple[Any, ...], tuple[float, Target]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Target | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None:
+                return None
+            if hit[0] < time.monotonic():
+                del self._items[key]
+                return None
+            return hit[1]
+
+    def put(self, key: tuple[Any, ...], target: Target, seconds: float) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic() + seconds, target)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_resolved = _Resolved()
+
+
+def _key(hub: Hub, authorization: str | None, ref: ModelRef) -> tuple[Any, ...]:
+    return (id(hub), authorization or "", ref.repo_id, ref.revision, hub.settings.inference_require_token)
+
+
+def cached(hub: Hub, authorization: str | None, ref: ModelRef) -> Target | None:
+    """A recent resolution of the same lookup, or None (no database call: safe on the event loop)."""
+    if hub.settings.inference_resolve_cache_seconds <= 0:
+        return None
+    return _resolved.get(_key(hub, authorization, ref))
+
+
 def resolve(hub: Hub, authorization: str | None, ref: ModelRef) -> Target:
     """The commit the caller may run, with what it serves; RepoNotFoundError when it may not see it."""
+    hit = cached(hub, authorization, ref)
+    if hit is not None:
+        return hit
+    target = _resolve(hub, authorization, ref)
+    seconds = hub.settings.inference_resolve_cache_seconds
+    if seconds > 0:
+        _resolved.put(_key(hub, authorization, ref), target, seconds)
+    return target
+
+
+def _resolve(hub: Hub, authorization: str | None, ref: ModelRef) -> Target:
     store = hub.store
     with store.session() as s:
         caller = check_caller(hub, authenticate_caller(s, authorization))
