@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     inference_load_retry_seconds: float = 30.0
     # A caller's model lookup (token, repo, revision -> commit) is reused for this long (0: every request).
     inference_resolve_cache_seconds: float = 2.0
+    # Encoder workers compute on one OpenMP thread each (their own thread only): on a busy machine a
+    # two-thread team waits for its slowest thread at every op; several models' workers run in parallel.
+    inference_worker_one_thread: bool = True
 
     @property
     def resolved_database_url(self) -> str:

@@ -227,6 +227,10 @@ class ServedModel:
     # -- the worker ------------------------------------------------------------------------------
 
     def _work(self) -> None:
+        if self.settings.inference_worker_one_thread:
+            from cove.generation.continuous import worker_one_thread
+
+            worker_one_thread()
         try:
             while True:
                 first = self._queue.get()
