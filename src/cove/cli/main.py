@@ -15,6 +15,7 @@ _COMMAND_MODULES = [
     "cove.cli.scale",
     "cove.cli.launch",
     "cove.cli.import_",
+    "cove.cli.infer",
 ]
 
 

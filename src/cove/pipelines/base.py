@@ -27,6 +27,15 @@ class Feature:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class Prepared:
+    """Inputs through ``preprocess``: all their features, and the span of features each input owns."""
+
+    items: list[Any]
+    features: list[Feature]
+    spans: list[tuple[int, int]]
+
+
 def pad_batch(rows: list[dict[str, list[int]]], pad_token_id: int) -> dict[str, Any]:
     """Right-pad token lists to the batch's longest and stack them into tensors."""
     import torch
@@ -46,11 +55,14 @@ def batched_forward(
     batch_size: int,
     pad_token_id: int,
     progress: Any = None,
+    max_tokens: int | None = None,
 ) -> list[Any]:
     """Run ``forward`` over length-sorted, per-batch-padded batches; results come back in input order.
 
-    Encoder models skip the padded positions (``skip_padding``): every task's ``forward`` cuts each row to
-    its own length, so their values are never used."""
+    A batch holds at most ``batch_size`` rows and, with ``max_tokens``, at most that many padded tokens
+    (rows x its longest row; a row longer than that runs alone). Encoder models skip the padded positions
+    (``skip_padding``): every task's ``forward`` cuts each row to its own length, so their values are never
+    used."""
     import torch
 
     from cove.models.modeling import skip_padding
@@ -58,12 +70,18 @@ def batched_forward(
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]), reverse=True)
     results: list[Any] = [None] * len(rows)
     with torch.inference_mode(), skip_padding():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        start = 0
+        while start < len(order):
+            end = min(start + batch_size, len(order))
+            if max_tokens is not None:  # sorted longest first: the batch's first row sets its width
+                width = max(1, len(rows[order[start]]["input_ids"]))
+                end = min(end, start + max(1, max_tokens // width))
+            idx = order[start:end]
             for i, result in zip(idx, forward(pad_batch([rows[i] for i in idx], pad_token_id))):
                 results[i] = result
             if progress is not None:
                 progress.update(len(idx))
+            start = end
     return results
 
 
@@ -267,31 +285,41 @@ class Pipeline:
         results: list[Any] = []
         try:
             for chunk in windows(items, WINDOW):
-                features: list[Feature] = []
-                spans = []
-                for item in chunk:
-                    feats = self.preprocess(item, call_params)
-                    spans.append((len(features), len(features) + len(feats)))
-                    features.extend(feats)
+                prepared = self.prepare(chunk, call_params)
                 outputs = (
                     batched_forward(
-                        [f.inputs for f in features],
+                        [f.inputs for f in prepared.features],
                         lambda batch: self.forward(batch, call_params),
                         batch_size=self.batch_size,
                         pad_token_id=self.tokenizer.pad_token_id or 0,
                         progress=progress,
                     )
-                    if features
+                    if prepared.features
                     else []
                 )
-                for item, (a, b) in zip(chunk, spans):
-                    results.append(
-                        self.postprocess(item, list(zip(features[a:b], outputs[a:b])), call_params)
-                    )
+                results.extend(self.complete(prepared, outputs, call_params))
         finally:
             if progress is not None:
                 progress.close()
         return self.finalize(results, single, call_params)
+
+    def prepare(self, items: list[Any], params: Any) -> Prepared:
+        """Preprocess inputs; their features' model outputs go to ``complete``. The inference server
+        batches the features of several requests together between the two."""
+        features: list[Feature] = []
+        spans = []
+        for item in items:
+            feats = self.preprocess(item, params)
+            spans.append((len(features), len(features) + len(feats)))
+            features.extend(feats)
+        return Prepared(list(items), features, spans)
+
+    def complete(self, prepared: Prepared, outputs: list[Any], params: Any) -> list[Any]:
+        """Each input's result from its features' outputs (``outputs[i]`` belongs to ``features[i]``)."""
+        return [
+            self.postprocess(item, list(zip(prepared.features[a:b], outputs[a:b])), params)
+            for item, (a, b) in zip(prepared.items, prepared.spans)
+        ]
 
 
 def model_inputs(enc: Any, i: int | None = None) -> dict[str, list[int]]:

@@ -20,6 +20,11 @@ class FeatureExtractionParams:
 
 
 @dataclass
+class SentenceEmbeddingParams(FeatureExtractionParams):
+    normalize: bool | None = None  # None: as the model's sentence-transformers modules say
+
+
+@dataclass
 class Pooling:
     mode: str = "mean"  # mean | cls | max
     normalize: bool = True
@@ -94,13 +99,22 @@ class SentenceSimilarityPipeline(FeatureExtractionPipeline):
     """``pipe(source, candidates)`` -> cosine similarities; ``pipe.encode(texts)`` -> embeddings (n, dim)."""
 
     task = "sentence-similarity"
+    Params = SentenceEmbeddingParams
 
     def __init__(self, model: Any = None, tokenizer: Any = None, **kwargs: Any):
         super().__init__(model, tokenizer, **kwargs)
         self.pooling = Pooling.from_folder(self.model_folder or _model_folder(self.model))
 
     def forward(self, batch: dict[str, Any], params: Any) -> list[Any]:
-        return list(self.pooling(self.model(**batch).last_hidden_state, batch["attention_mask"]))
+        pooling = self.pooling
+        if params is not None and params.normalize is not None and params.normalize != pooling.normalize:
+            pooling = Pooling(mode=pooling.mode, normalize=params.normalize)
+        return list(pooling(self.model(**batch).last_hidden_state, batch["attention_mask"]))
+
+    @staticmethod
+    def similarities(embeddings: Any) -> list[float]:
+        """Cosine scores of rows 1.. against row 0 (the source), from normalised embeddings."""
+        return (embeddings[1:] @ embeddings[0]).tolist()
 
     def postprocess(self, item: Any, outputs: list[tuple[Feature, Any]], params: Any) -> Any:
         return outputs[0][1]
@@ -123,5 +137,4 @@ class SentenceSimilarityPipeline(FeatureExtractionPipeline):
             raise PipelineError(
                 "sentence-similarity needs a non-empty list of candidate sentences to compare with."
             )
-        emb = self.encode([source, *candidates])
-        return (emb[1:] @ emb[0]).tolist()
+        return self.similarities(self.encode([source, *candidates]))

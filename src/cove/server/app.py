@@ -93,6 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     # order matters: specific routes, then the /api/{kind}/... dispatcher, then the catch-all resolve
+    from cove.server.inference.router import install as install_inference
+
+    install_inference(app)  # first: /api/tasks would fall to /api/{kind}; models load on first request
     app.include_router(repos_router)
     app.include_router(search_router)
     app.include_router(files_router)

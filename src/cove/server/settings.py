@@ -69,6 +69,38 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_seconds: int = 300
 
+    # --- the inference API (README "Inference API"; cove.server.inference) ---
+    # Models stay loaded until their parameters together pass this many MB; then the least recently used
+    # are evicted (after finishing the requests they hold).
+    inference_memory_mb: int = 4096
+    # Encoder tasks: concurrent requests of one model are batched up to this many (padded) tokens per
+    # forward, waiting at most max_batch_wait_ms for companions after the first arrives.
+    max_batch_tokens: int = 16384
+    max_batch_wait_ms: float = 5.0
+    # Requests waiting per model; past it the answer is 429 with Retry-After.
+    inference_max_queue: int = 256
+    # Generation: sequences decoded together per model (continuous batching).
+    inference_max_rows: int = 16
+    # Anonymous callers may use public models unless this is on.
+    inference_require_token: bool = False
+    # Largest request body of the inference routes, in bytes.
+    max_inference_bytes: int = 8 * 1024**2
+    # New tokens a generation gets when the request names no limit (TGI: 100; chat: the rest of the context up to this).
+    inference_default_max_tokens: int = 1024
+    # dtype models load in ("auto", "float32", "bfloat16"; None: the checkpoint's, float32 where bf16 is slow).
+    inference_dtype: str | None = None
+    # The models TGI's and TEI's unprefixed routes serve (/generate, /generate_stream, /info; /embed), as
+    # those servers serve one; every model is also served under /models/{repo_id}/... .
+    inference_model: str | None = None
+    inference_embed_model: str | None = None
+    # A model that failed to load answers its error for this long before a request tries again.
+    inference_load_retry_seconds: float = 30.0
+    # A caller's model lookup (token, repo, revision -> commit) is reused for this long (0: every request).
+    inference_resolve_cache_seconds: float = 2.0
+    # Encoder workers compute on one OpenMP thread each (their own thread only): on a busy machine a
+    # two-thread team waits for its slowest thread at every op; several models' workers run in parallel.
+    inference_worker_one_thread: bool = True
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.expanduser() / 'hub.sqlite'}"
