@@ -196,7 +196,7 @@ def test_a_private_model_answers_its_signed_in_owner_only(models, page, context,
              body: JSON.stringify({inputs: "probe"})}).then(r => r.status)"""
     )
     if status == 404:
-        pytest.skip("waits for the inference API to accept the session cookie with X-CSRF-Token")
+        pytest.fail("the inference API refused the signed-in owner (session cookie + X-CSRF-Token)")
     answer = computed(page, widget)
     expect(widget.locator(".try-it-bar-label")).to_have_text([r["label"] for r in answer[0]])
     shot(page, "live-private-model")

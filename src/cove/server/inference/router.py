@@ -170,7 +170,7 @@ def _ref(namespace: str, name: str, revision: str | None) -> ModelRef:
 
 def _start(request: Request, ref: ModelRef, task: str | None) -> tuple[Target, str]:
     """Resolve the model for the caller and pick the task (in a worker thread)."""
-    target = service.resolve(_hub(request), request.headers.get("authorization"), ref)
+    target = service.resolve(_hub(request), service.credentials(request), ref)
     request.state.inference_model = target.repo_id
     chosen = target.info.check(task, target.repo_id)
     request.state.inference_task = chosen
@@ -217,7 +217,7 @@ def _fast_start(
     if isinstance(ref, tuple):
         target, chosen = ref
     else:
-        cached = service.cached(_hub(request), request.headers.get("authorization"), ref)
+        cached = service.cached(_hub(request), service.credentials(request), ref)
         if cached is None:
             return None
         target, chosen = cached, cached.info.check(task, cached.repo_id)
@@ -250,7 +250,7 @@ async def _hf(request: Request, ref: ModelRef, task: str | None) -> Response:
         parameters.setdefault("src_lang", pair.group(1))
         parameters.setdefault("tgt_lang", pair.group(2))
         body = {**body, "parameters": parameters}
-    cached = service.cached(_hub(request), request.headers.get("authorization"), ref)
+    cached = service.cached(_hub(request), service.credentials(request), ref)
     if cached is not None and getattr(request.state, "small_body", False):
         target, chosen = cached, cached.info.check(task, cached.repo_id)
         request.state.inference_model, request.state.inference_task = target.repo_id, chosen
@@ -584,7 +584,7 @@ async def _embeddings(request: Request, ref: ModelRef, body: dict[str, Any]) -> 
 @router.get("/v1/models")
 async def openai_models(request: Request) -> Response:
     hub = _hub(request)
-    authorization = request.headers.get("authorization")
+    authorization = service.credentials(request)
 
     def listing() -> dict[str, Any]:
         from cove.server.search.service import readable_namespaces
@@ -615,7 +615,7 @@ async def openai_model_models(
 async def metrics(request: Request) -> Response:
     """Prometheus text; a caller sees the series of the models it may read (a site admin: all)."""
     hub, engine = _hub(request), _engine(request)
-    authorization = request.headers.get("authorization")
+    authorization = service.credentials(request)
 
     def render() -> str:
         from cove.errors import RepoNotFoundError

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cove.errors import AuthenticationError, RepoNotFoundError
+from cove.errors import AuthenticationError, HubPermissionError, RepoNotFoundError
 from cove.server.auth.service import TOKEN_PREFIX, Principal, authenticate
 from cove.server.deps import Hub, find_repo
 from cove.server.inference.engine import Engine, ServedModel, Target
@@ -68,15 +68,57 @@ class _InfoCache:
 _infos = _InfoCache()
 
 
+# the credentials of a hub page's script: its session cookie and the page's CSRF token (X-CSRF-Token)
+SESSION_SCHEME = "CoveSession"
+
+
+def credentials(request: Any) -> str | None:
+    """What identifies an inference request's caller, as one string (the resolution cache's key): the
+    Authorization header; else, for the hub's own pages (the try-it widgets call with fetch), the session
+    cookie together with the X-CSRF-Token header, both needed (a cookie alone is anonymous, so another
+    site cannot spend a signed-in user's access); else None (anonymous)."""
+    header = request.headers.get("authorization")
+    if header:
+        return header
+    from cove.server.web.session import CSRF_HEADER, SESSION_COOKIE
+
+    cookie, csrf = request.cookies.get(SESSION_COOKIE), request.headers.get(CSRF_HEADER)
+    if cookie and csrf and " " not in cookie and " " not in csrf:
+        return f"{SESSION_SCHEME} {cookie} {csrf}"
+    return None
+
+
 def caller_of(hub: Hub, authorization: str | None) -> Principal:
     with hub.store.session() as s:
-        return check_caller(hub, authenticate_caller(s, authorization))
+        return check_caller(hub, authenticate_caller(s, authorization, hub.secret))
 
 
-def authenticate_caller(s: Session, authorization: str | None) -> Principal:
+def _session_caller(s: Session, value: str, secret: bytes) -> Principal:
+    import hashlib
+    import hmac
+
+    from cove.server.auth.service import session_principal
+
+    cookie, _, csrf = value.partition(" ")
+    found = session_principal(s, cookie)
+    if found is None:  # signed out or expired: anonymous, as on the pages
+        return Principal()
+    principal, id_hash = found
+    expected = hmac.new(secret, f"session:{id_hash}".encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(csrf, expected):
+        raise HubPermissionError(
+            "The X-CSRF-Token header does not match your session: reload the page and retry."
+        )
+    return principal
+
+
+def authenticate_caller(s: Session, authorization: str | None, secret: bytes = b"") -> Principal:
     """The caller of an inference route. A bearer value that is not a Cove token (``cove_...``) counts as
     no token: OpenAI clients must send some api_key ("EMPTY"), and InferenceClient sends the caller's stored
-    huggingface.co token, which means nothing here. A Cove token that is wrong or revoked is still a 401."""
+    huggingface.co token, which means nothing here. A Cove token that is wrong or revoked is still a 401.
+    A page's session credentials (``credentials``) count with a matching CSRF token."""
+    if authorization and authorization.startswith(SESSION_SCHEME + " ") and secret:
+        return _session_caller(s, authorization[len(SESSION_SCHEME) + 1 :], secret)
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and not token.strip().startswith(TOKEN_PREFIX):
@@ -148,7 +190,7 @@ def resolve(hub: Hub, authorization: str | None, ref: ModelRef) -> Target:
 def _resolve(hub: Hub, authorization: str | None, ref: ModelRef) -> Target:
     store = hub.store
     with store.session() as s:
-        caller = check_caller(hub, authenticate_caller(s, authorization))
+        caller = check_caller(hub, authenticate_caller(s, authorization, hub.secret))
         namespace, slash, name = ref.repo_id.partition("/")
         if not slash or not namespace or not name or "/" in name:
             raise RepoNotFoundError(
