@@ -150,6 +150,49 @@ def test_greedy_is_identical_to_generate_alone(model):
     assert stats["running"] == 0 and stats["queued"] == 0
 
 
+def test_requests_joining_together_are_prefilled_as_one_padded_batch(model):
+    g = torch.Generator().manual_seed(3)
+    work = [
+        (torch.randint(3, VOCAB, (length,), generator=g).tolist(), 12) for length in (9, 10, 10, 11, 12, 12)
+    ]
+    refs = [reference(model, p, n) for p, n in work]
+    gate = Gate(model)
+    try:
+        with ContinuousBatcher(model, None) as batcher:
+            handles = [batcher.submit(p, SamplingParams(max_new_tokens=n)) for p, n in work]
+            gate.open()
+            results = [h.result(TIMEOUT).token_ids for h in handles]
+            stats = batcher.stats()
+    finally:
+        gate.open()
+    assert results == refs
+    assert stats["prefill_batch_histogram"] == {6: 1}
+
+
+def test_the_worker_thread_alone_runs_on_one_thread(llama):
+    seen: list[int] = []
+    hook = llama.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with ContinuousBatcher(llama, None) as batcher:
+            batcher.submit([5, 6, 7], SamplingParams(max_new_tokens=3)).result(TIMEOUT)
+        assert set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        fresh: list[int] = []
+        thread = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert fresh == [2]  # threads started later keep the process's count too
+        seen.clear()
+        with ContinuousBatcher(llama, None, intra_op_threads=None) as batcher:
+            batcher.submit([5, 6, 7], SamplingParams(max_new_tokens=3)).result(TIMEOUT)
+        assert set(seen) == {2}
+    finally:
+        hook.remove()
+        torch.set_num_threads(saved)
+
+
 def test_logprobs_are_log_softmax_of_the_logits(llama):
     prompt = [5, 9, 11, 4, 7]
     with ContinuousBatcher(llama, None) as batcher:

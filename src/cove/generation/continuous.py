@@ -8,23 +8,30 @@ step, so a long generation never holds up a short one.
     batcher.close()
 
 How a step works. Every sequence owns a row of a ``RowKVCache`` (per layer, a (rows, kv_heads, capacity,
-head_dim) buffer written in place). A request that joins is prefilled alone, exactly as ``generate`` prefills
-a one-row prompt, and its keys/values are copied into a free row; its first token is chosen from the
-prefill's logits. Then one forward pass decodes one token for every running row at once: each row's new
-token sits at that row's own position (per-row position ids), writes its key/value at that position, and
-attends over the positions up to it (an (n, span) attention mask; none when all rows are equally long); the
-LM head runs on that one position only. Rows that finish or are cancelled leave before the next step; the
-last row moves into the hole, so the running rows are always the first n rows of the cache and a step never
-copies or concatenates the cache.
+head_dim) buffer written in place). Requests that join are prefilled first: one alone exactly as ``generate``
+prefills a one-row prompt, several of similar length as one left-padded batch (positions from the mask, as
+generate runs a padded batch); their keys/values are copied into free rows and their first tokens chosen
+from the prefill's last-position logits. Then one forward pass decodes one token for every running row at
+once: each row's new token sits at that row's own position (per-row position ids), writes its key/value at
+that position, and attends over the positions up to it (an (n, span) attention mask; none when all rows are
+equally long); the LM head runs on that one position only. Rows that finish or are cancelled leave before
+the next step; the last rows move into the holes, so the running rows are always the first n rows of the
+cache and a step never copies or concatenates the cache.
 
 Each request has its own sampling parameters, its own ``torch.Generator`` (seeded from ``seed``, so a sampled
 result never depends on which requests share the batch), its own stop tokens, stop strings and incremental
-detokenizer. Greedy rows are token-identical to ``model.generate(input_ids, do_sample=False)`` run alone.
+detokenizer. Greedy rows give ``model.generate(input_ids, do_sample=False)``'s tokens run alone: the same
+operations on the same values, except that a row's matrix products run inside a larger batch, which can
+move a logit in its last bits (never enough to swap two tokens unless their logits tie to ~1e-6).
 
-Threads. The worker never changes torch's thread count (``torch.set_num_threads`` is process-wide in effect
-and a server runs other torch work beside generation); its steps use whatever intra-op threads the process
-has. ``one_thread_steps=True`` runs the decoder layers of every step on one OpenMP thread in the worker
-thread only (see ``worker_one_thread``); benchmarks/continuous_batching.py measures both.
+Threads. The worker never calls ``torch.set_num_threads`` (its effect reaches every thread that starts torch
+work later, and a server runs other torch work beside generation). By default it sets its own thread's
+OpenMP and MKL thread counts to 1 (``set_thread_intra_op_threads``: thread-local settings, other threads keep
+theirs); ``intra_op_threads=None`` leaves the worker on the process's count. Measured on the shared 2-core
+box (benchmarks/continuous_batching.py): with both cores' threads a step's OpenMP regions wait at their
+barrier for a thread the scheduler has given to another process, and 16 concurrent requests ran at 3-33
+tokens/s against 28-114 on one thread under the same load (at batch 1, 20 against 26); on one thread the
+other core stays free for the server's HTTP and tokenizer work.
 """
 
 from __future__ import annotations
@@ -297,23 +304,35 @@ class _Request:
     finished: bool = False
 
 
-def worker_one_thread() -> None:
-    """Put the calling thread's OpenMP team at one thread, for that thread only.
+def set_thread_intra_op_threads(threads: int) -> bool:
+    """Run the calling thread's torch ops on ``threads`` intra-op threads, for that thread only; True when
+    done.
 
-    ``torch.set_num_threads`` also sets the default every thread that starts torch work later picks up (and
-    the shared pthreadpool); OpenMP's own ``omp_set_num_threads`` sets the nthreads ICV of the calling thread
-    alone, which is what ATen's parallel regions read. MKL keeps its own count; a single-row-per-token
-    decoding step's matrix products are small enough that MKL runs them on one thread anyway.
+    ``torch.set_num_threads`` is not thread-local in effect: it also sets the default that every thread
+    starting torch work later picks up (and the shared pthreadpool), so a worker calling it would change
+    the count of the server's other torch work. The two settings that decide how many threads an op of
+    *this* thread uses are thread-local: OpenMP's nthreads ICV (``omp_set_num_threads``, read by ATen's
+    parallel regions and oneDNN) and MKL's thread-local count (``mkl_set_num_threads_local``, read by its
+    GEMMs). Both are set here, through the libgomp torch ships and the MKL libtorch_cpu links; other
+    threads keep theirs. Without MKL that part is skipped; without libgomp nothing is done.
     """
     import ctypes
     import os
 
-    torch.get_num_threads()  # ATen's lazy per-thread init first, or it would overwrite the setting
-    lib = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
+    torch.get_num_threads()  # ATen's lazy per-thread init first, or it would overwrite the setting later
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib")
     try:
-        ctypes.CDLL(lib).omp_set_num_threads(1)
-    except OSError:
-        logger.warning("one_thread_steps: no %s; the worker keeps torch's thread count", lib)
+        ctypes.CDLL(os.path.join(lib, "libgomp.so.1")).omp_set_num_threads(int(threads))
+    except (OSError, AttributeError):
+        logger.warning("no libgomp in %s: the batcher's worker keeps torch's thread count", lib)
+        return False
+    try:
+        # the Fortran entry point (takes a pointer), exported by the MKL that libtorch_cpu links statically
+        mkl = ctypes.CDLL(os.path.join(lib, "libtorch_cpu.so")).mkl_set_num_threads_local_
+        mkl(ctypes.byref(ctypes.c_int(int(threads))))
+    except (OSError, AttributeError):
+        pass
+    return True
 
 
 class ContinuousBatcher:
@@ -329,7 +348,7 @@ class ContinuousBatcher:
         max_queue: int = 64,
         name: str = "",
         max_prefill_tokens: int = 2048,
-        one_thread_steps: bool = False,
+        intra_op_threads: int | None = 1,
     ):
         if max_rows < 1 or max_queue < 0:
             raise GenerationError(f"max_rows must be >= 1 and max_queue >= 0, got {max_rows}, {max_queue}.")
@@ -341,7 +360,9 @@ class ContinuousBatcher:
         self.max_queue = max_queue
         self.name = name or type(model).__name__
         self.max_prefill_tokens = max_prefill_tokens
-        self.one_thread_steps = one_thread_steps
+        if intra_op_threads is not None and (isinstance(intra_op_threads, bool) or intra_op_threads < 1):
+            raise GenerationError(f"intra_op_threads must be None or >= 1, got {intra_op_threads!r}.")
+        self.intra_op_threads = intra_op_threads
         config = model.config
         self.num_layers = int(config.num_hidden_layers)
         self.vocab_size = int(config.vocab_size)
@@ -368,7 +389,9 @@ class ContinuousBatcher:
         self._steps = 0
         self._generated = 0
         self._prompt_tokens = 0
-        self._step_seconds = 0.0
+        self._step_seconds = 0.0  # decoding steps
+        self._prefill_seconds = 0.0
+        self._prefill_batches: Counter[int] = Counter()  # prefill forwards by how many prompts they ran
         self._recent_step = 0.0  # moving average of a decode step's seconds
         self._batch_sizes: Counter[int] = Counter()
         self._finished: Counter[str] = Counter()
@@ -500,7 +523,9 @@ class ContinuousBatcher:
                 "generated_tokens": self._generated,
                 "prompt_tokens": self._prompt_tokens,
                 "step_seconds": self._step_seconds,
+                "prefill_seconds": self._prefill_seconds,
                 "batch_size_histogram": dict(sorted(self._batch_sizes.items())),
+                "prefill_batch_histogram": dict(sorted(self._prefill_batches.items())),
                 "finished": dict(self._finished),
                 "kv_cache_bytes": self.cache.nbytes(),
                 "closed": self._closing,
@@ -526,8 +551,8 @@ class ContinuousBatcher:
     # --- the worker ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        if self.one_thread_steps:
-            worker_one_thread()
+        if self.intra_op_threads is not None:
+            set_thread_intra_op_threads(self.intra_op_threads)
         with torch.inference_mode():
             while True:
                 with self._lock:
@@ -566,8 +591,8 @@ class ContinuousBatcher:
                     break
                 budget -= size
                 joining.append(self._waiting.popleft())
-        for request in joining:
-            self._join(request)
+        for group in self._groups(joining):
+            self._join(group)
         with self._lock:
             self._compact()
             running = list(self._running)
@@ -575,26 +600,82 @@ class ContinuousBatcher:
             self._decode(running)
             with self._lock:
                 self._compact()
+        with self._lock:
+            idle = not (self._running or self._waiting)
+        if idle and self.cache.capacity > 4 * self.cache.chunk:
+            self.cache.release()  # a long request's memory goes back once nothing runs
 
-    def _join(self, request: _Request) -> None:
-        """Prefill one request alone (as generate does for a one-row prompt), choose its first token, and
-        copy its keys/values into the next free row."""
+    def _join(self, group: list[_Request]) -> None:
+        """Prefill a group of joining requests, choose their first tokens, and copy their keys/values into
+        free rows. One request is prefilled alone, exactly as generate prefills a one-row prompt; several
+        run as one left-padded batch (positions from the mask, as generate does for a padded batch). If a
+        batch fails, each of its requests is tried alone, so only a request that fails by itself fails."""
+        start = time.perf_counter()
         try:
-            prompt = torch.tensor([request.prompt], dtype=torch.long, device=self.device)
-            cache = KVCache(self.num_layers, capacity=len(request.prompt) + request.params.max_new_tokens)
-            logits = self.model(input_ids=prompt, past_key_values=cache, logits_to_keep=1).logits[:, -1]
-            request.length = len(request.prompt)
-            with self._lock:
-                self._prompt_tokens += len(request.prompt)
-            self._advance([request], logits)
-            if not request.finished:
-                request.row = len(self._running)  # only this thread changes _running
-                self.cache.load(request.row, cache, request.length)
-                with self._lock:
-                    self._running.append(request)
+            cache, width, logits = self._prefill(group)
         except Exception as e:
+            if len(group) > 1:
+                for request in group:
+                    self._join([request])
+                return
             logger.exception("continuous batcher %s: prefill failed", self.name)
-            self._finish(request, "error", f"{type(e).__name__}: {e}")
+            self._finish(group[0], "error", f"{type(e).__name__}: {e}")
+            return
+        with self._lock:
+            self._prompt_tokens += sum(len(r.prompt) for r in group)
+            self._prefill_seconds += time.perf_counter() - start
+            self._prefill_batches[len(group)] += 1
+        for request in group:
+            request.length = len(request.prompt)
+        self._advance(group, logits)
+        for i, request in enumerate(group):
+            if request.finished:
+                continue
+            request.row = len(self._running)  # only this thread changes _running
+            self.cache.load(request.row, cache, request.length, source=i, offset=width - request.length)
+            with self._lock:
+                self._running.append(request)
+
+    def _prefill(self, group: list[_Request]) -> tuple[KVCache, int, torch.Tensor]:
+        """(the prefill cache, the padded width, last-position logits (len(group), vocab))."""
+        lengths = [len(r.prompt) for r in group]
+        width = max(lengths)
+        if len(group) == 1:
+            # generate's capacity too: the same buffer strides, so the same bits as generate alone
+            cache = KVCache(self.num_layers, capacity=width + group[0].params.max_new_tokens)
+            ids = torch.tensor([group[0].prompt], dtype=torch.long, device=self.device)
+            mask = positions = None
+        else:
+            cache = KVCache(self.num_layers, capacity=width)
+            ids = torch.zeros(len(group), width, dtype=torch.long, device=self.device)
+            mask = torch.zeros(len(group), width, dtype=torch.long, device=self.device)
+            for i, request in enumerate(group):
+                ids[i, width - lengths[i] :] = torch.tensor(request.prompt)
+                mask[i, width - lengths[i] :] = 1
+            positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            logits_to_keep=1,
+        )
+        return cache, width, out.logits[:, -1]
+
+    @staticmethod
+    def _groups(joining: list[_Request]) -> list[list[_Request]]:
+        """Joining requests in prefill batches of similar prompt length: by length, a batch grows while its
+        padding stays under a quarter of its tokens (plus a little slack)."""
+        groups: list[list[_Request]] = []
+        for request in sorted(joining, key=lambda r: len(r.prompt)):
+            if groups:
+                group = groups[-1]
+                real = sum(len(r.prompt) for r in group) + len(request.prompt)
+                if (len(group) + 1) * len(request.prompt) <= 1.25 * real + 16:
+                    group.append(request)
+                    continue
+            groups.append([request])
+        return groups
 
     def _decode(self, running: list[_Request]) -> None:
         """One token for every running row, in one forward pass."""
