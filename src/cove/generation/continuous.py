@@ -383,6 +383,7 @@ class ContinuousBatcher:
         self._lock = threading.Condition()
         self._waiting: deque[_Request] = deque()
         self._running: list[_Request] = []
+        self._joining: list[_Request] = []  # taken from the queue, not yet running
         self._ids = itertools.count(1)
         self._closing = False
         self._drain = True
@@ -569,9 +570,9 @@ class ContinuousBatcher:
                 except BaseException as e:  # never let the worker die: fail what was running
                     logger.exception("continuous batcher %s: step failed", self.name)
                     with self._lock:
-                        for request in self._running:
+                        for request in [*self._running, *self._joining]:
                             self._finish(request, "error", f"{type(e).__name__}: {e}")
-                        self._running = []
+                        self._running, self._joining = [], []
 
     def _iteration(self) -> None:
         # cancelled requests leave first, waiting or running
@@ -591,8 +592,10 @@ class ContinuousBatcher:
                     break
                 budget -= size
                 joining.append(self._waiting.popleft())
+        self._joining = joining
         for group in self._groups(joining):
             self._join(group)
+        self._joining = []
         with self._lock:
             self._compact()
             running = list(self._running)
@@ -625,16 +628,21 @@ class ContinuousBatcher:
             self._prompt_tokens += sum(len(r.prompt) for r in group)
             self._prefill_seconds += time.perf_counter() - start
             self._prefill_batches[len(group)] += 1
-        for request in group:
-            request.length = len(request.prompt)
-        self._advance(group, logits)
-        for i, request in enumerate(group):
-            if request.finished:
-                continue
-            request.row = len(self._running)  # only this thread changes _running
-            self.cache.load(request.row, cache, request.length, source=i, offset=width - request.length)
-            with self._lock:
-                self._running.append(request)
+        try:
+            for request in group:
+                request.length = len(request.prompt)
+            self._advance(group, logits)
+            for i, request in enumerate(group):
+                if request.finished:
+                    continue
+                request.row = len(self._running)  # only this thread changes _running
+                self.cache.load(request.row, cache, request.length, source=i, offset=width - request.length)
+                with self._lock:
+                    self._running.append(request)
+        except Exception as e:  # a row already placed is finished here and leaves at the next compaction
+            logger.exception("continuous batcher %s: joining failed", self.name)
+            for request in group:
+                self._finish(request, "error", f"{type(e).__name__}: {e}")
 
     def _prefill(self, group: list[_Request]) -> tuple[KVCache, int, torch.Tensor]:
         """(the prefill cache, the padded width, last-position logits (len(group), vocab))."""
