@@ -468,10 +468,10 @@ def test_close_without_waiting_cancels(llama):
     try:
         batcher = ContinuousBatcher(llama, None, max_rows=2)
         handles = [batcher.submit([5, 6, i], SamplingParams(max_new_tokens=50)) for i in range(4)]
-        closer = threading.Thread(target=batcher.close, kwargs={"wait": False})
-        closer.start()
+        batcher.close(wait=False, timeout=0)  # said while the worker is held in its first prefill
         gate.open()
-        closer.join(TIMEOUT)
+        batcher._thread.join(TIMEOUT)
+        assert not batcher._thread.is_alive()
         assert {h.result(TIMEOUT).finish_reason for h in handles} <= {"cancelled", "length", "eos_token"}
         assert handles[-1].result(0).finish_reason == "cancelled"
     finally:

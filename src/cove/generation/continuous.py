@@ -501,8 +501,10 @@ class ContinuousBatcher:
         return float(max(1, math.ceil(left * self._recent_step)))
 
     def _live(self) -> int:
-        """Running requests not yet finished (a finished row leaves at the end of its step)."""
-        return sum(not r.finished for r in self._running)
+        """Requests holding a row, not yet finished (a finished row leaves at the end of its step): running,
+        or taken from the queue to join (called with the lock held)."""
+        running = sum(not r.finished for r in self._running)
+        return running + sum(not r.finished and r.row < 0 for r in self._joining)
 
     def _wake(self) -> None:
         with self._lock:
@@ -592,11 +594,11 @@ class ContinuousBatcher:
                     break
                 budget -= size
                 joining.append(self._waiting.popleft())
-        self._joining = joining
+            self._joining = joining
         for group in self._groups(joining):
             self._join(group)
-        self._joining = []
         with self._lock:
+            self._joining = []
             self._compact()
             running = list(self._running)
         if running:
