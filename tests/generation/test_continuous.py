@@ -202,6 +202,15 @@ def test_logprobs_are_log_softmax_of_the_logits(llama):
         logp = torch.log_softmax(llama(ids).logits[0].float(), -1)
     expected = [float(logp[len(prompt) - 1 + i, t]) for i, t in enumerate(result.token_ids)]
     assert result.logprobs == pytest.approx(expected, abs=1e-5)
+    with ContinuousBatcher(llama, None) as batcher:
+        events = list(
+            batcher.submit(prompt, SamplingParams(max_new_tokens=3, ignore_eos=True, top_logprobs=4))
+        )
+    for i, event in enumerate(events):
+        values, ids = logp[len(prompt) - 1 + i].topk(4)
+        assert [t for t, _ in event.top_logprobs] == ids.tolist()
+        assert [v for _, v in event.top_logprobs] == pytest.approx(values.tolist(), abs=1e-5)
+        assert event.top_logprobs[0] == (event.token_id, pytest.approx(event.logprob))
 
 
 SAMPLING = dict(do_sample=True, temperature=0.8, top_k=40, top_p=0.9)
@@ -364,6 +373,7 @@ def test_queue_full_with_retry_after(llama):
         ([5], SamplingParams(do_sample=True, top_k=-1), "top_k"),
         ([5], SamplingParams(repetition_penalty=0.0), "repetition_penalty"),
         ([5], SamplingParams(stop="ab"), "stop"),
+        ([5], SamplingParams(top_logprobs=-1), "top_logprobs"),
     ],
 )
 def test_bad_requests_raise_naming_the_problem(llama, prompt, params, needle):

@@ -79,6 +79,7 @@ class SamplingParams:
     stop_token_ids: Sequence[int] | None = None  # None: the model's eos ids
     ignore_eos: bool = False  # the eos ids never end the request (explicit stop_token_ids still do)
     skip_special_tokens: bool = True  # special tokens add no text
+    top_logprobs: int = 0  # the events carry this many most likely tokens with their logprobs
 
 
 @dataclass
@@ -92,6 +93,7 @@ class TokenEvent:
     special: bool  # a special token (eos etc.)
     finish_reason: str | None  # None while running; last event: see FINISH_REASONS
     error: str | None = None
+    top_logprobs: list[tuple[int, float]] | None = None  # (token id, logprob), best first, when asked
 
 
 @dataclass
@@ -488,6 +490,12 @@ class ContinuousBatcher:
             isinstance(i, bool) or not isinstance(i, int) for i in params.stop_token_ids
         ):
             raise bad(f"stop_token_ids must be integers, got {params.stop_token_ids!r}.")
+        if (
+            isinstance(params.top_logprobs, bool)
+            or not isinstance(params.top_logprobs, int)
+            or params.top_logprobs < 0
+        ):
+            raise bad(f"top_logprobs must be a non-negative integer, got {params.top_logprobs!r}.")
         if params.seed is not None and (isinstance(params.seed, bool) or not isinstance(params.seed, int)):
             raise bad(f"seed must be an integer, got {params.seed!r}.")
         return prompt
@@ -737,17 +745,24 @@ class ContinuousBatcher:
             chosen = torch.argmax(scores, dim=-1)
             for i, token in sampled.items():
                 chosen[i] = token
-        logprobs = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None])[:, 0].tolist()
-        for request, token, logprob in zip(requests, chosen.tolist(), logprobs):
+        log_probs = torch.log_softmax(scores, dim=-1)
+        logprobs = log_probs.gather(1, chosen[:, None])[:, 0].tolist()
+        for i, (request, token, logprob) in enumerate(zip(requests, chosen.tolist(), logprobs)):
+            top = None
+            if request.params.top_logprobs:
+                values, ids = log_probs[i].topk(min(request.params.top_logprobs, log_probs.shape[-1]))
+                top = list(zip(ids.tolist(), values.tolist()))
             try:
-                self._emit(request, int(token), float(logprob))
+                self._emit(request, int(token), float(logprob), top)
             except Exception as e:
                 logger.exception(
                     "continuous batcher %s: request %d failed", self.name, request.handle.request_id
                 )
                 self._finish(request, "error", f"{type(e).__name__}: {e}")
 
-    def _emit(self, request: _Request, token: int, logprob: float) -> None:
+    def _emit(
+        self, request: _Request, token: int, logprob: float, top: list[tuple[int, float]] | None = None
+    ) -> None:
         params = request.params
         if request.history is not None:
             request.history[0, len(request.prompt) + request.generated] = token
@@ -774,7 +789,8 @@ class ContinuousBatcher:
             request.finished = True
             with self._lock:
                 self._finished[reason] += 1
-        request.handle._push(TokenEvent(token, text, logprob, token in self.special_ids, reason))
+        special = token in self.special_ids
+        request.handle._push(TokenEvent(token, text, logprob, special, reason, top_logprobs=top))
 
     def _finish(self, request: _Request, reason: str, error: str | None) -> None:
         """End a request that no token ended (cancelled, error)."""
