@@ -150,6 +150,49 @@ def test_greedy_is_identical_to_generate_alone(model):
     assert stats["running"] == 0 and stats["queued"] == 0
 
 
+def test_requests_joining_together_are_prefilled_as_one_padded_batch(model):
+    g = torch.Generator().manual_seed(3)
+    work = [
+        (torch.randint(3, VOCAB, (length,), generator=g).tolist(), 12) for length in (9, 10, 10, 11, 12, 12)
+    ]
+    refs = [reference(model, p, n) for p, n in work]
+    gate = Gate(model)
+    try:
+        with ContinuousBatcher(model, None) as batcher:
+            handles = [batcher.submit(p, SamplingParams(max_new_tokens=n)) for p, n in work]
+            gate.open()
+            results = [h.result(TIMEOUT).token_ids for h in handles]
+            stats = batcher.stats()
+    finally:
+        gate.open()
+    assert results == refs
+    assert stats["prefill_batch_histogram"] == {6: 1}
+
+
+def test_the_worker_thread_alone_runs_on_one_thread(llama):
+    seen: list[int] = []
+    hook = llama.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with ContinuousBatcher(llama, None) as batcher:
+            batcher.submit([5, 6, 7], SamplingParams(max_new_tokens=3)).result(TIMEOUT)
+        assert set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        fresh: list[int] = []
+        thread = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert fresh == [2]  # threads started later keep the process's count too
+        seen.clear()
+        with ContinuousBatcher(llama, None, intra_op_threads=None) as batcher:
+            batcher.submit([5, 6, 7], SamplingParams(max_new_tokens=3)).result(TIMEOUT)
+        assert set(seen) == {2}
+    finally:
+        hook.remove()
+        torch.set_num_threads(saved)
+
+
 def test_logprobs_are_log_softmax_of_the_logits(llama):
     prompt = [5, 9, 11, 4, 7]
     with ContinuousBatcher(llama, None) as batcher:
@@ -159,6 +202,15 @@ def test_logprobs_are_log_softmax_of_the_logits(llama):
         logp = torch.log_softmax(llama(ids).logits[0].float(), -1)
     expected = [float(logp[len(prompt) - 1 + i, t]) for i, t in enumerate(result.token_ids)]
     assert result.logprobs == pytest.approx(expected, abs=1e-5)
+    with ContinuousBatcher(llama, None) as batcher:
+        events = list(
+            batcher.submit(prompt, SamplingParams(max_new_tokens=3, ignore_eos=True, top_logprobs=4))
+        )
+    for i, event in enumerate(events):
+        values, ids = logp[len(prompt) - 1 + i].topk(4)
+        assert [t for t, _ in event.top_logprobs] == ids.tolist()
+        assert [v for _, v in event.top_logprobs] == pytest.approx(values.tolist(), abs=1e-5)
+        assert event.top_logprobs[0] == (event.token_id, pytest.approx(event.logprob))
 
 
 SAMPLING = dict(do_sample=True, temperature=0.8, top_k=40, top_p=0.9)
@@ -321,6 +373,7 @@ def test_queue_full_with_retry_after(llama):
         ([5], SamplingParams(do_sample=True, top_k=-1), "top_k"),
         ([5], SamplingParams(repetition_penalty=0.0), "repetition_penalty"),
         ([5], SamplingParams(stop="ab"), "stop"),
+        ([5], SamplingParams(top_logprobs=-1), "top_logprobs"),
     ],
 )
 def test_bad_requests_raise_naming_the_problem(llama, prompt, params, needle):
@@ -425,10 +478,10 @@ def test_close_without_waiting_cancels(llama):
     try:
         batcher = ContinuousBatcher(llama, None, max_rows=2)
         handles = [batcher.submit([5, 6, i], SamplingParams(max_new_tokens=50)) for i in range(4)]
-        closer = threading.Thread(target=batcher.close, kwargs={"wait": False})
-        closer.start()
+        batcher.close(wait=False, timeout=0)  # said while the worker is held in its first prefill
         gate.open()
-        closer.join(TIMEOUT)
+        batcher._thread.join(TIMEOUT)
+        assert not batcher._thread.is_alive()
         assert {h.result(TIMEOUT).finish_reason for h in handles} <= {"cancelled", "length", "eos_token"}
         assert handles[-1].result(0).finish_reason == "cancelled"
     finally:

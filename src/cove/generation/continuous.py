@@ -8,23 +8,30 @@ step, so a long generation never holds up a short one.
     batcher.close()
 
 How a step works. Every sequence owns a row of a ``RowKVCache`` (per layer, a (rows, kv_heads, capacity,
-head_dim) buffer written in place). A request that joins is prefilled alone, exactly as ``generate`` prefills
-a one-row prompt, and its keys/values are copied into a free row; its first token is chosen from the
-prefill's logits. Then one forward pass decodes one token for every running row at once: each row's new
-token sits at that row's own position (per-row position ids), writes its key/value at that position, and
-attends over the positions up to it (an (n, span) attention mask; none when all rows are equally long); the
-LM head runs on that one position only. Rows that finish or are cancelled leave before the next step; the
-last row moves into the hole, so the running rows are always the first n rows of the cache and a step never
-copies or concatenates the cache.
+head_dim) buffer written in place). Requests that join are prefilled first: one alone exactly as ``generate``
+prefills a one-row prompt, several of similar length as one left-padded batch (positions from the mask, as
+generate runs a padded batch); their keys/values are copied into free rows and their first tokens chosen
+from the prefill's last-position logits. Then one forward pass decodes one token for every running row at
+once: each row's new token sits at that row's own position (per-row position ids), writes its key/value at
+that position, and attends over the positions up to it (an (n, span) attention mask; none when all rows are
+equally long); the LM head runs on that one position only. Rows that finish or are cancelled leave before
+the next step; the last rows move into the holes, so the running rows are always the first n rows of the
+cache and a step never copies or concatenates the cache.
 
 Each request has its own sampling parameters, its own ``torch.Generator`` (seeded from ``seed``, so a sampled
 result never depends on which requests share the batch), its own stop tokens, stop strings and incremental
-detokenizer. Greedy rows are token-identical to ``model.generate(input_ids, do_sample=False)`` run alone.
+detokenizer. Greedy rows give ``model.generate(input_ids, do_sample=False)``'s tokens run alone: the same
+operations on the same values, except that a row's matrix products run inside a larger batch, which can
+move a logit in its last bits (never enough to swap two tokens unless their logits tie to ~1e-6).
 
-Threads. The worker never changes torch's thread count (``torch.set_num_threads`` is process-wide in effect
-and a server runs other torch work beside generation); its steps use whatever intra-op threads the process
-has. ``one_thread_steps=True`` runs the decoder layers of every step on one OpenMP thread in the worker
-thread only (see ``worker_one_thread``); benchmarks/continuous_batching.py measures both.
+Threads. The worker never calls ``torch.set_num_threads`` (its effect reaches every thread that starts torch
+work later, and a server runs other torch work beside generation). By default it sets its own thread's
+OpenMP and MKL thread counts to 1 (``set_thread_intra_op_threads``: thread-local settings, other threads keep
+theirs); ``intra_op_threads=None`` leaves the worker on the process's count. Measured on the shared 2-core
+box (benchmarks/continuous_batching.py): with both cores' threads a step's OpenMP regions wait at their
+barrier for a thread the scheduler has given to another process, and 16 concurrent requests ran at 3-33
+tokens/s against 28-114 on one thread under the same load (at batch 1, 20 against 26); on one thread the
+other core stays free for the server's HTTP and tokenizer work.
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ class SamplingParams:
     stop_token_ids: Sequence[int] | None = None  # None: the model's eos ids
     ignore_eos: bool = False  # the eos ids never end the request (explicit stop_token_ids still do)
     skip_special_tokens: bool = True  # special tokens add no text
+    top_logprobs: int = 0  # the events carry this many most likely tokens with their logprobs
 
 
 @dataclass
@@ -85,6 +93,7 @@ class TokenEvent:
     special: bool  # a special token (eos etc.)
     finish_reason: str | None  # None while running; last event: see FINISH_REASONS
     error: str | None = None
+    top_logprobs: list[tuple[int, float]] | None = None  # (token id, logprob), best first, when asked
 
 
 @dataclass
@@ -297,23 +306,35 @@ class _Request:
     finished: bool = False
 
 
-def worker_one_thread() -> None:
-    """Put the calling thread's OpenMP team at one thread, for that thread only.
+def set_thread_intra_op_threads(threads: int) -> bool:
+    """Run the calling thread's torch ops on ``threads`` intra-op threads, for that thread only; True when
+    done.
 
-    ``torch.set_num_threads`` also sets the default every thread that starts torch work later picks up (and
-    the shared pthreadpool); OpenMP's own ``omp_set_num_threads`` sets the nthreads ICV of the calling thread
-    alone, which is what ATen's parallel regions read. MKL keeps its own count; a single-row-per-token
-    decoding step's matrix products are small enough that MKL runs them on one thread anyway.
+    ``torch.set_num_threads`` is not thread-local in effect: it also sets the default that every thread
+    starting torch work later picks up (and the shared pthreadpool), so a worker calling it would change
+    the count of the server's other torch work. The two settings that decide how many threads an op of
+    *this* thread uses are thread-local: OpenMP's nthreads ICV (``omp_set_num_threads``, read by ATen's
+    parallel regions and oneDNN) and MKL's thread-local count (``mkl_set_num_threads_local``, read by its
+    GEMMs). Both are set here, through the libgomp torch ships and the MKL libtorch_cpu links; other
+    threads keep theirs. Without MKL that part is skipped; without libgomp nothing is done.
     """
     import ctypes
     import os
 
-    torch.get_num_threads()  # ATen's lazy per-thread init first, or it would overwrite the setting
-    lib = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
+    torch.get_num_threads()  # ATen's lazy per-thread init first, or it would overwrite the setting later
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib")
     try:
-        ctypes.CDLL(lib).omp_set_num_threads(1)
-    except OSError:
-        logger.warning("one_thread_steps: no %s; the worker keeps torch's thread count", lib)
+        ctypes.CDLL(os.path.join(lib, "libgomp.so.1")).omp_set_num_threads(int(threads))
+    except (OSError, AttributeError):
+        logger.warning("no libgomp in %s: the batcher's worker keeps torch's thread count", lib)
+        return False
+    try:
+        # the Fortran entry point (takes a pointer), exported by the MKL that libtorch_cpu links statically
+        mkl = ctypes.CDLL(os.path.join(lib, "libtorch_cpu.so")).mkl_set_num_threads_local_
+        mkl(ctypes.byref(ctypes.c_int(int(threads))))
+    except (OSError, AttributeError):
+        pass
+    return True
 
 
 class ContinuousBatcher:
@@ -329,7 +350,7 @@ class ContinuousBatcher:
         max_queue: int = 64,
         name: str = "",
         max_prefill_tokens: int = 2048,
-        one_thread_steps: bool = False,
+        intra_op_threads: int | None = 1,
     ):
         if max_rows < 1 or max_queue < 0:
             raise GenerationError(f"max_rows must be >= 1 and max_queue >= 0, got {max_rows}, {max_queue}.")
@@ -341,7 +362,9 @@ class ContinuousBatcher:
         self.max_queue = max_queue
         self.name = name or type(model).__name__
         self.max_prefill_tokens = max_prefill_tokens
-        self.one_thread_steps = one_thread_steps
+        if intra_op_threads is not None and (isinstance(intra_op_threads, bool) or intra_op_threads < 1):
+            raise GenerationError(f"intra_op_threads must be None or >= 1, got {intra_op_threads!r}.")
+        self.intra_op_threads = intra_op_threads
         config = model.config
         self.num_layers = int(config.num_hidden_layers)
         self.vocab_size = int(config.vocab_size)
@@ -362,13 +385,16 @@ class ContinuousBatcher:
         self._lock = threading.Condition()
         self._waiting: deque[_Request] = deque()
         self._running: list[_Request] = []
+        self._joining: list[_Request] = []  # taken from the queue, not yet running
         self._ids = itertools.count(1)
         self._closing = False
         self._drain = True
         self._steps = 0
         self._generated = 0
         self._prompt_tokens = 0
-        self._step_seconds = 0.0
+        self._step_seconds = 0.0  # decoding steps
+        self._prefill_seconds = 0.0
+        self._prefill_batches: Counter[int] = Counter()  # prefill forwards by how many prompts they ran
         self._recent_step = 0.0  # moving average of a decode step's seconds
         self._batch_sizes: Counter[int] = Counter()
         self._finished: Counter[str] = Counter()
@@ -464,6 +490,12 @@ class ContinuousBatcher:
             isinstance(i, bool) or not isinstance(i, int) for i in params.stop_token_ids
         ):
             raise bad(f"stop_token_ids must be integers, got {params.stop_token_ids!r}.")
+        if (
+            isinstance(params.top_logprobs, bool)
+            or not isinstance(params.top_logprobs, int)
+            or params.top_logprobs < 0
+        ):
+            raise bad(f"top_logprobs must be a non-negative integer, got {params.top_logprobs!r}.")
         if params.seed is not None and (isinstance(params.seed, bool) or not isinstance(params.seed, int)):
             raise bad(f"seed must be an integer, got {params.seed!r}.")
         return prompt
@@ -477,8 +509,10 @@ class ContinuousBatcher:
         return float(max(1, math.ceil(left * self._recent_step)))
 
     def _live(self) -> int:
-        """Running requests not yet finished (a finished row leaves at the end of its step)."""
-        return sum(not r.finished for r in self._running)
+        """Requests holding a row, not yet finished (a finished row leaves at the end of its step): running,
+        or taken from the queue to join (called with the lock held)."""
+        running = sum(not r.finished for r in self._running)
+        return running + sum(not r.finished and r.row < 0 for r in self._joining)
 
     def _wake(self) -> None:
         with self._lock:
@@ -500,7 +534,9 @@ class ContinuousBatcher:
                 "generated_tokens": self._generated,
                 "prompt_tokens": self._prompt_tokens,
                 "step_seconds": self._step_seconds,
+                "prefill_seconds": self._prefill_seconds,
                 "batch_size_histogram": dict(sorted(self._batch_sizes.items())),
+                "prefill_batch_histogram": dict(sorted(self._prefill_batches.items())),
                 "finished": dict(self._finished),
                 "kv_cache_bytes": self.cache.nbytes(),
                 "closed": self._closing,
@@ -526,8 +562,8 @@ class ContinuousBatcher:
     # --- the worker ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        if self.one_thread_steps:
-            worker_one_thread()
+        if self.intra_op_threads is not None:
+            set_thread_intra_op_threads(self.intra_op_threads)
         with torch.inference_mode():
             while True:
                 with self._lock:
@@ -544,9 +580,9 @@ class ContinuousBatcher:
                 except BaseException as e:  # never let the worker die: fail what was running
                     logger.exception("continuous batcher %s: step failed", self.name)
                     with self._lock:
-                        for request in self._running:
+                        for request in [*self._running, *self._joining]:
                             self._finish(request, "error", f"{type(e).__name__}: {e}")
-                        self._running = []
+                        self._running, self._joining = [], []
 
     def _iteration(self) -> None:
         # cancelled requests leave first, waiting or running
@@ -566,35 +602,98 @@ class ContinuousBatcher:
                     break
                 budget -= size
                 joining.append(self._waiting.popleft())
-        for request in joining:
-            self._join(request)
+            self._joining = joining
+        for group in self._groups(joining):
+            self._join(group)
         with self._lock:
+            self._joining = []
             self._compact()
             running = list(self._running)
         if running:
             self._decode(running)
             with self._lock:
                 self._compact()
+        with self._lock:
+            idle = not (self._running or self._waiting)
+        if idle and self.cache.capacity > 4 * self.cache.chunk:
+            self.cache.release()  # a long request's memory goes back once nothing runs
 
-    def _join(self, request: _Request) -> None:
-        """Prefill one request alone (as generate does for a one-row prompt), choose its first token, and
-        copy its keys/values into the next free row."""
+    def _join(self, group: list[_Request]) -> None:
+        """Prefill a group of joining requests, choose their first tokens, and copy their keys/values into
+        free rows. One request is prefilled alone, exactly as generate prefills a one-row prompt; several
+        run as one left-padded batch (positions from the mask, as generate does for a padded batch). If a
+        batch fails, each of its requests is tried alone, so only a request that fails by itself fails."""
+        start = time.perf_counter()
         try:
-            prompt = torch.tensor([request.prompt], dtype=torch.long, device=self.device)
-            cache = KVCache(self.num_layers, capacity=len(request.prompt) + request.params.max_new_tokens)
-            logits = self.model(input_ids=prompt, past_key_values=cache, logits_to_keep=1).logits[:, -1]
-            request.length = len(request.prompt)
-            with self._lock:
-                self._prompt_tokens += len(request.prompt)
-            self._advance([request], logits)
-            if not request.finished:
+            cache, width, logits = self._prefill(group)
+        except Exception as e:
+            if len(group) > 1:
+                for request in group:
+                    self._join([request])
+                return
+            logger.exception("continuous batcher %s: prefill failed", self.name)
+            self._finish(group[0], "error", f"{type(e).__name__}: {e}")
+            return
+        with self._lock:
+            self._prompt_tokens += sum(len(r.prompt) for r in group)
+            self._prefill_seconds += time.perf_counter() - start
+            self._prefill_batches[len(group)] += 1
+        try:
+            for request in group:
+                request.length = len(request.prompt)
+            self._advance(group, logits)
+            for i, request in enumerate(group):
+                if request.finished:
+                    continue
                 request.row = len(self._running)  # only this thread changes _running
-                self.cache.load(request.row, cache, request.length)
+                self.cache.load(request.row, cache, request.length, source=i, offset=width - request.length)
                 with self._lock:
                     self._running.append(request)
-        except Exception as e:
-            logger.exception("continuous batcher %s: prefill failed", self.name)
-            self._finish(request, "error", f"{type(e).__name__}: {e}")
+        except Exception as e:  # a row already placed is finished here and leaves at the next compaction
+            logger.exception("continuous batcher %s: joining failed", self.name)
+            for request in group:
+                self._finish(request, "error", f"{type(e).__name__}: {e}")
+
+    def _prefill(self, group: list[_Request]) -> tuple[KVCache, int, torch.Tensor]:
+        """(the prefill cache, the padded width, last-position logits (len(group), vocab))."""
+        lengths = [len(r.prompt) for r in group]
+        width = max(lengths)
+        if len(group) == 1:
+            # generate's capacity too: the same buffer strides, so the same bits as generate alone
+            cache = KVCache(self.num_layers, capacity=width + group[0].params.max_new_tokens)
+            ids = torch.tensor([group[0].prompt], dtype=torch.long, device=self.device)
+            mask = positions = None
+        else:
+            cache = KVCache(self.num_layers, capacity=width)
+            ids = torch.zeros(len(group), width, dtype=torch.long, device=self.device)
+            mask = torch.zeros(len(group), width, dtype=torch.long, device=self.device)
+            for i, request in enumerate(group):
+                ids[i, width - lengths[i] :] = torch.tensor(request.prompt)
+                mask[i, width - lengths[i] :] = 1
+            positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            logits_to_keep=1,
+        )
+        return cache, width, out.logits[:, -1]
+
+    @staticmethod
+    def _groups(joining: list[_Request]) -> list[list[_Request]]:
+        """Joining requests in prefill batches of similar prompt length: by length, a batch grows while its
+        padding stays under a quarter of its tokens (plus a little slack)."""
+        groups: list[list[_Request]] = []
+        for request in sorted(joining, key=lambda r: len(r.prompt)):
+            if groups:
+                group = groups[-1]
+                real = sum(len(r.prompt) for r in group) + len(request.prompt)
+                if (len(group) + 1) * len(request.prompt) <= 1.25 * real + 16:
+                    group.append(request)
+                    continue
+            groups.append([request])
+        return groups
 
     def _decode(self, running: list[_Request]) -> None:
         """One token for every running row, in one forward pass."""
@@ -646,17 +745,24 @@ class ContinuousBatcher:
             chosen = torch.argmax(scores, dim=-1)
             for i, token in sampled.items():
                 chosen[i] = token
-        logprobs = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None])[:, 0].tolist()
-        for request, token, logprob in zip(requests, chosen.tolist(), logprobs):
+        log_probs = torch.log_softmax(scores, dim=-1)
+        logprobs = log_probs.gather(1, chosen[:, None])[:, 0].tolist()
+        for i, (request, token, logprob) in enumerate(zip(requests, chosen.tolist(), logprobs)):
+            top = None
+            if request.params.top_logprobs:
+                values, ids = log_probs[i].topk(min(request.params.top_logprobs, log_probs.shape[-1]))
+                top = list(zip(ids.tolist(), values.tolist()))
             try:
-                self._emit(request, int(token), float(logprob))
+                self._emit(request, int(token), float(logprob), top)
             except Exception as e:
                 logger.exception(
                     "continuous batcher %s: request %d failed", self.name, request.handle.request_id
                 )
                 self._finish(request, "error", f"{type(e).__name__}: {e}")
 
-    def _emit(self, request: _Request, token: int, logprob: float) -> None:
+    def _emit(
+        self, request: _Request, token: int, logprob: float, top: list[tuple[int, float]] | None = None
+    ) -> None:
         params = request.params
         if request.history is not None:
             request.history[0, len(request.prompt) + request.generated] = token
@@ -683,7 +789,8 @@ class ContinuousBatcher:
             request.finished = True
             with self._lock:
                 self._finished[reason] += 1
-        request.handle._push(TokenEvent(token, text, logprob, token in self.special_ids, reason))
+        special = token in self.special_ids
+        request.handle._push(TokenEvent(token, text, logprob, special, reason, top_logprobs=top))
 
     def _finish(self, request: _Request, reason: str, error: str | None) -> None:
         """End a request that no token ended (cancelled, error)."""

@@ -121,8 +121,9 @@ class RowKVCache:
                 store[i] = new
         self.capacity = capacity
 
-    def load(self, row: int, cache: KVCache, length: int) -> None:
-        """Copy a prefilled single-sequence cache's first ``length`` positions into ``row``."""
+    def load(self, row: int, cache: KVCache, length: int, *, source: int = 0, offset: int = 0) -> None:
+        """Copy ``length`` positions of a prefilled cache's row ``source``, from ``offset`` on (a left-padded
+        prompt starts past its padding), into positions 0.. of ``row``."""
         if not self.keys:
             first = cache.keys[0]
             assert first is not None
@@ -136,8 +137,12 @@ class RowKVCache:
         for i in range(self.num_layers):
             k, v = cache.keys[i], cache.values[i]
             assert k is not None and v is not None
-            self.keys[i][row, :, :length] = k[0, :, :length]
-            self.values[i][row, :, :length] = v[0, :, :length]
+            self.keys[i][row, :, :length] = k[source, :, offset : offset + length]
+            self.values[i][row, :, :length] = v[source, :, offset : offset + length]
+
+    def release(self) -> None:
+        """Drop the buffers (the next ``load`` allocates them again, at the size it needs)."""
+        self.keys, self.values, self.capacity = [], [], 0
 
     def move(self, source: int, target: int, length: int) -> None:
         """Copy row ``source``'s first ``length`` positions to row ``target`` (to keep the batch compact)."""
