@@ -228,9 +228,9 @@ class ServedModel:
 
     def _work(self) -> None:
         if self.settings.inference_worker_one_thread:
-            from cove.generation.continuous import worker_one_thread
+            from cove.generation.continuous import set_thread_intra_op_threads
 
-            worker_one_thread()
+            set_thread_intra_op_threads(1)
         try:
             while True:
                 first = self._queue.get()
