@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cove.errors import AuthenticationError, HubPermissionError, RepoNotFoundError
+from cove.errors import AuthenticationError, RepoNotFoundError
 from cove.server.auth.service import TOKEN_PREFIX, Principal, authenticate
 from cove.server.deps import Hub, find_repo
 from cove.server.inference.engine import Engine, ServedModel, Target
@@ -94,22 +94,12 @@ def caller_of(hub: Hub, authorization: str | None) -> Principal:
 
 
 def _session_caller(s: Session, value: str, secret: bytes) -> Principal:
-    import hashlib
-    import hmac
-
-    from cove.server.auth.service import session_principal
+    """A page's session credentials: the user when the CSRF token matches, anonymous for a session that is
+    gone (as on the pages), 403 for a wrong token."""
+    from cove.server.web.session import csrf_session_principal
 
     cookie, _, csrf = value.partition(" ")
-    found = session_principal(s, cookie)
-    if found is None:  # signed out or expired: anonymous, as on the pages
-        return Principal()
-    principal, id_hash = found
-    expected = hmac.new(secret, f"session:{id_hash}".encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(csrf, expected):
-        raise HubPermissionError(
-            "The X-CSRF-Token header does not match your session: reload the page and retry."
-        )
-    return principal
+    return csrf_session_principal(s, secret, cookie, csrf) or Principal()
 
 
 def authenticate_caller(s: Session, authorization: str | None, secret: bytes = b"") -> Principal:

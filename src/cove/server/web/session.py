@@ -71,8 +71,27 @@ def _secret(request: Request) -> bytes:
     return request.app.state.hub.secret
 
 
+def sign(secret: bytes, purpose: str, value: str) -> str:
+    """The HMAC (hub secret) of value for purpose: a page's CSRF token is sign(secret, "session", id hash)."""
+    return hmac.new(secret, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
 def _sign(request: Request, purpose: str, value: str) -> str:
-    return hmac.new(_secret(request), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+    return sign(_secret(request), purpose, value)
+
+
+def csrf_session_principal(s: Session, secret: bytes, cookie: str, sent: str) -> Principal | None:
+    """The user of session cookie ``cookie`` when ``sent`` is that session's CSRF token; None when the
+    session is unknown or expired; HubPermissionError when the token does not match."""
+    found = session_principal(s, cookie)
+    if found is None:
+        return None
+    principal, id_hash = found
+    if not hmac.compare_digest(sent, sign(secret, "session", id_hash)):
+        raise HubPermissionError(
+            "The X-CSRF-Token header does not match your session: reload the page and retry."
+        )
+    return principal
 
 
 def _lookup(request: Request, s: Session) -> tuple[Principal, _Browser]:
@@ -243,19 +262,13 @@ def cookie_principal(request: Request, s: Session, require_csrf: bool = True) ->
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    found = session_principal(s, token)
-    if found is None:
+    if not require_csrf:
+        found = session_principal(s, token)
+        return found[0] if found is not None else None
+    sent = request.headers.get(CSRF_HEADER)
+    if not sent:
         return None
-    principal, id_hash = found
-    if require_csrf:
-        sent = request.headers.get(CSRF_HEADER)
-        if not sent:
-            return None
-        if not hmac.compare_digest(sent, _sign(request, "session", id_hash)):
-            raise HubPermissionError(
-                "The X-CSRF-Token header does not match your session: reload the page and retry."
-            )
-    return principal
+    return csrf_session_principal(s, _secret(request), token, sent)
 
 
 def api_principal(request: Request, s: Db) -> Principal:
