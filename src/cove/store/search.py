@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -125,16 +125,8 @@ def rebuild_tags(conn: Connection, batch: int = 1000) -> int:
     """Derive every repo's tags from its stored card again; returns how many repos were read. A card that
     cannot be read gives no tags (and a log line), never a failed upgrade."""
     conn.execute(delete(RepoTagRow))
-    last, count = 0, 0
-    while True:
-        page = conn.execute(
-            select(RepoRow.id, RepoRow.type, RepoRow.card_json)
-            .where(RepoRow.id > last)
-            .order_by(RepoRow.id)
-            .limit(batch)
-        ).all()
-        if not page:
-            return count
+    count = 0
+    for page in _repo_pages(conn, (RepoRow.type, RepoRow.card_json), batch):
         rows = []
         for pk, repo_type, card_json in page:
             try:
@@ -145,7 +137,23 @@ def rebuild_tags(conn: Connection, batch: int = 1000) -> int:
             rows += [{"repo_id": pk, "kind": k, "value": v} for k, v in sorted(tags)]
         if rows:
             conn.execute(insert(RepoTagRow), rows)
-        last, count = page[-1][0], count + len(page)
+        count += len(page)
+    return count
+
+
+def _repo_pages(conn: Connection, columns: tuple[Any, ...], batch: int) -> Iterator[list[Any]]:
+    """Every repo as (id, *columns) rows, in pages of batch by id (keyset, so a page costs its rows)."""
+    last = 0
+    while True:
+        page = list(
+            conn.execute(
+                select(RepoRow.id, *columns).where(RepoRow.id > last).order_by(RepoRow.id).limit(batch)
+            ).all()
+        )
+        if not page:
+            return
+        yield page
+        last = page[-1][0]
 
 
 # --- search terms -------------------------------------------------------------------------------
@@ -221,16 +229,8 @@ def rebuild_terms(conn: Connection, blobs: BlobStore | None, batch: int = 500) -
     from cove.store.repos import DEFAULT_BRANCH, _load_tree
 
     conn.execute(delete(RepoTermRow))
-    last, count = 0, 0
-    while True:
-        page = conn.execute(
-            select(RepoRow.id, RepoRow.namespace, RepoRow.name)
-            .where(RepoRow.id > last)
-            .order_by(RepoRow.id)
-            .limit(batch)
-        ).all()
-        if not page:
-            return count
+    count = 0
+    for page in _repo_pages(conn, (RepoRow.namespace, RepoRow.name), batch):
         trees: dict[int, str] = {}
         if blobs is not None:
             heads = conn.execute(
@@ -259,7 +259,8 @@ def rebuild_terms(conn: Connection, blobs: BlobStore | None, batch: int = 500) -
             rows += [{"term": t, "repo_id": pk, "source": "readme"} for t in sorted(readme_terms(text))]
         if rows:
             conn.execute(insert(RepoTermRow), rows)
-        last, count = page[-1][0], count + len(page)
+        count += len(page)
+    return count
 
 
 # --- the list query ------------------------------------------------------------------------------
