@@ -562,6 +562,17 @@ class Widget {
     this.status.textContent = message;
   }
 
+  // a request that did not complete: stopped by the user (Stop aborts it) or failed
+  failed(error) {
+    if (error.name === "AbortError") {
+      this.root.dataset.state = "done";
+      this.busy(false, "Stopped.");
+    } else {
+      this.busy(false, "");
+      this.showError(error);
+    }
+  }
+
   showError(error) {
     this.root.dataset.state = "error";
     const kind = error.errorType ? `${error.errorType}: ` : error.status ? `HTTP ${error.status}: ` : "";
@@ -586,13 +597,7 @@ class Widget {
       this.root.dataset.state = "done";
       this.busy(false, `Computed in ${((performance.now() - started) / 1000).toFixed(2)} s`);
     } catch (error) {
-      if (error.name === "AbortError") {
-        this.root.dataset.state = "done";
-        this.busy(false, "Stopped.");
-      } else {
-        this.busy(false, "");
-        this.showError(error);
-      }
+      this.failed(error);
     } finally {
       this.controller = null;
     }
@@ -706,13 +711,7 @@ class Widget {
       this.root.dataset.state = "done";
       this.busy(false, `Generated in ${((performance.now() - started) / 1000).toFixed(2)} s`);
     } catch (error) {
-      if (error.name === "AbortError") {
-        this.root.dataset.state = "done";
-        this.busy(false, "Stopped.");
-      } else {
-        this.busy(false, "");
-        this.showError(error);
-      }
+      this.failed(error);
     } finally {
       if (replyText.textContent) this.messages.push({ role: "assistant", content: replyText.textContent });
       else reply.remove();
