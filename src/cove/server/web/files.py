@@ -22,7 +22,7 @@ from cove.server.repos.service import tree_listing
 from cove.server.web.cache import LRU
 from cove.server.web.markdown import RepoLinks, highlight_file, render_markdown, split_card
 from cove.server.web.render import page
-from cove.server.web.repo import RepoNav, add_repo_route, open_repo, repo_nav, rev_quote
+from cove.server.web.repo import RepoNav, add_repo_route, open_repo, read_head, repo_nav, rev_quote
 from cove.server.web.session import WebCaller
 from cove.server.web.weights import WeightsHeader, format_params, header_of, weights_format
 from cove.store import CommitInfo, FileEntry, RefRow, RepoRow, RepoStore, check_path
@@ -214,10 +214,6 @@ add_repo_route(router, "/tree/{revision:seg}/{path:rpath}", _tree_page, "tree_pa
 
 
 # --- the file page ------------------------------------------------------------------------------------------
-
-
-def read_head(store: RepoStore, entry: FileEntry, limit: int) -> bytes:
-    return b"".join(store.blobs.iter_range(entry.sha256, 0, min(entry.size, limit)))
 
 
 def decode_text(head: bytes, complete: bool) -> str | None:

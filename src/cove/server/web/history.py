@@ -28,10 +28,10 @@ from cove.server.web.diffs import (
     tensor_diff,
     text_diff,
 )
-from cove.server.web.files import clean_path, decode_text, read_head, ref_choices, rev_label
+from cove.server.web.files import clean_path, decode_text, ref_choices, rev_label
 from cove.server.web.markdown import split_card
 from cove.server.web.render import page
-from cove.server.web.repo import add_repo_route, open_repo, repo_nav
+from cove.server.web.repo import add_repo_route, open_repo, read_head, repo_nav
 from cove.server.web.session import WebCaller
 from cove.server.web.weights import format_params, header_of, weights_format
 from cove.store import CommitInfo, FileEntry, RepoStore, parse_yaml_bounded

@@ -430,9 +430,14 @@ def snippets(repo: RepoRow, card: dict[str, Any], base_url: str) -> list[Snippet
 # --- the card page ------------------------------------------------------------------------------------------
 
 
+def read_head(store: RepoStore, entry: FileEntry, limit: int) -> bytes:
+    """The first limit bytes of a file (all of it when smaller)."""
+    return b"".join(store.blobs.iter_range(entry.sha256, 0, min(entry.size, limit)))
+
+
 def read_readme(store: RepoStore, entry: FileEntry, links: RepoLinks) -> tuple[Rendered, bool]:
     """(the README's body rendered, whether the file was longer than what was read)."""
-    head = b"".join(store.blobs.iter_range(entry.sha256, 0, min(entry.size, README_READ_BYTES)))
+    head = read_head(store, entry, README_READ_BYTES)
     cut = entry.size > README_READ_BYTES
     text = head.decode("utf-8", "ignore" if cut else "replace")
     _, body = split_card(text)
@@ -450,7 +455,7 @@ def widget_hints(store: RepoStore, tree: dict[str, FileEntry]) -> dict[str, Any]
     config: Any = None
     if entry is not None and entry.size <= TOKENIZER_CONFIG_BYTES:
         try:
-            config = json.loads(b"".join(store.blobs.iter_range(entry.sha256, 0, entry.size)))
+            config = json.loads(read_head(store, entry, TOKENIZER_CONFIG_BYTES))
         except (ValueError, OSError):
             config = None
     if not isinstance(config, dict):
