@@ -28,6 +28,17 @@ if ! command -v chromium >/dev/null 2>&1; then
         echo "cove setup: chromium not installed and apt-get unavailable; the browser tests will be skipped" >&2
     fi
 fi
+# bubblewrap sandboxes the hub's spaces (someone else's code); without it spaces do not run and their tests
+# skip, saying why.
+if ! command -v bwrap >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "cove setup: installing bubblewrap (Debian package) for the space sandbox" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } >/dev/null 2>&1 \
+            || echo "cove setup: could not install bubblewrap; spaces will not run" >&2
+    else
+        echo "cove setup: bubblewrap not installed and apt-get unavailable; spaces will not run" >&2
+    fi
+fi
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/cove" ]; then
     exit 0
