@@ -328,7 +328,7 @@ def test_setup_models_lists_and_validates_recipes(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path))
     assert main(["setup-models", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["sentiment", "ner"]
+    assert [line.split()[0] for line in lines] == ["sentiment", "ner", "summarization", "qa"]
     assert "model=cove/minilm-ner" in lines[1] and "built=False" in lines[1]
     (tmp_path / "models" / "cove" / "minilm-ner").mkdir(parents=True)
     (tmp_path / "models" / "cove" / "minilm-ner" / "config.json").write_text("{}")
