@@ -1,0 +1,1 @@
+"""Spaces: the hub builds, sandboxes, runs and proxies Gradio (and static) space repos."""
