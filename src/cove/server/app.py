@@ -96,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from cove.server.inference.router import install as install_inference
 
     install_inference(app)  # first: /api/tasks would fall to /api/{kind}; models load on first request
+    from cove.server.spaces.router import install as install_spaces
+
+    install_spaces(app)  # before /api/{kind}/...: /api/spaces/{id}/runtime, logs, secrets, ...
     app.include_router(repos_router)
     app.include_router(search_router)
     app.include_router(files_router)

@@ -101,6 +101,35 @@ class Settings(BaseSettings):
     # two-thread team waits for its slowest thread at every op; several models' workers run in parallel.
     inference_worker_one_thread: bool = True
 
+    # --- spaces (README "Spaces"; cove.server.spaces, docs/decisions/space-sandbox.md) ---
+    # Whether the hub builds and runs space apps: "on", "off" (repos only), or "admins" (only spaces
+    # whose owner is a site admin run).
+    spaces: str = "on"
+    # A running space with no visitor for this long sleeps (its process stops) and wakes on the next visit.
+    space_sleep_s: float = 48 * 3600.0
+    # Space apps running at once; starting one more puts the least recently visited to sleep.
+    max_running_spaces: int = 4
+    # Per-space limits of the sandboxed app: address space (MB), CPU seconds per process (0: none),
+    # processes and threads of the space's uid.
+    space_memory_mb: int = 4096
+    space_cpu_seconds: int = 0
+    space_max_processes: int = 256
+    # A build (venv + pip) past this is stopped (BUILD_ERROR); an app that does not listen within
+    # space_start_timeout_s is a RUNTIME_ERROR.
+    space_build_timeout_s: float = 1200.0
+    space_start_timeout_s: float = 180.0
+    # Spaces run as uid space_uid_base + (repo row id % 60000), each its own, when the hub runs as root.
+    space_uid_base: int = 200_000
+    # Where builds, venvs, app folders and logs live (default: <data_dir>/spaces; the shared wheel cache
+    # is its wheels/ folder).
+    spaces_dir: Path | None = None
+    # The hub as the space relay reaches it (default: the address the hub's own requests arrive on).
+    space_hub_url: str | None = None
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.expanduser() / 'hub.sqlite'}"
+
+    @property
+    def resolved_spaces_dir(self) -> Path:
+        return (self.spaces_dir or self.data_dir / "spaces").expanduser()

@@ -1,5 +1,5 @@
 """Every table of the hub (repos with their derived tags and search terms, commits, refs, LFS links,
-accounts, memberships, tokens, likes, web sessions), behind SQLAlchemy so SQLite (the default) and PostgreSQL
+accounts, memberships, tokens, likes, web sessions, space settings), behind SQLAlchemy so SQLite (the default) and PostgreSQL
 both work; the server and the embedded hub share one database."""
 
 from __future__ import annotations
@@ -201,6 +201,20 @@ class WebSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+class SpaceSettingRow(Base):
+    """A space's secret, variable or runtime setting (kind: secret | variable | runtime). Secrets reach the
+    app as environment variables and no API ever returns their values."""
+
+    __tablename__ = "space_settings"
+
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 def normalize_url(url: str) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,9 @@ class RepoStore:
         self.database_url = database_url or f"sqlite:///{self.data_dir / 'hub.sqlite'}"
         self.engine = make_engine(self.database_url)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        # called with (repo, branch, new commit id) after a commit moved a branch (the space runtime's
+        # push hook); a listener must return quickly and never raise
+        self.branch_listeners: list[Callable[[RepoRow, str, str], None]] = []
 
     @property
     def tmp_dir(self) -> str:
@@ -520,8 +524,15 @@ class RepoStore:
                 except OperationalError:  # SQLite busy / stale snapshot: another writer got there first
                     continue
                 if commit_id is not None:
-                    return commit_id
-        raise CommitConflictError(f"Branch {branch!r} of {repo.repo_id!r} is too busy; retry the commit.")
+                    break
+            else:
+                raise CommitConflictError(f"Branch {branch!r} of {repo.repo_id!r} is too busy; retry the commit.")
+        for listener in self.branch_listeners:
+            try:
+                listener(repo, branch, commit_id)
+            except Exception:  # a hook's failure must not fail a commit that landed
+                logging.getLogger("cove.store").exception("branch listener %r failed", listener)
+        return commit_id
 
     def _commit_once(
         self,

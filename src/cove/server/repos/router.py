@@ -87,10 +87,18 @@ def _page(request: Request, items: list[Any], page_size: int) -> Response:
 @router.get(REPO)
 @router.get(REPO + "/revision/{revision:seg}")
 def repo_info(
-    repo: VisibleRepo, hub: HubDep, s: Db, revision: str = DEFAULT_BRANCH, blobs: str | None = None
+    request: Request,
+    repo: VisibleRepo,
+    hub: HubDep,
+    s: Db,
+    revision: str = DEFAULT_BRANCH,
+    blobs: str | None = None,
 ) -> SafeJSONResponse:
     commit_id = hub.store.resolve(s, repo, revision)
-    return SafeJSONResponse(service.info_json(hub.store, s, repo, commit_id, files_metadata=flag(blobs)))
+    out = service.info_json(hub.store, s, repo, commit_id, files_metadata=flag(blobs))
+    if repo.type == "space":  # where the app is (gradio_client's Client("owner/name") goes to host)
+        out.update(request.app.state.spaces.info_fields(repo.repo_id, base_url(request)))
+    return SafeJSONResponse(out)
 
 
 @router.get(REPO + "/tree/{revision:seg}")
