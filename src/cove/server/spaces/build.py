@@ -143,13 +143,14 @@ class Builder:
         space builds lands in the wheelhouse that other spaces install from."""
         self.wheels.mkdir(parents=True, exist_ok=True)
         python = str(venv / "bin" / "python")
-        common = ["-m", "pip", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
-        install = [python, *common, "install", "--no-index", "--find-links", str(self.wheels), *packages]
+        common = ["-m", "pip", "--disable-pip-version-check", "--no-input"]
+        quiet = ["--progress-bar", "off"]
+        install = [python, *common, "install", *quiet, "--no-index", "--find-links", str(self.wheels), *packages]
         self.log.write(f"Installing {' '.join(packages)} (from the shared wheelhouse first)")
         if self.run(install, network=False, venv=venv, check=False) == 0:
             return
         self.log.write("Not all of it is in the wheelhouse: fetching wheels from the package index")
-        fetch = [python, *common, "download", "--only-binary=:all:", "--dest", str(self.wheels), *packages]
+        fetch = [python, *common, "download", *quiet, "--only-binary=:all:", "--dest", str(self.wheels), *packages]
         self.run(fetch, sandboxed=False, network=True, what="pip download")
         self.run(install, network=False, venv=venv, what="pip install")
 

@@ -85,7 +85,7 @@ def forward_to(open_target: Any) -> Any:
     return handle
 
 
-async def serve(spec: dict[str, Any]) -> int:
+async def serve(spec: dict[str, Any]) -> None:
     app_port, hub_port = spec["app_port"], spec["hub_port"]
     inbound = spec["inbound_socket"]
     drop_privileges(spec)  # first: nothing here needs more than the space's own uid, and the app inherits it
@@ -120,7 +120,10 @@ async def serve(spec: dict[str, Any]) -> int:
     code = await done
     inbound_server.close()
     outbound_server.close()
-    return code if code >= 0 else 128 - code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # now, without unwinding the loop: open forwarding tasks would only print their cancellation
+    os._exit(code if code >= 0 else 128 - code)
 
 
 def main() -> None:
@@ -130,7 +133,7 @@ def main() -> None:
         drop_privileges(spec)
         apply_limits(spec)
         os.execve(spec["argv"][0], spec["argv"], spec["env"])
-    sys.exit(asyncio.run(serve(spec)))
+    asyncio.run(serve(spec))
 
 
 if __name__ == "__main__":

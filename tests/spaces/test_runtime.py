@@ -1,0 +1,259 @@
+"""The space runtime with real processes: pushes with the stock huggingface_hub client build a venv and run
+the app in the sandbox; the stages, the runtime API, logs as SSE, restart/pause/sleep, crashes and fixes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.spaces.conftest import app_client, auth, locate, plain_app, push, readme, runtime, wait_stage
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+ECHO_APP = """
+import gradio as gr
+
+def echo(text):
+    return "echo: " + text
+
+gr.Interface(echo, "text", "text", api_name="echo").launch()
+"""
+
+
+def call_gradio(client: httpx.Client, api_name: str, *data: object) -> object:
+    event = client.post(f"/gradio_api/call/{api_name}", json={"data": list(data)})
+    assert event.status_code == 200, event.text
+    text = client.get(f"/gradio_api/call/{api_name}/{event.json()['event_id']}").text
+    for block in text.split("\n\n"):
+        if block.startswith("event: complete"):
+            return json.loads(block.split("data: ", 1)[1])
+    raise AssertionError(text)
+
+
+def test_gradio_echo_space_runs_and_answers(space_hub):
+    push(space_hub, "alice/echo", {"README.md": readme(app_file="app.py"), "app.py": ECHO_APP})
+    info = wait_stage(space_hub, "alice/echo", "RUNNING")
+    assert info["hardware"]["current"] == "cpu-basic"
+    with app_client(space_hub, "alice/echo") as client:
+        assert call_gradio(client, "echo", "hello") == ["echo: hello"]
+        assert "gradio" in client.get("/config").text
+    # the stock client sees what gradio_client reads: host, subdomain, runtime, sdk
+    api = space_hub.api()
+    space = api.space_info("alice/echo")
+    assert space.host == f"{space_hub.url}/spaces/alice/echo/"
+    assert space.subdomain == "alice-echo" and space.sdk == "gradio"
+    assert space.runtime is not None and space.runtime.stage == "RUNNING"
+    assert api.get_space_runtime("alice/echo").stage == "RUNNING"
+
+
+def read_sse(hub, repo_id: str, which: str, until: str, timeout: float = 60) -> str:
+    seen = []
+    deadline = time.monotonic() + timeout
+    with httpx.stream(
+        "GET", f"{hub.url}/api/spaces/{repo_id}/logs/{which}", headers=auth(hub), timeout=timeout
+    ) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                seen.append(json.loads(line[6:])["data"])
+                if until in seen[-1]:
+                    break
+            if time.monotonic() > deadline:
+                break
+    return "".join(seen)
+
+
+def test_logs_are_sse_and_owner_only(space_hub):
+    wait_stage(space_hub, "alice/echo", "RUNNING")
+    assert "Running on local URL" in read_sse(space_hub, "alice/echo", "run", "Running on local URL")
+    build = read_sse(space_hub, "alice/echo", "build", "Build done")
+    assert "Build done" in build and "virtualenv" in build
+    # the stock client's reader understands the stream (a finished build's log ends)
+    assert any("Build done" in line for line in space_hub.api().fetch_space_logs("alice/echo", build=True))
+    for headers in ({}, auth(space_hub, "bob")):
+        r = httpx.get(f"{space_hub.url}/api/spaces/alice/echo/logs/run", headers=headers, timeout=30)
+        assert r.status_code in (401, 403, 404), r.status_code
+
+
+def test_secrets_and_variables_reach_the_app_and_never_come_back(space_hub):
+    api = space_hub.api()
+    api.create_repo("alice/envy", repo_type="space", space_sdk="gradio")
+    secret = "s3cr3t-value-that-must-not-leak"
+    api.add_space_secret("alice/envy", "MY_TOKEN", secret, description="a token")
+    api.add_space_variable("alice/envy", "GREETING", "hello there")
+    app = plain_app(
+        '    return {k: os.environ.get(k) for k in ("MY_TOKEN", "GREETING", "SPACE_ID", "HF_ENDPOINT", '
+        '"GRADIO_ROOT_PATH")}\n'
+    )
+    push(space_hub, "alice/envy", {"README.md": readme(), "app.py": app}, create=False)
+    wait_stage(space_hub, "alice/envy", "RUNNING")
+    with app_client(space_hub, "alice/envy") as client:
+        env = client.get("/").json()
+    assert env["MY_TOKEN"] == secret and env["GREETING"] == "hello there"
+    assert env["SPACE_ID"] == "alice/envy" and env["GRADIO_ROOT_PATH"] == "/spaces/alice/envy"
+    assert env["HF_ENDPOINT"].startswith("http://127.0.0.1:")
+    # every answer about the space: keys yes, the secret's value never
+    answers = [
+        httpx.get(f"{space_hub.url}/api/spaces/alice/envy{path}", headers=auth(space_hub), timeout=30).text
+        for path in ("", "/runtime", "/secrets", "/variables")
+    ]
+    assert all(secret not in text for text in answers)
+    assert "MY_TOKEN" in answers[2] and "hello there" in answers[3]
+    assert set(api.get_space_variables("alice/envy")) == {"GREETING"}
+    # only writers manage them
+    r = httpx.post(
+        f"{space_hub.url}/api/spaces/alice/envy/secrets",
+        json={"key": "X", "value": "y"},
+        headers=auth(space_hub, "bob"),
+        timeout=30,
+    )
+    assert r.status_code in (403, 404)
+    r = httpx.post(
+        f"{space_hub.url}/api/spaces/alice/envy/secrets",
+        json={"key": "HF_ENDPOINT", "value": "http://evil"},
+        headers=auth(space_hub),
+        timeout=30,
+    )
+    assert r.status_code == 400 and "HF_ENDPOINT" in r.text
+    api.delete_space_secret("alice/envy", "MY_TOKEN")
+    assert "MY_TOKEN" not in httpx.get(f"{space_hub.url}/api/spaces/alice/envy/secrets", headers=auth(space_hub)).text
+
+
+def test_build_error_then_runtime_error_then_a_fix(space_hub):
+    bad_req = "cove-test-no-such-package-7f3a9==1.0\n"
+    push(space_hub, "alice/broken", {"README.md": readme(), "app.py": plain_app(), "requirements.txt": bad_req})
+    info = wait_stage(space_hub, "alice/broken", "BUILD_ERROR")
+    space = space_hub.app.state.spaces.spaces["alice/broken"]
+    assert "cove-test-no-such-package-7f3a9" in space.build_log.tail(60)
+    assert "ERROR" in space.build_log.tail(60)  # pip's own error line
+    assert "pip" in info["errorMessage"]
+    # requirements fixed, but the app raises at start: RUNTIME_ERROR with the traceback
+    crash = "raise RuntimeError('the model file is missing')\n"
+    push(space_hub, "alice/broken", {"requirements.txt": "", "app.py": crash}, create=False)
+    info = wait_stage(space_hub, "alice/broken", "RUNTIME_ERROR")
+    assert "Traceback" in info["errorMessage"] and "the model file is missing" in info["errorMessage"]
+    assert "the model file is missing" in space.run_log.tail(40)
+    # a fix: it rebuilds and runs
+    push(space_hub, "alice/broken", {"app.py": plain_app()}, create=False)
+    wait_stage(space_hub, "alice/broken", "RUNNING")
+    with app_client(space_hub, "alice/broken") as client:
+        assert client.get("/").json() == {"ok": True}
+
+
+def test_a_crashed_app_is_restarted_with_backoff(space_hub):
+    app = plain_app().replace(
+        "    def do_GET(self):\n", "    def do_GET(self):\n        if self.path == '/crash':\n            os._exit(3)\n"
+    )
+    push(space_hub, "alice/crashy", {"README.md": readme(), "app.py": app})
+    wait_stage(space_hub, "alice/crashy", "RUNNING")
+    with app_client(space_hub, "alice/crashy") as client:
+        with pytest.raises(httpx.HTTPError):
+            client.get("/crash")
+    space = space_hub.app.state.spaces.spaces["alice/crashy"]
+    deadline = time.monotonic() + 60
+    while space.crashes == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert space.crashes == 1
+    assert "exited with status 3" in space.run_log.tail(5)
+    wait_stage(space_hub, "alice/crashy", "RUNNING")  # restarted by the runtime (after 1 s), no push needed
+    with app_client(space_hub, "alice/crashy") as client:
+        assert client.get("/").json() == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    ("files", "stage", "words"),
+    [
+        ({"README.md": readme(sdk=None), "app.py": "x"}, "CONFIG_ERROR", "no 'sdk'"),
+        ({"README.md": readme(sdk="docker"), "app.py": "x"}, "CONFIG_ERROR", "Unknown sdk 'docker'"),
+        ({"README.md": readme(app_file="../../etc/passwd"), "app.py": "x"}, "CONFIG_ERROR", "not a path inside"),
+        ({"README.md": readme(app_file="missing.py"), "app.py": "x"}, "NO_APP_FILE", "not in the repo"),
+        ({"README.md": readme(python_version='"3.2"'), "app.py": "x"}, "BUILD_ERROR", "python_version 3.2"),
+        (
+            {"README.md": readme(), "app.py": "x", "requirements.txt": "-e git+https://example.com/x\n"},
+            "BUILD_ERROR",
+            "only package requirements",
+        ),
+    ],
+    ids=["no-sdk", "unknown-sdk", "app-file-outside", "app-file-missing", "python-missing", "pip-option"],
+)
+def test_bad_configs_get_a_clear_stage(space_hub, files, stage, words):
+    name = f"alice/bad-{abs(hash(words)) % 10_000}"
+    push(space_hub, name, files)
+    info = wait_stage(space_hub, name, stage, timeout=60)
+    assert words in info["errorMessage"], info
+
+
+def test_an_app_that_never_listens_is_a_runtime_error(space_hub):
+    settings = space_hub.app.state.spaces.settings
+    settings.space_start_timeout_s, before = 3.0, settings.space_start_timeout_s
+    try:
+        push(space_hub, "alice/silent", {"README.md": readme(), "app.py": "import time\ntime.sleep(3600)\n"})
+        info = wait_stage(space_hub, "alice/silent", "RUNTIME_ERROR", timeout=120)
+    finally:
+        settings.space_start_timeout_s = before
+    assert "never listened" in info["errorMessage"]
+    assert httpx.get(f"{space_hub.url}/api/health", timeout=10).status_code == 200
+
+
+def test_sleep_wake_pause_restart_and_factory_rebuild(space_hub):
+    api = space_hub.api()
+    push(space_hub, "alice/nap", {"README.md": readme(), "app.py": plain_app()})
+    wait_stage(space_hub, "alice/nap", "RUNNING")
+    assert api.set_space_sleep_time("alice/nap", 2).sleep_time == 2
+    wait_stage(space_hub, "alice/nap", "SLEEPING", timeout=60)
+    target = locate(space_hub, "alice/nap")  # a visit wakes it; meanwhile the visitor is told "starting"
+    assert target.stage in ("BUILDING", "RUNNING")
+    wait_stage(space_hub, "alice/nap", "RUNNING", timeout=60)
+    api.set_space_sleep_time("alice/nap", -1)  # the server's default again
+    with app_client(space_hub, "alice/nap") as client:
+        assert client.get("/").json() == {"ok": True}
+
+    assert api.pause_space("alice/nap").stage == "PAUSED"
+    assert locate(space_hub, "alice/nap").stage == "PAUSED"  # a visit does not wake a paused space
+    space = space_hub.app.state.spaces.spaces["alice/nap"]
+    assert space.proc is None
+    assert api.restart_space("alice/nap").stage == "BUILDING"
+    wait_stage(space_hub, "alice/nap", "RUNNING")
+    assert "Reusing the environment" in space.build_log.tail(20)
+    api.restart_space("alice/nap", factory_reboot=True)
+    wait_stage(space_hub, "alice/nap", "RUNNING")
+    assert "Reusing the environment" not in space.build_log.tail(20)
+    assert "Creating a virtualenv" in space.build_log.tail(20)
+    # bob may read the runtime of alice's public space but not restart or pause it
+    r = httpx.post(f"{space_hub.url}/api/spaces/alice/nap/pause", headers=auth(space_hub, "bob"), timeout=30)
+    assert r.status_code == 403
+
+
+def test_the_least_recently_used_space_sleeps_past_max_running(space_hub):
+    runtime_obj = space_hub.app.state.spaces
+    for name in ("alice/lru-a", "alice/lru-b"):
+        push(space_hub, name, {"README.md": readme(), "app.py": plain_app()})
+        wait_stage(space_hub, name, "RUNNING")
+    locate(space_hub, "alice/lru-b")  # b visited last
+    settings = runtime_obj.settings
+    running = [s for s in runtime_obj.spaces.values() if s.proc is not None and s.proc.poll() is None]
+    oldest = min(running, key=lambda s: s.last_visit)
+    settings.max_running_spaces, before = len(running), settings.max_running_spaces
+    try:
+        push(space_hub, "alice/lru-c", {"README.md": readme(), "app.py": plain_app()})
+        wait_stage(space_hub, "alice/lru-c", "RUNNING")
+        stages = {name: runtime(space_hub, name)["stage"] for name in ("alice/lru-a", "alice/lru-b")}
+    finally:
+        settings.max_running_spaces = before
+    assert oldest.stage == "SLEEPING" and oldest.repo_id != "alice/lru-b"
+    assert stages["alice/lru-b"] == "RUNNING"
+
+
+def test_spaces_off_runs_nothing(space_hub):
+    settings = space_hub.app.state.spaces.settings
+    settings.spaces, before = "off", settings.spaces
+    try:
+        push(space_hub, "alice/offline", {"README.md": readme(), "app.py": plain_app()})
+        info = wait_stage(space_hub, "alice/offline", "PAUSED", timeout=30)
+        assert "COVE_SPACES=off" in info["message"]
+    finally:
+        settings.spaces = before
+    assert runtime(space_hub, "alice/offline")["stage"] == "PAUSED"
