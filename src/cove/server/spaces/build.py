@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cove.server.spaces.config import SpaceConfig, SpaceConfigError, parse_requirements
 from cove.server.spaces.logbook import LogBook
-from cove.server.spaces.sandbox import Sandbox
+from cove.server.spaces.sandbox import VENV_DIR, WHEELS_DIR, Sandbox
 
 
 class BuildError(RuntimeError):
@@ -142,15 +142,15 @@ class Builder:
         first by the hub itself, wheels only (--only-binary: fetching runs no package code), so nothing a
         space builds lands in the wheelhouse that other spaces install from."""
         self.wheels.mkdir(parents=True, exist_ok=True)
-        python = str(venv / "bin" / "python")
         common = ["-m", "pip", "--disable-pip-version-check", "--no-input"]
         quiet = ["--progress-bar", "off"]
-        install = [python, *common, "install", *quiet, "--no-index", "--find-links", str(self.wheels), *packages]
+        install = [f"{VENV_DIR}/bin/python", *common, "install", *quiet, "--no-index", "--find-links", WHEELS_DIR]
+        install += packages
         self.log.write(f"Installing {' '.join(packages)} (from the shared wheelhouse first)")
         if self.run(install, network=False, venv=venv, check=False) == 0:
             return
         self.log.write("Not all of it is in the wheelhouse: fetching wheels from the package index")
-        fetch = [python, *common, "download", *quiet, "--only-binary=:all:", "--dest", str(self.wheels), *packages]
+        fetch = [str(venv / "bin" / "python"), *common, "download", *quiet, "--only-binary=:all:", "--dest", str(self.wheels), *packages]
         self.run(fetch, sandboxed=False, network=True, what="pip download")
         self.run(install, network=False, venv=venv, what="pip install")
 
@@ -172,7 +172,7 @@ class Builder:
         }
         env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") and k != "PIP_TARGET"})
         if sandboxed:
-            box = self.sandbox(network=network, writable=[venv] if venv else [], read_only=[self.wheels])
+            box = self.sandbox(network=network, venv=venv, venv_writable=True, wheels=self.wheels)
             argv = box.argv("exec", argv, env)
             env = {"PATH": env["PATH"]}
         proc = subprocess.Popen(

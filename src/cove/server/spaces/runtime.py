@@ -36,6 +36,7 @@ from cove.server.spaces.logbook import LogBook
 from cove.server.spaces.sandbox import (
     APP_DIR,
     RUN_DIR,
+    VENV_DIR,
     Sandbox,
     as_root,
     bwrap_path,
@@ -456,8 +457,9 @@ class SpaceRuntime:
         space: Space,
         *,
         network: bool,
-        writable: list[Path] | None = None,
-        read_only: list[Path] | None = None,
+        venv: Path | None = None,
+        venv_writable: bool = False,
+        wheels: Path | None = None,
     ) -> Sandbox:
         run = space.dir / "run"
         run.mkdir(parents=True, exist_ok=True)
@@ -474,8 +476,10 @@ class SpaceRuntime:
             app_dir=space.dir / "app",
             run_dir=run,
             etc_dir=space.dir / "etc",
-            read_only=[*python_prefixes(), *self._import_paths(), *(read_only or [])],
-            writable=writable or [],
+            read_only=[*python_prefixes(), *self._import_paths()],
+            venv=venv,
+            venv_writable=venv_writable,
+            wheels=wheels,
             network=network,
             uid=uid,
             limits=limits,
@@ -493,7 +497,7 @@ class SpaceRuntime:
             ).all()
             for row in sorted(rows, key=lambda r: r.kind != "variable"):  # a secret wins over a variable
                 env[row.key] = row.value
-        venv_bin = str(space.dir / "venv" / "bin")
+        venv_bin = f"{VENV_DIR}/bin"
         env.update(
             {
                 "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
@@ -556,7 +560,7 @@ class SpaceRuntime:
             run = space.dir / "run"
             outbound = run / "hub.sock"
             self._start_relay(space, outbound, hub)
-            python = str(space.dir / "venv" / "bin" / "python")
+            python = f"{VENV_DIR}/bin/python"
             if config.sdk == "static":
                 folder = str(Path(APP_DIR) / Path(config.app_file).parent)
                 command = [
@@ -571,7 +575,7 @@ class SpaceRuntime:
                 ]
             else:
                 command = [python, config.app_file]
-            box = self._sandbox(space, network=False, read_only=[space.dir / "venv"])
+            box = self._sandbox(space, network=False, venv=space.dir / "venv")
             argv = box.argv(
                 "serve",
                 command,

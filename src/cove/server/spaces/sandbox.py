@@ -22,6 +22,8 @@ LAUNCHER = Path(__file__).with_name("launcher.py")
 SANDBOX_LAUNCHER = "/opt/cove/launcher.py"
 APP_DIR = "/home/user/app"
 RUN_DIR = "/run/space"
+VENV_DIR = "/opt/venv"  # the space's venv, wherever it lies on the host (builds write it, apps read it)
+WHEELS_DIR = "/opt/wheels"  # the shared wheelhouse, read-only
 # what programs read from /etc; everything else there stays out of view
 ETC_FILES = (
     "alternatives",
@@ -62,7 +64,9 @@ class Sandbox:
     run_dir: Path  # writable, at /run/space
     etc_dir: Path  # the space's own passwd/group
     read_only: list[Path] = field(default_factory=list)  # bound at the same path, read-only
-    writable: list[Path] = field(default_factory=list)  # bound at the same path (builds: venv, wheel cache)
+    venv: Path | None = None  # at /opt/venv
+    venv_writable: bool = False  # builds install into it
+    wheels: Path | None = None  # at /opt/wheels, read-only
     network: bool = False
     uid: int | None = None
     limits: dict[str, int] = field(default_factory=dict)
@@ -120,10 +124,14 @@ class Sandbox:
         args += ["--perms", "1777", "--size", str(self.tmp_bytes // 4), "--tmpfs", "/dev/shm"]  # semaphores
         made = {Path("/tmp"), Path("/etc"), Path("/usr"), Path("/proc"), Path("/dev")}
         binds = [("--ro-bind", p) for p in _outermost(self.read_only) if not _under_system(p) and p.exists()]
-        binds += [("--bind", p) for p in self.writable]
         for flag, path in binds:
             args += _parents(path, made)
             args += [flag, str(path), str(path)]
+        args += _parents(Path(VENV_DIR), made)
+        if self.venv is not None:
+            args += ["--bind" if self.venv_writable else "--ro-bind", str(self.venv), VENV_DIR]
+        if self.wheels is not None:
+            args += ["--ro-bind", str(self.wheels), WHEELS_DIR]
         args += _parents(Path("/home/user"), made)
         args += ["--perms", "0755", "--size", str(self.tmp_bytes), "--tmpfs", "/home/user"]
         args += ["--bind", str(self.app_dir), APP_DIR]
