@@ -69,7 +69,9 @@ def space_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     thread.join(timeout=30)
 
 
-def push(hub: LiveHub, repo_id: str, files: dict[str, str], *, create: bool = True, message: str = "push") -> None:
+def push(
+    hub: LiveHub, repo_id: str, files: dict[str, str], *, create: bool = True, message: str = "push"
+) -> None:
     from huggingface_hub import CommitOperationAdd
 
     api = hub.api()

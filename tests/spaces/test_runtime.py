@@ -119,12 +119,17 @@ def test_secrets_and_variables_reach_the_app_and_never_come_back(space_hub):
     )
     assert r.status_code == 400 and "HF_ENDPOINT" in r.text
     api.delete_space_secret("alice/envy", "MY_TOKEN")
-    assert "MY_TOKEN" not in httpx.get(f"{space_hub.url}/api/spaces/alice/envy/secrets", headers=auth(space_hub)).text
+    assert (
+        "MY_TOKEN"
+        not in httpx.get(f"{space_hub.url}/api/spaces/alice/envy/secrets", headers=auth(space_hub)).text
+    )
 
 
 def test_build_error_then_runtime_error_then_a_fix(space_hub):
     bad_req = "cove-test-no-such-package-7f3a9==1.0\n"
-    push(space_hub, "alice/broken", {"README.md": readme(), "app.py": plain_app(), "requirements.txt": bad_req})
+    push(
+        space_hub, "alice/broken", {"README.md": readme(), "app.py": plain_app(), "requirements.txt": bad_req}
+    )
     info = wait_stage(space_hub, "alice/broken", "BUILD_ERROR")
     space = space_hub.app.state.spaces.spaces["alice/broken"]
     assert "cove-test-no-such-package-7f3a9" in space.build_log.tail(60)
@@ -145,13 +150,13 @@ def test_build_error_then_runtime_error_then_a_fix(space_hub):
 
 def test_a_crashed_app_is_restarted_with_backoff(space_hub):
     app = plain_app().replace(
-        "    def do_GET(self):\n", "    def do_GET(self):\n        if self.path == '/crash':\n            os._exit(3)\n"
+        "    def do_GET(self):\n",
+        "    def do_GET(self):\n        if self.path == '/crash':\n            os._exit(3)\n",
     )
     push(space_hub, "alice/crashy", {"README.md": readme(), "app.py": app})
     wait_stage(space_hub, "alice/crashy", "RUNNING")
-    with app_client(space_hub, "alice/crashy") as client:
-        with pytest.raises(httpx.HTTPError):
-            client.get("/crash")
+    with app_client(space_hub, "alice/crashy") as client, pytest.raises(httpx.HTTPError):
+        client.get("/crash")
     space = space_hub.app.state.spaces.spaces["alice/crashy"]
     deadline = time.monotonic() + 60
     while space.crashes == 0 and time.monotonic() < deadline:
@@ -168,7 +173,11 @@ def test_a_crashed_app_is_restarted_with_backoff(space_hub):
     [
         ({"README.md": readme(sdk=None), "app.py": "x"}, "CONFIG_ERROR", "no 'sdk'"),
         ({"README.md": readme(sdk="docker"), "app.py": "x"}, "CONFIG_ERROR", "Unknown sdk 'docker'"),
-        ({"README.md": readme(app_file="../../etc/passwd"), "app.py": "x"}, "CONFIG_ERROR", "not a path inside"),
+        (
+            {"README.md": readme(app_file="../../etc/passwd"), "app.py": "x"},
+            "CONFIG_ERROR",
+            "not a path inside",
+        ),
         ({"README.md": readme(app_file="missing.py"), "app.py": "x"}, "NO_APP_FILE", "not in the repo"),
         ({"README.md": readme(python_version='"3.2"'), "app.py": "x"}, "BUILD_ERROR", "python_version 3.2"),
         (

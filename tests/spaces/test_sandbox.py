@@ -14,7 +14,7 @@ from tests.spaces.conftest import app_client, push, readme, wait_stage
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-PROBE_APP = r'''
+PROBE_APP = r"""
 import json, os, socket, time, urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -110,7 +110,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 HTTPServer(("127.0.0.1", int(os.environ["GRADIO_SERVER_PORT"])), Handler).serve_forever()
-'''
+"""
 
 
 def host_ip() -> str:

@@ -526,7 +526,9 @@ class RepoStore:
                 if commit_id is not None:
                     break
             else:
-                raise CommitConflictError(f"Branch {branch!r} of {repo.repo_id!r} is too busy; retry the commit.")
+                raise CommitConflictError(
+                    f"Branch {branch!r} of {repo.repo_id!r} is too busy; retry the commit."
+                )
         for listener in self.branch_listeners:
             try:
                 listener(repo, branch, commit_id)

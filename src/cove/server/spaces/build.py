@@ -144,13 +144,30 @@ class Builder:
         self.wheels.mkdir(parents=True, exist_ok=True)
         common = ["-m", "pip", "--disable-pip-version-check", "--no-input"]
         quiet = ["--progress-bar", "off"]
-        install = [f"{VENV_DIR}/bin/python", *common, "install", *quiet, "--no-index", "--find-links", WHEELS_DIR]
+        install = [
+            f"{VENV_DIR}/bin/python",
+            *common,
+            "install",
+            *quiet,
+            "--no-index",
+            "--find-links",
+            WHEELS_DIR,
+        ]
         install += packages
         self.log.write(f"Installing {' '.join(packages)} (from the shared wheelhouse first)")
         if self.run(install, network=False, venv=venv, check=False) == 0:
             return
         self.log.write("Not all of it is in the wheelhouse: fetching wheels from the package index")
-        fetch = [str(venv / "bin" / "python"), *common, "download", *quiet, "--only-binary=:all:", "--dest", str(self.wheels), *packages]
+        fetch = [
+            str(venv / "bin" / "python"),
+            *common,
+            "download",
+            *quiet,
+            "--only-binary=:all:",
+            "--dest",
+            str(self.wheels),
+            *packages,
+        ]
         self.run(fetch, sandboxed=False, network=True, what="pip download")
         self.run(install, network=False, venv=venv, what="pip install")
 
