@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(128), primary_key=True),
         sa.Column("value", sa.Text(), nullable=False, server_default=""),
         sa.Column("description", sa.Text(), nullable=False, server_default=""),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
     )
 
 
