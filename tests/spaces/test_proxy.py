@@ -246,3 +246,14 @@ def test_json_detail_of_a_status_for_clients(live: LiveHub, locator: Locator) ->
     got = httpx.get(f"{live.url}/spaces/alice/paused/config")
     assert got.status_code == 503 and "retry-after" not in got.headers
     assert json.loads(got.text)["error"].startswith("Space alice/paused is PAUSED")
+
+
+def test_the_space_page_embeds_the_app_and_shows_its_stage(live: LiveHub, locator: Locator) -> None:
+    page = httpx.get(f"{live.url}/spaces/{UDS_SPACE}", headers=HTML)
+    assert f'<iframe class="space-frame" src="/spaces/{UDS_SPACE}/"' in page.text
+    assert re.search(r'class="space-stage stage-running"[^>]*>Running<', page.text)
+    locator.targets["alice/asleep"] = SpaceTarget(SLEEPING, message="Waking up")
+    page = httpx.get(f"{live.url}/spaces/alice/asleep", headers=HTML)
+    assert re.search(r'class="space-stage stage-sleeping"[^>]*>Sleeping<', page.text)
+    assert "Waking up" in page.text
+    assert httpx.get(f"{live.url}/spaces/{SECRET_SPACE}", headers=HTML).status_code == 404

@@ -22,9 +22,11 @@ import contextlib
 import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import httpx
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -260,6 +262,49 @@ def _visible_space(conn: HTTPConnection, namespace: str, name: str) -> str:
         return find_repo("space", namespace, name, hub, s, caller).repo_id
     finally:
         s.close()
+
+
+STAGE_LABELS = {
+    stages.BUILDING: "Building",
+    stages.BUILD_ERROR: "Build error",
+    stages.RUNNING: "Running",
+    stages.RUNTIME_ERROR: "Runtime error",
+    stages.PAUSED: "Paused",
+    stages.SLEEPING: "Sleeping",
+    stages.NO_APP_FILE: "No app file",
+    stages.CONFIG_ERROR: "Config error",
+}
+PAGE_LOCATE_SECONDS = 2.0  # the space page shows the stage it finds in this time; its iframe waits longer
+
+
+@dataclass(frozen=True)
+class SpaceStatus:
+    """What the space page shows above the app's frame."""
+
+    stage: str
+    message: str
+
+    @property
+    def label(self) -> str:
+        return STAGE_LABELS.get(self.stage, self.stage.replace("_", " ").capitalize())
+
+
+def page_status(app: Any, repo_id: str) -> SpaceStatus | None:
+    """The stage of a space for its page, from a worker thread (the page's sync route); None when this hub
+    runs no spaces. A page view is a visit: a sleeping space starts waking while the page loads."""
+    proxy: SpaceProxy | None = getattr(app.state, "space_proxy", None)
+    if proxy is None:
+        return None
+
+    async def ask() -> SpaceTarget:
+        try:
+            with anyio.fail_after(PAGE_LOCATE_SECONDS):
+                return await proxy.locate(repo_id)
+        except TimeoutError:
+            return SpaceTarget(stages.BUILDING, message="Starting...")
+
+    target = anyio.from_thread.run(ask)
+    return SpaceStatus(target.stage, target.message)
 
 
 class SpaceProxy:
