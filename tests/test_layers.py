@@ -34,6 +34,7 @@ LAYERS = {
     "training": 5,
     "server": 6,
     "cli": 6,
+    "demo": 6,  # gradio apps over the pipelines; reads the inference API's task rule (server/inference/tasks.py)
 }
 
 # (importer, imported module) -> why it may go up; each must be inside a function, and still be used

@@ -127,6 +127,7 @@ __all__ = sorted(_EXPORTS)
 _SUBMODULES = {
     "checkpoint",
     "cli",
+    "demo",
     "data",
     "errors",
     "generation",

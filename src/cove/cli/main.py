@@ -16,6 +16,7 @@ _COMMAND_MODULES = [
     "cove.cli.launch",
     "cove.cli.import_",
     "cove.cli.infer",
+    "cove.cli.demo",
 ]
 
 

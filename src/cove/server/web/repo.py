@@ -26,6 +26,7 @@ from cove.server.deps import TYPE_PREFIX, Db, Hub, HubDep, find_repo
 from cove.server.rawpath import SegmentConvertor
 from cove.server.repos.service import card as stored_card
 from cove.server.search.service import readable_namespaces
+from cove.server.spaces.proxy import page_status
 from cove.server.web.markdown import Rendered, RepoLinks, render_markdown, split_card
 from cove.server.web.render import page
 from cove.server.web.session import WebCaller
@@ -494,6 +495,7 @@ def _card_page(repo_type: str) -> Callable[..., Any]:
         card = nav.card
         tasks = scalars(card.get("pipeline_tag"))
         base_url = str(request.base_url).rstrip("/")
+        space = page_status(request.app, repo.repo_id) if repo_type == "space" else None
         return page(
             request,
             "repo/card.html",
@@ -516,6 +518,7 @@ def _card_page(repo_type: str) -> Callable[..., Any]:
             if viewer.has_data(repo_type, tree)
             else None,
             file_count=len(tree),
+            space=space,
         )
 
     return card_page

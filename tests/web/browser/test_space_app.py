@@ -1,0 +1,64 @@
+"""A space's page in Chromium: the app (a real gradio Blocks app behind the space proxy) runs in the page's
+frame, and a person types, submits and reads its answer there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cove.server.spaces.target import RUNNING, SpaceTarget
+from tests.server.conftest import LiveHub
+from tests.spaces.apps import EchoApps, Locator, start_echo_apps
+from tests.web.browser.conftest import commit_files, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
+
+SPACE, PRIVATE = "alice/echo", "alice/hidden-echo"
+README = "---\ntitle: Echo\nsdk: gradio\napp_file: app.py\n---\n# Echo\nTypes back what you write.\n"
+
+
+@pytest.fixture(scope="module")
+def space_hub(live: LiveHub) -> Iterator[LiveHub]:
+    pytest.importorskip("gradio")
+    from cove.server.spaces.proxy import install_space_proxy
+
+    apps: EchoApps = start_echo_apps(f"/spaces/{SPACE}", f"/spaces/{PRIVATE}")
+    try:
+        locate = Locator(
+            {SPACE: SpaceTarget(RUNNING, uds=apps.uds), PRIVATE: SpaceTarget(RUNNING, port=apps.port)}
+        )
+        install_space_proxy(live.app, locate)  # type: ignore[arg-type]
+        commit_files(live, SPACE, {"README.md": README, "app.py": "import gradio\n"}, repo_type="space")
+        commit_files(live, PRIVATE, {"README.md": README}, repo_type="space", private=True)
+        yield live
+    finally:
+        apps.stop()
+
+
+def _echo_in_frame(page: Any, text: str) -> None:
+    expect = pytest.importorskip("playwright.sync_api").expect
+    frame = page.frame_locator("iframe.space-frame")
+    box = frame.locator("#echo-in textarea")
+    box.fill(text)
+    frame.locator("#echo-go").click()
+    expect(frame.locator("#echo-out textarea")).to_have_value(text)
+
+
+def test_the_space_page_runs_the_app_in_its_frame(space_hub: LiveHub, page: Any, shot: Any) -> None:
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.goto(f"/spaces/{SPACE}")
+    expect(page.locator(".space-stage")).to_have_text("Running")
+    _echo_in_frame(page, "Hello from the space page")
+    shot(page, "space-page-running-app")
+
+
+def test_a_private_space_runs_for_its_signed_in_owner_only(space_hub: LiveHub, page: Any) -> None:
+    expect = pytest.importorskip("playwright.sync_api").expect
+    response = page.goto(f"/spaces/{PRIVATE}/")
+    assert response is not None and response.status == 404
+    sign_in(page, space_hub, "alice")
+    page.goto(f"/spaces/{PRIVATE}")
+    expect(page.locator(".space-stage")).to_have_text("Running")
+    _echo_in_frame(page, "only alice sees this")
