@@ -51,11 +51,11 @@ def locator(apps: EchoApps) -> Locator:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, locator: Locator) -> Iterator[LiveHub]:
-    from cove.server.spaces.proxy import install_space_proxy
     from tests.web.browser.conftest import commit_files
 
-    hub, server, thread = start_hub(tmp_path_factory.mktemp("space-hub"))
-    install_space_proxy(hub.app, locator)  # type: ignore[arg-type]
+    # the runtime runs nothing (COVE_SPACES=off) and the app's proxy asks the stand-in instead
+    hub, server, thread = start_hub(tmp_path_factory.mktemp("space-hub"), spaces="off")
+    hub.app.state.space_proxy.locate = locator  # type: ignore[attr-defined]
     for repo_id in (UDS_SPACE, TCP_SPACE, SECRET_SPACE, "alice/asleep", "alice/broken", "alice/paused"):
         files = {"README.md": SPACE_README, "app.py": "print('hi')\n"}
         commit_files(hub, repo_id, files, repo_type="space", private=repo_id == SECRET_SPACE)

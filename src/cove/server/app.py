@@ -106,6 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from cove.server.web.router import install as install_web
 
     install_web(app)
+    from cove.server.spaces.proxy import install_space_proxy
+
+    install_space_proxy(app, app.state.spaces.locate)  # after the website: its space pages keep priority
     # signed LFS URLs carry sig= in their query: redacted from every log line, at any log level
     install_filter()
     return app
