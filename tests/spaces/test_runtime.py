@@ -266,3 +266,43 @@ def test_spaces_off_runs_nothing(space_hub):
     finally:
         settings.spaces = before
     assert runtime(space_hub, "alice/offline")["stage"] == "PAUSED"
+
+
+def test_a_static_space_serves_its_files(space_hub):
+    page = "<!doctype html><title>static</title><p>Hello from a static space</p>"
+    push(space_hub, "alice/site", {"README.md": readme(sdk="static"), "index.html": page})
+    wait_stage(space_hub, "alice/site", "RUNNING")
+    with app_client(space_hub, "alice/site") as client:
+        assert client.get("/").text == page
+
+
+def test_preload_from_hub_fills_the_apps_cache(space_hub):
+    api = space_hub.api()
+    api.create_repo("alice/weights")
+    api.upload_file(
+        path_or_fileobj=b'{"hidden_size": 8}', path_in_repo="config.json", repo_id="alice/weights"
+    )
+    app = plain_app(
+        "    from huggingface_hub import hf_hub_download\n"
+        '    path = hf_hub_download("alice/weights", "config.json", local_files_only=True)\n'
+        '    return {"config": open(path).read()}\n'
+    )
+    push(
+        space_hub,
+        "alice/preloaded",
+        {"README.md": readme(preload_from_hub="\n  - alice/weights config.json"), "app.py": app},
+    )
+    wait_stage(space_hub, "alice/preloaded", "RUNNING")
+    with app_client(space_hub, "alice/preloaded") as client:
+        assert client.get("/").json() == {"config": '{"hidden_size": 8}'}
+
+
+def test_deleting_a_space_stops_its_app(space_hub):
+    push(space_hub, "alice/doomed", {"README.md": readme(), "app.py": plain_app()})
+    wait_stage(space_hub, "alice/doomed", "RUNNING")
+    space = space_hub.app.state.spaces.spaces["alice/doomed"]
+    proc = space.proc
+    space_hub.api().delete_repo("alice/doomed", repo_type="space")
+    assert proc is not None and proc.wait(timeout=30) is not None
+    assert not space.dir.exists()
+    assert locate(space_hub, "alice/doomed").stage == "NO_APP_FILE"

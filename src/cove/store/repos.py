@@ -50,6 +50,7 @@ from cove.store.db import (
     RepoRow,
     RepoTagRow,
     RepoTermRow,
+    SpaceSettingRow,
     make_engine,
     utcnow,
 )
@@ -74,6 +75,14 @@ GITATTRIBUTES = b"""*.7z filter=lfs diff=lfs merge=lfs -text
 *.safetensors filter=lfs diff=lfs merge=lfs -text
 *.zip filter=lfs diff=lfs merge=lfs -text
 """
+
+
+def _notify(listeners: list[Callable[..., None]], *args: Any) -> None:
+    for listener in listeners:
+        try:
+            listener(*args)
+        except Exception:  # a hook's failure must not fail the change that landed
+            logging.getLogger("cove.store").exception("store listener %r failed", listener)
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -213,6 +222,8 @@ class RepoStore:
         # called with (repo, branch, new commit id) after a commit moved a branch (the space runtime's
         # push hook); a listener must return quickly and never raise
         self.branch_listeners: list[Callable[[RepoRow, str, str], None]] = []
+        # called with (repo type, repo id) after a repo was deleted or moved away from that id
+        self.gone_listeners: list[Callable[[str, str], None]] = []
 
     @property
     def tmp_dir(self) -> str:
@@ -302,10 +313,12 @@ class RepoStore:
         return row
 
     def delete_repo(self, s: Session, repo: RepoRow) -> None:
-        for model in (RepoTagRow, RepoTermRow, RefRow, CommitRow, LfsLinkRow):
+        repo_type, repo_id = repo.type, repo.repo_id
+        for model in (RepoTagRow, RepoTermRow, RefRow, CommitRow, LfsLinkRow, SpaceSettingRow):
             s.query(model).filter(model.repo_id == repo.id).delete()
         s.delete(repo)
         s.commit()
+        _notify(self.gone_listeners, repo_type, repo_id)
 
     def move_repo(self, s: Session, repo: RepoRow, to_repo_id: str) -> RepoRow:
         namespace, name = split_repo_id(to_repo_id)
@@ -316,10 +329,12 @@ class RepoStore:
         )
         if clash is not None:
             raise RepoExistsError(f"Cannot move to {to_repo_id!r}: a {repo.type} repo with that name exists.")
+        old_id = repo.repo_id
         repo.namespace, repo.name = namespace, name
         repo.lower_id = f"{namespace}/{name}".lower()  # the list API's id order
         sync_terms(s, repo.id, "id", id_terms(repo.repo_id))  # and the search box's
         s.commit()
+        _notify(self.gone_listeners, repo.type, old_id)
         return repo
 
     def repo_by_pk(self, s: Session, repo_pk: int) -> RepoRow | None:
@@ -529,11 +544,7 @@ class RepoStore:
                 raise CommitConflictError(
                     f"Branch {branch!r} of {repo.repo_id!r} is too busy; retry the commit."
                 )
-        for listener in self.branch_listeners:
-            try:
-                listener(repo, branch, commit_id)
-            except Exception:  # a hook's failure must not fail a commit that landed
-                logging.getLogger("cove.store").exception("branch listener %r failed", listener)
+        _notify(self.branch_listeners, repo, branch, commit_id)
         return commit_id
 
     def _commit_once(

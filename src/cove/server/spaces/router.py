@@ -222,6 +222,7 @@ def install(app: FastAPI) -> SpaceRuntime:
     runtime = SpaceRuntime(hub.settings, hub.store)
     app.state.spaces = runtime
     hub.store.branch_listeners.append(runtime.pushed)
+    hub.store.gone_listeners.append(runtime.gone)
     app.include_router(router)
     app.add_middleware(RecordServerAddress, runtime=runtime)
 

@@ -267,8 +267,11 @@ class SpaceRuntime:
         space.sleep_s = float(seconds) if seconds > 0 else None
         self._save_setting(space, "sleep_s", str(seconds) if seconds > 0 else "")
 
-    def forget(self, repo_id: str) -> None:
-        """The repo is gone (deleted or moved): stop its app and drop its folder."""
+    def gone(self, repo_type: str, repo_id: str) -> None:
+        """The store's hook: the repo was deleted or moved away from repo_id. Its app stops and its folder
+        goes (a moved space builds again under its new id on its next visit)."""
+        if repo_type != "space":
+            return
         with self._lock:
             space = self.spaces.pop(repo_id, None)
         if space is not None:
