@@ -19,12 +19,16 @@ PLAIN_APP = """
 import json, os
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+ROUTES = {}
+
 def answer():
     return {"ok": True}
 
+# EXTRA
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps(answer()).encode()
+        body = json.dumps(ROUTES.get(self.path, answer)()).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -44,11 +48,12 @@ def readme(sdk: str | None = "gradio", **extra: str) -> str:
     return "\n".join([*lines, "---", "# a space", ""])
 
 
-def plain_app(answer_body: str = "") -> str:
-    """PLAIN_APP whose answer() is replaced by the given function body (indented code)."""
+def plain_app(answer_body: str = "", extra: str = "") -> str:
+    """PLAIN_APP with answer()'s body replaced (indented code) and extra code (more ROUTES, say) added."""
+    app = PLAIN_APP.replace("# EXTRA", extra)
     if not answer_body:
-        return PLAIN_APP
-    return PLAIN_APP.replace('def answer():\n    return {"ok": True}', "def answer():\n" + answer_body)
+        return app
+    return app.replace('def answer():\n    return {"ok": True}', "def answer():\n" + answer_body)
 
 
 @pytest.fixture(scope="module")

@@ -149,10 +149,7 @@ def test_build_error_then_runtime_error_then_a_fix(space_hub):
 
 
 def test_a_crashed_app_is_restarted_with_backoff(space_hub):
-    app = plain_app().replace(
-        "    def do_GET(self):\n",
-        "    def do_GET(self):\n        if self.path == '/crash':\n            os._exit(3)\n",
-    )
+    app = plain_app(extra='ROUTES["/crash"] = lambda: os._exit(3)')
     push(space_hub, "alice/crashy", {"README.md": readme(), "app.py": app})
     wait_stage(space_hub, "alice/crashy", "RUNNING")
     with app_client(space_hub, "alice/crashy") as client, pytest.raises(httpx.HTTPError):

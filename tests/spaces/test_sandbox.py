@@ -10,13 +10,12 @@ import socket
 import httpx
 import pytest
 
-from tests.spaces.conftest import app_client, push, readme, wait_stage
+from tests.spaces.conftest import app_client, plain_app, push, readme, wait_stage
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-PROBE_APP = r"""
-import json, os, socket, time, urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
+PROBE_CODE = r"""
+import socket, time, urllib.error, urllib.request
 
 def can_read(path):
     try:
@@ -96,21 +95,9 @@ def forkbomb():
         children += 1
     return {"children": children, "errno": error}
 
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        route = {"/probe": probe, "/hog": hog, "/forkbomb": forkbomb, "/env": lambda: sorted(os.environ)}.get(self.path, lambda: {"ok": True})
-        body = json.dumps(route()).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-HTTPServer(("127.0.0.1", int(os.environ["GRADIO_SERVER_PORT"])), Handler).serve_forever()
+ROUTES.update({"/probe": probe, "/hog": hog, "/forkbomb": forkbomb, "/env": lambda: sorted(os.environ)})
 """
+PROBE_APP = plain_app(extra=PROBE_CODE)
 
 
 def host_ip() -> str:

@@ -85,25 +85,16 @@ def plan_build(config: SpaceConfig, requirements_text: str | None) -> BuildPlan:
     return BuildPlan(python=python, layered=same_python, packages=packages, key=key)
 
 
+@dataclass
 class Builder:
     """Runs one space's build steps, writing what happens to its build log."""
 
-    def __init__(
-        self,
-        log: LogBook,
-        sandbox: Callable[..., Sandbox],
-        *,
-        wheels: Path,
-        import_paths: list[Path],
-        timeout: float,
-        cancelled: Callable[[], bool],
-    ) -> None:
-        self.log = log
-        self.sandbox = sandbox
-        self.wheels = wheels
-        self.import_paths = import_paths
-        self.timeout = timeout
-        self.cancelled = cancelled
+    log: LogBook
+    sandbox: Callable[..., Sandbox]  # the space's sandbox, given network=, venv=, ...
+    wheels: Path  # the shared wheelhouse
+    import_paths: list[Path]  # the hub's, for a layered venv's .pth
+    timeout: float
+    cancelled: Callable[[], bool]  # a newer build replaced this one
 
     def venv(self, venv: Path, plan: BuildPlan) -> None:
         marker = venv / "cove-build.json"

@@ -165,39 +165,28 @@ def _delete(s: Any, repo: RepoRow, kind: str, key: str) -> None:
         s.commit()
 
 
-@router.get(SPACE + "/secrets")
-def list_secrets(repo: WritableSpace, s: Db) -> dict[str, Any]:
-    return _listing(s, repo, "secret")
+def _setting_routes(kind: str) -> None:
+    """GET (keys, and a variable's value), POST {key, value, description} and DELETE {key} of
+    /api/spaces/{id}/secrets or /variables. A change reaches the app at its next start (restart it)."""
+
+    def listing(repo: WritableSpace, s: Db) -> dict[str, Any]:
+        return _listing(s, repo, kind)
+
+    def add(repo: WritableSpace, s: Db, body: Setting) -> dict[str, Any]:
+        _put(s, repo, kind, body)
+        return _listing(s, repo, kind)
+
+    def delete(repo: WritableSpace, s: Db, body: Key) -> dict[str, Any]:
+        _delete(s, repo, kind, body.key)
+        return _listing(s, repo, kind)
+
+    path = f"{SPACE}/{kind}s"
+    for method, endpoint in (("GET", listing), ("POST", add), ("DELETE", delete)):
+        router.add_api_route(path, endpoint, methods=[method], name=f"{endpoint.__name__}_{kind}")
 
 
-@router.post(SPACE + "/secrets")
-def add_secret(repo: WritableSpace, s: Db, body: Setting) -> dict[str, Any]:
-    """Takes effect at the app's next start (restart the space), as on Hugging Face."""
-    _put(s, repo, "secret", body)
-    return {}
-
-
-@router.delete(SPACE + "/secrets")
-def delete_secret(repo: WritableSpace, s: Db, body: Key) -> dict[str, Any]:
-    _delete(s, repo, "secret", body.key)
-    return {}
-
-
-@router.get(SPACE + "/variables")
-def list_variables(repo: WritableSpace, s: Db) -> dict[str, Any]:
-    return _listing(s, repo, "variable")
-
-
-@router.post(SPACE + "/variables")
-def add_variable(repo: WritableSpace, s: Db, body: Setting) -> dict[str, Any]:
-    _put(s, repo, "variable", body)
-    return _listing(s, repo, "variable")
-
-
-@router.delete(SPACE + "/variables")
-def delete_variable(repo: WritableSpace, s: Db, body: Key) -> dict[str, Any]:
-    _delete(s, repo, "variable", body.key)
-    return _listing(s, repo, "variable")
+_setting_routes("secret")
+_setting_routes("variable")
 
 
 # --- wiring ---------------------------------------------------------------------------------------
