@@ -1,9 +1,10 @@
 """The space runtime with real processes: pushes with the stock huggingface_hub client build a venv and run
-the app in the sandbox; the stages, the runtime API, logs as SSE, restart/pause/sleep, crashes and fixes."""
+the app in the sandbox; the stages, secrets and variables, restart/pause/sleep, crashes and fixes. The apps
+are plain HTTP servers (they start at once); gradio apps, the logs and the stock clients are in
+test_space_e2e.py."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import httpx
@@ -12,70 +13,6 @@ import pytest
 from tests.spaces.conftest import app_client, auth, locate, plain_app, push, readme, runtime, wait_stage
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-
-ECHO_APP = """
-import gradio as gr
-
-def echo(text):
-    return "echo: " + text
-
-gr.Interface(echo, "text", "text", api_name="echo").launch()
-"""
-
-
-def call_gradio(client: httpx.Client, api_name: str, *data: object) -> object:
-    event = client.post(f"/gradio_api/call/{api_name}", json={"data": list(data)})
-    assert event.status_code == 200, event.text
-    text = client.get(f"/gradio_api/call/{api_name}/{event.json()['event_id']}").text
-    for block in text.split("\n\n"):
-        if block.startswith("event: complete"):
-            return json.loads(block.split("data: ", 1)[1])
-    raise AssertionError(text)
-
-
-def test_gradio_echo_space_runs_and_answers(space_hub):
-    push(space_hub, "alice/echo", {"README.md": readme(app_file="app.py"), "app.py": ECHO_APP})
-    info = wait_stage(space_hub, "alice/echo", "RUNNING")
-    assert info["hardware"]["current"] == "cpu-basic"
-    with app_client(space_hub, "alice/echo") as client:
-        assert call_gradio(client, "echo", "hello") == ["echo: hello"]
-        assert "gradio" in client.get("/config").text
-    # the stock client sees what gradio_client reads: host, subdomain, runtime, sdk
-    api = space_hub.api()
-    space = api.space_info("alice/echo")
-    assert space.host == f"{space_hub.url}/spaces/alice/echo/"
-    assert space.subdomain == "alice-echo" and space.sdk == "gradio"
-    assert space.runtime is not None and space.runtime.stage == "RUNNING"
-    assert api.get_space_runtime("alice/echo").stage == "RUNNING"
-
-
-def read_sse(hub, repo_id: str, which: str, until: str, timeout: float = 60) -> str:
-    seen = []
-    deadline = time.monotonic() + timeout
-    with httpx.stream(
-        "GET", f"{hub.url}/api/spaces/{repo_id}/logs/{which}", headers=auth(hub), timeout=timeout
-    ) as r:
-        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-        for line in r.iter_lines():
-            if line.startswith("data: {"):
-                seen.append(json.loads(line[6:])["data"])
-                if until in seen[-1]:
-                    break
-            if time.monotonic() > deadline:
-                break
-    return "".join(seen)
-
-
-def test_logs_are_sse_and_owner_only(space_hub):
-    wait_stage(space_hub, "alice/echo", "RUNNING")
-    assert "Running on local URL" in read_sse(space_hub, "alice/echo", "run", "Running on local URL")
-    build = read_sse(space_hub, "alice/echo", "build", "Build done")
-    assert "Build done" in build and "virtualenv" in build
-    # the stock client's reader understands the stream (a finished build's log ends)
-    assert any("Build done" in line for line in space_hub.api().fetch_space_logs("alice/echo", build=True))
-    for headers in ({}, auth(space_hub, "bob")):
-        r = httpx.get(f"{space_hub.url}/api/spaces/alice/echo/logs/run", headers=headers, timeout=30)
-        assert r.status_code in (401, 403, 404), r.status_code
 
 
 def test_secrets_and_variables_reach_the_app_and_never_come_back(space_hub):

@@ -9,14 +9,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.server.conftest import LiveHub
-from tests.spaces.conftest import push, readme, wait_stage
+from tests.spaces.conftest import auth, push, readme, wait_stage
 from tests.web.browser.conftest import _CHROMIUM, browser, context, page, shot  # noqa: F401
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -84,6 +86,47 @@ def gradio_client(hub: LiveHub, space: str, *args: Any, api_name: str) -> Any:
 
 def test_gradio_client_finds_and_calls_the_space(live):
     assert gradio_client(live, "alice/echo-blocks", "hi there", api_name="/echo") == "echo: hi there"
+
+
+def test_space_info_says_where_the_app_is(live):
+    api = live.api()
+    space = api.space_info("alice/echo-blocks")
+    assert space.host == f"{live.url}/spaces/alice/echo-blocks/"
+    assert space.subdomain == "alice-echo-blocks" and space.sdk == "gradio"
+    assert space.runtime is not None and space.runtime.stage == "RUNNING"
+    runtime = api.get_space_runtime("alice/echo-blocks")
+    assert runtime.stage == "RUNNING" and runtime.hardware == "cpu-basic"
+
+
+def read_sse(hub, repo_id: str, which: str, until: str, timeout: float = 60) -> str:
+    seen = []
+    deadline = time.monotonic() + timeout
+    with httpx.stream(
+        "GET", f"{hub.url}/api/spaces/{repo_id}/logs/{which}", headers=auth(hub), timeout=timeout
+    ) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                seen.append(json.loads(line[6:])["data"])
+                if until in seen[-1]:
+                    break
+            if time.monotonic() > deadline:
+                break
+    return "".join(seen)
+
+
+def test_logs_are_sse_and_owner_only(live):
+    space_hub = live
+    wait_stage(space_hub, "alice/echo-blocks", "RUNNING")
+    assert "Running on local URL" in read_sse(space_hub, "alice/echo-blocks", "run", "Running on local URL")
+    build = read_sse(space_hub, "alice/echo-blocks", "build", "Build done")
+    assert "Build done" in build and "virtualenv" in build
+    # the stock client's reader understands the stream (a finished build's log ends)
+    logs = space_hub.api().fetch_space_logs("alice/echo-blocks", build=True)
+    assert any("Build done" in line for line in logs)
+    for headers in ({}, auth(space_hub, "bob")):
+        r = httpx.get(f"{space_hub.url}/api/spaces/alice/echo-blocks/logs/run", headers=headers, timeout=30)
+        assert r.status_code in (401, 403, 404), r.status_code
 
 
 def test_a_space_runs_cove_pipeline_on_a_model_of_this_hub(live):
