@@ -58,10 +58,11 @@ def plain_app(answer_body: str = "", extra: str = "") -> str:
 
 @pytest.fixture(scope="module")
 def space_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
-    from cove.server.spaces.sandbox import bwrap_path
+    from cove.server.spaces.sandbox import sandbox_problem
 
-    if bwrap_path() is None:
-        pytest.skip("bubblewrap (bwrap) is not installed: scripts/setup.sh installs it")
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(f"spaces cannot run here: {problem}")
     live, server, thread = start_hub(
         tmp_path_factory.mktemp("spacehub"),
         space_start_timeout_s=180,

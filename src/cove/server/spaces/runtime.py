@@ -39,9 +39,9 @@ from cove.server.spaces.sandbox import (
     VENV_DIR,
     Sandbox,
     as_root,
-    bwrap_path,
     hub_import_paths,
     python_prefixes,
+    sandbox_problem,
 )
 from cove.server.spaces.target import SpaceTarget
 from cove.store import DEFAULT_BRANCH, Account, RepoRow, RepoStore, SpaceSettingRow
@@ -104,8 +104,6 @@ class SpaceRuntime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.hub_address: tuple[str, int] | None = None
         self.degraded: list[str] = []
-        if bwrap_path() is None:
-            self.degraded.append("bubblewrap is not installed: spaces cannot run")
         if not as_root():
             self.degraded.append(
                 "the hub does not run as root: spaces share its uid, so the process limit is not applied"
@@ -329,8 +327,9 @@ class SpaceRuntime:
                 return "This hub runs only site admins' spaces (COVE_SPACES=admins)."
         elif mode != "on":
             return f"COVE_SPACES={self.settings.spaces!r} is not one of on, off, admins: no space runs."
-        if bwrap_path() is None:
-            return "bubblewrap (bwrap) is not installed on the hub, so spaces cannot run sandboxed."
+        problem = sandbox_problem()
+        if problem:
+            return f"Spaces cannot run sandboxed on this hub: {problem}."
         return ""
 
     def _halt(self, space: Space, stage: str, message: str) -> None:

@@ -11,9 +11,11 @@ space alone) before the space's code runs; bwrap sets no_new_privs, so setuid bi
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,38 @@ def bwrap_path() -> str | None:
 
 def as_root() -> bool:
     return os.geteuid() == 0
+
+
+def system_binds() -> list[str]:
+    """/usr read-only, and /bin, /lib*, /sbin as the host has them (links into /usr, or folders)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for link in ("bin", "lib", "lib64", "sbin", "lib32", "libx32"):
+        path = Path("/") / link
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), f"/{link}"]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), f"/{link}"]
+    return args
+
+
+@functools.cache
+def sandbox_problem() -> str | None:
+    """Why bubblewrap cannot build a sandbox on this machine (None: it can): missing, or namespaces refused
+    (a container without user namespaces, say). Tried once per process with the namespaces spaces use."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed: scripts/setup.sh installs Debian's package"
+    flags = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    if not as_root():
+        flags.append("--unshare-user")
+    argv = [bwrap, *system_binds(), *flags, "/usr/bin/true"]
+    try:
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not run: {exc}"
+    if run.returncode != 0:
+        return f"bubblewrap cannot create a sandbox here: {run.stderr.strip()[-300:]}"
+    return None
 
 
 @dataclass
@@ -104,14 +138,7 @@ class Sandbox:
             ]
         if not self.network:
             args.append("--unshare-net")
-        for top in ("usr",):
-            args += ["--ro-bind", f"/{top}", f"/{top}"]
-        for link in ("bin", "lib", "lib64", "sbin", "lib32", "libx32"):
-            path = Path("/") / link
-            if path.is_symlink():
-                args += ["--symlink", os.readlink(path), f"/{link}"]
-            elif path.is_dir():
-                args += ["--ro-bind", str(path), f"/{link}"]
+        args += system_binds()
         args += ["--perms", "0755", "--dir", "/etc"]
         for name in ETC_FILES:
             if (Path("/etc") / name).exists():
