@@ -49,6 +49,7 @@ from cove.store import DEFAULT_BRANCH, Account, RepoRow, RepoStore, SpaceSetting
 log = logging.getLogger("cove.server.spaces")
 
 APP_PORT = 7860
+HUB_PORT_INSIDE = 8000  # when the hub's own port is privileged (or 7860)
 MAX_CRASH_RESTARTS = 5
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # names the runtime sets itself: a variable or secret cannot replace them
@@ -578,14 +579,16 @@ class SpaceRuntime:
             else:
                 command = [python, config.app_file]
             box = self._sandbox(space, network=False, venv=space.dir / "venv")
+            # the hub's port as the app sees it: the same number, unless the space's uid could not bind it
+            inside_port = hub[1] if 1024 <= hub[1] != APP_PORT else HUB_PORT_INSIDE
             argv = box.argv(
                 "serve",
                 command,
-                self._app_env(space, hub[1]),
+                self._app_env(space, inside_port),
                 inbound_socket=f"{RUN_DIR}/app.sock",
                 outbound_socket=f"{RUN_DIR}/hub.sock",
                 app_port=APP_PORT,
-                hub_port=hub[1],
+                hub_port=inside_port,
             )
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(space.uds)
