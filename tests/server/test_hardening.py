@@ -225,7 +225,7 @@ def test_routes_that_could_block_are_not_async(hub):
 
     from cove.server.openapi import api_routes
 
-    streaming = {"commit", "lfs_upload", "validate_yaml", "health"}
+    streaming = {"commit", "lfs_upload", "validate_yaml", "health", "logs"}  # logs: a space's SSE log
     routes = list(api_routes(hub.app.routes))  # type: ignore[attr-defined]
     assert len(routes) > 20
     for route in routes:

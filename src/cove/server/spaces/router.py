@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cove.errors import HubRequestError
 from cove.server.body import json_body
-from cove.server.deps import Caller, Db, HubDep, find_repo, iso
+from cove.server.deps import Caller, Db, HubDep, find_repo, get_principal, iso
 from cove.server.spaces.runtime import SpaceRuntime, check_env_key
 from cove.store import RepoRow, SpaceSettingRow
 
@@ -58,6 +58,16 @@ def writable_space(namespace: str, name: str, hub: HubDep, s: Db, caller: Caller
     return repo
 
 
+def log_space(namespace: str, name: str, request: Request, hub: HubDep) -> RepoRow:
+    """writable_space in a session of its own, closed before the log streams (Db would hold a connection
+    for as long as a reader follows the log)."""
+    with hub.store.session() as s:
+        caller = get_principal(request, s)
+        repo = find_repo("space", namespace, name, hub, s, caller)
+        caller.check_write(repo)
+        return repo
+
+
 ReadableSpace = Annotated[RepoRow, Depends(readable_space)]
 WritableSpace = Annotated[RepoRow, Depends(writable_space)]
 Sleep = Annotated[SleepBody, Depends(json_body(SleepBody))]
@@ -93,7 +103,9 @@ def sleeptime(repo: WritableSpace, spaces: Runtime, body: Sleep) -> dict[str, An
 
 
 @router.get(SPACE + "/logs/{which}")
-async def logs(which: str, request: Request, repo: WritableSpace, spaces: Runtime) -> StreamingResponse:
+async def logs(
+    which: str, request: Request, repo: Annotated[RepoRow, Depends(log_space)], spaces: Runtime
+) -> StreamingResponse:
     if which not in ("build", "run"):
         raise HubRequestError(f"Unknown log {which!r}: use build or run.")
     space = await asyncio.to_thread(spaces.get, repo.repo_id)
