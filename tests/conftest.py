@@ -8,6 +8,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# hubs under test build and run no spaces unless a test asks (tests/spaces' hubs pass spaces="on"): a space
+# repo another test pushes must not start sandboxed builds in the background
+os.environ.setdefault("COVE_SPACES", "off")
 logging.getLogger("cove").setLevel(logging.ERROR)
 
 

@@ -65,6 +65,7 @@ def space_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
         pytest.skip(f"spaces cannot run here: {problem}")
     live, server, thread = start_hub(
         tmp_path_factory.mktemp("spacehub"),
+        spaces="on",  # tests/conftest.py turns spaces off for every other hub
         space_start_timeout_s=180,
         space_memory_mb=3072,
         space_max_processes=64,

@@ -235,7 +235,7 @@ def test_dataset_and_space_pages(web):
     assert 'load_dataset("ann/reviews")' in unescape(r.text)
     r = web.get("/spaces/ann/demo")
     assert r.status_code == 200
-    assert "This hub does not run spaces." in r.text  # no runtime installed: the files only
+    assert 'class="space-stage stage-' in r.text  # the runtime's stage (a visit starts its build)
     assert 'href="/ann/classifier"' in r.text and "gradio" in r.text
     assert web.get("/ann/reviews").status_code == 404  # a dataset is not a model
 
