@@ -350,3 +350,64 @@ def test_upload_file_with_huggingface_hub_keywords(tmp_path, monkeypatch):
     cove.hub.create_repo("my-username/notes", exist_ok=True)
     cove.hub.upload_file(path_or_fileobj=b"# Notes\n", path_in_repo="README.md", repo_id="my-username/notes")
     assert (cove.hub.local_snapshot("my-username/notes") / "README.md").read_bytes() == b"# Notes\n"
+
+
+# -- Gradio demo and Spaces ---------------------------------------------------------------------------
+
+
+def test_gradio_demo_serves_the_pipeline_and_pushes_a_space(data_dir, tmp_path, monkeypatch):
+    """13: the app serves the sentiment pipeline (the real gradio_client calls it); --space writes a space."""
+    pytest.importorskip("gradio")
+    import time
+
+    from gradio_client import Client
+
+    from tests.server.conftest import _free_port
+
+    port = _free_port()
+    env = {
+        **_hub_env(data_dir, tmp_path),
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    script = EXAMPLES / "13_gradio_demo.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        client = None
+        for _ in range(600):  # gradio and the model load: up to a minute on a busy machine
+            assert proc.poll() is None, "the demo exited before serving"
+            try:
+                client = Client(url, verbose=False)
+                break
+            except Exception:  # not listening yet
+                time.sleep(0.1)
+        assert client is not None, "the demo did not serve within a minute"
+        got = client.predict("I love Hugging Face!", api_name="/predict")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    use_hub(monkeypatch, data_dir, tmp_path)
+    want = cove.pipeline("sentiment-analysis")("I love Hugging Face!", top_k=None)
+    assert got["label"] == want[0]["label"]
+    assert {c["label"]: c["confidence"] for c in got["confidences"]} == pytest.approx(
+        {r["label"]: r["score"] for r in want}
+    )
+    pushed = subprocess.run(
+        [sys.executable, str(script), "--space", "demo/sentiment"],
+        cwd=tmp_path,
+        env=_hub_env(data_dir, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    assert printed(pushed)[-1] == "Space written: local:spaces/demo/sentiment"
+    from cove.store import RepoStore
+
+    store = RepoStore(data_dir)
+    with store.session() as s:
+        tree = store.tree(s, store.resolve(s, store.get_repo(s, "space", "demo/sentiment"), None))
+    assert {"README.md", "app.py", "requirements.txt"} <= set(tree)
