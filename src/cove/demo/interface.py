@@ -10,41 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from cove.errors import PipelineError
+from cove.server.inference.tasks import SERVED_TASKS, canonical
 
-# the pipeline's task -> the demo's task (aliases folded)
-_ALIASES = {
-    "sentiment-analysis": "text-classification",
-    "ner": "token-classification",
-    "sentence-embeddings": "sentence-similarity",
-    "conversational": "text-generation",
-}
-DEMO_TASKS = (
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "fill-mask",
-    "feature-extraction",
-    "sentence-similarity",
-    "zero-shot-classification",
-    "summarization",
-    "translation",
-    "text2text-generation",
-    "text-generation",
-)
+# every task the pipelines serve has a demo
+DEMO_TASKS = tuple(SERVED_TASKS)
 TOP_K = 5  # the label bars shown for classification, fill-mask and zero-shot
 
 
 def demo_task(task: str) -> str:
-    """The demo's name for a pipeline task (translation_xx_to_yy is translation); PipelineError naming the
-    tasks with a demo otherwise."""
-    if task.startswith("translation_") and "_to_" in task:
-        return "translation"
-    task = _ALIASES.get(task, task)
-    if task not in DEMO_TASKS:
+    """The Hub's name of a pipeline task (aliases folded, translation_xx_to_yy is translation), the demo's
+    key; PipelineError naming the tasks with a demo otherwise."""
+    from cove.server.inference.errors import UnservableTaskError
+
+    try:
+        return canonical(task)
+    except UnservableTaskError:
         raise PipelineError(
             f"There is no demo for the task {task!r}: `cove demo` builds one for {', '.join(DEMO_TASKS)}."
-        )
-    return task
+        ) from None
 
 
 def _gradio() -> Any:
@@ -117,12 +100,14 @@ def resolve_target(task_or_pipeline: Any, model: Any = None, **pipeline_kwargs: 
         folder = getattr(pipe, "model_folder", None)
         return DemoTarget(pipe, demo_task(task), _model_name(pipe), read_card(folder))
     name = task_or_pipeline
-    if name in TASKS or TRANSLATION_PAIR.fullmatch(name):
-        task = demo_task(name)
-        pipe = pipeline(name, model=model, **pipeline_kwargs)
+    if name in TASKS or TRANSLATION_PAIR.fullmatch(name) or model is not None:
+        task = demo_task(name)  # with model=, name must be a task: an unknown one names those with a demo
+        pipe = pipeline(
+            name if name in TASKS or TRANSLATION_PAIR.fullmatch(name) else task,
+            model=model,
+            **pipeline_kwargs,
+        )
         return DemoTarget(pipe, task, _model_name(pipe), read_card(pipe.model_folder))
-    if model is not None:
-        raise PipelineError(f"{name!r} is not a task name: pass a task with model=, or the model alone.")
     from cove.hub.resolve import HubOptions, resolve
 
     options = HubOptions.pop_from(pipeline_kwargs)
