@@ -158,6 +158,17 @@ def test_sse_flows_unbuffered_and_a_client_disconnect_closes_upstream(live: Live
         time.sleep(0.1)
 
 
+def test_an_app_that_dies_mid_body_cuts_that_response_only(live: LiveHub) -> None:
+    root = f"{live.url}/spaces/{UDS_SPACE}"
+    received = b""
+    with pytest.raises(httpx.HTTPError), httpx.stream("GET", f"{root}/cut", timeout=30) as stream:
+        assert stream.status_code == 200
+        for chunk in stream.iter_raw():
+            received += chunk
+    assert received == b"first part;"  # what came before the cut arrived
+    assert httpx.get(f"{root}/headers").status_code == 200  # the hub and the app still serve
+
+
 def test_a_websocket_relays_both_ways(live: LiveHub) -> None:
     ws_client = pytest.importorskip("websockets.sync.client")
     url = live.url.replace("http://", "ws://") + f"/spaces/{UDS_SPACE}/ws-echo"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.from_thread
 import httpx
 from fastapi import FastAPI, Request
@@ -178,30 +179,31 @@ class RelayedResponse(Response):
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch_disconnect(group: anyio.abc.TaskGroup) -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
         try:
             async with anyio.create_task_group() as group:
-
-                async def watch_disconnect() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch_disconnect)
-                await send(
-                    {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-                )
-                async for chunk in self.upstream.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                group.start_soon(watch_disconnect, group)
+                # caught here, inside the group: raised through it they would come out as an ExceptionGroup
+                try:
+                    await self.relay(send)
+                except OSError:
+                    pass  # the client went away mid-body: nothing left to tell it
+                except httpx.HTTPError:
+                    pass  # the app died mid-body: the client sees a cut response (its status is sent)
                 group.cancel_scope.cancel()
-        except OSError:
-            pass  # the client went away mid-body: nothing left to tell it
-        except httpx.HTTPError:
-            # the app died mid-body: the client sees a cut response (its status line is already sent)
-            pass
         finally:
             with anyio.CancelScope(shield=True):
                 await self.upstream.aclose()
+
+    async def relay(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for chunk in self.upstream.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def status_page(
