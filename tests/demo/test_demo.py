@@ -334,3 +334,16 @@ def test_cove_demo_says_which_tasks_have_a_demo(tmp_path, capsys) -> None:  # ty
     assert main(["demo", str(tmp_path), "--task", "image-classification"]) == 1
     err = capsys.readouterr().err
     assert "no demo for the task 'image-classification'" in err and "question-answering" in err
+
+
+def test_cove_demo_on_a_port_in_use_says_so(folders: dict[str, str], capsys) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from cove.cli.main import main
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert main(["demo", folders["text-classification"], "--port", str(port)]) == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
