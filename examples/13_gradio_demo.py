@@ -4,26 +4,13 @@
 # The tutorial describes the demo without code: "with just a few lines of code, you can build interactive
 # demos that allow users to input text and visualize model predictions in real-time", hosted on Spaces.
 # This is Gradio's own quickstart over a pipeline, with the import changed (`transformers` -> `cove`).
-# Cove's additions: `cove.demo.interface(classifier)` builds the same app in one line, and `--space REPO`
-# pushes it as a space repo of this machine's hub (COVE_ENDPOINT's when set), where the hub runs it.
+# Cove's additions: `cove.demo.interface(classifier)` builds the same app in one line, and to host it as a
+# space of your hub: `cove demo cove/minilm-sentiment --share-on-hub me/sentiment-demo`.
 #
 #   python examples/13_gradio_demo.py                    # serves http://127.0.0.1:7860/
-#   python examples/13_gradio_demo.py --space me/sentiment-demo
-import argparse
-
 import gradio as gr
 
 from cove import pipeline
-
-parser = argparse.ArgumentParser()
-parser.add_argument("--space", metavar="REPO", help="push the demo as this space instead of serving it")
-args = parser.parse_args()
-
-if args.space:
-    import cove.demo
-
-    print("Space written:", cove.demo.share_on_hub("cove/minilm-sentiment", args.space))
-    raise SystemExit(0)
 
 classifier = pipeline("sentiment-analysis")
 

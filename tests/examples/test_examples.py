@@ -355,8 +355,8 @@ def test_upload_file_with_huggingface_hub_keywords(tmp_path, monkeypatch):
 # -- Gradio demo and Spaces ---------------------------------------------------------------------------
 
 
-def test_gradio_demo_serves_the_pipeline_and_pushes_a_space(data_dir, tmp_path, monkeypatch):
-    """13: the app serves the sentiment pipeline (the real gradio_client calls it); --space writes a space."""
+def test_gradio_demo_serves_the_pipeline(data_dir, tmp_path, monkeypatch):
+    """13: the app serves the sentiment pipeline, and the real gradio_client gets the pipeline's scores."""
     pytest.importorskip("gradio")
     import time
 
@@ -376,15 +376,15 @@ def test_gradio_demo_serves_the_pipeline_and_pushes_a_space(data_dir, tmp_path, 
     )
     try:
         url = f"http://127.0.0.1:{port}/"
-        client = None
-        for _ in range(600):  # gradio and the model load: up to a minute on a busy machine
+        deadline = time.monotonic() + 180  # gradio's import and the model's load, on a busy machine
+        while True:
             assert proc.poll() is None, "the demo exited before serving"
             try:
                 client = Client(url, verbose=False)
                 break
             except Exception:  # not listening yet
+                assert time.monotonic() < deadline, "the demo did not serve within 3 minutes"
                 time.sleep(0.1)
-        assert client is not None, "the demo did not serve within a minute"
         got = client.predict("I love Hugging Face!", api_name="/predict")
     finally:
         proc.terminate()
@@ -395,19 +395,3 @@ def test_gradio_demo_serves_the_pipeline_and_pushes_a_space(data_dir, tmp_path, 
     assert {c["label"]: c["confidence"] for c in got["confidences"]} == pytest.approx(
         {r["label"]: r["score"] for r in want}
     )
-    pushed = subprocess.run(
-        [sys.executable, str(script), "--space", "demo/sentiment"],
-        cwd=tmp_path,
-        env=_hub_env(data_dir, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert pushed.returncode == 0, pushed.stderr[-3000:]
-    assert printed(pushed)[-1] == "Space written: local:spaces/demo/sentiment"
-    from cove.store import RepoStore
-
-    store = RepoStore(data_dir)
-    with store.session() as s:
-        tree = store.tree(s, store.resolve(s, store.get_repo(s, "space", "demo/sentiment"), None))
-    assert {"README.md", "app.py", "requirements.txt"} <= set(tree)
