@@ -124,6 +124,7 @@ def test_headers_forwarded_credentials_and_hop_by_hop_dropped(live: LiveHub) -> 
         "x-private": "one hop only",
         "x-forwarded-host": "spoofed.example",
         "x-custom": "kept",
+        "expect": "100-continue",
     }
     got = httpx.post(f"{live.url}/spaces/{UDS_SPACE}/headers?a=1&b=%2F", headers=sent, content=b"x" * 1000)
     assert got.status_code == 200
@@ -131,6 +132,7 @@ def test_headers_forwarded_credentials_and_hop_by_hop_dropped(live: LiveHub) -> 
     assert seen["path"] == "/headers" and seen["query"] == "a=1&b=%2F" and seen["body"] == 1000
     headers = seen["headers"]
     assert "authorization" not in headers and "x-csrf-token" not in headers and "x-private" not in headers
+    assert "expect" not in headers
     assert headers["cookie"] == "app_pref=1"
     assert headers["x-custom"] == "kept"
     assert headers["x-forwarded-host"] == live.url.removeprefix("http://")

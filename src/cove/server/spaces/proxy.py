@@ -55,9 +55,18 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# the hub's credentials and the headers the proxy sets itself
+# the hub's credentials, the headers the proxy sets itself, and Expect (the hub already answered the
+# client's 100-continue; the body it relays comes whole)
 DROPPED_REQUEST_HEADERS = frozenset(
-    {"authorization", "x-csrf-token", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"}
+    {
+        "authorization",
+        "x-csrf-token",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "forwarded",
+        "expect",
+    }
 )
 # what a WebSocket handshake carries that the client library sets again for the upstream connection
 WS_HANDSHAKE_HEADERS = frozenset(
