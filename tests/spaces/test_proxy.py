@@ -183,6 +183,14 @@ def test_a_websocket_relays_both_ways(live: LiveHub) -> None:
         with pytest.raises(Exception) as closed:
             ws.recv(timeout=30)
         assert getattr(closed.value, "rcvd", None) is not None and closed.value.rcvd.code == 4000
+    secret = live.url.replace("http://", "ws://") + f"/spaces/{SECRET_SPACE}/ws-echo"
+    with pytest.raises(Exception) as refused:  # refused at the handshake: a private space's 404 rule
+        ws_client.connect(secret, open_timeout=30)
+    assert getattr(getattr(refused.value, "response", None), "status_code", None) == 403
+    alice = {"Authorization": f"Bearer {live.tokens['alice']}"}
+    with ws_client.connect(secret, open_timeout=30, additional_headers=alice) as ws:
+        ws.send("owner")
+        assert ws.recv(timeout=30) == "echo:owner"
 
 
 def test_a_private_space_is_404_to_whoever_may_not_see_its_repo(live: LiveHub, locator: Locator) -> None:
