@@ -234,6 +234,8 @@ def test_clear_errors(folders: dict[str, str], tmp_path, monkeypatch) -> None:  
         PipelineError, match=r"no demo for the task 'image-classification': .*text-classification"
     ):
         cove.demo.demo_task("image-classification")
+    with pytest.raises(PipelineError, match="needs the model's repo id"):
+        cove.demo.space_files(folders["text-classification"])
     monkeypatch.setitem(sys.modules, "gradio", None)
     with pytest.raises(PipelineError, match=r"pip install 'cove\[demo\]'"):
         cove.demo.interface(folders["text-classification"])
