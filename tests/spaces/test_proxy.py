@@ -214,6 +214,7 @@ def test_a_private_space_is_404_to_whoever_may_not_see_its_repo(live: LiveHub, l
         (BUILD_ERROR, "pip failed: no such package 'nope'", 503),
         (RUNTIME_ERROR, "Traceback: ZeroDivisionError", 503),
         (PAUSED, "", 503),
+        (RUNNING, "", 503),  # running, but not listening yet: the runtime gives no address
     ],
 )
 def test_a_space_that_is_not_running_answers_at_once_with_its_stage(
@@ -224,7 +225,7 @@ def test_a_space_that_is_not_running_answers_at_once_with_its_stage(
     page = httpx.get(f"{root}/", headers=HTML, timeout=10)
     assert page.status_code == status and page.headers["x-space-stage"] == stage
     assert page.headers["content-type"].startswith("text/html")
-    starting = stage in (BUILDING, SLEEPING)
+    starting = stage in (BUILDING, SLEEPING, RUNNING)
     assert ('http-equiv="refresh"' in page.text) is starting
     assert ("retry-after" in page.headers) is starting
     if message:

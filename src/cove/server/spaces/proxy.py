@@ -222,7 +222,8 @@ def status_page(
     503 with Retry-After and the stage in JSON for clients (gradio_client retries on it)."""
     from cove.server.web.render import PAGE_HEADERS, environment
 
-    starting = target.stage in STARTING_STAGES
+    # RUNNING without an address: the app is up but not listening yet
+    starting = target.stage in STARTING_STAGES or target.stage == stages.RUNNING
     code = status or 503
     headers = {"Cache-Control": "no-store", "X-Space-Stage": target.stage}
     if starting:
@@ -252,6 +253,7 @@ def status_page(
 _STAGE_TEXT = {
     stages.BUILDING: "it is being built; retry in a few seconds.",
     stages.SLEEPING: "it is waking up; retry in a few seconds.",
+    stages.RUNNING: "its app is starting; retry in a few seconds.",
     stages.PAUSED: "its owner paused it.",
     stages.BUILD_ERROR: "its build failed.",
     stages.RUNTIME_ERROR: "its app stopped with an error.",
