@@ -198,8 +198,10 @@ def test_text_generation_streams_to_the_pipelines_text(server: str, pipes: dict[
 
 def test_an_instruct_model_gets_a_streaming_chat(server: str, pipes: dict[str, Any]) -> None:
     import cove.demo
+    from cove.demo.interface import CHAT_EXAMPLES
 
-    assert type(cove.demo.interface(pipes["chat"])).__name__ == "ChatInterface"
+    chat_app = cove.demo.interface(pipes["chat"])
+    assert type(chat_app).__name__ == "ChatInterface" and chat_app.examples == CHAT_EXAMPLES
     job = _client(server, "chat").submit("Hello there", api_name="/chat")
     reply = job.result(timeout=120)
     chat = [{"role": "user", "content": "Hello there"}]

@@ -191,6 +191,9 @@ DEFAULT_EXAMPLES: dict[str, list[Any]] = {
 }
 
 
+CHAT_EXAMPLES = ["Hello! What can you do?", "Write a haiku about the sea."]
+
+
 def _default_examples(target: DemoTarget) -> list[Any] | None:
     if target.task == "fill-mask":
         mask = getattr(target.pipe.tokenizer, "mask_token", None) or "[MASK]"
@@ -341,8 +344,6 @@ def interface(
     target = resolve_target(task_or_pipeline, model, **pipeline_kwargs)
     call_params = dict(params or {})
     rows = examples if examples is not None else widget_examples(target.card, target.task)
-    if rows is None:
-        rows = _default_examples(target)
     title = title or f"{target.name} · {target.task}"
     use_chat = is_chat_model(target.pipe) if chat is None else chat
     if use_chat:
@@ -352,9 +353,11 @@ def interface(
             chat_fn(target, call_params),
             title=title,
             description=description,
-            examples=[r for r in rows or [] if isinstance(r, str)] or None,
+            examples=CHAT_EXAMPLES if rows is None else [r for r in rows if isinstance(r, str)] or None,
             api_name="chat",
         )
+    if rows is None:
+        rows = _default_examples(target)
     inputs, outputs = components(gr, target)
     return gr.Interface(
         predict_fn(target, call_params),
