@@ -21,7 +21,7 @@ from cove.server.spaces.target import (
     SpaceTarget,
 )
 from tests.server.conftest import LiveHub, start_hub
-from tests.spaces.apps import EchoApps, Locator, start_echo_apps
+from tests.spaces.apps import EchoApps, Locator, echo_apps, locator_for
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -32,21 +32,12 @@ SPACE_README = "---\ntitle: Echo\nsdk: gradio\napp_file: app.py\n---\n# Echo\n"
 
 @pytest.fixture(scope="module")
 def apps() -> Iterator[EchoApps]:
-    pytest.importorskip("gradio")
-    running = start_echo_apps(f"/spaces/{UDS_SPACE}", f"/spaces/{TCP_SPACE}")
-    yield running
-    running.stop()
+    yield from echo_apps(UDS_SPACE, TCP_SPACE)
 
 
 @pytest.fixture(scope="module")
 def locator(apps: EchoApps) -> Locator:
-    return Locator(
-        {
-            UDS_SPACE: SpaceTarget(RUNNING, uds=apps.uds),
-            TCP_SPACE: SpaceTarget(RUNNING, port=apps.port),
-            SECRET_SPACE: SpaceTarget(RUNNING, uds=apps.uds),
-        }
-    )
+    return locator_for(apps, uds=(UDS_SPACE, SECRET_SPACE), port=(TCP_SPACE,))
 
 
 @pytest.fixture(scope="module")

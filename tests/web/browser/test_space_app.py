@@ -10,7 +10,7 @@ import pytest
 
 from cove.server.spaces.target import RUNNING, SLEEPING, SpaceTarget
 from tests.server.conftest import LiveHub
-from tests.spaces.apps import EchoApps, Locator, start_echo_apps
+from tests.spaces.apps import EchoApps, Locator, echo_apps, locator_for
 from tests.web.browser.conftest import commit_files, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
@@ -21,15 +21,12 @@ README = "---\ntitle: Echo\nsdk: gradio\napp_file: app.py\n---\n# Echo\nTypes ba
 
 @pytest.fixture(scope="module")
 def apps() -> Iterator[EchoApps]:
-    pytest.importorskip("gradio")
-    running = start_echo_apps(f"/spaces/{SPACE}", f"/spaces/{PRIVATE}")
-    yield running
-    running.stop()
+    yield from echo_apps(SPACE, PRIVATE)
 
 
 @pytest.fixture(scope="module")
 def locate(apps: EchoApps) -> Locator:
-    return Locator({SPACE: SpaceTarget(RUNNING, uds=apps.uds), PRIVATE: SpaceTarget(RUNNING, port=apps.port)})
+    return locator_for(apps, uds=(SPACE,), port=(PRIVATE,))
 
 
 @pytest.fixture(scope="module")
