@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,27 +95,18 @@ def pipes(folders: dict[str, str]) -> dict[str, Any]:
 def server(pipes: dict[str, Any]) -> Iterator[str]:
     """Every demo on one uvicorn server, /{name}/ each."""
     import gradio as gr
-    import uvicorn
     from fastapi import FastAPI
 
     import cove.demo
-    from tests.server.conftest import _free_port
+    from tests.server.conftest import serve_in_thread
 
     app = FastAPI()
     for name, (_, _, params) in DEMOS.items():
         demo = cove.demo.interface(pipes[name], params=params)
         gr.mount_gradio_app(app, demo, path=f"/{name}")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the demo server did not start"
-        time.sleep(0.05)
+    url, srv, thread = serve_in_thread(app, health="/text-classification/config", timeout=60)
     yield url
-    srv.should_exit = True
+    srv.should_exit = True  # type: ignore[attr-defined]
     thread.join(timeout=15)
 
 
@@ -209,8 +198,10 @@ def test_text_generation_streams_to_the_pipelines_text(server: str, pipes: dict[
 
 def test_an_instruct_model_gets_a_streaming_chat(server: str, pipes: dict[str, Any]) -> None:
     import cove.demo
+    from cove.demo.interface import CHAT_EXAMPLES
 
-    assert type(cove.demo.interface(pipes["chat"])).__name__ == "ChatInterface"
+    chat_app = cove.demo.interface(pipes["chat"])
+    assert type(chat_app).__name__ == "ChatInterface" and chat_app.examples == CHAT_EXAMPLES
     job = _client(server, "chat").submit("Hello there", api_name="/chat")
     reply = job.result(timeout=120)
     chat = [{"role": "user", "content": "Hello there"}]
@@ -245,6 +236,8 @@ def test_clear_errors(folders: dict[str, str], tmp_path, monkeypatch) -> None:  
         PipelineError, match=r"no demo for the task 'image-classification': .*text-classification"
     ):
         cove.demo.demo_task("image-classification")
+    with pytest.raises(PipelineError, match="needs the model's repo id"):
+        cove.demo.space_files(folders["text-classification"])
     monkeypatch.setitem(sys.modules, "gradio", None)
     with pytest.raises(PipelineError, match=r"pip install 'cove\[demo\]'"):
         cove.demo.interface(folders["text-classification"])
@@ -289,3 +282,72 @@ def test_share_on_hub_pushes_a_space_whose_app_runs(folders: dict[str, str], tmp
     finally:
         srv.should_exit = True  # type: ignore[attr-defined]
         thread.join(timeout=10)
+
+
+def test_cove_demo_launches_the_app_and_prints_its_url(
+    folders: dict[str, str], pipes: dict[str, Any]
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from gradio_client import Client
+
+    from tests.server.conftest import _free_port
+
+    port = _free_port()
+    src = str(Path(cove.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src, "GRADIO_ANALYTICS_ENABLED": "False"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "cove.cli.main",
+        "demo",
+        folders["question-answering"],
+        "--task",
+        "question-answering",
+    ]
+    proc = subprocess.Popen([*cmd, "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith(
+            f"Serving the demo of {folders['question-answering']} on http://127.0.0.1:{port}/"
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # not listening yet
+                assert time.monotonic() < deadline and proc.poll() is None, "cove demo did not serve"
+                time.sleep(0.2)
+        answer, score = client.predict("Where do I live?", "I live in London.", api_name="/predict")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    want = pipes["question-answering"](question="Where do I live?", context="I live in London.")
+    assert answer == want["answer"] and score == pytest.approx(want["score"])
+
+
+def test_cove_demo_says_which_tasks_have_a_demo(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from cove.cli.main import main
+
+    assert main(["demo", str(tmp_path), "--task", "image-classification"]) == 1
+    err = capsys.readouterr().err
+    assert "no demo for the task 'image-classification'" in err and "question-answering" in err
+
+
+def test_cove_demo_on_a_port_in_use_says_so(folders: dict[str, str], capsys) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from cove.cli.main import main
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert main(["demo", folders["text-classification"], "--port", str(port)]) == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -350,3 +350,48 @@ def test_upload_file_with_huggingface_hub_keywords(tmp_path, monkeypatch):
     cove.hub.create_repo("my-username/notes", exist_ok=True)
     cove.hub.upload_file(path_or_fileobj=b"# Notes\n", path_in_repo="README.md", repo_id="my-username/notes")
     assert (cove.hub.local_snapshot("my-username/notes") / "README.md").read_bytes() == b"# Notes\n"
+
+
+# -- Gradio demo and Spaces ---------------------------------------------------------------------------
+
+
+def test_gradio_demo_serves_the_pipeline(data_dir, tmp_path, monkeypatch):
+    """13: the app serves the sentiment pipeline, and the real gradio_client gets the pipeline's scores."""
+    pytest.importorskip("gradio")
+    import time
+
+    from gradio_client import Client
+
+    from tests.server.conftest import _free_port
+
+    port = _free_port()
+    env = {
+        **_hub_env(data_dir, tmp_path),
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    script = EXAMPLES / "13_gradio_demo.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 180  # gradio's import and the model's load, on a busy machine
+        while True:
+            assert proc.poll() is None, "the demo exited before serving"
+            try:
+                client = Client(url, verbose=False)
+                break
+            except Exception:  # not listening yet
+                assert time.monotonic() < deadline, "the demo did not serve within 3 minutes"
+                time.sleep(0.1)
+        got = client.predict("I love Hugging Face!", api_name="/predict")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    use_hub(monkeypatch, data_dir, tmp_path)
+    want = cove.pipeline("sentiment-analysis")("I love Hugging Face!", top_k=None)
+    assert got["label"] == want[0]["label"]
+    assert {c["label"]: c["confidence"] for c in got["confidences"]} == pytest.approx(
+        {r["label"]: r["score"] for r in want}
+    )

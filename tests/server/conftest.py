@@ -41,8 +41,6 @@ def _free_port() -> int:
 
 
 def start_hub(data_dir: Path, **settings) -> tuple[LiveHub, object, threading.Thread]:  # type: ignore[no-untyped-def]
-    import uvicorn
-
     from cove.server.app import create_app
     from cove.server.auth.service import add_member, create_account, create_token
     from cove.server.settings import Settings
@@ -58,21 +56,29 @@ def start_hub(data_dir: Path, **settings) -> tuple[LiveHub, object, threading.Th
         add_member(s, "acme", "alice", "write")
         add_member(s, "acme", "bob", "read")
         tokens["alice-read"] = create_token(s, "alice", name="ro", role="read")
+    url, server, thread = serve_in_thread(app, health="/api/health")
+    return LiveHub(url=url, data_dir=data_dir, tokens=tokens, app=app), server, thread
+
+
+def serve_in_thread(app, *, health: str = "/", timeout: float = 30) -> tuple[str, object, threading.Thread]:  # type: ignore[no-untyped-def]
+    """uvicorn serving app on a free 127.0.0.1 port in a daemon thread, once GET health answers 200."""
+    import uvicorn
+
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{health}", timeout=2).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.05)
     else:  # pragma: no cover
-        raise RuntimeError("the hub server did not start within 30 s")
-    return LiveHub(url=url, data_dir=data_dir, tokens=tokens, app=app), server, thread
+        raise RuntimeError(f"the server did not start within {timeout} s")
+    return url, server, thread
 
 
 @pytest.fixture(scope="session")

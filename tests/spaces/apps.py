@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,3 +82,20 @@ class Locator:
     async def __call__(self, repo_id: str) -> SpaceTarget:
         self.asked.append(repo_id)
         return self.targets.get(repo_id, SpaceTarget(RUNNING))
+
+
+def echo_apps(uds_space: str, port_space: str) -> Iterator[EchoApps]:
+    """A module fixture's body: the echo apps of two spaces (one on the socket, one on the port)."""
+    import pytest
+
+    pytest.importorskip("gradio")
+    running = start_echo_apps(f"/spaces/{uds_space}", f"/spaces/{port_space}")
+    yield running
+    running.stop()
+
+
+def locator_for(apps: EchoApps, *, uds: tuple[str, ...] = (), port: tuple[str, ...] = ()) -> Locator:
+    """A Locator that finds the uds spaces on the apps' socket and the port spaces on their port."""
+    targets = {repo_id: SpaceTarget(RUNNING, uds=apps.uds) for repo_id in uds}
+    targets.update({repo_id: SpaceTarget(RUNNING, port=apps.port) for repo_id in port})
+    return Locator(targets)

@@ -104,6 +104,15 @@ def extras(app: FastAPI) -> None:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    @app.get("/cut")
+    async def cut() -> StreamingResponse:
+        async def body():  # type: ignore[no-untyped-def]
+            yield b"first part;"
+            await asyncio.sleep(0.1)
+            raise RuntimeError("the app dies mid-body")
+
+        return StreamingResponse(body(), media_type="text/plain")
+
     @app.get("/sse-open")
     async def sse_open() -> JSONResponse:
         return JSONResponse(OPEN_STREAMS)

@@ -21,7 +21,7 @@ from cove.server.spaces.target import (
     SpaceTarget,
 )
 from tests.server.conftest import LiveHub, start_hub
-from tests.spaces.apps import EchoApps, Locator, start_echo_apps
+from tests.spaces.apps import EchoApps, Locator, echo_apps, locator_for
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -32,21 +32,12 @@ SPACE_README = "---\ntitle: Echo\nsdk: gradio\napp_file: app.py\n---\n# Echo\n"
 
 @pytest.fixture(scope="module")
 def apps() -> Iterator[EchoApps]:
-    pytest.importorskip("gradio")
-    running = start_echo_apps(f"/spaces/{UDS_SPACE}", f"/spaces/{TCP_SPACE}")
-    yield running
-    running.stop()
+    yield from echo_apps(UDS_SPACE, TCP_SPACE)
 
 
 @pytest.fixture(scope="module")
 def locator(apps: EchoApps) -> Locator:
-    return Locator(
-        {
-            UDS_SPACE: SpaceTarget(RUNNING, uds=apps.uds),
-            TCP_SPACE: SpaceTarget(RUNNING, port=apps.port),
-            SECRET_SPACE: SpaceTarget(RUNNING, uds=apps.uds),
-        }
-    )
+    return locator_for(apps, uds=(UDS_SPACE, SECRET_SPACE), port=(TCP_SPACE,))
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +115,7 @@ def test_headers_forwarded_credentials_and_hop_by_hop_dropped(live: LiveHub) -> 
         "x-private": "one hop only",
         "x-forwarded-host": "spoofed.example",
         "x-custom": "kept",
+        "expect": "100-continue",
     }
     got = httpx.post(f"{live.url}/spaces/{UDS_SPACE}/headers?a=1&b=%2F", headers=sent, content=b"x" * 1000)
     assert got.status_code == 200
@@ -131,6 +123,7 @@ def test_headers_forwarded_credentials_and_hop_by_hop_dropped(live: LiveHub) -> 
     assert seen["path"] == "/headers" and seen["query"] == "a=1&b=%2F" and seen["body"] == 1000
     headers = seen["headers"]
     assert "authorization" not in headers and "x-csrf-token" not in headers and "x-private" not in headers
+    assert "expect" not in headers
     assert headers["cookie"] == "app_pref=1"
     assert headers["x-custom"] == "kept"
     assert headers["x-forwarded-host"] == live.url.removeprefix("http://")
@@ -158,6 +151,17 @@ def test_sse_flows_unbuffered_and_a_client_disconnect_closes_upstream(live: Live
         time.sleep(0.1)
 
 
+def test_an_app_that_dies_mid_body_cuts_that_response_only(live: LiveHub) -> None:
+    root = f"{live.url}/spaces/{UDS_SPACE}"
+    received = b""
+    with pytest.raises(httpx.HTTPError), httpx.stream("GET", f"{root}/cut", timeout=30) as stream:
+        assert stream.status_code == 200
+        for chunk in stream.iter_raw():
+            received += chunk
+    assert received == b"first part;"  # what came before the cut arrived
+    assert httpx.get(f"{root}/headers").status_code == 200  # the hub and the app still serve
+
+
 def test_a_websocket_relays_both_ways(live: LiveHub) -> None:
     ws_client = pytest.importorskip("websockets.sync.client")
     url = live.url.replace("http://", "ws://") + f"/spaces/{UDS_SPACE}/ws-echo"
@@ -170,6 +174,14 @@ def test_a_websocket_relays_both_ways(live: LiveHub) -> None:
         with pytest.raises(Exception) as closed:
             ws.recv(timeout=30)
         assert getattr(closed.value, "rcvd", None) is not None and closed.value.rcvd.code == 4000
+    secret = live.url.replace("http://", "ws://") + f"/spaces/{SECRET_SPACE}/ws-echo"
+    with pytest.raises(Exception) as refused:  # refused at the handshake: a private space's 404 rule
+        ws_client.connect(secret, open_timeout=30)
+    assert getattr(getattr(refused.value, "response", None), "status_code", None) == 403
+    alice = {"Authorization": f"Bearer {live.tokens['alice']}"}
+    with ws_client.connect(secret, open_timeout=30, additional_headers=alice) as ws:
+        ws.send("owner")
+        assert ws.recv(timeout=30) == "echo:owner"
 
 
 def test_a_private_space_is_404_to_whoever_may_not_see_its_repo(live: LiveHub, locator: Locator) -> None:
@@ -193,6 +205,7 @@ def test_a_private_space_is_404_to_whoever_may_not_see_its_repo(live: LiveHub, l
         (BUILD_ERROR, "pip failed: no such package 'nope'", 503),
         (RUNTIME_ERROR, "Traceback: ZeroDivisionError", 503),
         (PAUSED, "", 503),
+        (RUNNING, "", 503),  # running, but not listening yet: the runtime gives no address
     ],
 )
 def test_a_space_that_is_not_running_answers_at_once_with_its_stage(
@@ -203,7 +216,7 @@ def test_a_space_that_is_not_running_answers_at_once_with_its_stage(
     page = httpx.get(f"{root}/", headers=HTML, timeout=10)
     assert page.status_code == status and page.headers["x-space-stage"] == stage
     assert page.headers["content-type"].startswith("text/html")
-    starting = stage in (BUILDING, SLEEPING)
+    starting = stage in (BUILDING, SLEEPING, RUNNING)
     assert ('http-equiv="refresh"' in page.text) is starting
     assert ("retry-after" in page.headers) is starting
     if message:

@@ -4,6 +4,7 @@ a space repo with --share-on-hub."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,12 +35,30 @@ def _demo(args: argparse.Namespace) -> int:
         )
         print(f"Space written: {url}")
         return 0
+    print(f"Loading {args.model}...", file=sys.stderr, flush=True)
     if args.task:
         app = cove.demo.interface(args.task, model=args.model, dtype=args.dtype)
     else:
         app = cove.demo.interface(args.model, dtype=args.dtype)
+    try:
+        app.launch(
+            server_name=args.host,
+            server_port=args.port,
+            show_error=True,
+            quiet=True,
+            prevent_thread_lock=True,
+        )
+    except OSError as exc:  # gradio's "Cannot find empty port": another server holds it
+        print(
+            f"cove: error: cannot serve on {args.host}:{args.port} ({exc}): pass another --port.",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"Serving the demo of {args.model} on http://{args.host}:{args.port}/ (Ctrl+C stops it)", flush=True
     )
-    app.launch(server_name=args.host, server_port=args.port, show_error=True, quiet=True)
+    try:
+        app.block_thread()
+    finally:
+        app.close()
     return 0

@@ -10,41 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from cove.errors import PipelineError
+from cove.server.inference.tasks import SERVED_TASKS, canonical
 
-# the pipeline's task -> the demo's task (aliases folded)
-_ALIASES = {
-    "sentiment-analysis": "text-classification",
-    "ner": "token-classification",
-    "sentence-embeddings": "sentence-similarity",
-    "conversational": "text-generation",
-}
-DEMO_TASKS = (
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "fill-mask",
-    "feature-extraction",
-    "sentence-similarity",
-    "zero-shot-classification",
-    "summarization",
-    "translation",
-    "text2text-generation",
-    "text-generation",
-)
+# every task the pipelines serve has a demo
+DEMO_TASKS = tuple(SERVED_TASKS)
 TOP_K = 5  # the label bars shown for classification, fill-mask and zero-shot
 
 
 def demo_task(task: str) -> str:
-    """The demo's name for a pipeline task (translation_xx_to_yy is translation); PipelineError naming the
-    tasks with a demo otherwise."""
-    if task.startswith("translation_") and "_to_" in task:
-        return "translation"
-    task = _ALIASES.get(task, task)
-    if task not in DEMO_TASKS:
+    """The Hub's name of a pipeline task (aliases folded, translation_xx_to_yy is translation), the demo's
+    key; PipelineError naming the tasks with a demo otherwise."""
+    from cove.server.inference.errors import UnservableTaskError
+
+    try:
+        return canonical(task)
+    except UnservableTaskError:
         raise PipelineError(
             f"There is no demo for the task {task!r}: `cove demo` builds one for {', '.join(DEMO_TASKS)}."
-        )
-    return task
+        ) from None
 
 
 def _gradio() -> Any:
@@ -117,12 +100,14 @@ def resolve_target(task_or_pipeline: Any, model: Any = None, **pipeline_kwargs: 
         folder = getattr(pipe, "model_folder", None)
         return DemoTarget(pipe, demo_task(task), _model_name(pipe), read_card(folder))
     name = task_or_pipeline
-    if name in TASKS or TRANSLATION_PAIR.fullmatch(name):
-        task = demo_task(name)
-        pipe = pipeline(name, model=model, **pipeline_kwargs)
+    if name in TASKS or TRANSLATION_PAIR.fullmatch(name) or model is not None:
+        task = demo_task(name)  # with model=, name must be a task: an unknown one names those with a demo
+        pipe = pipeline(
+            name if name in TASKS or TRANSLATION_PAIR.fullmatch(name) else task,
+            model=model,
+            **pipeline_kwargs,
+        )
         return DemoTarget(pipe, task, _model_name(pipe), read_card(pipe.model_folder))
-    if model is not None:
-        raise PipelineError(f"{name!r} is not a task name: pass a task with model=, or the model alone.")
     from cove.hub.resolve import HubOptions, resolve
 
     options = HubOptions.pop_from(pipeline_kwargs)
@@ -204,6 +189,9 @@ DEFAULT_EXAMPLES: dict[str, list[Any]] = {
     "text2text-generation": ["Translate English to German: How old are you?"],
     "text-generation": ["Once upon a time,"],
 }
+
+
+CHAT_EXAMPLES = ["Hello! What can you do?", "Write a haiku about the sea."]
 
 
 def _default_examples(target: DemoTarget) -> list[Any] | None:
@@ -356,8 +344,6 @@ def interface(
     target = resolve_target(task_or_pipeline, model, **pipeline_kwargs)
     call_params = dict(params or {})
     rows = examples if examples is not None else widget_examples(target.card, target.task)
-    if rows is None:
-        rows = _default_examples(target)
     title = title or f"{target.name} · {target.task}"
     use_chat = is_chat_model(target.pipe) if chat is None else chat
     if use_chat:
@@ -367,9 +353,11 @@ def interface(
             chat_fn(target, call_params),
             title=title,
             description=description,
-            examples=[r for r in rows or [] if isinstance(r, str)] or None,
+            examples=CHAT_EXAMPLES if rows is None else [r for r in rows if isinstance(r, str)] or None,
             api_name="chat",
         )
+    if rows is None:
+        rows = _default_examples(target)
     inputs, outputs = components(gr, target)
     return gr.Interface(
         predict_fn(target, call_params),

@@ -25,7 +25,13 @@ def space_files(model: str, *, task: str | None = None, title: str | None = None
     import yaml
 
     from cove.demo.interface import demo_task
+    from cove.hub.client import is_repo_id
 
+    if not is_repo_id(model):
+        raise PipelineError(
+            f"A space loads its model from the hub, so it needs the model's repo id (owner/name), not {model!r}: "
+            "push the model first (model.push_to_hub or cove.hub.upload_folder) and pass its id."
+        )
     if task is not None:
         demo_task(task)  # an unknown task fails here, not when the space starts
     meta = {

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.from_thread
 import httpx
 from fastapi import FastAPI, Request
@@ -54,9 +55,18 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# the hub's credentials and the headers the proxy sets itself
+# the hub's credentials, the headers the proxy sets itself, and Expect (the hub already answered the
+# client's 100-continue; the body it relays comes whole)
 DROPPED_REQUEST_HEADERS = frozenset(
-    {"authorization", "x-csrf-token", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"}
+    {
+        "authorization",
+        "x-csrf-token",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "forwarded",
+        "expect",
+    }
 )
 # what a WebSocket handshake carries that the client library sets again for the upstream connection
 WS_HANDSHAKE_HEADERS = frozenset(
@@ -178,30 +188,31 @@ class RelayedResponse(Response):
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch_disconnect(group: anyio.abc.TaskGroup) -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
         try:
             async with anyio.create_task_group() as group:
-
-                async def watch_disconnect() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch_disconnect)
-                await send(
-                    {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-                )
-                async for chunk in self.upstream.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                group.start_soon(watch_disconnect, group)
+                # caught here, inside the group: raised through it they would come out as an ExceptionGroup
+                try:
+                    await self.relay(send)
+                except OSError:
+                    pass  # the client went away mid-body: nothing left to tell it
+                except httpx.HTTPError:
+                    pass  # the app died mid-body: the client sees a cut response (its status is sent)
                 group.cancel_scope.cancel()
-        except OSError:
-            pass  # the client went away mid-body: nothing left to tell it
-        except httpx.HTTPError:
-            # the app died mid-body: the client sees a cut response (its status line is already sent)
-            pass
         finally:
             with anyio.CancelScope(shield=True):
                 await self.upstream.aclose()
+
+    async def relay(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for chunk in self.upstream.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def status_page(
@@ -211,7 +222,8 @@ def status_page(
     503 with Retry-After and the stage in JSON for clients (gradio_client retries on it)."""
     from cove.server.web.render import PAGE_HEADERS, environment
 
-    starting = target.stage in STARTING_STAGES
+    # RUNNING without an address: the app is up but not listening yet
+    starting = target.stage in STARTING_STAGES or target.stage == stages.RUNNING
     code = status or 503
     headers = {"Cache-Control": "no-store", "X-Space-Stage": target.stage}
     if starting:
@@ -241,6 +253,7 @@ def status_page(
 _STAGE_TEXT = {
     stages.BUILDING: "it is being built; retry in a few seconds.",
     stages.SLEEPING: "it is waking up; retry in a few seconds.",
+    stages.RUNNING: "its app is starting; retry in a few seconds.",
     stages.PAUSED: "its owner paused it.",
     stages.BUILD_ERROR: "its build failed.",
     stages.RUNTIME_ERROR: "its app stopped with an error.",
