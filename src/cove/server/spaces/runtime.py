@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cove.errors import RepoNotFoundError
 from cove.server.settings import Settings
 from cove.server.spaces import target as stages
 from cove.server.spaces.build import Builder, BuildError, plan_build
@@ -189,8 +190,7 @@ class SpaceRuntime:
 
     def status(self, repo_id: str) -> dict[str, Any]:
         """The runtime answer (GET /api/spaces/{id}/runtime), in Hugging Face's shape."""
-        space = self.get(repo_id)
-        assert space is not None
+        space = self._existing(repo_id)
         return {
             "stage": space.stage,
             "hardware": {
@@ -211,7 +211,7 @@ class SpaceRuntime:
     def info_fields(self, repo_id: str, base_url: str) -> dict[str, Any]:
         """space_info's host, subdomain, runtime and sdk."""
         runtime = self.status(repo_id)
-        space = self.spaces[repo_id]
+        space = self._existing(repo_id)
         out = {
             "host": f"{base_url.rstrip('/')}/spaces/{repo_id}/",
             "subdomain": self.host_name(repo_id),
@@ -281,7 +281,7 @@ class SpaceRuntime:
     def _existing(self, repo_id: str) -> Space:
         space = self.get(repo_id)
         if space is None:
-            raise FileNotFoundError(f"There is no space {repo_id!r} on this hub.")
+            raise RepoNotFoundError(f"There is no space {repo_id!r} on this hub.")
         return space
 
     def _save_setting(self, space: Space, key: str, value: str) -> None:
