@@ -190,16 +190,20 @@ def test_the_least_recently_used_space_sleeps_past_max_running(space_hub):
     assert stages["alice/lru-b"] == "RUNNING"
 
 
-def test_spaces_off_runs_nothing(space_hub):
+@pytest.mark.parametrize(("mode", "words"), [("off", "COVE_SPACES=off"), ("admins", "COVE_SPACES=admins")])
+def test_the_spaces_setting_decides_what_runs(space_hub, mode, words):
     settings = space_hub.app.state.spaces.settings
-    settings.spaces, before = "off", settings.spaces
+    settings.spaces, before = mode, settings.spaces
+    name = f"alice/policy-{mode}"
     try:
-        push(space_hub, "alice/offline", {"README.md": readme(), "app.py": plain_app()})
-        info = wait_stage(space_hub, "alice/offline", "PAUSED", timeout=30)
-        assert "COVE_SPACES=off" in info["message"]
+        push(space_hub, name, {"README.md": readme(), "app.py": plain_app()})
+        info = wait_stage(space_hub, name, "PAUSED", timeout=30)  # alice is no site admin
+        assert words in info["message"]
+        assert space_hub.api().restart_space(name).stage == "PAUSED"  # a restart does not get round it
     finally:
         settings.spaces = before
-    assert runtime(space_hub, "alice/offline")["stage"] == "PAUSED"
+    assert space_hub.api().restart_space(name).stage == "BUILDING"
+    wait_stage(space_hub, name, "RUNNING")
 
 
 def test_a_static_space_serves_its_files(space_hub):
