@@ -111,7 +111,12 @@ class Builder:
         self.run(args, sandboxed=False, network=False, what="creating the virtualenv")
         if plan.layered:
             site = next(venv.glob("lib/python*/site-packages"))
-            (site / "cove-hub.pth").write_text("".join(f"{p}\n" for p in self.import_paths))
+            # a site-packages folder through addsitedir, so its own .pth files (editable installs) count too
+            lines = [
+                f"import site; site.addsitedir({str(p)!r})\n" if p.name.endswith("-packages") else f"{p}\n"
+                for p in self.import_paths
+            ]
+            (site / "cove-hub.pth").write_text("".join(lines))
         if plan.packages:
             self.chown(venv)
             self.pip(venv, plan.packages)
