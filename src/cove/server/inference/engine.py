@@ -10,8 +10,8 @@ Each loaded model has a bounded queue (past ``COVE_INFERENCE_MAX_QUEUE`` waiting
 raises ``ModelOverloadedError``: 429) and its worker threads: an encoder ``COVE_INFERENCE_WORKERS`` (one per
 core by default), each on one OpenMP thread taking its own batches from the shared queue, so every core
 computes without the barrier waits of one two-thread forward; an encoder-decoder one, in arrival order.
-An encoder's worker batches requests dynamically: it takes the first waiting request, then every other one already queued, then waits up to
-``COVE_MAX_BATCH_WAIT_MS`` for more while their input tokens stay under ``COVE_MAX_BATCH_TOKENS``; their
+An encoder's worker batches requests dynamically: it takes the first waiting request, then every other
+one already queued, then waits up to ``COVE_MAX_BATCH_WAIT_MS`` for more while their input tokens stay under ``COVE_MAX_BATCH_TOKENS``; their
 features go through the pipeline's own ``prepare`` / ``forward`` / ``complete`` stages, length-sorted, in
 forward passes of at most that many padded tokens. Requests with different parameters share a batch only
 when their parameters are equal (fill-mask's ``targets`` change its forward). An encoder-decoder's worker
