@@ -624,7 +624,8 @@ def medians(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def print_table(title: str, cols: list[str], servers: list[Server], kind: str, results) -> dict:  # type: ignore[no-untyped-def]
     print(f"\n{title}")
-    print(f"{'server':<11}" + "".join(f"{c:>14}" for c in cols) + "   load avg per run")
+    widths = [max(14, len(c) + 2) for c in cols]
+    print(f"{'server':<11}" + "".join(f"{c:>{w}}" for c, w in zip(cols, widths)) + "   load avg per run")
     med: dict[str, dict[str, float]] = {}
     for s in servers:
         why = getattr(s, kind)
@@ -633,7 +634,7 @@ def print_table(title: str, cols: list[str], servers: list[Server], kind: str, r
             continue
         med[s.name] = medians(results[s.name])
         loads = ", ".join(str(row["load"]) for row in results[s.name])
-        cells = "".join(f"{med[s.name][c]:>14.{DECIMALS.get(c, 1)}f}" for c in cols)
+        cells = "".join(f"{med[s.name][c]:>{w}.{DECIMALS.get(c, 1)}f}" for c, w in zip(cols, widths))
         print(f"{s.name:<11}{cells}   {loads}")
     return med
 
