@@ -12,7 +12,9 @@ spoken to in the OpenAI shapes (``model`` = the hub repo id), so the same client
   running stream off) and ``OMP_WAIT_POLICY=PASSIVE`` unless set (see llama_cpp_env); chat only. It is looked for on ``COVE_LLAMA_CPP_PATH`` (a ``pip install --target`` folder,
   put on the server's PYTHONPATH) or in this Python (``pip install -e '.[bench]'``).
 
-Loads, with asyncio + httpx clients in this process:
+Loads, each from a client process of its own (this script again, ``--client``), niced (``os.nice(10)``) so the
+servers get the CPU first, speaking raw HTTP/1.1 over asyncio streams with keep-alive (``Http11``: httpx cost
+more CPU per request than the servers it measured, on the same two cores):
 
 - embeddings: ``--embed-clients`` (64) clients, each sending one sentence per request to ``/v1/embeddings``
   for ``--seconds``: requests/s (requests finished inside the window), p50/p99 latency.
@@ -23,10 +25,15 @@ Loads, with asyncio + httpx clients in this process:
   no request starts; those in flight finish (so their time to first token is measured too) before the next
   server's turn, so no server ever computes while another is measured.
 
+Client cost and server cost are counted apart: beside each run, the server process's CPU seconds over the
+run (user + system, all its threads, from /proc) per request answered (``srv CPU ms/req``: what a request
+costs the server, whatever else the machine runs) and the client process's (``cli CPU ms/req``). On a shared
+box req/s follows the CPU share the scheduler gives each server (a server with more runnable threads gets
+more), the CPU per request does not.
+
 Servers take turns (round robin over ``--repeats``, the starting server rotating), and medians over the
 repeats are printed with the ratios Cove/naive (issue 14's targets: >= 3x embeddings requests/s at a lower
 p99, >= 4x chat tokens/s) and Cove/llama.cpp, the load average of each run and ``cove.hardware.describe()``.
-The clients share the machine with the servers, as on any single box.
 
     python benchmarks/inference_server.py [--seconds 30] [--repeats 3] [--servers cove,naive,llamacpp]
     python benchmarks/inference_server.py --smoke     # a few seconds against the naive server only
@@ -44,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -332,106 +340,176 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+# -- the lean load generator: its own niced process, raw HTTP/1.1 keep-alive over asyncio -----------------
+
+
+class Http11:
+    """One keep-alive HTTP/1.1 connection: POST a JSON body, read the head, then the body (length or chunked).
+
+    A few dozen lines of asyncio streams instead of httpx: at 64 clients httpx cost more CPU per request than
+    the servers under test, on the same two cores."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, payload: bytes) -> tuple[int, dict[str, str]]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        )
+        self.writer.write(head.encode("latin-1") + payload)
+        assert self.reader is not None
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            key, _, value = line.partition(":")
+            if key:
+                headers[key.strip().lower()] = value.strip()
+        return status, headers
+
+    async def chunks(self, headers: dict[str, str]) -> AsyncIterator[bytes]:
+        """The body as it arrives; the connection is closed after it when the server said so."""
+        assert self.reader is not None
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    while await self.reader.readuntil(b"\r\n") != b"\r\n":  # trailers, if any
+                        pass
+                    break
+                data = await self.reader.readexactly(size + 2)
+                yield data[:-2]
+        else:
+            yield await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+
+    async def body(self, headers: dict[str, str]) -> bytes:
+        return b"".join([piece async for piece in self.chunks(headers)])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def embed_load(url: str, clients: int, seconds: float) -> dict[str, float]:
+    host, port = _host_port(url)
     latencies: list[float] = []
     done_in_window = 0
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
-        deadline = time.perf_counter() + seconds
+    payloads = [json.dumps({"model": EMBED_NAME, "input": s}).encode() for s in SENTENCES]
+    deadline = time.perf_counter() + seconds
 
-        async def client(i: int) -> None:
-            nonlocal done_in_window
-            k = i
-            while time.perf_counter() < deadline:
-                body = {"model": EMBED_NAME, "input": SENTENCES[k % len(SENTENCES)]}
-                k += 1
-                start = time.perf_counter()
-                try:
-                    r = await http.post("/v1/embeddings", json=body)
-                    ok = r.status_code == 200 and len(r.json()["data"][0]["embedding"]) == 384
-                    why = f"{r.status_code} {r.text[:100]}"
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    ok, why = False, repr(exc)
-                end = time.perf_counter()
-                if not ok:
-                    errors.append(why)
-                    if why.startswith("429"):  # overloaded: back off as the stock clients do
-                        await asyncio.sleep(min(float(r.headers.get("retry-after") or 1), 1.0))
-                    continue
-                latencies.append(end - start)
-                done_in_window += end <= deadline
+    async def client(i: int) -> None:
+        nonlocal done_in_window
+        http = Http11(host, port)
+        k = i
+        while time.perf_counter() < deadline:
+            payload = payloads[k % len(payloads)]
+            k += 1
+            start = time.perf_counter()
+            retry = 0.0
+            try:
+                status, headers = await http.post("/v1/embeddings", payload)
+                body = await http.body(headers)
+                ok = status == 200 and len(json.loads(body)["data"][0]["embedding"]) == 384
+                why = f"{status} {body[:100]!r}"
+                retry = float(headers.get("retry-after") or 0) if status == 429 else 0.0
+            except (OSError, asyncio.IncompleteReadError, ValueError, KeyError, IndexError) as exc:
+                ok, why = False, repr(exc)
+                http.close()
+            end = time.perf_counter()
+            if not ok:
+                errors.append(why)
+                if retry:  # overloaded: back off as the stock clients do
+                    await asyncio.sleep(min(retry, 1.0))
+                continue
+            latencies.append(end - start)
+            done_in_window += end <= deadline
+        http.close()
 
-        await asyncio.gather(*(client(i) for i in range(clients)))
-    if errors:
-        print(f"    first errors: {errors[:3]}", flush=True)
+    await asyncio.gather(*(client(i) for i in range(clients)))
     return {
         "req/s": done_in_window / seconds,
         "p50 ms": percentile(latencies, 0.5) * 1000,
         "p99 ms": percentile(latencies, 0.99) * 1000,
         "errors": len(errors),
+        "first errors": errors[:3],  # type: ignore[dict-item]
+        "requests": done_in_window,
     }
 
 
 async def chat_load(
     url: str, clients: int, seconds: float, new_tokens: int, extra: dict, drain: float
 ) -> dict[str, float]:
+    host, port = _host_port(url)
     ttfts: list[float] = []
     tokens_in_window = 0.0
     replies: list[int] = []
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=drain + seconds, limits=limits) as http:
-        deadline = time.perf_counter() + seconds
+    deadline = time.perf_counter() + seconds
 
-        async def one(prompt: str) -> None:
-            nonlocal tokens_in_window
-            body = chat_body(
-                prompt, new_tokens, {**extra, "stream": True, "stream_options": {"include_usage": True}}
-            )
-            start = time.perf_counter()
-            stamps: list[float] = []
-            usage = None
-            async with http.stream("POST", "/v1/chat/completions", json=body) as r:
-                if r.status_code != 200:
-                    errors.append(f"{r.status_code} {(await r.aread())[:100]!r}")
-                    if r.status_code == 429:  # overloaded: back off as the stock clients do
-                        await asyncio.sleep(min(float(r.headers.get("retry-after") or 1), 1.0))
-                    return
-                async for line in r.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    event = json.loads(data)
-                    if "error" in event:
-                        errors.append(str(event["error"])[:100])
-                    if event.get("usage"):
-                        usage = event["usage"].get("completion_tokens")
-                    for choice in event.get("choices") or []:
-                        if (choice.get("delta") or {}).get("content"):
-                            stamps.append(time.perf_counter())
-            if not stamps:
-                errors.append("a reply without content")
-                return
-            ttfts.append(stamps[0] - start)
-            count = usage or len(stamps)  # chunks may carry several tokens: usage, when sent, is exact
-            replies.append(count)
-            tokens_in_window += count * sum(t <= deadline for t in stamps) / len(stamps)
+    async def one(http: Http11, prompt: str) -> None:
+        nonlocal tokens_in_window
+        body = chat_body(
+            prompt, new_tokens, {**extra, "stream": True, "stream_options": {"include_usage": True}}
+        )
+        start = time.perf_counter()
+        stamps: list[float] = []
+        usage = None
+        status, headers = await http.post("/v1/chat/completions", json.dumps(body).encode())
+        if status != 200:
+            errors.append(f"{status} {(await http.body(headers))[:100]!r}")
+            if status == 429:  # overloaded: back off as the stock clients do
+                await asyncio.sleep(min(float(headers.get("retry-after") or 1), 1.0))
+            return
+        pending = b""
+        async for piece in http.chunks(headers):
+            arrived = time.perf_counter()
+            pending += piece
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    continue
+                event = json.loads(data)
+                if "error" in event:
+                    errors.append(str(event["error"])[:100])
+                if event.get("usage"):
+                    usage = event["usage"].get("completion_tokens")
+                for choice in event.get("choices") or []:
+                    if (choice.get("delta") or {}).get("content"):
+                        stamps.append(arrived)
+        if not stamps:
+            errors.append("a reply without content")
+            return
+        ttfts.append(stamps[0] - start)
+        count = usage or len(stamps)  # chunks may carry several tokens: usage, when sent, is exact
+        replies.append(count)
+        tokens_in_window += count * sum(t <= deadline for t in stamps) / len(stamps)
 
-        async def client(i: int) -> None:
-            k = i
-            while time.perf_counter() < deadline:
-                try:
-                    await one(CHAT_PROMPTS[k % len(CHAT_PROMPTS)])
-                except (httpx.HTTPError, ValueError) as exc:
-                    errors.append(repr(exc)[:100])
-                k += 1
+    async def client(i: int) -> None:
+        http = Http11(host, port)
+        k = i
+        while time.perf_counter() < deadline:
+            try:
+                await asyncio.wait_for(one(http, CHAT_PROMPTS[k % len(CHAT_PROMPTS)]), drain + seconds)
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+                errors.append(repr(exc)[:100])
+                http.close()
+            k += 1
+        http.close()
 
-        await asyncio.gather(*(client(i) for i in range(clients)))
-    if errors:
-        print(f"    first errors: {errors[:3]}", flush=True)
+    await asyncio.gather(*(client(i) for i in range(clients)))
     return {
         "tok/s": tokens_in_window / seconds,
         "TTFT p50 s": percentile(ttfts, 0.5),
@@ -439,7 +517,82 @@ async def chat_load(
         "tokens/reply": statistics.mean(replies) if replies else float("nan"),
         "replies": len(replies),
         "errors": len(errors),
+        "first errors": errors[:3],  # type: ignore[dict-item]
+        "requests": len(replies),
     }
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    rest = url.split("://", 1)[-1].rstrip("/")
+    host, _, port = rest.rpartition(":")
+    return host, int(port)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (its threads included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(server: Server, kind: str, args: argparse.Namespace) -> dict[str, float]:
+    """One load window from a client process of its own, niced, so the servers get the CPU first; the
+    server's CPU seconds over the window (per request: what it costs, whatever the load) beside the
+    client's."""
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--client",
+        kind,
+        "--url",
+        server.url,
+        "--seconds",
+        str(args.seconds),
+        "--embed-clients",
+        str(args.embed_clients),
+        "--chat-clients",
+        str(args.chat_clients),
+        "--new-tokens",
+        str(args.new_tokens),
+        "--drain-seconds",
+        str(args.drain_seconds),
+        "--chat-extra",
+        json.dumps(server.chat_extra),
+    ]
+    pid = server.proc.pid if server.proc else None
+    before = cpu_seconds(pid) if pid else float("nan")
+    started = time.perf_counter()
+    run = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
+    wall = time.perf_counter() - started
+    after = cpu_seconds(pid) if pid else float("nan")
+    if run.returncode != 0:
+        raise RuntimeError(f"the load client failed: {run.stderr[-1500:]}")
+    row = json.loads(run.stdout.strip().splitlines()[-1])
+    first_errors = row.pop("first errors")
+    if first_errors:
+        print(f"    first errors: {first_errors}", flush=True)
+    requests = row.pop("requests") or 1
+    client_cpu = row.pop("client cpu s")
+    row["srv CPU ms/req"] = (after - before) * 1000 / requests
+    row["cli CPU ms/req"] = client_cpu * 1000 / requests
+    row["wall s"] = wall
+    return row
+
+
+def client_main(args: argparse.Namespace) -> int:
+    """--client: one load window against --url; prints its figures as one JSON line."""
+    os.nice(10)
+    extra = json.loads(args.chat_extra or "{}")
+    if args.client == "embed":
+        row = asyncio.run(embed_load(args.url, args.embed_clients, args.seconds))
+    else:
+        row = asyncio.run(
+            chat_load(args.url, args.chat_clients, args.seconds, args.new_tokens, extra, args.drain_seconds)
+        )
+    row["client cpu s"] = time.process_time()
+    print(json.dumps(row))
+    return 0
 
 
 def load_average() -> str:
@@ -457,7 +610,7 @@ def rounds(servers: list[Server], repeats: int, run, label: str) -> dict[str, li
         order = servers[r % len(servers) :] + servers[: r % len(servers)]
         for server in order:
             load = load_average()
-            row = asyncio.run(run(server))
+            row = run(server)
             row["load"] = load  # type: ignore[assignment]
             results[server.name].append(row)
             shown = ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
@@ -471,7 +624,8 @@ def medians(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def print_table(title: str, cols: list[str], servers: list[Server], kind: str, results) -> dict:  # type: ignore[no-untyped-def]
     print(f"\n{title}")
-    print(f"{'server':<11}" + "".join(f"{c:>14}" for c in cols) + "   load avg per run")
+    widths = [max(14, len(c) + 2) for c in cols]
+    print(f"{'server':<11}" + "".join(f"{c:>{w}}" for c, w in zip(cols, widths)) + "   load avg per run")
     med: dict[str, dict[str, float]] = {}
     for s in servers:
         why = getattr(s, kind)
@@ -480,7 +634,7 @@ def print_table(title: str, cols: list[str], servers: list[Server], kind: str, r
             continue
         med[s.name] = medians(results[s.name])
         loads = ", ".join(str(row["load"]) for row in results[s.name])
-        cells = "".join(f"{med[s.name][c]:>14.{DECIMALS.get(c, 1)}f}" for c in cols)
+        cells = "".join(f"{med[s.name][c]:>{w}.{DECIMALS.get(c, 1)}f}" for c, w in zip(cols, widths))
         print(f"{s.name:<11}{cells}   {loads}")
     return med
 
@@ -519,7 +673,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip", default="", help="embeddings or chat: leave that load out")
     parser.add_argument("--smoke", action="store_true", help="a few seconds against the naive server only")
+    parser.add_argument("--client", choices=["embed", "chat"], help=argparse.SUPPRESS)  # the load process
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--chat-extra", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.client:
+        return client_main(args)
     if args.smoke:
         args.seconds, args.repeats, args.servers = 3.0, 1, args.servers or "naive"
         args.embed_clients, args.chat_clients, args.new_tokens = 8, 2, 8
@@ -563,24 +722,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"\nembeddings: {args.embed_clients} clients x {args.seconds:g} s, {args.repeats} rounds",
                 flush=True,
             )
-            embed_results = rounds(
-                embedders,
-                args.repeats,
-                lambda s: embed_load(s.url, args.embed_clients, args.seconds),
-                "embed",
-            )
+            embed_results = rounds(embedders, args.repeats, lambda s: run_load(s, "embed", args), "embed")
         if chatters and args.skip != "chat":
             print(
                 f"\nchat: {args.chat_clients} clients x {args.seconds:g} s, {args.repeats} rounds", flush=True
             )
-            chat_results = rounds(
-                chatters,
-                args.repeats,
-                lambda s: chat_load(
-                    s.url, args.chat_clients, args.seconds, args.new_tokens, s.chat_extra, args.drain_seconds
-                ),
-                "chat",
-            )
+            chat_results = rounds(chatters, args.repeats, lambda s: run_load(s, "chat", args), "chat")
         rss = {s.name: s.rss_mb() for s in servers}
     finally:
         for s in servers:
@@ -607,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
         med = print_table(
             f"embeddings: {args.embed_clients} concurrent clients, one sentence per request, {args.seconds:g} s "
             f"x {args.repeats} interleaved rounds (medians)",
-            ["req/s", "p50 ms", "p99 ms", "errors"],
+            ["req/s", "p50 ms", "p99 ms", "errors", "srv CPU ms/req", "cli CPU ms/req"],
             [s for s in servers if s.name in ("cove", "naive")],
             "embed",
             embed_results,
@@ -616,13 +763,17 @@ def main(argv: list[str] | None = None) -> int:
             med,
             servers,
             "embed",
-            [("req/s", "cove", "naive", " (target >= 3x)"), ("p99 ms", "cove", "naive", " (target < 1x)")],
+            [
+                ("req/s", "cove", "naive", " (target >= 3x)"),
+                ("p99 ms", "cove", "naive", " (target < 1x)"),
+                ("srv CPU ms/req", "cove", "naive", " (server CPU per request; < 1x: cheaper)"),
+            ],
         )
     if chat_results:
         med = print_table(
             f"chat: {args.chat_clients} concurrent streamed clients, {CHAT_NAME}, max_tokens {args.new_tokens}, "
             f"greedy, {args.seconds:g} s x {args.repeats} interleaved rounds (medians)",
-            ["tok/s", "TTFT p50 s", "TTFT p99 s", "tokens/reply", "replies", "errors"],
+            ["tok/s", "TTFT p50 s", "TTFT p99 s", "tokens/reply", "replies", "errors", "srv CPU ms/req"],
             servers,
             "chat",
             chat_results,
@@ -633,9 +784,11 @@ def main(argv: list[str] | None = None) -> int:
             "chat",
             [
                 ("tok/s", "cove", "naive", " (target >= 4x)"),
+                ("srv CPU ms/req", "cove", "naive", " (server CPU per reply; < 1x: cheaper)"),
                 ("TTFT p99 s", "cove", "naive", ""),
                 ("tok/s", "cove", "llama.cpp", ""),
                 ("TTFT p99 s", "cove", "llama.cpp", ""),
+                ("srv CPU ms/req", "cove", "llama.cpp", " (server CPU per reply)"),
             ],
         )
         for s in servers:

@@ -285,6 +285,39 @@ def test_a_cancelled_stream_frees_its_row(live):
     assert batcher(live).stats()["finished"].get("cancelled", 0) >= 1
 
 
+def test_a_client_that_leaves_a_non_streamed_generation_frees_its_row(live):
+    import socket
+
+    host, port = live.url.split("//")[1].split(":")
+    assert (
+        httpx.post(f"{live.url}/models/alice/llm/generate", json={"inputs": "warm"}, timeout=60).status_code
+        == 200
+    )
+    before = batcher(live).stats()
+    counted = prompt_tokens_counted(live, "alice/llm")
+    body = json.dumps({"inputs": PROMPT, "parameters": {"max_new_tokens": 200}}).encode()
+    with DecodeGate(live, "alice/llm") as gate:
+        sock = socket.create_connection((host, int(port)), timeout=60)
+        sock.sendall(
+            b"POST /models/alice/llm/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert gate.entered.wait(60)
+        assert batcher(live).stats()["running"] == 1
+        sock.close()  # gone before a single token of its answer
+        # the server notices while the step still waits, and gives the request up
+        wait_for(
+            lambda: prompt_tokens_counted(live, "alice/llm") > counted, "the server to notice the disconnect"
+        )
+        gate.open()
+    wait_for(lambda: batcher(live).stats()["running"] == 0, "the abandoned request's row to be freed")
+    after = batcher(live).stats()
+    assert after["finished"].get("cancelled", 0) == before["finished"].get("cancelled", 0) + 1
+    # it left at the step after the gate: the prefill's token and that step's, not 200
+    assert after["generated_tokens"] - before["generated_tokens"] <= 3
+
+
 def test_a_full_generation_queue_answers_429(live):
     settings = live.app.state.hub.settings
     rows, queue = settings.inference_max_rows, settings.inference_max_queue

@@ -224,6 +224,38 @@ def test_the_hub_answers_while_a_model_computes(live):
             gate.open()
 
 
+def test_a_second_worker_answers_while_the_first_is_busy(live, tmp_path):
+    settings = live.app.state.hub.settings
+    push(live, "alice/two-workers", encoder(tmp_path, "two", "seq", ["NO", "YES"]), "text-classification")
+    settings.inference_workers = 2
+    try:  # this model loads now, with two worker threads
+        assert post(live, "/models/alice/two-workers", json={"inputs": "warm up"}).status_code == 200
+    finally:
+        settings.inference_workers = 0
+    pipe = served(live, "alice/two-workers").pipelines["text-classification"]
+    held, release = threading.Event(), threading.Event()
+    original = pipe.forward
+
+    def forward(batch, params):  # the first call to come holds its worker; the others pass
+        if not held.is_set():
+            held.set()
+            assert release.wait(120), "never released"
+        return original(batch, params)
+
+    pipe.forward = forward
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(post, live, "/models/alice/two-workers", json={"inputs": "slow"})
+            assert held.wait(60)
+            quick = post(live, "/models/alice/two-workers", json={"inputs": "quick"})
+            assert quick.status_code == 200 and not slow.done()
+            release.set()
+            assert slow.result().status_code == 200
+    finally:
+        release.set()
+        del pipe.forward
+
+
 def test_eviction_lets_running_requests_finish(live):
     settings = live.app.state.hub.settings
     budget = settings.inference_memory_mb

@@ -100,6 +100,21 @@ class Settings(BaseSettings):
     # Encoder workers compute on one OpenMP thread each (their own thread only): on a busy machine a
     # two-thread team waits for its slowest thread at every op; several models' workers run in parallel.
     inference_worker_one_thread: bool = True
+    # Worker threads per loaded encoder model (0: one per CPU core this process may use), each taking its own
+    # batches from the model's queue: with one OpenMP thread each they keep every core busy without the
+    # barrier waits of one multi-threaded forward. (A causal LM decodes in one continuous batch: its steps
+    # stream every weight from memory, so two half batches would cost twice the traffic of one.)
+    inference_workers: int = 0
+
+    @property
+    def workers_per_model(self) -> int:
+        if self.inference_workers > 0:
+            return self.inference_workers
+        import os
+
+        return max(
+            1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        )
 
     # --- spaces (README "Spaces"; cove.server.spaces, docs/decisions/space-sandbox.md) ---
     # Whether the hub builds and runs space apps: "on", "off" (repos only), or "admins" (only spaces

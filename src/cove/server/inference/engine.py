@@ -6,10 +6,12 @@ built out of the hub's own store. Loaded models are kept in least-recently-used 
 passes ``COVE_INFERENCE_MEMORY_MB`` the oldest are evicted: taken out of the table at once (new requests load
 them again) and closed after their worker has finished every request it holds.
 
-Each loaded model has one worker thread and a bounded queue (past ``COVE_INFERENCE_MAX_QUEUE`` waiting
-requests, ``submit`` raises ``ModelOverloadedError``: 429). An encoder's worker batches requests dynamically:
-it takes the first waiting request, then every other one already queued, then waits up to
-``COVE_MAX_BATCH_WAIT_MS`` for more while their input tokens stay under ``COVE_MAX_BATCH_TOKENS``; their
+Each loaded model has a bounded queue (past ``COVE_INFERENCE_MAX_QUEUE`` waiting requests, ``submit``
+raises ``ModelOverloadedError``: 429) and its worker threads: an encoder ``COVE_INFERENCE_WORKERS`` (one per
+core by default), each on one OpenMP thread taking its own batches from the shared queue, so every core
+computes without the barrier waits of one two-thread forward; an encoder-decoder one, in arrival order.
+An encoder's worker batches requests dynamically: it takes the first waiting request, then every other
+one already queued, then waits up to ``COVE_MAX_BATCH_WAIT_MS`` for more while their input tokens stay under ``COVE_MAX_BATCH_TOKENS``; their
 features go through the pipeline's own ``prepare`` / ``forward`` / ``complete`` stages, length-sorted, in
 forward passes of at most that many padded tokens. Requests with different parameters share a batch only
 when their parameters are equal (fill-mask's ``targets`` change its forward). An encoder-decoder's worker
@@ -107,7 +109,8 @@ class ServedModel:
         self._closing = False
         self._seconds_per_job = 0.05  # running mean, for Retry-After
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._working = 0  # worker threads not yet finished; the last one out releases the weights
         self._closer: threading.Thread | None = None
         if own == "text-generation":
             from cove.server.inference.generation import Generator
@@ -121,8 +124,15 @@ class ServedModel:
                 metrics=self.metrics,
             )
         else:
-            self._thread = threading.Thread(target=self._work, name=f"cove-infer {self.repo_id}", daemon=True)
-            self._thread.start()
+            # seq2seq generation holds its request for seconds: one worker keeps their order first-come
+            workers = 1 if own in SEQ2SEQ_TASKS else self.settings.workers_per_model
+            self._working = workers
+            for i in range(workers):
+                thread = threading.Thread(
+                    target=self._work, name=f"cove-infer {self.repo_id} {i}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
 
     # -- what requests read ----------------------------------------------------------------------
 
@@ -210,11 +220,12 @@ class ServedModel:
             )
             self._closer.start()
         else:
-            self._queue.put(_STOP)
+            for _ in self._threads:  # one stop mark per worker, behind every request already queued
+                self._queue.put(_STOP)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait until a closed model has served what it held and let go of its weights."""
-        for thread in (self._thread, self._closer):
+        for thread in (*self._threads, self._closer):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout)
 
@@ -244,7 +255,11 @@ class ServedModel:
                 if stop:
                     break
         finally:
-            self._release()
+            with self._lock:
+                self._working -= 1
+                last = self._working == 0
+            if last:
+                self._release()
 
     def _gather(self, jobs: list[TaskJob]) -> bool:
         """Add queued requests to jobs while the token budget lasts; True when the stop mark was met."""
