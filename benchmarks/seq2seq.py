@@ -10,7 +10,7 @@ tokens over the whole batch per second, the encoder included) are printed side b
 whether the generated tokens are identical. A mismatch is a failure: it is printed and the exit code is 1.
 
     python benchmarks/seq2seq.py [--repeats 3] [--new-tokens 64] [--families t5,bart] [--threads N]
-                                 [--batches 1,8]
+                                 [--batches 1,8] [--modes greedy,beam]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 SEED = 0
-MODES = {"greedy": dict(num_beams=1), "beam 4": dict(num_beams=4)}
+MODES = {"greedy": dict(num_beams=1), "beam": dict(num_beams=4)}
 
 
 def make_config(family: str):
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--families", default="t5,bart")
     parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--modes", default="greedy,beam", help="greedy and/or beam (4 beams)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -132,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             peer = transformers.AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
             params = sum(p.numel() for p in peer.parameters()) / 1e6
             config = peer.config
-            for mode, options in MODES.items():
+            for mode in args.modes.split(","):
+                if mode not in MODES:
+                    raise SystemExit(f"unknown mode {mode!r}: choose from {', '.join(MODES)}")
+                options = MODES[mode]
+                label = f"beam {options['num_beams']}" if mode == "beam" else mode
                 for batch in (int(b) for b in args.batches.split(",")):
                     ids, mask = make_inputs(batch, config.vocab_size, config.pad_token_id)
                     run(ours, ids, mask, 4, options)  # warm-up: first-call allocations and kernels
@@ -147,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                         same = same and a.shape == b.shape and bool((a == b).all())
                     cove_tps, hf_tps = (statistics.median(v) for v in speeds.values())
                     if not same:
-                        failures.append(f"{family} {mode} batch {batch}")
+                        failures.append(f"{family} {label} batch {batch}")
                     print(
-                        f"{family:6} {mode:7} {batch:>5} | {cove_tps:>10.1f} {hf_tps:>9.1f} "
+                        f"{family:6} {label:7} {batch:>5} | {cove_tps:>10.1f} {hf_tps:>9.1f} "
                         f"{cove_tps / hf_tps:>5.2f}x | {'yes' if same else 'NO':>16} | {load_average()}",
                         flush=True,
                     )

@@ -21,6 +21,9 @@ class KVCache:
         self.capacity = capacity
         self.chunk = chunk
         self._start = 0  # where the current forward pass writes
+        # what reorder copies into (then trades with keys/values), made on its first call
+        self._spare_keys: list[torch.Tensor | None] = [None] * num_layers
+        self._spare_values: list[torch.Tensor | None] = [None] * num_layers
 
     def get_seq_length(self) -> int:
         return self.length
@@ -61,12 +64,28 @@ class KVCache:
         self.length = self._start + new_tokens
 
     def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows ``index`` (beam search picks which hypotheses continue)."""
+        """Keep batch rows ``index`` (beam search picks which hypotheses continue).
+
+        Only the filled positions move, into a second set of buffers the two sets then trade places with:
+        copying whole buffers every step moved the unfilled capacity too (at 32 beam rows, 64 new tokens and
+        6 layers, 50 MB a step beside the model's 150 MB of weights), and fresh buffers each step cost page
+        faults besides."""
         for i in range(self.num_layers):
             kb, vb = self.keys[i], self.values[i]
             if kb is not None and vb is not None:
-                self.keys[i] = kb.index_select(0, index)
-                self.values[i] = vb.index_select(0, index)
+                self.keys[i], self._spare_keys[i] = self._select(kb, self._spare_keys[i], index)
+                self.values[i], self._spare_values[i] = self._select(vb, self._spare_values[i], index)
+
+    def _select(
+        self, buf: torch.Tensor, spare: torch.Tensor | None, index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(buf's rows ``index`` in ``spare`` or a new buffer, buf as the next spare)."""
+        shape = (index.shape[0], *buf.shape[1:])
+        if spare is None or spare.shape != shape or spare.dtype != buf.dtype or spare.device != buf.device:
+            spare = buf.new_empty(shape)
+        n = self.length
+        torch.index_select(buf[:, :, :n], 0, index, out=spare[:, :, :n])
+        return spare, buf
 
     def crop(self, length: int) -> None:
         self.length = min(self.length, length)
