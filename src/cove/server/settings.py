@@ -118,8 +118,10 @@ class Settings(BaseSettings):
 
     # --- spaces (README "Spaces"; cove.server.spaces, docs/decisions/space-sandbox.md) ---
     # Whether the hub builds and runs space apps: "on", "off" (repos only), or "admins" (only spaces
-    # whose owner is a site admin run).
-    spaces: str = "on"
+    # whose owner is a site admin run). The default is "admins": apps are served on the hub's own origin, so a
+    # space's page script runs with its visitor's hub session (docs/decisions/space-sandbox.md); "on" is for
+    # hubs whose users all trust each other's code.
+    spaces: str = "admins"
     # A running space with no visitor for this long sleeps (its process stops) and wakes on the next visit.
     space_sleep_s: float = 48 * 3600.0
     # Space apps running at once; starting one more puts the least recently visited to sleep.
