@@ -70,12 +70,11 @@ def model_from_gguf(cls: Any, path: Path, *, name: str, options: Any, overrides:
     """The model in a GGUF file; ``options`` are the loader's ``LoadOptions``, ``overrides`` config values."""
     if options.config is not None:
         raise ConfigError("config= cannot be combined with a GGUF file: the file carries its own config.")
+    if options.quantization == "gguf":
+        return _packed_model(cls, path, name=name, options=options, overrides=overrides)
     config_dict, state = gguf_weights(path)
     model_type = config_dict["model_type"]
-    wanted = registry.model_class("causal-lm", model_type)
-    if not issubclass(wanted, cls) and not issubclass(cls, wanted):
-        raise ConfigError(f"{path} holds a {model_type!r} model; load it with AutoModelForCausalLM.")
-    target = wanted if issubclass(wanted, cls) else cls
+    target = _target_class(cls, path, model_type)
     config_class = registry.config_class(model_type)
     unknown = config_class.unknown_overrides(config_dict, overrides)
     if unknown:
@@ -87,3 +86,33 @@ def model_from_gguf(cls: Any, path: Path, *, name: str, options: Any, overrides:
     config.name_or_path = name
     model = target._from_state_dict(config, state, source=str(path), ignore_mismatched_sizes=False)
     return options.place(model)
+
+
+def _target_class(cls: Any, path: Path, model_type: str) -> Any:
+    wanted = registry.model_class("causal-lm", model_type)
+    if not issubclass(wanted, cls) and not issubclass(cls, wanted):
+        raise ConfigError(f"{path} holds a {model_type!r} model; load it with AutoModelForCausalLM.")
+    return wanted if issubclass(wanted, cls) else cls
+
+
+def _packed_model(cls: Any, path: Path, *, name: str, options: Any, overrides: dict[str, Any]) -> Any:
+    """quantization="gguf": the file's quantized blocks kept as stored (cove.quant.gguf); no disk cache,
+    since reading blocks is a copy, not a conversion."""
+    import dataclasses
+
+    from cove.quant.gguf import load_packed
+
+    source = GGUFFile(path)
+    config_dict = source.config()
+    target = _target_class(cls, path, config_dict["model_type"])
+    config_class = registry.config_class(config_dict["model_type"])
+    unknown = config_class.unknown_overrides(config_dict, overrides)
+    if unknown:
+        raise TypeError(
+            f"{target.__name__}.from_pretrained() got unexpected keyword argument(s) {unknown}: they are "
+            f"neither loading options nor fields of {config_class.__name__} (config overrides)."
+        )
+    config = config_class.from_dict(config_dict, **overrides)
+    config.name_or_path = name
+    model = load_packed(target, config, source, target.weight_map)
+    return dataclasses.replace(options, quantization=None).place(model)

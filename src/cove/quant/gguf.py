@@ -1,0 +1,83 @@
+"""A GGUF model with its quantized tensors kept as the file stores them (``quantization="gguf"``).
+
+The float tensors (norms, F32/F16 weights) load as usual; every weight the file stores in a format the
+kernels read (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) stays packed: its module becomes a QuantLinear (an
+embedding: a QuantEmbedding, whose blocks the tied LM head reads too). Tensors in other quantized formats
+are dequantized to float32, and a warning names them. Resident memory is about the file's size.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from cove.errors import QuantizationError
+from cove.quant.apply import _set, _tied_head, fused_plan, refuse_fused
+from cove.quant.formats import FORMATS
+from cove.quant.modules import QuantEmbedding, QuantLinear
+
+logger = logging.getLogger("cove.quant")
+
+
+def packed_types() -> dict[str, tuple[int, int]]:
+    """GGML type name -> (block elements, block bytes) for the formats the kernels read."""
+    return {name: (f.block_elems, f.block_bytes) for name, f in FORMATS.items()}
+
+
+def load_packed(target: Any, config: Any, source: Any, name_map: Any) -> nn.Module:
+    """Build ``target`` (a causal-LM class) from ``source`` (a GGUFFile), packed weights kept packed.
+
+    ``name_map`` renames checkpoint keys to the model's (the class's weight map)."""
+    from cove.checkpoint.weight_map import apply_weight_map
+
+    floats, packed = source.packed_state_dict(packed_types())
+    others = sorted(
+        {t for t in source.tensor_types().values() if t not in FORMATS and t not in ("F32", "F16")}
+    )
+    if others:
+        logger.warning(
+            "%s: tensors of type(s) %s have no packed kernel in Cove; they are dequantized to float32 "
+            "(packed kernels: %s).",
+            source.path,
+            others,
+            ", ".join(FORMATS),
+        )
+    placeholders = {
+        key: torch.empty(qtype_k[2].shape[0], qtype_k[1], device="meta") for key, qtype_k in packed.items()
+    }
+    model = target._from_state_dict(
+        config, {**floats, **placeholders}, source=str(source.path), ignore_mismatched_sizes=False
+    )
+    ours = apply_weight_map(packed, name_map, source=str(source.path))
+    install_packed(model, ours)
+    return model
+
+
+def install_packed(model: nn.Module, packed: dict[str, tuple[str, int, torch.Tensor]]) -> None:
+    """Swap in a QuantLinear / QuantEmbedding for every ``<module>.weight`` in ``packed`` (model names)."""
+    plan = fused_plan(model)
+    tie = _tied_head(model)
+    for key, (qtype, in_features, blocks) in packed.items():
+        name = key.removesuffix(".weight")
+        module = model.get_submodule(name)
+        if isinstance(module, nn.Embedding):
+            embedding = QuantEmbedding(blocks, qtype, in_features, module.padding_idx)
+            _set(model, name, embedding)
+            if tie is not None and tie[0] == name:
+                _set(model, tie[1], embedding.as_linear())
+        elif isinstance(module, nn.Linear):
+            bias = module.bias if module.bias is not None and not module.bias.is_meta else None
+            _set(model, name, QuantLinear(blocks, qtype, in_features, bias))
+        else:
+            raise QuantizationError(
+                f"{key}: a packed GGUF tensor for a {type(module).__name__}, not a linear layer"
+            )
+    left = [n for n, p in model.named_parameters() if p.is_meta] + [
+        n for n, b in model.named_buffers() if b.is_meta
+    ]
+    if left:
+        raise QuantizationError(f"internal: after installing the GGUF blocks, {left[:5]} have no values")
+    refuse_fused(plan)
