@@ -27,13 +27,8 @@ def packed_types() -> dict[str, tuple[int, int]]:
     return {name: (f.block_elems, f.block_bytes) for name, f in FORMATS.items()}
 
 
-def load_packed(target: Any, config: Any, source: Any, name_map: Any) -> nn.Module:
-    """Build ``target`` (a causal-LM class) from ``source`` (a GGUFFile), packed weights kept packed.
-
-    ``name_map`` renames checkpoint keys to the model's (the class's weight map)."""
-    from cove.checkpoint.weight_map import apply_weight_map
-
-    floats, packed = source.packed_state_dict(packed_types())
+def read_packed(source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(float tensors, packed blocks) of a GGUFFile, warning about quantized types without a kernel."""
     others = sorted(
         {t for t in source.tensor_types().values() if t not in FORMATS and t not in ("F32", "F16")}
     )
@@ -45,14 +40,35 @@ def load_packed(target: Any, config: Any, source: Any, name_map: Any) -> nn.Modu
             others,
             ", ".join(FORMATS),
         )
+    floats, packed = source.packed_state_dict(packed_types())
+    return floats, packed
+
+
+def load_packed(
+    target: Any, config: Any, floats: dict[str, Any], packed: dict[str, Any], source: str
+) -> nn.Module:
+    """Build ``target`` (a causal-LM class) from float tensors and packed blocks under checkpoint names
+    (packed values: (type name, in_features, uint8 blocks))."""
+    from cove.checkpoint.weight_map import apply_weight_map
+
+    for key, (qtype, k, blocks) in packed.items():
+        fmt = FORMATS.get(qtype)
+        if (
+            fmt is None
+            or blocks.dtype != torch.uint8
+            or blocks.dim() != 2
+            or blocks.shape[1] != fmt.row_bytes(k)
+        ):
+            raise QuantizationError(
+                f"{source}: packed tensor {key!r} ({qtype}, {k} features) is inconsistent"
+            )
     placeholders = {
-        key: torch.empty(qtype_k[2].shape[0], qtype_k[1], device="meta") for key, qtype_k in packed.items()
+        key: torch.empty(blocks.shape[0], k, device="meta") for key, (_, k, blocks) in packed.items()
     }
     model = target._from_state_dict(
-        config, {**floats, **placeholders}, source=str(source.path), ignore_mismatched_sizes=False
+        config, {**floats, **placeholders}, source=source, ignore_mismatched_sizes=False
     )
-    ours = apply_weight_map(packed, name_map, source=str(source.path))
-    install_packed(model, ours)
+    install_packed(model, apply_weight_map(packed, target.weight_map, source=source))
     return model
 
 
