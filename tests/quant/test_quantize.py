@@ -11,7 +11,7 @@ import torch
 import cove
 from cove.errors import QuantizationError
 from cove.quant import QuantLinear, dequantize_model, describe
-from tests.checkpoint.test_gguf import IDS, tiny_llama
+from tests.checkpoint.test_gguf import IDS, VOCAB, tiny_llama
 
 transformers = pytest.importorskip("transformers")
 
@@ -21,6 +21,12 @@ def checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-llama")
     hf = tiny_llama(tied=True)
     hf.save_pretrained(folder)
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {chr(ord("A") + i): i for i in range(VOCAB)}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="A"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(folder / "tokenizer.json"))
     with torch.no_grad():
         logits = hf(IDS).logits
     return folder, logits
@@ -80,3 +86,42 @@ def test_a_quantized_model_refuses_to_train_and_to_save(checkpoint, tmp_path):
     again = cove.AutoModelForCausalLM.from_pretrained(tmp_path / "out")
     with torch.inference_mode():
         torch.testing.assert_close(again(IDS).logits, model(IDS).logits)
+
+
+def test_the_pipeline_and_cove_run_take_quantization(checkpoint, capsys):
+    folder, _ = checkpoint
+    pipe = cove.pipeline("text-generation", model=str(folder), quantization="int4")
+    assert isinstance(pipe.model.model.layers[0].mlp.down, QuantLinear)
+    result = pipe("B C", max_new_tokens=3, do_sample=False)
+    assert isinstance(result[0]["generated_text"], str)
+    with pytest.raises(QuantizationError, match="not supported"):
+        cove.pipeline("text-generation", model=str(folder), quantization="fp8")
+
+    from cove.cli.main import main
+
+    assert (
+        main(
+            [
+                "run",
+                "text-generation",
+                "B C",
+                "--model",
+                str(folder),
+                "--quantization",
+                "int8",
+                "--param",
+                "max_new_tokens=3",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.strip()
+
+
+def test_the_server_setting_keeps_gguf_blocks_for_gguf_repos_only(tmp_path):
+    from cove.server.inference.engine import _quantization_for
+
+    assert _quantization_for("gguf", tmp_path) is None  # a float repo loads in float
+    (tmp_path / "m.gguf").write_bytes(b"")
+    assert _quantization_for("gguf", tmp_path) == "gguf"
+    assert _quantization_for("int8", tmp_path) == "int8"

@@ -73,6 +73,15 @@ def model_from_gguf(cls: Any, path: Path, *, name: str, options: Any, overrides:
     if options.config is not None:
         raise ConfigError("config= cannot be combined with a GGUF file: the file carries its own config.")
     if options.quantization == "gguf":
+        from cove.hardware import device_type
+
+        if device_type(options.device) != "cpu":
+            from cove.errors import QuantizationError
+
+            raise QuantizationError(
+                f"quantization='gguf' runs on the CPU (Cove's packed kernels); device={options.device!r} was "
+                "asked. Load without quantization= to put the dequantized model on that device."
+            )
         return _packed_model(cls, path, name=name, options=options, overrides=overrides)
     config_dict, state = gguf_weights(path)
     model_type = config_dict["model_type"]
