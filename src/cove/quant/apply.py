@@ -119,7 +119,18 @@ def quantize_model(model: nn.Module, scheme: str) -> nn.Module:
             ", ".join(skipped),
         )
     refuse_fused(plan)
+    _own_storage(model)
     return model
+
+
+def _own_storage(model: nn.Module) -> None:
+    """Give the float tensors left (norms, layers that stayed float) storage of their own: tensors loaded
+    from a memory-mapped file are views of one mapping, which a single RMSNorm weight would otherwise keep
+    alive, with every page quantization read still resident."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point() and not tensor.is_meta:
+                tensor.data = tensor.data.clone()
 
 
 def _quantize(weight: torch.Tensor, fmt: str) -> torch.Tensor:

@@ -56,7 +56,17 @@ def _f16_bytes(values: torch.Tensor) -> torch.Tensor:
 
 
 def quantize(weight: torch.Tensor, fmt: str) -> torch.Tensor:
-    """A float (rows, in_features) matrix -> packed (rows, row_bytes) uint8 in ``fmt`` (Q8_0, Q4_0, Q4_1)."""
+    """A float (rows, in_features) matrix -> packed (rows, row_bytes) uint8 in ``fmt`` (Q8_0, Q4_0, Q4_1):
+    the native quantizer when the kernels are built, else ``quantize_torch`` (the same bytes)."""
+    if fmt not in ("Q8_0", "Q4_0", "Q4_1"):
+        raise ValueError(f"no quantizer for {fmt!r}; Cove quantizes to Q8_0, Q4_0 and Q4_1")
+    from cove.quant import kernels
+
+    return kernels.quantize(weight, FORMATS[fmt].ggml_type)
+
+
+def quantize_torch(weight: torch.Tensor, fmt: str) -> torch.Tensor:
+    """``quantize`` in torch: rounding as ggml's reference quantizers (what gguf.quants.quantize writes)."""
     rows, k = weight.shape
     blocks = weight.detach().to(torch.float32).reshape(rows, k // 32, 32)
     if fmt == "Q8_0":

@@ -75,7 +75,8 @@ def _build() -> Any:
         cpp_extension.load(
             name="cove_quant",
             sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-march=native", "-fno-math-errno"],
+            # no fused multiply-adds the source does not spell: the quantizers round as ggml's do
+            extra_cflags=["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off"],
             build_directory=str(folder),
             is_python_module=False,
             verbose=False,
@@ -108,6 +109,16 @@ def qmatmul(x: torch.Tensor, packed: torch.Tensor, qtype: int, in_features: int)
         weight = dequantize_torch(packed[start : start + tile], qtype, in_features)
         out[:, start : start + tile] = x @ weight.T
     return out
+
+
+def quantize(weight: torch.Tensor, qtype: int) -> torch.Tensor:
+    """float (rows, k) -> packed (rows, row_bytes) in Q8_0 / Q4_0 / Q4_1 (formats.quantize_torch's bytes)."""
+    ops = _native()
+    if ops is not None:
+        return ops.quantize(weight.detach().to(torch.float32).contiguous(), qtype)
+    from cove.quant.formats import BY_TYPE, quantize_torch
+
+    return quantize_torch(weight, BY_TYPE[qtype].name)
 
 
 def dequant_rows(packed: torch.Tensor, index: torch.Tensor, qtype: int, in_features: int) -> torch.Tensor:

@@ -421,6 +421,68 @@ at::Tensor dequant_rows(const at::Tensor& w, const at::Tensor& index, int64_t ty
   return y;
 }
 
+inline void store_half(uint8_t* p, float v) {
+  const uint16_t bits = c10::Half(v).x;  // round to nearest even, as numpy's astype(float16)
+  std::memcpy(p, &bits, 2);
+}
+
+// float32 (n, k) -> packed (n, row bytes), rounding as ggml's reference quantizers (quantize_row_*_ref)
+at::Tensor quantize(const at::Tensor& w, int64_t type) {
+  TORCH_CHECK(type == Q8_0 || type == Q4_0 || type == Q4_1, "cove_quant: no quantizer for GGML type ", type);
+  TORCH_CHECK(w.device().is_cpu() && w.scalar_type() == at::kFloat && w.dim() == 2 && w.is_contiguous(),
+              "cove_quant: weights to quantize must be a contiguous 2-D float32 CPU tensor");
+  const int64_t n = w.size(0), k = w.size(1);
+  const Geometry g = geometry(type);
+  TORCH_CHECK(k > 0 && k % 32 == 0, "cove_quant: in_features ", k, " is not a multiple of 32");
+  const int64_t nb = k / 32;
+  at::Tensor out = at::empty({n, nb * g.bytes}, w.options().dtype(at::kByte));
+  const float* src = w.data_ptr<float>();
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  at::parallel_for(0, n * nb, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const float* x = src + b * 32;
+      uint8_t* y = dst + b * g.bytes;
+      if (type == Q8_0) {
+        float amax = 0.f;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+        const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+        store_half(y, d);
+        for (int j = 0; j < 32; ++j) y[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[j] * id)));
+      } else if (type == Q4_1) {
+        float lo = x[0], hi = x[0];
+        for (int j = 1; j < 32; ++j) {
+          lo = std::min(lo, x[j]);
+          hi = std::max(hi, x[j]);
+        }
+        const float d = (hi - lo) / 15.f, id = d != 0.f ? 1.f / d : 0.f;
+        store_half(y, d);
+        store_half(y + 2, lo);
+        for (int j = 0; j < 16; ++j) {
+          const int a = std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - lo) * id + 0.5f)));
+          const int c = std::min(15, static_cast<int>(static_cast<int8_t>((x[j + 16] - lo) * id + 0.5f)));
+          y[4 + j] = static_cast<uint8_t>(a | (c << 4));
+        }
+      } else {
+        float amax = 0.f, extreme = 0.f;
+        for (int j = 0; j < 32; ++j) {
+          if (amax < std::fabs(x[j])) {
+            amax = std::fabs(x[j]);
+            extreme = x[j];
+          }
+        }
+        const float d = extreme / -8.f, id = d != 0.f ? 1.f / d : 0.f;
+        store_half(y, d);
+        for (int j = 0; j < 16; ++j) {
+          const int a = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
+          const int c = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f)));
+          y[2 + j] = static_cast<uint8_t>(a | (c << 4));
+        }
+      }
+    }
+  });
+  return out;
+}
+
 // what this build was compiled for: the dispatch decided at build time by -march=native
 std::string isa() {
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
@@ -439,5 +501,6 @@ std::string isa() {
 TORCH_LIBRARY(cove_quant, m) {
   m.def("qmatmul(Tensor x, Tensor w, int type, int k) -> Tensor", &qmatmul);
   m.def("dequant_rows(Tensor w, Tensor index, int type, int k) -> Tensor", &dequant_rows);
+  m.def("quantize(Tensor w, int type) -> Tensor", &quantize);
   m.def("isa() -> str", &isa);
 }
