@@ -69,10 +69,14 @@ def gguf_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def model_from_gguf(cls: Any, path: Path, *, name: str, options: Any, overrides: dict[str, Any]) -> Any:
-    """The model in a GGUF file; ``options`` are the loader's ``LoadOptions``, ``overrides`` config values."""
+    """The model in a GGUF file; ``options`` are the loader's ``LoadOptions``, ``overrides`` config values.
+
+    ``quantization="gguf"`` keeps the file's quantized blocks as stored (cove.quant.gguf); otherwise the
+    weights are dequantized (and ``quantization="int8"|"int4"`` requantizes them in ``options.place``)."""
     if options.config is not None:
         raise ConfigError("config= cannot be combined with a GGUF file: the file carries its own config.")
-    if options.quantization == "gguf":
+    packed_blocks = options.quantization == "gguf"
+    if packed_blocks:
         from cove.hardware import device_type
 
         if device_type(options.device) != "cpu":
@@ -82,8 +86,9 @@ def model_from_gguf(cls: Any, path: Path, *, name: str, options: Any, overrides:
                 f"quantization='gguf' runs on the CPU (Cove's packed kernels); device={options.device!r} was "
                 "asked. Load without quantization= to put the dequantized model on that device."
             )
-        return _packed_model(cls, path, name=name, options=options, overrides=overrides)
-    config_dict, state = gguf_weights(path)
+        config_dict, state, packed = gguf_packed_weights(path)
+    else:
+        config_dict, state = gguf_weights(path)
     model_type = config_dict["model_type"]
     target = _target_class(cls, path, model_type)
     config_class = registry.config_class(model_type)
@@ -95,8 +100,15 @@ def model_from_gguf(cls: Any, path: Path, *, name: str, options: Any, overrides:
         )
     config = config_class.from_dict(config_dict, **overrides)
     config.name_or_path = name
-    model = target._from_state_dict(config, state, source=str(path), ignore_mismatched_sizes=False)
-    return options.place(model)
+    if not packed_blocks:
+        model = target._from_state_dict(config, state, source=str(path), ignore_mismatched_sizes=False)
+        return options.place(model)
+    import dataclasses
+
+    from cove.quant.gguf import load_packed
+
+    model = load_packed(target, config, state, packed, str(path))
+    return dataclasses.replace(options, quantization=None).place(model)
 
 
 def _target_class(cls: Any, path: Path, model_type: str) -> Any:
@@ -104,27 +116,6 @@ def _target_class(cls: Any, path: Path, model_type: str) -> Any:
     if not issubclass(wanted, cls) and not issubclass(cls, wanted):
         raise ConfigError(f"{path} holds a {model_type!r} model; load it with AutoModelForCausalLM.")
     return wanted if issubclass(wanted, cls) else cls
-
-
-def _packed_model(cls: Any, path: Path, *, name: str, options: Any, overrides: dict[str, Any]) -> Any:
-    """quantization="gguf": the file's quantized blocks kept as stored (cove.quant.gguf)."""
-    import dataclasses
-
-    from cove.quant.gguf import load_packed
-
-    config_dict, floats, packed = gguf_packed_weights(path)
-    target = _target_class(cls, path, config_dict["model_type"])
-    config_class = registry.config_class(config_dict["model_type"])
-    unknown = config_class.unknown_overrides(config_dict, overrides)
-    if unknown:
-        raise TypeError(
-            f"{target.__name__}.from_pretrained() got unexpected keyword argument(s) {unknown}: they are "
-            f"neither loading options nor fields of {config_class.__name__} (config overrides)."
-        )
-    config = config_class.from_dict(config_dict, **overrides)
-    config.name_or_path = name
-    model = load_packed(target, config, floats, packed, str(path))
-    return dataclasses.replace(options, quantization=None).place(model)
 
 
 _PACKED_KEY = "_cove_packed"  # in a packed cache entry's config.json: tensor name -> [type name, in_features]
