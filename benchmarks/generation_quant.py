@@ -330,6 +330,8 @@ def rows(
                 speed.setdefault(("llama", batch), []).append((got["tps"], got["ttft"]))
         print(f"batch {batch} timed (load average {load_average()})", flush=True)
 
+    print_speed(names, speed, batches)
+
     # accuracy
     reference = None
     if "float32" in models and texts:
@@ -355,14 +357,26 @@ def rows(
         memory["llama"] = llama.rss
         llama.stop()
 
+    print(f"\n{'':10} | {'RSS MB':>7} | {'agree pos/lead':>14} | {'ppl':>7}")
+    for name in names:
+        a = agree.get(name)
+        agreed = (
+            f"{a[0] * 100:5.1f}%/{a[1] * 100:5.1f}%" if a else ("(reference)" if name == "float32" else "-")
+        )
+        perplexity = ppl.get(name, float("nan"))
+        print(f"{LABELS[name]:10} | {memory.get(name, 0) / 2**20:>7.0f} | {agreed:>14} | {perplexity:>7.3f}")
+    print(
+        f"agree pos/lead = share of the {agree_tokens} positions equal to cove fp32's token / mean leading run of "
+        f"equal tokens; RSS = memory a fresh process gains by loading the model; load average {load_average()}"
+    )
+    return 0
+
+
+def print_speed(names: list[str], speed: dict, batches: tuple[int, ...]) -> None:
     base = {
         b: statistics.median(s[0] for s in speed[("float32", b)]) for b in batches if ("float32", b) in speed
     }
-    header = (
-        f"{'':10} | "
-        + " | ".join(f"b{b} tok/s  vs fp32  TTFT" for b in batches)
-        + f" | {'RSS MB':>7} | {'agree pos/lead':>14} | {'ppl':>7}"
-    )
+    header = f"{'':10} | " + " | ".join(f"b{b} tok/s  vs fp32  TTFT" for b in batches)
     print("\n" + header + "\n" + "-" * len(header))
     for name in names:
         cells = []
@@ -374,28 +388,14 @@ def rows(
             tps, ttft = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
             ratio = f"{tps / base[b]:.2f}x" if b in base else "-"
             cells.append(f"{tps:>9.1f} {ratio:>7} {ttft * 1000:>4.0f}ms")
-        a = agree.get(name)
-        agree_text = (
-            f"{a[0] * 100:5.1f}%/{a[1] * 100:5.1f}%"
-            if a
-            else f"{'(reference)' if name == 'float32' else '-':>14}"
-        )
-        print(
-            f"{LABELS[name]:10} | "
-            + " | ".join(cells)
-            + f" | {memory.get(name, 0) / 2**20:>7.0f} | {agree_text:>14} | {ppl.get(name, float('nan')):>7.3f}"
-        )
+        print(f"{LABELS[name]:10} | " + " | ".join(cells), flush=True)
     if ("gguf", 1) in speed and ("llama", 1) in speed:
         ours = statistics.median(r[0] for r in speed[("gguf", 1)])
         theirs = statistics.median(r[0] for r in speed[("llama", 1)])
         print(
-            f"\nbatch 1, same Q4_1 file: cove {ours:.1f} tok/s, llama.cpp {theirs:.1f} tok/s: {ours / theirs:.2f}x"
+            f"batch 1, same Q4_1 file: cove {ours:.1f} tok/s, llama.cpp {theirs:.1f} tok/s: {ours / theirs:.2f}x"
         )
-    print(
-        "agree pos/lead = share of the 64 positions equal to cove fp32's token / mean leading run of equal tokens; "
-        f"RSS = memory a fresh process gains by loading the model; load average now {load_average()}"
-    )
-    return 0
+    print(f"load average {load_average()}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
