@@ -20,6 +20,7 @@ measured inside that process. Its tokens are compared with Cove's: how many lead
 
     python benchmarks/generation.py [--repeats 3] [--new-tokens 128] [--batches 1,8] [--dtypes float32,bfloat16]
                                     [--peer-one-thread] [--llama-threads 2] [--no-llama-cpp]
+                                    [--quantizations int8,int4,gguf]
 """
 
 from __future__ import annotations
@@ -188,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-one-thread", action="store_true", help="also time transformers on 1 thread")
     parser.add_argument("--llama-threads", type=int, default=2, help="llama.cpp's n_threads")
     parser.add_argument("--no-llama-cpp", action="store_true", help="leave the llama.cpp peer out")
+    parser.add_argument(
+        "--quantizations",
+        default="",
+        help="also run benchmarks/generation_quant.py's rows for these (int8,int4,gguf) after the float ones",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF loader draws a bar of its own
@@ -308,6 +314,18 @@ def main(argv: list[str] | None = None) -> int:
             base = table[("float32", batch)]["hf"][0]
             print(f"batch {batch}: cove {dtype_name} is {med['cove'][0] / base:.2f}x transformers float32")
     print("model load: " + "; ".join(loads))
+    if args.quantizations:
+        import generation_quant  # benchmarks/generation_quant.py: the quantized rows, llama.cpp beside them
+
+        print()
+        return generation_quant.rows(
+            ["float32", *args.quantizations.split(",")],
+            repeats=args.repeats,
+            new_tokens=args.new_tokens,
+            batches=tuple(int(b) for b in args.batches.split(",")),
+            llama_threads=args.llama_threads,
+            with_llama=not args.no_llama_cpp,
+        )
     return 0
 
 

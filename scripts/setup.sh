@@ -39,6 +39,17 @@ if ! command -v bwrap >/dev/null 2>&1; then
         echo "cove setup: bubblewrap not installed and apt-get unavailable; spaces will not run" >&2
     fi
 fi
+# g++ and ninja build Cove's quantized matmul kernels (torch.utils.cpp_extension, at first use or below);
+# without them quantized models run on a slower pure-torch path, saying so.
+if ! command -v g++ >/dev/null 2>&1 || ! command -v ninja >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "cove setup: installing g++ and ninja (Debian packages) for the quantized kernels" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ ninja-build; } >/dev/null 2>&1 \
+            || echo "cove setup: could not install g++/ninja; quantized models will use the slower torch path" >&2
+    else
+        echo "cove setup: g++ or ninja missing and apt-get unavailable; quantized models will use the slower torch path" >&2
+    fi
+fi
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/cove" ]; then
     exit 0
@@ -66,5 +77,7 @@ if [ ! -d "$REF/transformers" ]; then
         requests urllib3 charset-normalizer certifi idna
 fi
 "$VENV/bin/python" -c "import torch, tokenizers, safetensors, cove" || { echo "cove setup: install failed" >&2; exit 1; }
+# build the quantized kernels once for this machine (cached by source, torch version and CPU flags)
+"$VENV/bin/python" -c "from cove.quant.kernels import backend; print('cove setup: quantized kernels:', backend())" >&2 || true
 echo "$want" > "$stamp"
 echo "cove setup: ready" >&2

@@ -29,6 +29,7 @@ LAYERS = {
     "data": 2,
     "metrics": 2,
     "models": 3,
+    "quant": 3,  # packed weights and their kernels: modules the model loader swaps in (models/ <-> quant/)
     "generation": 4,
     "pipelines": 5,
     "training": 5,

@@ -195,3 +195,11 @@ class RequestBodyTimeoutError(HubError, TimeoutError):
 
 class InvalidRequestBodyError(HubRequestError):
     """A request body whose fields have the wrong types or values (e.g. "private": "false"): 422."""
+
+
+class QuantizationError(CoveError, ValueError):
+    """A quantization that is not supported, or a quantized model asked for what it cannot do (train, save)."""
+
+
+class KernelBuildError(CoveError, RuntimeError):
+    """Cove's native quantized kernels could not be built, and COVE_QUANT_KERNELS=native required them."""

@@ -32,11 +32,11 @@ HF_TO_GGUF = {
 }
 
 
-def tiny_llama() -> transformers.PreTrainedModel:
+def tiny_llama(hidden: int = 64, intermediate: int = 128, tied: bool = False) -> transformers.PreTrainedModel:
     config = transformers.LlamaConfig(
         vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -44,7 +44,7 @@ def tiny_llama() -> transformers.PreTrainedModel:
         rope_theta=10000.0,
         bos_token_id=1,
         eos_token_id=2,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tied,
     )
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(config).eval()
@@ -84,6 +84,8 @@ def write_gguf(path, model, qtype=None, raw_override=None):
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
     for name, tensor in model.state_dict().items():
+        if c.tie_word_embeddings and name == "lm_head.weight":
+            continue  # llama.cpp writes no output.weight for a tied head
         array = tensor.numpy().astype(np.float32)
         if "q_proj" in name:
             array = llama_cpp_permute(array, c.num_attention_heads)
@@ -94,6 +96,8 @@ def write_gguf(path, model, qtype=None, raw_override=None):
             qt = raw_override[1]
             block, size = gguf.GGML_QUANT_SIZES[qt]
             raw = np.zeros((array.shape[0], array.shape[1] // block * size), dtype=np.uint8)
+            if len(raw_override) > 2:  # the blocks to store, as (rows, bytes per row)
+                raw = raw_override[2]
             w.add_tensor(target, raw, raw_dtype=qt)
         elif qtype is not None and array.ndim == 2:
             w.add_tensor(target, gguf.quants.quantize(array, qtype), raw_dtype=qtype)

@@ -199,7 +199,31 @@ class GGUFFile:
 
         return {name: torch.from_numpy(array).to(dtype or torch.float32) for name, array in self._arrays()}
 
-    def _arrays(self) -> Iterator[tuple[str, np.ndarray]]:
+    def packed_state_dict(
+        self, packed_types: dict[str, tuple[int, int]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(float32 tensors, packed blocks) under transformers' names: 2-D tensors whose GGML type is in
+        ``packed_types`` (name -> (block elements, block bytes)) stay as their (rows, bytes_per_row) uint8 blocks, Q/K rows
+        un-permuted; the rest is dequantized as in ``state_dict``. Packed values are
+        ``(type name, in_features, uint8 tensor)``."""
+        import torch
+
+        if self.architecture not in ("llama", "mistral", "qwen2"):
+            raise CheckpointError(
+                f"{self.path}: keeping GGUF blocks packed is supported for llama, mistral and qwen2 files, "
+                f"not {self.architecture!r}; load it without quantization= (or with 'int8'/'int4')."
+            )
+        floats: dict[str, Any] = {}
+        packed: dict[str, Any] = {}
+        for name, value in self._arrays(packed_types):
+            if isinstance(value, tuple):
+                qtype, k, blocks = value
+                packed[name] = (qtype, k, torch.from_numpy(blocks))
+            else:
+                floats[name] = torch.from_numpy(value)
+        return floats, packed
+
+    def _arrays(self, packed_types: dict[str, tuple[int, int]] | None = None) -> Iterator[tuple[str, Any]]:
         from gguf import GGMLQuantizationType
         from gguf.quants import dequantize
 
@@ -207,8 +231,13 @@ class GGUFFile:
         heads: int = config.get("num_attention_heads") or 0
         kv_heads: int = config.get("num_key_value_heads") or heads
         rules = _TENSORS[self.architecture]
+        packed_types = packed_types or {}
         unsupported = sorted(
-            {t.tensor_type.name for t in self.reader.tensors if not _can_dequantize(t.tensor_type)}
+            {
+                t.tensor_type.name
+                for t in self.reader.tensors
+                if not _can_dequantize(t.tensor_type) and t.tensor_type.name not in packed_types
+            }
         )
         if unsupported:
             raise CheckpointError(
@@ -223,12 +252,26 @@ class GGUFFile:
                 raise CheckpointError(
                     f"{self.path}: GGUF tensor {tensor.name!r} has no place in a {self.model_type} model."
                 )
+            shape = [int(d) for d in reversed(tensor.shape.tolist())]
+            qtype = tensor.tensor_type.name
+            if qtype in packed_types and len(shape) == 2:
+                blocks = _blocks(self.path, tensor, shape, packed_types[qtype])
+                if self.architecture in ("llama", "mistral") and heads:
+                    if ".attn_q." in tensor.name:
+                        blocks = _unpermute(blocks, heads)
+                    elif ".attn_k." in tensor.name:
+                        blocks = _unpermute(blocks, kv_heads)
+                yield (
+                    target,
+                    (qtype, shape[1], np.array(blocks, order="C")),
+                )  # a copy: the file is unmapped later
+                continue
             if tensor.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
                 array = np.asarray(dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
             else:
                 array = dequantize(tensor.data, tensor.tensor_type)
             # numpy shape is the reverse of GGUF's ne: (out_features, in_features) like a torch Linear
-            array = array.reshape([int(d) for d in reversed(tensor.shape.tolist())])
+            array = array.reshape(shape)
             if self.architecture in ("llama", "mistral") and heads:
                 if ".attn_q." in tensor.name:
                     array = _unpermute(array, heads)
@@ -261,6 +304,26 @@ def _rename(name: str, rules: dict[str, str]) -> str | None:
         return f"{target.format(index)}.{param}" if target else None
     target = rules.get(stem)
     return f"{target}.{param}" if target else None
+
+
+def _blocks(path: Path, tensor: Any, shape: list[int], block: tuple[int, int]) -> np.ndarray:
+    """A quantized 2-D tensor's bytes as (rows, bytes_per_row), after checking that its size, type and
+    geometry agree (the file is untrusted: native kernels read these bytes without further checks)."""
+    elems, block_bytes = block
+    rows, k = shape
+    data = tensor.data
+    if k <= 0 or rows <= 0 or k % elems:
+        raise CheckpointError(
+            f"{path}: tensor {tensor.name!r} of type {tensor.tensor_type.name} has rows of {k} values, not a "
+            f"multiple of its block size {elems}."
+        )
+    want = rows * (k // elems) * block_bytes
+    if data.dtype != np.uint8 or data.nbytes != want:
+        raise CheckpointError(
+            f"{path}: tensor {tensor.name!r} holds {data.nbytes} bytes; {rows} x {k} "
+            f"{tensor.tensor_type.name} needs {want}. The file is damaged or truncated."
+        )
+    return np.asarray(data).reshape(rows, want // rows)
 
 
 def _unpermute(weights: np.ndarray, heads: int) -> np.ndarray:

@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="float32, bfloat16, or auto (the checkpoint's dtype, but float32 where this CPU emulates bf16); "
         "default: the stored dtype, float32 instead of an emulated bf16",
     )
+    p.add_argument(
+        "--quantization",
+        choices=["int8", "int4", "gguf"],
+        default=None,
+        help="quantized weights: int8 (Q8_0 blocks) or int4 (Q4_1 groups of 32) quantized on load, or gguf "
+        "(a GGUF model's blocks as stored); the matmuls read the packed weights",
+    )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument(
         "--param",
@@ -71,7 +78,13 @@ def _run(args: argparse.Namespace) -> int:
     texts = args.inputs
     if texts == ["-"]:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    pipe = pipeline(args.task, model=args.model, dtype=args.dtype, batch_size=args.batch_size)
+    pipe = pipeline(
+        args.task,
+        model=args.model,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        quantization=args.quantization,
+    )
     if args.task == "question-answering":
         if not args.question or args.context is None:
             raise PipelineError("question-answering needs --question and --context.")

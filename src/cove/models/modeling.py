@@ -143,6 +143,7 @@ class LoadOptions:
     use_safetensors: bool | None = None
     gguf_file: Any = None
     generation_config: Any = None
+    quantization: str | None = None  # "int8" | "int4" | "gguf" (cove.quant)
 
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any]) -> LoadOptions:
@@ -184,6 +185,7 @@ class LoadOptions:
             use_safetensors=use_safetensors,
             gguf_file=kwargs.pop("gguf_file", None),
             generation_config=kwargs.pop("generation_config", None),
+            quantization=_quantization(kwargs.pop("quantization", None)),
         )
 
     def place(self, model: Any) -> Any:
@@ -193,7 +195,19 @@ class LoadOptions:
             model = model.to(target)
         if self.device is not None:
             model = model.to(self.device)
+        if self.quantization is not None:
+            from cove.quant import quantize_loaded
+
+            model = quantize_loaded(model, self.quantization)
         return model.eval()
+
+
+def _quantization(value: Any) -> str | None:
+    if value is None:
+        return None
+    from cove.quant import check_quantization
+
+    return check_quantization(value)
 
 
 def device_from_map(device_map: Any) -> Any:
@@ -720,6 +734,9 @@ class PreTrainedModel(nn.Module):
             raise TypeError(f"{sorted(pushing)} are push options: pass push_to_hub=True as well.")
         if not is_main_process:
             return []
+        from cove.quant import refuse_to_save
+
+        refuse_to_save(self)
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]

@@ -43,6 +43,7 @@ def pipeline(
     trust_remote_code: bool | None = None,
     device_map: Any = None,
     model_kwargs: dict[str, Any] | None = None,
+    quantization: str | None = None,
     **task_params: Any,
 ) -> Any:
     """A task pipeline over a model given by name, folder or object.
@@ -51,8 +52,14 @@ def pipeline(
     ``local_files_only`` and ``device_map`` reach the loading of a model (and tokenizer) given by name;
     ``model_kwargs`` go to the model's ``from_pretrained`` (``cache_dir``, config overrides, ...). The
     name is resolved once, so model and tokenizer come from one snapshot. Other keywords are the task's
-    parameters.
+    parameters. ``quantization`` ("int8", "int4", "gguf") reaches from_pretrained (cove.quant).
     """
+    if quantization is not None:
+        if model_kwargs and "quantization" in model_kwargs:
+            raise PipelineError(
+                "quantization is given both to the pipeline and in model_kwargs: pass it once."
+            )
+        model_kwargs = {**(model_kwargs or {}), "quantization": quantization}
     if TRANSLATION_PAIR.fullmatch(task):
         task_params["task_name"] = task
         task = "translation"

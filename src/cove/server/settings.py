@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     inference_default_max_tokens: int = 1024
     # dtype models load in ("auto", "float32", "bfloat16"; None: the checkpoint's, float32 where bf16 is slow).
     inference_dtype: str | None = None
+    # Quantized weights for served models: "int8" / "int4" quantize every model's linear layers on load
+    # (cove.quant), "gguf" keeps GGUF models' blocks as stored (other models load in float); None: float.
+    inference_quantization: str | None = None
     # The models TGI's and TEI's unprefixed routes serve (/generate, /generate_stream, /info; /embed), as
     # those servers serve one; every model is also served under /models/{repo_id}/... .
     inference_model: str | None = None

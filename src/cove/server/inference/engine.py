@@ -99,7 +99,12 @@ class ServedModel:
         assert own is not None
         # the feature-extraction family loads as sentence-similarity, which knows the model's pooling
         first = "sentence-similarity" if own == "feature-extraction" else own
-        primary = cove.pipeline(PIPELINE_OF[first], model=str(folder), dtype=self.settings.inference_dtype)
+        primary = cove.pipeline(
+            PIPELINE_OF[first],
+            model=str(folder),
+            dtype=self.settings.inference_dtype,
+            quantization=_quantization_for(self.settings.inference_quantization, folder),
+        )
         self.model = primary.model
         self.tokenizer = primary.tokenizer
         self.pipelines: dict[str, Any] = {first: primary}
@@ -562,3 +567,10 @@ def _load_error(target: Target, exc: BaseException) -> ModelLoadError:
     )
     error.__cause__ = exc
     return error
+
+
+def _quantization_for(setting: str | None, folder: Any) -> str | None:
+    """The server's inference_quantization for one model: "gguf" applies to GGUF repos only."""
+    if setting == "gguf" and not any(Path(folder).glob("*.gguf")):
+        return None
+    return setting

@@ -1,0 +1,506 @@
+// Cove's packed-weight matmul kernels: GGUF block formats read as they are stored.
+//
+// y = x @ W^T with W (n, k) in GGML blocks (one row = k / block_size consecutive blocks, as in a GGUF
+// file) and x (m, k) float32. For Q8_0 / Q4_0 / Q4_1 the activations are quantized once per call to
+// int8 blocks of 32 (scale d, and s = d * sum(q) for the offset terms), then every output is a sum of
+// integer block dot products: AVX-VNNI / AVX512-VNNI `dpbusd` where the compiler targets it, AVX2
+// `maddubs` + `madd` otherwise, plain C elsewhere. K-quants (Q4_K, Q5_K, Q6_K) dequantize one weight
+// row at a time into a per-thread buffer and take float dot products: correct, slower.
+// Threads split the output rows (at::parallel_for: torch's own pool, so no second thread pool fights it).
+// Built at first use with -O3 -march=native by cove.quant.kernels; every size is checked before any
+// pointer is read.
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/Half.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace {
+
+// GGML type ids (ggml.h) and their block geometry
+constexpr int64_t PREFETCH_TILES = 8;
+constexpr int64_t Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14;
+
+struct Geometry {
+  int64_t elems;
+  int64_t bytes;
+};
+
+Geometry geometry(int64_t type) {
+  switch (type) {
+    case Q4_0: return {32, 18};
+    case Q4_1: return {32, 20};
+    case Q8_0: return {32, 34};
+    case Q4_K: return {256, 144};
+    case Q5_K: return {256, 176};
+    case Q6_K: return {256, 210};
+    default: TORCH_CHECK(false, "cove_quant: GGML type ", type, " has no kernel");
+  }
+  return {0, 0};
+}
+
+inline float half(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+#if defined(__F16C__)
+  return _cvtsh_ss(bits);
+#else
+  return static_cast<float>(c10::Half(bits, c10::Half::from_bits()));
+#endif
+}
+
+// ---- activations: int8 blocks of 32 ------------------------------------------------------------------
+
+struct QAct {
+  std::vector<int8_t> q;  // (m, k)
+  std::vector<float> d;   // (m, k / 32)
+  std::vector<float> s;   // (m, k / 32): d * sum(q)
+};
+
+void quantize_rows(const float* x, int64_t m, int64_t k, QAct& out) {
+  const int64_t nb = k / 32;
+  out.q.resize(m * k);
+  out.d.resize(m * nb);
+  out.s.resize(m * nb);
+  at::parallel_for(0, m * nb, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const float* src = x + b * 32;
+      int8_t* q = out.q.data() + b * 32;
+      float amax = 0.f;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(src[i]));
+      const float d = amax / 127.f;
+      const float id = d > 0.f ? 1.f / d : 0.f;
+      int sum = 0;
+      for (int i = 0; i < 32; ++i) {
+        const int v = static_cast<int>(std::nearbyint(src[i] * id));
+        q[i] = static_cast<int8_t>(v);
+        sum += v;
+      }
+      out.d[b] = d;
+      out.s[b] = d * static_cast<float>(sum);
+    }
+  });
+}
+
+// ---- integer block dot products ----------------------------------------------------------------------
+
+#if defined(__AVX2__)
+inline __m256i dot_u8s8(__m256i u, __m256i s) {  // 8 int32 partial sums of u8 * s8
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+inline __m256i nibbles(const uint8_t* qs) {  // 16 bytes -> 32 values 0..15: low nibbles first
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// R weight rows x C activation rows at once: every weight block is decoded once for C activations and
+// every activation block loaded once for R rows; the R * C accumulators are independent FMA chains.
+template <int64_t TYPE, int R, int C>
+void tile(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_t k, int64_t nb, float* out,
+          int64_t n, int64_t r0) {
+  constexpr int64_t bytes = TYPE == Q4_0 ? 18 : TYPE == Q4_1 ? 20 : 34;
+  __m256 acc[R][C];
+  float extra[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      acc[r][c] = _mm256_setzero_ps();
+      extra[r][c] = 0.f;
+    }
+  const uint8_t* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = w + (r0 + r) * row_bytes;
+  // The R rows are one contiguous stretch, read as R interleaved streams, which the hardware prefetchers
+  // follow poorly from DRAM (measured 2 GB/s against 10 for a plain sum): fetch the stretch PREFETCH_TILES
+  // tiles ahead explicitly, spread over this tile's blocks (a prefetch past the end is harmless).
+  const uint8_t* ahead = rows[0] + PREFETCH_TILES * R * row_bytes;
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t line = 0; line < R * bytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + b * R * bytes + line), _MM_HINT_T0);
+    }
+    __m256i wv[R], wabs[R];
+    float dw[R], mw[R];
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = rows[r] + b * bytes;
+      dw[r] = half(blk);
+      if constexpr (TYPE == Q8_0) {
+        wv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+        wabs[r] = _mm256_sign_epi8(wv[r], wv[r]);
+        mw[r] = 0.f;
+      } else {
+        wv[r] = nibbles(blk + (TYPE == Q4_0 ? 2 : 4));
+        wabs[r] = wv[r];
+        mw[r] = TYPE == Q4_0 ? -8.f * dw[r] : half(blk + 2);
+      }
+    }
+    for (int c = 0; c < C; ++c) {
+      const int64_t ab = (i0 + c) * nb + b;
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + ab * 32));
+      const float dx = a.d[ab], sx = a.s[ab];
+      for (int r = 0; r < R; ++r) {
+        // Q8_0: |w| as u8 times x carrying w's sign (u8 * s8 is what the integer dot instructions take)
+        const __m256i p = TYPE == Q8_0 ? dot_u8s8(wabs[r], _mm256_sign_epi8(xq, wv[r])) : dot_u8s8(wv[r], xq);
+        acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), _mm256_cvtepi32_ps(p), acc[r][c]);
+        if constexpr (TYPE != Q8_0) extra[r][c] += mw[r] * sx;
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) out[(i0 + c) * n + r0 + r] = hsum(acc[r][c]) + extra[r][c];
+}
+
+template <int64_t TYPE>
+void rows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, int64_t k, int64_t nb,
+                float* out, int64_t n, int64_t begin, int64_t end) {
+  int64_t r = begin;
+  if (m == 1) {
+    for (; r + 4 <= end; r += 4) tile<TYPE, 4, 1>(w, row_bytes, a, 0, k, nb, out, n, r);
+    for (; r < end; ++r) tile<TYPE, 1, 1>(w, row_bytes, a, 0, k, nb, out, n, r);
+    return;
+  }
+  for (; r + 2 <= end; r += 2) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) tile<TYPE, 2, 4>(w, row_bytes, a, i, k, nb, out, n, r);
+    for (; i < m; ++i) tile<TYPE, 2, 1>(w, row_bytes, a, i, k, nb, out, n, r);
+  }
+  for (; r < end; ++r)
+    for (int64_t i = 0; i < m; ++i) tile<TYPE, 1, 1>(w, row_bytes, a, i, k, nb, out, n, r);
+}
+#endif
+
+// one weight row (nb blocks of 32) . one activation row
+float dot_q4(int64_t type, const uint8_t* w, const int8_t* q, const float* d, const float* s, int64_t nb) {
+  const int64_t bytes = type == Q4_0 ? 18 : 20;
+  const int off = type == Q4_0 ? 2 : 4;
+  float extra = 0.f;
+#if defined(__AVX2__)
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, w += bytes) {
+    const float dw = half(w);
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + b * 32));
+    const __m256 p = _mm256_cvtepi32_ps(dot_u8s8(nibbles(w + off), xq));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[b]), p, acc);
+    extra += (type == Q4_0 ? -8.f * dw : half(w + 2)) * s[b];
+  }
+  return hsum(acc) + extra;
+#else
+  float total = 0.f;
+  for (int64_t b = 0; b < nb; ++b, w += bytes) {
+    const float dw = half(w);
+    const int8_t* xq = q + b * 32;
+    int sum = 0;
+    for (int j = 0; j < 16; ++j) {
+      sum += (w[off + j] & 0x0F) * xq[j] + (w[off + j] >> 4) * xq[j + 16];
+    }
+    total += dw * d[b] * static_cast<float>(sum);
+    extra += (type == Q4_0 ? -8.f * dw : half(w + 2)) * s[b];
+  }
+  return total + extra;
+#endif
+}
+
+float dot_q8(const uint8_t* w, const int8_t* q, const float* d, int64_t nb) {
+#if defined(__AVX2__)
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, w += 34) {
+    const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + b * 32));
+    // |w| as u8 times x carrying w's sign: u8 * s8, the form the integer dot instructions take
+    const __m256i p = dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * d[b]), _mm256_cvtepi32_ps(p), acc);
+  }
+  return hsum(acc);
+#else
+  float total = 0.f;
+  for (int64_t b = 0; b < nb; ++b, w += 34) {
+    const int8_t* wq = reinterpret_cast<const int8_t*>(w + 2);
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += wq[j] * q[b * 32 + j];
+    total += half(w) * d[b] * static_cast<float>(sum);
+  }
+  return total;
+#endif
+}
+
+// ---- dequantization (embedding rows, K-quant kernels, tests) -----------------------------------------
+
+inline void scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* mn) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *mn = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
+    *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+void dequant_block(int64_t type, const uint8_t* b, float* y) {
+  switch (type) {
+    case Q8_0: {
+      const float d = half(b);
+      for (int j = 0; j < 32; ++j) y[j] = d * static_cast<float>(static_cast<int8_t>(b[2 + j]));
+      return;
+    }
+    case Q4_0:
+    case Q4_1: {
+      const float d = half(b);
+      const float m = type == Q4_0 ? -8.f * d : half(b + 2);
+      const uint8_t* qs = b + (type == Q4_0 ? 2 : 4);
+      for (int j = 0; j < 16; ++j) {
+        y[j] = d * static_cast<float>(qs[j] & 0x0F) + m;
+        y[j + 16] = d * static_cast<float>(qs[j] >> 4) + m;
+      }
+      return;
+    }
+    case Q4_K:
+    case Q5_K: {
+      const float d = half(b), dmin = half(b + 2);
+      const uint8_t* scales = b + 4;
+      const uint8_t* qh = b + 16;  // Q5_K only
+      const uint8_t* qs = b + (type == Q4_K ? 16 : 48);
+      int is = 0;
+      uint8_t u1 = 1, u2 = 2;
+      for (int j = 0; j < 256; j += 64, qs += 32, is += 2) {
+        uint8_t sc, mn;
+        scale_min_k4(is, scales, &sc, &mn);
+        const float d1 = d * sc, m1 = dmin * mn;
+        scale_min_k4(is + 1, scales, &sc, &mn);
+        const float d2 = d * sc, m2 = dmin * mn;
+        for (int l = 0; l < 32; ++l) {
+          const int hi = type == Q5_K && (qh[l] & u1) ? 16 : 0;
+          *y++ = d1 * static_cast<float>((qs[l] & 0x0F) + hi) - m1;
+        }
+        for (int l = 0; l < 32; ++l) {
+          const int hi = type == Q5_K && (qh[l] & u2) ? 16 : 0;
+          *y++ = d2 * static_cast<float>((qs[l] >> 4) + hi) - m2;
+        }
+        u1 <<= 2;
+        u2 <<= 2;
+      }
+      return;
+    }
+    case Q6_K: {
+      const uint8_t* ql = b;
+      const uint8_t* qh = b + 128;
+      const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+      const float d = half(b + 208);
+      for (int n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
+        for (int l = 0; l < 32; ++l) {
+          const int is = l / 16;
+          const int q1 = ((ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32;
+          const int q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
+          const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+          const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+          y[l] = d * sc[is] * q1;
+          y[l + 32] = d * sc[is + 2] * q2;
+          y[l + 64] = d * sc[is + 4] * q3;
+          y[l + 96] = d * sc[is + 6] * q4;
+        }
+      }
+      return;
+    }
+    default: TORCH_CHECK(false, "cove_quant: GGML type ", type, " has no kernel");
+  }
+}
+
+void dequant_row(int64_t type, const uint8_t* row, int64_t k, float* y) {
+  const Geometry g = geometry(type);
+  for (int64_t b = 0; b < k / g.elems; ++b) dequant_block(type, row + b * g.bytes, y + b * g.elems);
+}
+
+float dot_f32(const float* a, const float* b, int64_t k) {
+#if defined(__AVX2__)
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  float total = hsum(acc);
+#else
+  int64_t i = 0;
+  float total = 0.f;
+#endif
+  for (; i < k; ++i) total += a[i] * b[i];
+  return total;
+}
+
+// ---- checks and ops ----------------------------------------------------------------------------------
+
+Geometry check_weight(const at::Tensor& w, int64_t type, int64_t k) {
+  const Geometry g = geometry(type);
+  TORCH_CHECK(w.device().is_cpu() && w.scalar_type() == at::kByte && w.dim() == 2 && w.is_contiguous(),
+              "cove_quant: packed weights must be a contiguous 2-D uint8 CPU tensor");
+  TORCH_CHECK(k > 0 && k % g.elems == 0, "cove_quant: in_features ", k, " is not a multiple of ", g.elems);
+  TORCH_CHECK(w.size(1) == k / g.elems * g.bytes, "cove_quant: a packed row holds ", w.size(1),
+              " bytes, type ", type, " with in_features ", k, " needs ", k / g.elems * g.bytes);
+  return g;
+}
+
+at::Tensor qmatmul(const at::Tensor& x, const at::Tensor& w, int64_t type, int64_t k) {
+  const Geometry g = check_weight(w, type, k);
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous(),
+              "cove_quant: activations must be a contiguous 2-D float32 CPU tensor");
+  TORCH_CHECK(x.size(1) == k, "cove_quant: activations have ", x.size(1), " features, weights ", k);
+  const int64_t m = x.size(0), n = w.size(0), nb = k / g.elems, row_bytes = w.size(1);
+  at::Tensor y = at::empty({m, n}, x.options());
+  float* out = y.data_ptr<float>();
+  const uint8_t* wp = w.data_ptr<uint8_t>();
+  if (m == 0 || n == 0) return y;
+  // rows per task: enough block products per task that splitting pays for the hand-off
+  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, nb * m));
+  if (type == Q4_0 || type == Q4_1 || type == Q8_0) {
+    QAct a;
+    quantize_rows(x.data_ptr<float>(), m, k, a);
+    at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+#if defined(__AVX2__)
+      if (type == Q8_0) return rows_range<Q8_0>(wp, row_bytes, a, m, k, nb, out, n, begin, end);
+      if (type == Q4_0) return rows_range<Q4_0>(wp, row_bytes, a, m, k, nb, out, n, begin, end);
+      return rows_range<Q4_1>(wp, row_bytes, a, m, k, nb, out, n, begin, end);
+#endif
+      for (int64_t r = begin; r < end; ++r) {
+        const uint8_t* row = wp + r * row_bytes;
+        for (int64_t i = 0; i < m; ++i) {
+          const int8_t* q = a.q.data() + i * k;
+          const float* d = a.d.data() + i * nb;
+          out[i * n + r] = type == Q8_0 ? dot_q8(row, q, d, nb)
+                                        : dot_q4(type, row, q, d, a.s.data() + i * nb, nb);
+        }
+      }
+    });
+  } else {
+    const float* xp = x.data_ptr<float>();
+    at::parallel_for(0, n, std::max<int64_t>(1, grain / 8), [&](int64_t begin, int64_t end) {
+      std::vector<float> buf(k);
+      for (int64_t r = begin; r < end; ++r) {
+        dequant_row(type, wp + r * row_bytes, k, buf.data());
+        for (int64_t i = 0; i < m; ++i) out[i * n + r] = dot_f32(buf.data(), xp + i * k, k);
+      }
+    });
+  }
+  return y;
+}
+
+// rows `index` of a packed (n, k) matrix, dequantized: (len(index), k) float32
+at::Tensor dequant_rows(const at::Tensor& w, const at::Tensor& index, int64_t type, int64_t k) {
+  check_weight(w, type, k);
+  TORCH_CHECK(index.device().is_cpu() && index.scalar_type() == at::kLong && index.dim() == 1 &&
+                  index.is_contiguous(),
+              "cove_quant: row indices must be a contiguous 1-D int64 CPU tensor");
+  const int64_t n = w.size(0), rows = index.size(0), row_bytes = w.size(1);
+  const int64_t* idx = index.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows; ++i) {
+    TORCH_CHECK(idx[i] >= 0 && idx[i] < n, "cove_quant: row index ", idx[i], " is out of range for ", n, " rows");
+  }
+  at::Tensor y = at::empty({rows, k}, w.options().dtype(at::kFloat));
+  float* out = y.data_ptr<float>();
+  const uint8_t* wp = w.data_ptr<uint8_t>();
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) dequant_row(type, wp + idx[i] * row_bytes, k, out + i * k);
+  });
+  return y;
+}
+
+inline void store_half(uint8_t* p, float v) {
+  const uint16_t bits = c10::Half(v).x;  // round to nearest even, as numpy's astype(float16)
+  std::memcpy(p, &bits, 2);
+}
+
+// float32 (n, k) -> packed (n, row bytes), rounding as ggml's reference quantizers (quantize_row_*_ref)
+at::Tensor quantize(const at::Tensor& w, int64_t type) {
+  TORCH_CHECK(type == Q8_0 || type == Q4_0 || type == Q4_1, "cove_quant: no quantizer for GGML type ", type);
+  TORCH_CHECK(w.device().is_cpu() && w.scalar_type() == at::kFloat && w.dim() == 2 && w.is_contiguous(),
+              "cove_quant: weights to quantize must be a contiguous 2-D float32 CPU tensor");
+  const int64_t n = w.size(0), k = w.size(1);
+  const Geometry g = geometry(type);
+  TORCH_CHECK(k > 0 && k % 32 == 0, "cove_quant: in_features ", k, " is not a multiple of 32");
+  const int64_t nb = k / 32;
+  at::Tensor out = at::empty({n, nb * g.bytes}, w.options().dtype(at::kByte));
+  const float* src = w.data_ptr<float>();
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  at::parallel_for(0, n * nb, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const float* x = src + b * 32;
+      uint8_t* y = dst + b * g.bytes;
+      if (type == Q8_0) {
+        float amax = 0.f;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+        const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+        store_half(y, d);
+        for (int j = 0; j < 32; ++j) y[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[j] * id)));
+      } else if (type == Q4_1) {
+        float lo = x[0], hi = x[0];
+        for (int j = 1; j < 32; ++j) {
+          lo = std::min(lo, x[j]);
+          hi = std::max(hi, x[j]);
+        }
+        const float d = (hi - lo) / 15.f, id = d != 0.f ? 1.f / d : 0.f;
+        store_half(y, d);
+        store_half(y + 2, lo);
+        for (int j = 0; j < 16; ++j) {
+          const int a = std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - lo) * id + 0.5f)));
+          const int c = std::min(15, static_cast<int>(static_cast<int8_t>((x[j + 16] - lo) * id + 0.5f)));
+          y[4 + j] = static_cast<uint8_t>(a | (c << 4));
+        }
+      } else {
+        float amax = 0.f, extreme = 0.f;
+        for (int j = 0; j < 32; ++j) {
+          if (amax < std::fabs(x[j])) {
+            amax = std::fabs(x[j]);
+            extreme = x[j];
+          }
+        }
+        const float d = extreme / -8.f, id = d != 0.f ? 1.f / d : 0.f;
+        store_half(y, d);
+        for (int j = 0; j < 16; ++j) {
+          const int a = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
+          const int c = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f)));
+          y[2 + j] = static_cast<uint8_t>(a | (c << 4));
+        }
+      }
+    }
+  });
+  return out;
+}
+
+// what this build was compiled for: the dispatch decided at build time by -march=native
+std::string isa() {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return "avx2+avx512vnni";
+#elif defined(__AVXVNNI__)
+  return "avx2+avxvnni";
+#elif defined(__AVX2__)
+  return "avx2";
+#else
+  return "scalar";
+#endif
+}
+
+}  // namespace
+
+TORCH_LIBRARY(cove_quant, m) {
+  m.def("qmatmul(Tensor x, Tensor w, int type, int k) -> Tensor", &qmatmul);
+  m.def("dequant_rows(Tensor w, Tensor index, int type, int k) -> Tensor", &dequant_rows);
+  m.def("quantize(Tensor w, int type) -> Tensor", &quantize);
+  m.def("isa() -> str", &isa);
+}

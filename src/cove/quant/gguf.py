@@ -1,0 +1,99 @@
+"""A GGUF model with its quantized tensors kept as the file stores them (``quantization="gguf"``).
+
+The float tensors (norms, F32/F16 weights) load as usual; every weight the file stores in a format the
+kernels read (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) stays packed: its module becomes a QuantLinear (an
+embedding: a QuantEmbedding, whose blocks the tied LM head reads too). Tensors in other quantized formats
+are dequantized to float32, and a warning names them. Resident memory is about the file's size.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from cove.errors import QuantizationError
+from cove.quant.apply import _set, _tied_head, fused_plan, refuse_fused
+from cove.quant.formats import FORMATS
+from cove.quant.modules import QuantEmbedding, QuantLinear
+
+logger = logging.getLogger("cove.quant")
+
+
+def packed_types() -> dict[str, tuple[int, int]]:
+    """GGML type name -> (block elements, block bytes) for the formats the kernels read."""
+    return {name: (f.block_elems, f.block_bytes) for name, f in FORMATS.items()}
+
+
+def read_packed(source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(float tensors, packed blocks) of a GGUFFile, warning about quantized types without a kernel."""
+    others = sorted(
+        {t for t in source.tensor_types().values() if t not in FORMATS and t not in ("F32", "F16")}
+    )
+    if others:
+        logger.warning(
+            "%s: tensors of type(s) %s have no packed kernel in Cove; they are dequantized to float32 "
+            "(packed kernels: %s).",
+            source.path,
+            others,
+            ", ".join(FORMATS),
+        )
+    floats, packed = source.packed_state_dict(packed_types())
+    return floats, packed
+
+
+def load_packed(
+    target: Any, config: Any, floats: dict[str, Any], packed: dict[str, Any], source: str
+) -> nn.Module:
+    """Build ``target`` (a causal-LM class) from float tensors and packed blocks under checkpoint names
+    (packed values: (type name, in_features, uint8 blocks))."""
+    from cove.checkpoint.weight_map import apply_weight_map
+
+    for key, (qtype, k, blocks) in packed.items():
+        fmt = FORMATS.get(qtype)
+        if (
+            fmt is None
+            or blocks.dtype != torch.uint8
+            or blocks.dim() != 2
+            or blocks.shape[1] != fmt.row_bytes(k)
+        ):
+            raise QuantizationError(
+                f"{source}: packed tensor {key!r} ({qtype}, {k} features) is inconsistent"
+            )
+    placeholders = {
+        key: torch.empty(blocks.shape[0], k, device="meta") for key, (_, k, blocks) in packed.items()
+    }
+    model = target._from_state_dict(
+        config, {**floats, **placeholders}, source=source, ignore_mismatched_sizes=False
+    )
+    install_packed(model, apply_weight_map(packed, target.weight_map, source=source))
+    return model
+
+
+def install_packed(model: nn.Module, packed: dict[str, tuple[str, int, torch.Tensor]]) -> None:
+    """Swap in a QuantLinear / QuantEmbedding for every ``<module>.weight`` in ``packed`` (model names)."""
+    plan = fused_plan(model)
+    tie = _tied_head(model)
+    for key, (qtype, in_features, blocks) in packed.items():
+        name = key.removesuffix(".weight")
+        module = model.get_submodule(name)
+        if isinstance(module, nn.Embedding):
+            embedding = QuantEmbedding(blocks, qtype, in_features, module.padding_idx)
+            _set(model, name, embedding)
+            if tie is not None and tie[0] == name:
+                _set(model, tie[1], embedding.as_linear())
+        elif isinstance(module, nn.Linear):
+            bias = module.bias if module.bias is not None and not module.bias.is_meta else None
+            _set(model, name, QuantLinear(blocks, qtype, in_features, bias))
+        else:
+            raise QuantizationError(
+                f"{key}: a packed GGUF tensor for a {type(module).__name__}, not a linear layer"
+            )
+    left = [n for n, p in model.named_parameters() if p.is_meta] + [
+        n for n, b in model.named_buffers() if b.is_meta
+    ]
+    if left:
+        raise QuantizationError(f"internal: after installing the GGUF blocks, {left[:5]} have no values")
+    refuse_fused(plan)
