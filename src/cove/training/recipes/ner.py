@@ -448,6 +448,7 @@ def build(
     from cove.metrics import load as load_metric
     from cove.training.recipes import data_dir, local_model_dir, publish, save_with_card, training_arguments
     from cove.training.recipes.sources import pip_install_target
+    from cove.training.utils import set_seed
 
     started = time.time()
     output_dir = Path(output_dir) if output_dir else local_model_dir(REPO_ID)
@@ -477,6 +478,7 @@ def build(
     tokenizer = cove.AutoTokenizer.from_pretrained(base_model)
     train = tokenize(tokenizer, train_rows, max_length, every_subword=True)
     test = tokenize(tokenizer, test_rows, max_length, every_subword=False)
+    set_seed(seed)  # the new classifier head is drawn from torch's RNG: seeded, a build is repeatable
     model = cove.AutoModelForTokenClassification.from_pretrained(
         base_model, id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)}
     )

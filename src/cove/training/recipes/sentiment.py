@@ -169,6 +169,7 @@ def build(
     from cove.hardware import cpu_summary
     from cove.metrics import load as load_metric
     from cove.training.recipes import data_dir, local_model_dir, publish, save_with_card, training_arguments
+    from cove.training.utils import set_seed
 
     clock = _Clock(progress)
     output_dir = Path(output_dir) if output_dir else local_model_dir(REPO_ID)
@@ -179,6 +180,7 @@ def build(
     tokenizer = cove.AutoTokenizer.from_pretrained(BASE_MODEL)
     train = tokenize(tokenizer, train_rows, max_length)
     test = tokenize(tokenizer, test_rows, max_length)
+    set_seed(seed)  # the new classifier head is drawn from torch's RNG: seeded, a build is repeatable
     model = cove.AutoModelForSequenceClassification.from_pretrained(
         BASE_MODEL, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
     )
