@@ -10,7 +10,7 @@ import torch
 import cove
 from cove.hub.resolve import resolve_model_dir
 from cove.training.collators import DataCollatorWithPadding
-from tests.training.helpers import ToyTokenizer, accuracy
+from tests.training.helpers import ToyTokenizer, accuracy, tiny_config
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
@@ -99,17 +99,7 @@ def test_same_loss_curve_and_eval_as_transformers_trainer(tmp_path):
 def test_same_loss_curve_with_dropout_padding_free(tmp_path, task):
     """With dropout on, Cove's padding-free steps (token-wise layers on the real tokens only) draw the masks
     transformers' padded steps draw: the same curve, so speed is not bought with different training."""
-    config = transformers.BertConfig(
-        vocab_size=60,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.1,
-        attention_probs_dropout_prob=0.1,
-        num_labels=3,
-    )
+    config = transformers.BertConfig(**tiny_config(dropout=0.1, num_labels=3).to_dict())
     torch.manual_seed(0)
     if task == "sequence":
         transformers.BertForSequenceClassification(config).save_pretrained(tmp_path / "init")

@@ -267,6 +267,21 @@ class ProgressCallback(TrainerCallback):
             self.bar = None
 
 
+def eta_figures(trainer: Any) -> dict[str, float]:
+    """How right the training bar's ETA was: the median and largest |predicted - actual| / actual remaining
+    time over the predictions made between 10% and 90% of the steps (empty without a progress bar)."""
+    import statistics
+
+    for callback in trainer.callback_handler.callbacks:
+        eta = getattr(callback, "eta", None) if isinstance(callback, ProgressCallback) else None
+        if eta is not None and (errors := eta.errors(eta.last_time)):
+            return {
+                "eta_error_median": round(statistics.median(errors), 3),
+                "eta_error_max": round(max(errors), 3),
+            }
+    return {}
+
+
 def _bar_with_eta() -> Any:
     """A tqdm class whose "remaining" is ``eta_seconds`` when set (tqdm's own estimate until then)."""
     from tqdm.auto import tqdm

@@ -114,23 +114,6 @@ def training_arguments(
     )
 
 
-def eta_figures(trainer: Any) -> dict[str, float]:
-    """How right the training bar's ETA was: the median and largest |predicted - actual| / actual remaining
-    time over the predictions made between 10% and 90% of the steps (empty without a progress bar)."""
-    import statistics
-
-    from cove.training.callbacks import ProgressCallback
-
-    for callback in trainer.callback_handler.callbacks:
-        eta = getattr(callback, "eta", None) if isinstance(callback, ProgressCallback) else None
-        if eta is not None and (errors := eta.errors(eta.last_time)):
-            return {
-                "eta_error_median": round(statistics.median(errors), 3),
-                "eta_error_max": round(max(errors), 3),
-            }
-    return {}
-
-
 def save_with_card(trainer: Any, output_dir: Path, base_model: str, repo_id: str, **card: Any) -> None:
     """Save the trained model with its lineage card (``card``: create_model_card's dataset and tag fields)
     and the training log, naming ``base_model`` as the model it was fine-tuned from."""

@@ -449,14 +449,8 @@ def build(
     import cove
     from cove.hardware import cpu_summary
     from cove.metrics import load as load_metric
-    from cove.training.recipes import (
-        data_dir,
-        eta_figures,
-        local_model_dir,
-        publish,
-        save_with_card,
-        training_arguments,
-    )
+    from cove.training.callbacks import eta_figures
+    from cove.training.recipes import data_dir, local_model_dir, publish, save_with_card, training_arguments
     from cove.training.recipes.sources import pip_install_target
     from cove.training.utils import set_seed
 
