@@ -59,6 +59,7 @@ OPTIMIZER_NAME = "optimizer.pt"
 SCHEDULER_NAME = "scheduler.pt"
 TRAINING_ARGS_NAME = "training_args.json"
 _CHECKPOINT_RE = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+_MAX_ROWS_READ_FOR_ETA = 200_000  # without group_by_length's lengths, larger sets get tqdm's ETA
 
 
 def get_last_checkpoint(folder: str | os.PathLike[str]) -> str | None:
@@ -541,6 +542,8 @@ class Trainer:
             if not (
                 isinstance(dataset, list) or "input_ids" in (getattr(dataset, "column_names", None) or [])
             ):
+                return None
+            if len(dataset) > _MAX_ROWS_READ_FOR_ETA:  # reading every row's ids would cost more than it tells
                 return None
             try:
                 lengths = self._lengths(dataset)
