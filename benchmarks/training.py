@@ -164,6 +164,13 @@ def main() -> None:
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             results[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             loads.append(os.getloadavg()[0])
+            run = results[side][-1]
+            print(  # as each run ends, so a long benchmark on a busy machine shows (and keeps) its figures
+                f"  {side}: {run['steps_per_s']:.3f} steps/s, {run['steps_per_cpu_s']:.3f} steps/CPU-s, "
+                f"load {loads[-1]:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
     print(f"hardware: {describe()}")
     print(f"load average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f}")
     print(
