@@ -104,6 +104,11 @@ def checkpoints(folder):
 def assert_same_weights(mine, theirs, atol=1e-5):
     ref = theirs.model.state_dict()
     for name, value in mine.model.checkpoint_state_dict().items():  # transformers' parameter names
+        if name.endswith("attention.self.key.bias"):
+            # softmax ignores a shift shared by all keys, so this bias's gradient is zero up to rounding, and
+            # Adam turns that rounding (padding-free steps round differently) into lr-sized steps; it has no
+            # effect on any output
+            continue
         torch.testing.assert_close(value, ref[name], atol=atol, rtol=1e-4, msg=name)
 
 

@@ -172,3 +172,17 @@ def test_setup_models_builds_with_the_recipes_defaults(tmp_path, monkeypatch, fa
     assert calls == [((recipes.local_model_dir(sentiment.REPO_ID),), {})]  # so bf16 stays "auto"
     out = capsys.readouterr().out
     assert out.startswith("precision: fp32 (CPU AMD EPYC 7B12, AVX2, no AVX512-BF16/AMX; ")
+
+
+def test_setup_models_reports_a_blown_budget_without_failing(tmp_path):
+    from cove.cli.setup_models import _budget_report
+
+    assert (
+        _budget_report("sentiment", 250.0, 300, tmp_path)
+        == "sentiment: built in 4m10s, within its 5m00s budget"
+    )
+    over = _budget_report("ner", 725.0, 600, tmp_path)
+    assert over.startswith("ner: built in 12m05s, over its 10m00s budget (load average ")
+    assert f"The model is complete and saved in {tmp_path}" in over
+    assert _budget_report("summarization", 61.0, None, tmp_path) == "summarization: built in 1m01s"
+    assert sentiment.BUDGET_SECONDS == 300

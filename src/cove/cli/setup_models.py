@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import os
+import time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +43,25 @@ def _setup_models(args: argparse.Namespace) -> int:
             print(f"precision: {'bf16 autocast' if prefers_bf16('cpu') else 'fp32'} ({describe()})")
             announced = True
         print(f"{name}: building {repo_id} -> {folder}")
-        figures = importlib.import_module(module_name).build(folder)
+        module = importlib.import_module(module_name)
+        started = time.time()
+        figures = module.build(folder)
         print(json.dumps(figures, indent=2))
+        print(_budget_report(name, time.time() - started, getattr(module, "BUDGET_SECONDS", None), folder))
     return 0
+
+
+def _budget_report(name: str, wall: float, budget: float | None, folder: object) -> str:
+    """One line on the build's wall time against the recipe's budget; an overrun is reported, not fatal."""
+    took = f"{int(wall // 60)}m{wall % 60:02.0f}s"
+    if budget is None:
+        return f"{name}: built in {took}"
+    limit = f"{int(budget // 60)}m{budget % 60:02.0f}s"
+    if wall <= budget:
+        return f"{name}: built in {took}, within its {limit} budget"
+    load = f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "load unknown"
+    return (
+        f"{name}: built in {took}, over its {limit} budget ({load} on {os.cpu_count()} CPUs). The model is "
+        f"complete and saved in {folder}; the budget is for an idle 2-core machine, and a busier or slower "
+        "one takes longer (the figures above give each phase's time)."
+    )

@@ -188,9 +188,14 @@ class EncoderLayer(nn.Module):
             first = self.attn_norm(first + self.attn.first_token(x, mask, packing))
             return self.ffn_norm(first + self.ffn(first))[:, None], None
         attn, weights = self.attn(x, mask, need_weights, packing)
-        x = self.attn_norm(x + (self.dropout(attn) if self.attn_output_dropout else attn))
-        x = self.ffn_norm(x + self.dropout(self.ffn(x)))
+        x = self.attn_norm(x + (self._dropout(attn, packing) if self.attn_output_dropout else attn))
+        x = self.ffn_norm(x + self._dropout(self.ffn(x), packing))
         return x, weights
+
+    def _dropout(self, x: torch.Tensor, packing: Packing | None) -> torch.Tensor:
+        if packing is None or not self.training:
+            return self.dropout(x)
+        return packing.dropout(x, self.dropout.p)  # the padded pass's mask, at the real tokens
 
 
 def run_layers(

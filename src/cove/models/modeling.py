@@ -279,19 +279,29 @@ def padding_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> tor
 
 
 _SKIP_PADDING: contextvars.ContextVar[bool] = contextvars.ContextVar("cove_skip_padding", default=False)
+_SKIP_PADDING_TRAINING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "cove_skip_padding_training", default=False
+)
 
 
 @contextlib.contextmanager
-def skip_padding() -> Any:
+def skip_padding(*, training: bool = False) -> Any:
     """Inside this block, at inference (autograd off), encoder models compute only the real tokens of a
     padded batch: their token-wise layers (projections, feed-forward, norms) run on the packed tokens and
     only attention sees the padded layout. Padded positions of ``last_hidden_state`` (and of per-token
     logits) come back as zeros, not the values a full pass computes for them: for callers that discard
-    them, as the pipelines do."""
+    them, as the pipelines do.
+
+    ``training=True`` (the Trainer's padding-free steps) does the same under autograd too. The loss and the
+    gradients are those of the padded pass (padding is masked out of attention and out of the loss), and
+    dropout draws its masks in the padded layout, so the random stream, and each real token's mask, is the
+    one the padded pass draws."""
     token = _SKIP_PADDING.set(True)
+    train_token = _SKIP_PADDING_TRAINING.set(training)
     try:
         yield
     finally:
+        _SKIP_PADDING_TRAINING.reset(train_token)
         _SKIP_PADDING.reset(token)
 
 
@@ -306,18 +316,28 @@ class Packing:
 
     @classmethod
     def maybe(cls, attention_mask: torch.Tensor | None, *, needs_all: bool) -> Packing | None:
-        """A Packing when skip_padding() is on, autograd is off, the batch has padding and the caller does
-        not need every position (per-layer hidden states or attention weights)."""
+        """A Packing when skip_padding() is on (under autograd: skip_padding(training=True)), the batch has
+        padding and the caller does not need every position (per-layer hidden states or attention weights)."""
         if (
             attention_mask is None
             or needs_all
             or not _SKIP_PADDING.get()
-            or torch.is_grad_enabled()
+            or (torch.is_grad_enabled() and not _SKIP_PADDING_TRAINING.get())
             or bool(attention_mask.all())
             or not bool(attention_mask[:, 0].all())  # left padding: position 0 is not a real token
         ):
             return None
         return cls(attention_mask)
+
+    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """Training dropout of packed ``x`` (tokens, f) with the mask F.dropout draws for the padded
+        (batch, seq, f) tensor (CPU: bernoulli over that shape, scaled by 1 / (1 - p)), at the real tokens."""
+        if p == 0.0:
+            return x
+        if p == 1.0:
+            return x * 0.0
+        noise = x.new_empty(self.batch * self.seq, x.shape[-1]).bernoulli_(1 - p).div_(1 - p)
+        return x * noise.index_select(0, self.index)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(self.batch * self.seq, x.shape[-1]).index_select(0, self.index)

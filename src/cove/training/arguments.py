@@ -125,6 +125,9 @@ class _Fields:
     dataloader_num_workers: int = 0
     disable_tqdm: bool | None = None
     group_by_length: bool = False
+    # Cove's extension: Cove's encoders compute only the real tokens of a padded training batch (the same
+    # loss and gradients, as padding is masked; the same dropout draws); False runs the padded pass
+    padding_free: bool = True
     length_column_name: str = "length"
     remove_unused_columns: bool = True
     label_names: list[str] | None = None

@@ -133,13 +133,85 @@ def _format_eta(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+class StepTimeModel:
+    """The remaining training time from the planned work of each step.
+
+    ``costs[i]`` is what the Trainer knows of step ``start_step + i + 1`` before it runs: the tokens its
+    batches compute (length-grouped batches differ several-fold, and a mega-batch starts with its longest
+    ones, so a steps/s average, tqdm's ETA, is off by the mix of lengths still ahead). A step's duration is
+    fitted as ``overhead + rate * cost`` by least squares over the steps seen so far, recent ones weighted
+    more (the machine's load drifts); the first step (warm-up) is left out. ``predictions`` records
+    (time, step, predicted remaining seconds) at every step, so a run can report how right the ETA was.
+    """
+
+    HALF_LIFE = 100  # steps
+
+    def __init__(self, costs: list[float], start_step: int = 0, now: float | None = None):
+        self.costs = costs
+        self.start_step = start_step
+        self.last_step, self.last_time = start_step, time.time() if now is None else now
+        self._decay = 0.5 ** (1 / self.HALF_LIFE)
+        self._sums = [0.0] * 5  # weighted n, sum x, sum y, sum xx, sum xy
+        self.fitted = 0  # steps in the fit
+        self.predictions: list[tuple[float, int, float]] = []
+
+    def _cost(self, step: int) -> float:
+        return self.costs[step - self.start_step - 1]
+
+    def step_done(self, step: int, now: float | None = None) -> float | None:
+        """Record that ``step`` finished (at ``now``); returns the predicted remaining seconds."""
+        now = time.time() if now is None else now
+        if step <= self.last_step or step - self.start_step > len(self.costs):
+            return None
+        if step == self.last_step + 1 and self.last_step > self.start_step:  # one step, not the first
+            x, y = self._cost(step), now - self.last_time
+            self._sums = [v * self._decay for v in self._sums]
+            for i, v in enumerate((1.0, x, y, x * x, x * y)):
+                self._sums[i] += v
+            self.fitted += 1
+        self.last_step, self.last_time = step, now
+        remaining = self.remaining(step)
+        if remaining is not None:
+            self.predictions.append((now, step, remaining))
+        return remaining
+
+    def remaining(self, step: int) -> float | None:
+        n, sx, sy, sxx, sxy = self._sums
+        if n <= 0:
+            return None
+        ahead = self.costs[step - self.start_step :]
+        denominator = n * sxx - sx * sx
+        if self.fitted >= 5 and denominator > 1e-9 * max(n * sxx, 1e-30):
+            rate = (n * sxy - sx * sy) / denominator
+            overhead = (sy - rate * sx) / n
+            if rate >= 0 and overhead >= 0:
+                return overhead * len(ahead) + rate * sum(ahead)
+        if sx > 0:  # too few steps, or the fit is not meaningful: time proportional to cost
+            return sy / sx * sum(ahead)
+        return sy / n * len(ahead)
+
+    def errors(self, end: float, *, within: tuple[float, float] = (0.1, 0.9)) -> list[float]:
+        """|predicted - actual| / actual remaining time of the predictions made between the ``within``
+        fractions of the run (at the very end the remaining time is too small to be a meaningful base)."""
+        total = len(self.costs)
+        out = []
+        for at, step, predicted in self.predictions:
+            done = (step - self.start_step) / max(total, 1)
+            actual = end - at
+            if within[0] <= done <= within[1] and actual > 0:
+                out.append(abs(predicted - actual) / actual)
+        return out
+
+
 class ProgressCallback(TrainerCallback):
-    """A tqdm bar over optimizer steps, showing the last logged loss (tqdm shows the ETA), and one over the
-    evaluation batches while evaluating or predicting (as transformers' ProgressCallback)."""
+    """A tqdm bar over optimizer steps, showing the last logged loss and the ETA (from ``StepTimeModel``
+    when the Trainer knows each step's work, tqdm's own estimate otherwise), and one over the evaluation
+    batches while evaluating or predicting (as transformers' ProgressCallback)."""
 
     def __init__(self) -> None:
         self.bar: Any = None
         self.eval_bar: Any = None
+        self.eta: StepTimeModel | None = None
 
     def on_prediction_step(
         self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -165,14 +237,22 @@ class ProgressCallback(TrainerCallback):
         self._close_eval_bar()
 
     def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step")
+        if not state.is_world_process_zero:
+            return
+        costs = kwargs.get("step_costs")
+        self.eta = StepTimeModel(list(costs), state.global_step) if costs else None
+        self.bar = _bar_with_eta()(
+            total=state.max_steps, initial=state.global_step, desc="train", unit="step"
+        )
 
     def on_step_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
+        if self.bar is None:
+            return
+        if self.eta is not None:
+            remaining = self.eta.step_done(state.global_step)
+            if remaining is not None:
+                self.bar.eta_seconds = remaining
+        self.bar.update(state.global_step - self.bar.n)
 
     def on_log(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         logs = kwargs.get("logs") or {}
@@ -185,6 +265,43 @@ class ProgressCallback(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def eta_figures(trainer: Any) -> dict[str, float]:
+    """How right the training bar's ETA was: the median and largest |predicted - actual| / actual remaining
+    time over the predictions made between 10% and 90% of the steps (empty without a progress bar)."""
+    import statistics
+
+    for callback in trainer.callback_handler.callbacks:
+        eta = getattr(callback, "eta", None) if isinstance(callback, ProgressCallback) else None
+        if eta is not None and (errors := eta.errors(eta.last_time)):
+            return {
+                "eta_error_median": round(statistics.median(errors), 3),
+                "eta_error_max": round(max(errors), 3),
+            }
+    return {}
+
+
+def _bar_with_eta() -> Any:
+    """A tqdm class whose "remaining" is ``eta_seconds`` when set (tqdm's own estimate until then)."""
+    from tqdm.auto import tqdm
+
+    class Bar(tqdm):  # type: ignore[misc, valid-type]
+        eta_seconds: float | None = None
+
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            d = super().format_dict
+            if self.eta_seconds is not None and self.total:
+                # format_meter derives the remaining time from rate: give it the rate that yields ours
+                left = max(self.total - self.n, 0)
+                d["rate"] = left / self.eta_seconds if left and self.eta_seconds > 0 else d.get("rate")
+                d["bar_format"] = d.get("bar_format") or (
+                    "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+                )
+            return d
+
+    return Bar
 
 
 class JsonlLoggerCallback(TrainerCallback):

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from cove.errors import TrainingError
+from cove.models.modeling import skip_padding
 from cove.training.arguments import TrainingArguments
 from cove.training.callbacks import (
     TRAINER_STATE_NAME,
@@ -58,6 +59,7 @@ OPTIMIZER_NAME = "optimizer.pt"
 SCHEDULER_NAME = "scheduler.pt"
 TRAINING_ARGS_NAME = "training_args.json"
 _CHECKPOINT_RE = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+_MAX_ROWS_READ_FOR_ETA = 200_000  # without group_by_length's lengths, larger sets get tqdm's ETA
 
 
 def get_last_checkpoint(folder: str | os.PathLike[str]) -> str | None:
@@ -305,8 +307,8 @@ class Trainer:
             collate_fn=collate,
             drop_last=self.args.dataloader_drop_last if train else False,
             num_workers=self.args.dataloader_num_workers,
-            # its own generator, so creating an epoch's iterator never draws from the global RNG
-            generator=torch.Generator().manual_seed(self.args.seed),
+            # no generator of its own: as in transformers, each epoch's iterator draws its base seed from
+            # the global RNG, so dropout then draws the same masks as transformers' Trainer on the same seed
         )
         return loader, sampler
 
@@ -364,7 +366,8 @@ class Trainer:
 
     def training_step(self, model: nn.Module, inputs: dict[str, Any], accumulation: int = 1) -> torch.Tensor:
         model.train()
-        with self._autocast():
+        padding_free = skip_padding(training=True) if self.args.padding_free else contextlib.nullcontext()
+        with self._autocast(), padding_free:
             loss = self.compute_loss(model, inputs)
         loss = loss / accumulation
         loss.backward()
@@ -443,7 +446,12 @@ class Trainer:
         start_step = self.state.global_step
         start_time = time.time()
         model.zero_grad(set_to_none=True)
-        self._event("on_train_begin")
+        self._event(
+            "on_train_begin",
+            step_costs=self._planned_step_costs(
+                sampler, steps_in_epoch, range(epochs_trained, num_epochs), updates_done_in_epoch, max_steps
+            ),
+        )
         if args.eval_on_start:
             self._evaluate_and_track()
 
@@ -519,6 +527,49 @@ class Trainer:
         if args.push_to_hub:
             self.push_to_hub()
         return TrainOutput(self.state.global_step, train_loss, metrics)
+
+    def _planned_step_costs(
+        self, sampler: EpochSampler, steps_in_epoch: int, epochs: range, updates_done: int, max_steps: int
+    ) -> list[float] | None:
+        """The tokens each remaining optimizer step computes (the real tokens when padding-free, else its
+        batches' padded size), from the sampler's order and the examples' lengths; for the progress bar's
+        ETA. None when the lengths are not known cheaply (no input_ids column, not a list of examples)."""
+        if self.args.disable_tqdm or not self.is_world_process_zero:
+            return None
+        lengths = sampler.lengths
+        if lengths is None:
+            dataset = self.train_dataset
+            if not (
+                isinstance(dataset, list) or "input_ids" in (getattr(dataset, "column_names", None) or [])
+            ):
+                return None
+            if len(dataset) > _MAX_ROWS_READ_FOR_ETA:  # reading every row's ids would cost more than it tells
+                return None
+            try:
+                lengths = self._lengths(dataset)
+            except TrainingError:
+                return None
+        batch, ga = self.args.train_batch_size, self.args.gradient_accumulation_steps
+        costs: list[float] = []
+        saved_epoch, saved_skip = sampler.epoch, sampler.skip
+        try:
+            for epoch in epochs:
+                first = epoch == epochs.start
+                sampler.set_epoch(epoch)
+                sampler.skip = updates_done * ga * batch if first else 0
+                order = list(sampler)
+                batches = [order[i : i + batch] for i in range(0, len(order), batch)]
+                batches = batches[: steps_in_epoch - (updates_done * ga if first else 0)]
+                for start in range(0, len(batches), ga):
+                    micro = batches[start : start + ga]
+                    if self.args.padding_free:
+                        costs.append(float(sum(lengths[i] for b in micro for i in b)))
+                    else:
+                        costs.append(float(sum(len(b) * max(lengths[i] for i in b) for b in micro)))
+        finally:
+            sampler.set_epoch(saved_epoch)
+            sampler.skip = saved_skip
+        return costs[: max_steps - self.state.global_step]
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> float:
         """transformers' estimate of a forward + backward pass: 6 x input tokens x non-embedding parameters

@@ -56,6 +56,9 @@ from cove.training.recipes import ner
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 REPO_ID = "cove/minilm-qa"
+BUDGET_SECONDS = (
+    600  # wall time of a build on an idle 2-core machine without AMX (fp32); `cove setup-models` checks it
+)
 NATURAL_SET = Path(__file__).resolve().parents[4] / "tests" / "training" / "data" / "qa_natural.jsonl"
 
 Window = tuple[str, list[str]]  # (document id, consecutive sentences)
