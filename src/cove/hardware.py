@@ -326,19 +326,27 @@ class StepThreads:
     A decoding step is a few dozen matrix-vector products bound by memory bandwidth plus hundreds of tiny ops.
     On an idle machine two threads read the weights faster; on a busy one every OpenMP parallel region waits
     at its barrier for a descheduled thread (a time slice, milliseconds, against microseconds of work), and
-    one thread wins by several times. Which one wins moves with the load, so it is measured as generation
-    runs: the first steps of a kind try each arrangement in turn (``WINDOW`` times each, interleaved), then
-    the one with the lowest median of its last ``WINDOW`` times runs, and every ``PROBE_EVERY``-th step
-    re-times another arrangement so a change of load is noticed. The arrangement never changes the result
-    beyond the last bit (see cove.generation.utils.small_step_limit), only the speed.
+    one thread wins by several times (measured on 2 cores at load 12: 0.14 s a step on one thread, 1.0 s on
+    two). Which one wins moves with the load, so it is measured as generation runs:
 
-    ``kind`` is any hashable the caller builds (model, token rows, thread count); the most recent
-    ``KINDS`` kinds are remembered for the process, so the next ``generate`` call starts from what the last
-    one measured. Thread-safe: concurrent generations share the measurements.
+    - the first passes of a kind run each arrangement once, in ``STEP_ARMS`` order, then the ones within
+      ``CONTENDER`` times the best so far again, interleaved, until each has ``WINDOW`` times;
+    - then the arrangement with the lowest median of its last ``WINDOW`` times runs;
+    - another one is re-timed, so a change of load is noticed, once it has waited ``PROBE_EVERY`` passes and
+      long enough that its re-timing costs at most ``PROBE_SHARE`` of the time spent (an arrangement 7x
+      slower than the best waits 140 passes), the longest-waiting first.
+
+    The arrangement never changes the result beyond the last bit (see
+    cove.generation.utils.small_step_limit), only the speed. ``kind`` is any hashable the caller builds
+    (model, token rows, thread count); the most recent ``KINDS`` kinds are remembered for the process, so the
+    next ``generate`` call starts from what the last one measured. Thread-safe: concurrent generations share
+    the measurements.
     """
 
     WINDOW = 3
+    CONTENDER = 2.0
     PROBE_EVERY = 16
+    PROBE_SHARE = 0.05
     KINDS = 64
 
     def __init__(self, arms: tuple[str, ...] = STEP_ARMS) -> None:
@@ -354,15 +362,31 @@ class StepThreads:
         with self._lock:
             state = self._state(kind)
             state.passes += 1
-            counts = {arm: len(state.times[arm]) for arm in self.arms}
-            if min(counts.values()) < self.WINDOW:  # still exploring: the least-timed arm, in order
-                arm = min(self.arms, key=lambda a: counts[a])
-            else:
-                arm = state.best()
-                if state.passes % self.PROBE_EVERY == 0:  # re-time the arm timed longest ago
-                    arm = min((a for a in self.arms if a != arm), key=lambda a: state.last[a])
+            arm = self._pick(state)
             state.last[arm] = state.passes
             return arm
+
+    def _pick(self, state: _ArmTimes) -> str:
+        untimed = [arm for arm in self.arms if not state.times[arm]]
+        if untimed:
+            return untimed[0]
+        median = {arm: statistics.median(times) for arm, times in state.times.items()}
+        best = min(self.arms, key=lambda arm: median[arm])
+        contenders = [
+            arm
+            for arm in self.arms
+            if len(state.times[arm]) < self.WINDOW and min(state.times[arm]) <= self.CONTENDER * median[best]
+        ]
+        if contenders:
+            return min(contenders, key=lambda arm: len(state.times[arm]))
+        due = [
+            arm
+            for arm in self.arms
+            if arm != best
+            and state.passes - state.last[arm]
+            >= max(self.PROBE_EVERY, median[arm] / (self.PROBE_SHARE * max(median[best], 1e-9)))
+        ]
+        return min(due, key=lambda arm: state.last[arm]) if due else best
 
     def record(self, kind: Hashable, arm: str, seconds: float) -> None:
         with self._lock:
@@ -399,9 +423,6 @@ class _ArmTimes:
         self.times: dict[str, deque[float]] = {arm: deque(maxlen=window) for arm in arms}
         self.last = dict.fromkeys(arms, 0)  # the pass each arm last ran on
         self.passes = 0
-
-    def best(self) -> str:
-        return min(self.times, key=lambda arm: statistics.median(self.times[arm]))
 
 
 step_threads = StepThreads()  # the process's measurements, used by cove.generation
