@@ -1,7 +1,10 @@
 """Headline figure: greedy generation with SmolLM2-135M-Instruct, Cove vs transformers.
 
 Both load the same bundled GGUF (dequantized), generate 128 new tokens greedily (no early stop at eos), at
-batch 1 and batch 8 (left-padded prompts of mixed length), in fp32 and bf16. Runs are interleaved and
+batch 1 and batch 8 (left-padded prompts of mixed length), in fp32 and in the precision this CPU's fast path
+uses (``auto``: bf16 where it is native and measured faster than fp32, cove.hardware.prefers_bf16; fp32
+elsewhere, where the row is not repeated). The header says which path ran and why; below each row, the
+thread arrangement Cove's steps settled on (cove.hardware.StepThreads) and the median step time of each. Runs are interleaved and
 repeated; medians of tokens/s (new tokens over the whole batch per second) and time to first token are
 printed side by side with the ratio, and whether the generated tokens are identical. The load average is
 printed with every row: on a shared machine the figures depend on it (see the note on small steps in
@@ -18,7 +21,7 @@ keeps the model loaded, so its own numpy and OpenMP never meet torch's, with ``O
 unless that is set (its spinning threads collapse on a busy box: ~90 tokens/s fell to 4-12); the time is
 measured inside that process. Its tokens are compared with Cove's: how many leading tokens agree.
 
-    python benchmarks/generation.py [--repeats 3] [--new-tokens 128] [--batches 1,8] [--dtypes float32,bfloat16]
+    python benchmarks/generation.py [--repeats 3] [--new-tokens 128] [--batches 1,8] [--dtypes float32,auto]
                                     [--peer-one-thread] [--llama-threads 2] [--no-llama-cpp]
                                     [--quantizations int8,int4,gguf]
 """
@@ -35,7 +38,7 @@ import time
 
 import torch
 
-from cove.hardware import describe
+from cove.hardware import bf16_speedup, bf16_support, describe, prefers_bf16, step_threads
 
 NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PROMPTS = [
@@ -180,12 +183,41 @@ def _run(model, ids, mask, new_tokens: int, peer: bool) -> tuple[float, float, t
     return generated / total, streamer.first or total, out
 
 
+def resolve_dtypes(names: list[str]) -> list[str]:
+    """``auto`` becomes the fast path's dtype (said once, with why); a dtype named twice runs once."""
+    out: list[str] = []
+    for name in names:
+        if name == "auto":
+            support = bf16_support()
+            name = "bfloat16" if prefers_bf16() else "float32"
+            speed = f", 256x256 matmul bf16/fp32 {bf16_speedup():.2f}x" if support.native else ""
+            print(
+                f"fast path (dtype=auto): {name}: bf16 {'native' if support.native else 'emulated'} "
+                f"({support.reason}{speed})"
+            )
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def arrangement_line(model, batch: int) -> str:
+    """The thread arrangement Cove's decoding steps of ``batch`` rows run in now, and each one's median step."""
+    inner = getattr(model, "model", model)
+    for kind, times in step_threads.summary().items():
+        if kind[1] == id(inner) and kind[-2:] == ("step", batch):
+            chosen = next(iter(times))
+            return f"{chosen} (" + ", ".join(f"{arm} {t * 1000:.1f} ms" for arm, t in times.items()) + ")"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--batches", default="1,8")
-    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument(
+        "--dtypes", default="float32,auto", help="float32, bfloat16, float16, auto (the CPU's fast path)"
+    )
     parser.add_argument("--peer-one-thread", action="store_true", help="also time transformers on 1 thread")
     parser.add_argument("--llama-threads", type=int, default=2, help="llama.cpp's n_threads")
     parser.add_argument("--no-llama-cpp", action="store_true", help="leave the llama.cpp peer out")
@@ -219,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"hardware: {describe()}")
     print(f"{NAME}: greedy, {args.new_tokens} new tokens, median of {args.repeats} interleaved runs\n")
+    dtype_names = resolve_dtypes(args.dtypes.split(","))
     one = args.peer_one_thread
     llama: LlamaCpp | None = None
     if not args.no_llama_cpp:
@@ -247,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     table: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
     agreement: dict[tuple[str, int], int] = {}
-    for dtype_name in args.dtypes.split(","):
+    for dtype_name in dtype_names:
         dtype = getattr(torch, dtype_name)
         start = time.perf_counter()
         ours = cove.AutoModelForCausalLM.from_pretrained(NAME, dtype=dtype)
@@ -288,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 if v
             }
             table[(dtype_name, batch)] = med
+            arrangements = arrangement_line(ours, batch)
             extra = f"{med['hf1'][0]:>13.1f} {med['cove'][0] / med['hf1'][0]:>5.2f}x | " if one else ""
             if with_llama:
                 extra += (
@@ -302,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{extra}{'yes' if same else 'NO':>11} | {load_average()}",
                 flush=True,
             )
+            if arrangements:
+                print(f"{'':15} cove step threads: {arrangements}", flush=True)
         del ours, peer
     if llama:
         llama.stop()

@@ -17,6 +17,11 @@ tens of times slower than fp32 (a 2-core AVX2 EPYC: 0.9 GFLOP/s against 68). So:
 
 ``COVE_BF16=native|emulated|auto`` (default auto) overrides the detection on every device, for tests and
 for users who know better; ``native`` also skips the measurement.
+
+The thread arrangement of a small decoding step is chosen here too, by measurement on the machine at hand
+(``StepThreads``): whether a step of a few token rows runs faster on one intra-op thread or on all of them
+depends on the CPU, the shape and, most of all, on how busy the machine is right now, so no constant tuned
+on one machine holds on another.
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ import functools
 import logging
 import os
 import platform
+import statistics
+import threading
 import time
+from collections import OrderedDict, deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,6 +298,134 @@ def _reset() -> None:
     _detected.cache_clear()
     _measured.cache_clear()
     _warned.clear()
+    step_threads.reset()
+
+
+# -- thread arrangement of small steps --------------------------------------------------------
+
+STEP_THREADS_ENV = "COVE_STEP_THREADS"
+# "layers": the decoder layers on one thread, the LM head (a vocabulary-sized product) on every thread;
+# "one": the whole forward on one thread; "all": every thread throughout
+STEP_ARMS = ("layers", "one", "all")
+
+
+def step_threads_setting() -> str:
+    """``COVE_STEP_THREADS``: "auto" (default: measured by ``StepThreads``) or one arm of ``STEP_ARMS``."""
+    value = os.environ.get(STEP_THREADS_ENV, "auto").strip().lower() or "auto"
+    if value != "auto" and value not in STEP_ARMS:
+        raise ConfigError(
+            f"{STEP_THREADS_ENV}={value!r} is not understood; use auto or one of {', '.join(STEP_ARMS)}."
+        )
+    return value
+
+
+class StepThreads:
+    """Which arrangement of threads (``STEP_ARMS``) a small forward pass of a given kind runs in, chosen by
+    timing the passes themselves.
+
+    A decoding step is a few dozen matrix-vector products bound by memory bandwidth plus hundreds of tiny ops.
+    On an idle machine two threads read the weights faster; on a busy one every OpenMP parallel region waits
+    at its barrier for a descheduled thread (a time slice, milliseconds, against microseconds of work), and
+    one thread wins by several times (measured on 2 cores at load 12: 0.14 s a step on one thread, 1.0 s on
+    two). Which one wins moves with the load, so it is measured as generation runs:
+
+    - the first passes of a kind run each arrangement once, in ``STEP_ARMS`` order, then the ones within
+      ``CONTENDER`` times the best so far again, interleaved, until each has ``WINDOW`` times;
+    - then the arrangement with the lowest median of its last ``WINDOW`` times runs;
+    - another one is re-timed, so a change of load is noticed, once it has waited ``PROBE_EVERY`` passes and
+      long enough that its re-timing costs at most ``PROBE_SHARE`` of the time spent (an arrangement 7x
+      slower than the best waits 140 passes), the longest-waiting first.
+
+    The arrangement never changes the result beyond the last bit (see
+    cove.generation.utils.small_step_limit), only the speed. ``kind`` is any hashable the caller builds
+    (model, token rows, thread count); the most recent ``KINDS`` kinds are remembered for the process, so the
+    next ``generate`` call starts from what the last one measured. Thread-safe: concurrent generations share
+    the measurements.
+    """
+
+    WINDOW = 3
+    CONTENDER = 2.0
+    PROBE_EVERY = 16
+    PROBE_SHARE = 0.05
+    KINDS = 64
+
+    def __init__(self, arms: tuple[str, ...] = STEP_ARMS) -> None:
+        self.arms = arms
+        self._lock = threading.Lock()
+        self._kinds: OrderedDict[Hashable, _ArmTimes] = OrderedDict()
+
+    def choose(self, kind: Hashable) -> str:
+        """The arrangement the next pass of ``kind`` runs in (``COVE_STEP_THREADS`` may fix it)."""
+        fixed = step_threads_setting()
+        if fixed != "auto":
+            return fixed
+        with self._lock:
+            state = self._state(kind)
+            state.passes += 1
+            arm = self._pick(state)
+            state.last[arm] = state.passes
+            return arm
+
+    def _pick(self, state: _ArmTimes) -> str:
+        untimed = [arm for arm in self.arms if not state.times[arm]]
+        if untimed:
+            return untimed[0]
+        median = {arm: statistics.median(times) for arm, times in state.times.items()}
+        best = min(self.arms, key=lambda arm: median[arm])
+        contenders = [
+            arm
+            for arm in self.arms
+            if len(state.times[arm]) < self.WINDOW and min(state.times[arm]) <= self.CONTENDER * median[best]
+        ]
+        if contenders:
+            return min(contenders, key=lambda arm: len(state.times[arm]))
+        due = [
+            arm
+            for arm in self.arms
+            if arm != best
+            and state.passes - state.last[arm]
+            >= max(self.PROBE_EVERY, median[arm] / (self.PROBE_SHARE * max(median[best], 1e-9)))
+        ]
+        return min(due, key=lambda arm: state.last[arm]) if due else best
+
+    def record(self, kind: Hashable, arm: str, seconds: float) -> None:
+        with self._lock:
+            self._state(kind).times[arm].append(seconds)
+
+    def summary(self) -> dict[Hashable, dict[str, float]]:
+        """Each kind's median recent time per arm (seconds), the arm it runs now first."""
+        with self._lock:
+            out = {}
+            for kind, state in self._kinds.items():
+                timed = {a: statistics.median(t) for a, t in state.times.items() if t}
+                if timed:
+                    best = min(timed, key=lambda a: timed[a])
+                    out[kind] = {best: timed[best]} | timed
+            return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._kinds.clear()
+
+    def _state(self, kind: Hashable) -> _ArmTimes:
+        state = self._kinds.get(kind)
+        if state is None:
+            state = self._kinds[kind] = _ArmTimes(self.arms, self.WINDOW)
+            while len(self._kinds) > self.KINDS:
+                self._kinds.popitem(last=False)
+        else:
+            self._kinds.move_to_end(kind)
+        return state
+
+
+class _ArmTimes:
+    def __init__(self, arms: tuple[str, ...], window: int) -> None:
+        self.times: dict[str, deque[float]] = {arm: deque(maxlen=window) for arm in arms}
+        self.last = dict.fromkeys(arms, 0)  # the pass each arm last ran on
+        self.passes = 0
+
+
+step_threads = StepThreads()  # the process's measurements, used by cove.generation
 
 
 # -- description -----------------------------------------------------------------------------

@@ -553,9 +553,11 @@ def test_cove_trainer_fits_a_seq2seq_model(tmp_path, family):
 
 
 @pytest.mark.parametrize("family", ["t5", "bart"])
-def test_decoding_steps_put_decoder_layers_on_one_thread(generators, family):
-    """Inside generate, small decoder steps run their layers on one thread (as decoder LMs' do); the encoder
-    and the LM head keep the caller's threads, which come back afterwards."""
+def test_decoding_steps_put_decoder_layers_on_one_thread(generators, family, monkeypatch):
+    """Inside generate, small decoder steps in the "layers" arrangement (the one of cove.hardware.STEP_ARMS
+    this test pins; by default the fastest one measured runs) run their layers on one thread (as decoder LMs'
+    do); the encoder and the LM head keep the caller's threads, which come back afterwards."""
+    monkeypatch.setenv("COVE_STEP_THREADS", "layers")
     _, ours = generators[family]
     decoder = ours.decoder if family == "t5" else ours.model.decoder
     encoder = ours.encoder if family == "t5" else ours.model.encoder

@@ -7,6 +7,7 @@ from the attention mask for left-padded prompts), so outputs are token-identical
 from __future__ import annotations
 
 import os
+import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from cove.errors import GenerationError
 from cove.generation.config import GenerationConfig
 from cove.generation.logits_process import LogitsProcessorList, build_processors
+from cove.hardware import step_threads
 from cove.models.causal import one_thread, one_thread_layers
 from cove.models.kv_cache import KVCache
 from cove.models.outputs import ModelOutput
@@ -56,28 +58,32 @@ class StopStrings:
         return torch.tensor(out, dtype=torch.bool, device=generated.device)
 
 
+SMALL_STEP_ROWS = 32  # beam search over 8 inputs x 4 beams still has its arrangement measured
+
+
 def small_step_limit(setting: int | None = None) -> int:
-    """The largest forward pass (batch x new tokens, in token rows) that generate runs on one intra-op
-    thread: ``setting`` (generate's ``small_step_rows=``), else ``COVE_SMALL_STEP_ROWS``, else 16; 0 turns
-    it off.
+    """The largest forward pass (batch x new tokens, in token rows) whose thread arrangement generate chooses
+    by measurement: ``setting`` (generate's ``small_step_rows=``), else ``COVE_SMALL_STEP_ROWS``, else 32; 0
+    turns it off (every pass on the caller's thread count).
 
-    Each op of such a step is microseconds of work, too little to share: the matrix-vector products are
-    bound by memory bandwidth, and attention and norms are tiny. Yet some ops (SDPA, batched matmuls) still
-    open an OpenMP parallel region, whose barrier waits for every thread; on a machine with no idle core
-    that wait is a scheduler time slice (measured 12-16 ms per region on 2 busy cores, against 10 us of
-    work), thirty layers a token. So the decoder layers of a small step, and the sampling after it, run on
-    one thread; the LM head (a vocabulary-sized product) stays on every thread. Matmuls and norms give the
-    same bits on one thread or two; SDPA's single-query kernel can differ in the last bit (~1e-7, as
-    transformers' own outputs do between thread counts), which left the greedy tokens of every parity test
-    and benchmark run unchanged.
+    Each op of such a step is microseconds of work: the matrix-vector products are bound by memory
+    bandwidth, and attention and norms are tiny. Yet each op may open an OpenMP parallel region, whose
+    barrier waits for every thread; on a machine with no idle core that wait is a scheduler time slice
+    (measured 12-16 ms per region on 2 busy cores, against 10 us of work), thirty layers a token. On an idle
+    machine, two threads read the weights faster than one. So the arrangement (decoder layers on one thread
+    and the LM head on all, everything on one, or everything on all: cove.hardware.STEP_ARMS) is timed on
+    the steps themselves and the fastest one runs (cove.hardware.StepThreads; ``COVE_STEP_THREADS`` fixes
+    one). Matmuls and norms give the same bits on one thread or two; SDPA's single-query kernel can differ
+    in the last bit (~1e-7, as transformers' own outputs do between thread counts), which left the greedy
+    tokens of every parity test and benchmark run unchanged.
 
-    torch's thread count is process-wide: while a small step runs, torch work in the process's other
+    torch's thread count is process-wide: while a one-thread step runs, torch work in the process's other
     threads runs on one thread too. A server that runs other torch work beside generation passes
     ``small_step_rows=0`` (or sets ``COVE_SMALL_STEP_ROWS=0``) and keeps its thread count fixed. Nothing
     outside generate changes the count: a model's forward does so only inside generate's steps.
     """
     if setting is None:
-        raw = os.environ.get("COVE_SMALL_STEP_ROWS", "16")
+        raw = os.environ.get("COVE_SMALL_STEP_ROWS", str(SMALL_STEP_ROWS))
         try:
             setting = int(raw)
         except ValueError:
@@ -290,7 +296,8 @@ def run_search(
 
 class _Decoder:
     """Runs the model one step at a time over a preallocated cache, mask and positions; a forward pass of at
-    most ``small_rows`` token rows runs its decoder layers on one thread (see ``small_step_limit``)."""
+    most ``small_rows`` token rows runs in the thread arrangement measured fastest for its kind (see
+    ``small_step_limit``)."""
 
     def __init__(
         self,
@@ -313,6 +320,9 @@ class _Decoder:
             self.mask = torch.ones(batch, max_length, dtype=torch.long, device=input_ids.device)
             self.mask[:, : self.prompt_len] = attention_mask
             self.positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        # what the measured arrangement is keyed by, beside the rows: which model, at which thread count
+        inner = getattr(model, "model", model)
+        self.kind = (type(inner).__name__, id(inner), str(getattr(inner, "dtype", "")))
 
     def prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self._run(input_ids, self.positions, self.prompt_len)
@@ -328,15 +338,33 @@ class _Decoder:
 
     def _run(self, ids: torch.Tensor, positions: torch.Tensor | None, length: int) -> torch.Tensor:
         mask = self.mask[:, :length] if self.mask is not None else None
-        with small_step(ids.numel(), self.small_rows, one_thread_layers):
-            out = self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=self.cache,
-                logits_to_keep=1,
-            )
+        rows, threads = ids.numel(), torch.get_num_threads()
+        if rows > self.small_rows or threads == 1 or ids.device.type != "cpu":
+            return self._forward(ids, mask, positions)
+        # a prefill's rows are bucketed by powers of two: prompts of similar length share a measurement
+        phase = ("step", rows) if ids.shape[1] == 1 else ("prefill", 1 << (rows - 1).bit_length())
+        kind = (*self.kind, threads, *phase)
+        arm = step_threads.choose(kind)
+        start = time.perf_counter()
+        with _ARRANGEMENTS[arm]():
+            logits = self._forward(ids, mask, positions)
+        step_threads.record(kind, arm, time.perf_counter() - start)
+        return logits
+
+    def _forward(
+        self, ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor | None
+    ) -> torch.Tensor:
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=self.cache,
+            logits_to_keep=1,
+        )
         return out.logits
+
+
+_ARRANGEMENTS: dict[str, Any] = {"layers": one_thread_layers, "one": one_thread, "all": nullcontext}
 
 
 def small_step(rows: int, limit: int, switch: Any) -> AbstractContextManager[None]:

@@ -58,8 +58,11 @@ def causal_mask(
             torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
         )
         return keep[None, None], False
+    padding = attention_mask[:, None, None, :].to(torch.bool)  # (batch, 1, 1, total)
+    if seq == 1:  # one new token sees every position up to itself: the padding is the whole mask
+        return padding, False
     keep = torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
-    return keep[None, None] & attention_mask[:, None, None, :].to(torch.bool), False  # (batch, 1, seq, total)
+    return keep[None, None] & padding, False  # (batch, 1, seq, total)
 
 
 _thread_switch = threading.Lock()
