@@ -6,49 +6,39 @@ cd "$(dirname "$0")/.."
 VENV="${COVE_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 stamp="$VENV/.cove-setup-stamp"
-# PostgreSQL for the hub's scale-out tests (they start their own server on a temp dir and skip, saying why,
-# when it is missing). Debian's package, installed once, quietly; no apt (or not root): carry on without it.
-if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+# Debian packages for parts of Cove and its tests, installed once, quietly; without apt (or not root) setup
+# carries on and says what goes without. debian_install WHAT WHY WITHOUT PACKAGE...
+debian_install() {
+    local what="$1" why="$2" without="$3"
+    shift 3
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        echo "cove setup: installing PostgreSQL (Debian package) for the hub tests" >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } >/dev/null 2>&1 \
-            || echo "cove setup: could not install postgresql; its tests will be skipped" >&2
+        echo "cove setup: installing $what (Debian) for $why" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >/dev/null 2>&1 \
+            || echo "cove setup: could not install $what; $without" >&2
     else
-        echo "cove setup: postgresql not installed and apt-get unavailable; its tests will be skipped" >&2
+        echo "cove setup: $what not installed and apt-get unavailable; $without" >&2
     fi
+}
+# PostgreSQL for the hub's scale-out tests (they start their own server on a temp dir and skip, saying why,
+# when it is missing).
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    debian_install PostgreSQL "the hub tests" "its tests will be skipped" postgresql
 fi
 # Headless Chromium for the website's browser tests (driven by the playwright package, never `playwright
-# install`). Debian's package, installed once; without it the browser tests skip, saying why.
+# install`); without it the browser tests skip, saying why.
 if ! command -v chromium >/dev/null 2>&1; then
-    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        echo "cove setup: installing chromium (Debian package) for the browser tests" >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
-            || echo "cove setup: could not install chromium; the browser tests will be skipped" >&2
-    else
-        echo "cove setup: chromium not installed and apt-get unavailable; the browser tests will be skipped" >&2
-    fi
+    debian_install chromium "the browser tests" "the browser tests will be skipped" chromium
 fi
 # bubblewrap sandboxes the hub's spaces (someone else's code); without it spaces do not run and their tests
 # skip, saying why.
 if ! command -v bwrap >/dev/null 2>&1; then
-    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        echo "cove setup: installing bubblewrap (Debian package) for the space sandbox" >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } >/dev/null 2>&1 \
-            || echo "cove setup: could not install bubblewrap; spaces will not run" >&2
-    else
-        echo "cove setup: bubblewrap not installed and apt-get unavailable; spaces will not run" >&2
-    fi
+    debian_install bubblewrap "the space sandbox" "spaces will not run" bubblewrap
 fi
 # g++ and ninja build Cove's quantized matmul kernels (torch.utils.cpp_extension, at first use or below);
 # without them quantized models run on a slower pure-torch path, saying so.
 if ! command -v g++ >/dev/null 2>&1 || ! command -v ninja >/dev/null 2>&1; then
-    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        echo "cove setup: installing g++ and ninja (Debian packages) for the quantized kernels" >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ ninja-build; } >/dev/null 2>&1 \
-            || echo "cove setup: could not install g++/ninja; quantized models will use the slower torch path" >&2
-    else
-        echo "cove setup: g++ or ninja missing and apt-get unavailable; quantized models will use the slower torch path" >&2
-    fi
+    debian_install "g++ and ninja" "the quantized kernels" "quantized models will use the slower torch path" \
+        g++ ninja-build
 fi
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/cove" ]; then
