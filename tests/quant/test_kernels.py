@@ -3,7 +3,8 @@
 For Q8_0 / Q4_0 / Q4_1 the kernel quantizes the activations to int8 blocks of 32 (llama.cpp's q8_0), so
 its result differs from the float product by that rounding: measured at 0.5-0.6 % relative (Frobenius)
 error on Gaussian data; the bound asserted is 1.5 %. The formats Cove only reads (Q5_0, Q5_1, Q4_K, Q5_K,
-Q6_K) take the same int8 activation blocks against random packed blocks: the same bound."""
+Q6_K) take the same int8 activation blocks against random packed blocks (AVX2 builds; without AVX2 they are
+dequantized rows in float32): the same bound."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_packed_only_kernels_match_the_float_product(name, m):
     got = kernels.qmatmul(x, raw, fmt.ggml_type, 512)
     assert got.shape == (m, 7)
     assert relative_error(got, want) < 0.015
-    if kernels.native_available():
+    if "avx" in kernels.backend():  # a build without AVX2 dequantizes these rows: float32 products
         assert relative_error(got, want) > 1e-4  # the blocks are read packed, against int8 activations
     torch.testing.assert_close(kernels.qmatmul(x[-1:].contiguous(), raw, fmt.ggml_type, 512), got[-1:])
 
