@@ -26,7 +26,7 @@ from cove.models.causal import (
     start_cache,
 )
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, get_activation
+from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, get_activation, run_linear
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
@@ -327,7 +327,7 @@ class Attention(nn.Module):
             is_causal=is_causal,
             enable_gqa=self.kv_heads != self.heads,
         )
-        return self.o(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+        return run_linear(self.o, out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
 
 
 class MLP(nn.Module):
@@ -341,7 +341,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x)
-        return self.down(self.act(gate) * up)
+        return run_linear(self.down, self.act(gate) * up)
 
 
 class DecoderLayer(nn.Module):
@@ -510,7 +510,8 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
             **kwargs,
         )
         x = base.last_hidden_state
-        logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)  # (batch, seq, vocab)
+        kept = x[:, -logits_to_keep:] if logits_to_keep else x
+        logits = run_linear(self.lm_head, kept)  # (batch, seq, vocab)
         loss = causal_lm_loss(logits, labels, self.config.vocab_size) if labels is not None else None
         out = CausalLMOutputWithPast(
             loss=loss, logits=logits, past_key_values=base.past_key_values, hidden_states=base.hidden_states
