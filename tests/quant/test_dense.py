@@ -188,3 +188,19 @@ def test_other_branches_compute_the_same_products(other_builds, isa, names):
     assert result["isa"] == names
     assert result["dense"] < 1e-4
     assert result["quant"] < 0.015
+
+
+@native
+@pytest.mark.parametrize("shape", [(1, 1, 576), (8, 1, 576), (2, 7, 33), (3, 5)])
+def test_rms_norm_matches_torch(shape):
+    from cove.models.llama import RMSNorm
+
+    g = torch.Generator().manual_seed(shape[-1])
+    norm = RMSNorm(shape[-1], 1e-5)
+    norm.weight.data = torch.randn(shape[-1], generator=g)
+    x = torch.randn(*shape, generator=g)
+    want = norm(x).detach()  # autograd on: torch's six ops
+    with torch.no_grad():
+        got = norm(x)
+    assert torch.equal(got, kernels.rms_norm(x, norm.weight.detach(), 1e-5))
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-6)

@@ -28,6 +28,7 @@ from cove.models.causal import (
 from cove.models.kv_cache import KVCache
 from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, get_activation, run_linear
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from cove.quant import kernels
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
 
@@ -269,6 +270,16 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.dtype is torch.float32
+            and not torch.is_grad_enabled()
+            and x.device.type == "cpu"
+            and self.weight.dtype is torch.float32
+        ):
+            # a decoding step's norm in one native op (the same sum of squares in a fixed order)
+            fused = kernels.rms_norm(x, self.weight, self.eps)
+            if fused is not None:
+                return fused
         dtype = x.dtype
         x = x.float()
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)

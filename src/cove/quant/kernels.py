@@ -153,6 +153,14 @@ def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return ops.dense_linear(x, weight, bias)
 
 
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor | None:
+    """weight * x / sqrt(mean(x ** 2, -1) + eps) in one native op (float32, CPU), or None without it."""
+    ops = _native()
+    if ops is None or dense_rows() == 0:
+        return None
+    return ops.rms_norm(x, weight, eps)
+
+
 def qmatmul(x: torch.Tensor, packed: torch.Tensor, qtype: int, in_features: int) -> torch.Tensor:
     """x (m, k) float32 @ packed (n, ...) blocks, transposed -> (m, n) float32."""
     ops = _native()

@@ -19,6 +19,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -95,11 +96,11 @@ inline float hsum(vec x) {  // the same tree as the vector branches
 using mask_t = int64_t;
 #endif
 
-#ifndef PREFETCH_TILES
-#define PREFETCH_TILES 2
-#endif
+// weight rows the explicit prefetch runs ahead (measured on a 2-core EPYC: 8 rows of 576 floats, 18 KB)
+constexpr int64_t AHEAD = 8;
 
-// R weight rows (from row r0) x C activation rows (from row i0): R * C independent accumulators.
+// R weight rows (from row r0) x C activation rows (from row i0): R * C independent accumulators, each
+// output's arithmetic the same for every R and C.
 template <int R, int C>
 inline void tile(const float* w, const float* x, const float* bias, float* y, int64_t k, int64_t ldx,
                  int64_t n, int64_t r0, int64_t i0, mask_t mask, int64_t full) {
@@ -113,12 +114,9 @@ inline void tile(const float* w, const float* x, const float* bias, float* y, in
   int64_t j = 0;
   for (; j < full; j += LANES) {
 #if !defined(COVE_DENSE_GENERIC)
-    // R interleaved row streams, which the hardware prefetchers follow poorly: fetch the tile
-    // PREFETCH_TILES ahead explicitly (a prefetch past the end is harmless; a repeat from a second row
-    // group finds the line in cache)
-    for (int r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(wr[r] + PREFETCH_TILES * R * k + j), _MM_HINT_T0);
-    }
+    // fetch the weights AHEAD rows on explicitly (a prefetch past the end is harmless; a repeat from a
+    // second row group finds the line in cache)
+    for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(wr[r] + AHEAD * k + j), _MM_HINT_T0);
 #endif
     vec wv[R];
     for (int r = 0; r < R; ++r) wv[r] = load(wr[r] + j);
@@ -147,8 +145,8 @@ template <int R>
 void rows_block(const float* w, const float* x, const float* bias, float* y, int64_t m, int64_t k, int64_t ldx,
                 int64_t n, int64_t r0, mask_t mask, int64_t full) {
   int64_t i = 0;
-  if (m == 1) {
-    tile<R, 1>(w, x, bias, y, k, ldx, n, r0, 0, mask, full);
+  if (m == 1) {  // one stream, row after row: what the prefetchers follow best (34-38 GB/s against 24-28)
+    for (int r = 0; r < R; ++r) tile<1, 1>(w, x, bias, y, k, ldx, n, r0 + r, 0, mask, full);
     return;
   }
   for (; i + 4 <= m; i += 4) tile<R, 4>(w, x, bias, y, k, ldx, n, r0, i, mask, full);
@@ -201,6 +199,47 @@ at::Tensor dense_linear(const at::Tensor& x, const at::Tensor& w, const c10::opt
   return y;
 }
 
+// RMSNorm over the last dimension: weight * (x * 1 / sqrt(mean(x^2) + eps)), float32, rows of h values.
+// One op for the six torch takes (pow, mean, add, rsqrt, mul, mul): per decoding step a Llama layer has two.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= 1,
+              "cove rms_norm: the input must be a float32 CPU tensor");
+  const int64_t h = x.size(-1);
+  TORCH_CHECK(weight.device().is_cpu() && weight.scalar_type() == at::kFloat && weight.dim() == 1 &&
+                  weight.size(0) == h && weight.is_contiguous(),
+              "cove rms_norm: the weight must be a contiguous float32 CPU vector of ", h, " values");
+  const at::Tensor xc = x.contiguous();
+  at::Tensor y = at::empty(xc.sizes(), xc.options());
+  const int64_t rows = h > 0 ? xc.numel() / h : 0;
+  if (rows == 0 || h == 0) return y;
+  const float* xp = xc.data_ptr<float>();
+  const float* wp = weight.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const int64_t full = h / LANES * LANES;
+  const mask_t mask = tail_mask(h - full);
+  const float feps = static_cast<float>(eps);
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / h), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* row = xp + i * h;
+      vec acc = vzero();
+      int64_t j = 0;
+      for (; j < full; j += LANES) {
+        const vec v = load(row + j);
+        acc = fma(v, v, acc);
+      }
+      if (j < h) {
+        const vec v = load_tail(row + j, mask);
+        acc = fma(v, v, acc);
+      }
+      const float mean = hsum(acc) / static_cast<float>(h);
+      const float inv = 1.f / std::sqrt(mean + feps);
+      float* out = yp + i * h;
+      for (int64_t c = 0; c < h; ++c) out[c] = wp[c] * (row[c] * inv);
+    }
+  });
+  return y;
+}
+
 std::string dense_isa() {
 #if defined(__AVX512F__)
   return "avx512";
@@ -215,5 +254,6 @@ std::string dense_isa() {
 
 TORCH_LIBRARY_FRAGMENT(cove_quant, m) {
   m.def("dense_linear(Tensor x, Tensor w, Tensor? bias) -> Tensor", &dense_linear);
+  m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor", &rms_norm);
   m.def("dense_isa() -> str", &dense_isa);
 }
