@@ -10,6 +10,9 @@ printed side by side with the ratio, and whether the generated tokens are identi
 printed with every row: on a shared machine the figures depend on it (see the note on small steps in
 cove.generation.utils.small_step_limit).
 
+The header measures the read bandwidth (sums over 256 MB) in the same run; ``bound`` is each side's
+fraction of the weight-reading bound: weight bytes per step (every parameter once) x steps/s / bandwidth.
+
 ``--peer-one-thread`` adds a column: transformers with torch limited to one intra-op thread, interleaved
 too, which separates what Cove gains from its threading choice for small steps from the rest.
 
@@ -154,6 +157,33 @@ def leading_agreement(a: list[int], b: list[int]) -> int:
     return n
 
 
+def read_bandwidth(megabytes: int = 256, repeats: int = 7) -> float:
+    """The machine's read bandwidth now (bytes/s): the best of ``repeats`` sums over a float32 tensor far
+    larger than the caches, on torch's threads."""
+    data = torch.ones(megabytes * (1 << 20) // 4)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        data.sum()
+        best = min(best, time.perf_counter() - start)
+    return data.numel() * 4 / best
+
+
+def step_bytes(model) -> int:
+    """Weight bytes a decoding step reads: every parameter once (a tied LM head is the embedding table;
+    an untied embedding table is read one row a token, so it is left out)."""
+    seen: set[int] = set()
+    total = 0
+    embed = model.get_input_embeddings().weight
+    tied = embed.data_ptr() == model.lm_head.weight.data_ptr()
+    for p in model.parameters():
+        if p.data_ptr() in seen or (p is embed and not tied):
+            continue
+        seen.add(p.data_ptr())
+        total += p.numel() * p.element_size()
+    return total
+
+
 def load_average() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -251,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"hardware: {describe()}")
     print(f"{NAME}: greedy, {args.new_tokens} new tokens, median of {args.repeats} interleaved runs\n")
+    bandwidth = read_bandwidth()
+    print(
+        f"read bandwidth {bandwidth / 1e9:.1f} GB/s (best of 7 sums over 256 MB, {torch.get_num_threads()} "
+        "threads); 'bound' = weight bytes per step x steps/s / that bandwidth\n"
+    )
     dtype_names = resolve_dtypes(args.dtypes.split(","))
     one = args.peer_one_thread
     llama: LlamaCpp | None = None
@@ -275,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         header += f"{'hf 1thr tok/s':>13} {'ratio':>6} | "
     if llama:
         header += f"{'llama.cpp tok/s':>15} {'ratio':>6} {'TTFT':>7} {'agree':>7} | "
-    header += "same tokens | load avg"
+    header += "bound cove/hf | same tokens | load avg"
     print(header)
     print("-" * len(header))
     table: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
@@ -291,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
         ).eval()
         peer_load = time.perf_counter() - start
         loads.append(f"{dtype_name}: cove {cove_load:.1f} s, transformers {peer_load:.1f} s")
+        weight_bytes = step_bytes(ours)
+        print(
+            f"{dtype_name}: {weight_bytes / 1e6:.0f} MB of weights per step: at most "
+            f"{bandwidth / weight_bytes:.1f} steps/s at {bandwidth / 1e9:.1f} GB/s",
+            flush=True,
+        )
         for batch in (int(b) for b in args.batches.split(",")):
             ids, mask = batch_inputs(tokenizer, batch, pad_id=2)
             with_llama = llama is not None and batch == 1
@@ -330,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             elif llama:
                 extra += f"{'-':>15} {'':>6} {'':>7} {'':>7} | "
+            bound = {k: med[k][0] / batch * weight_bytes / bandwidth for k in ("cove", "hf")}
+            extra += f"{bound['cove']:>6.0%} {bound['hf']:>6.0%} | "
             print(
                 f"{dtype_name:9} {batch:>5} | {med['cove'][0]:>10.1f} {med['hf'][0]:>9.1f} "
                 f"{med['cove'][0] / med['hf'][0]:>5.2f}x | {med['cove'][1] * 1000:>7.0f}ms {med['hf'][1] * 1000:>6.0f}ms | "
