@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import cove
-from cove.models.bert import dropout_mask, train_dropout, training_attention
+from cove.models.bert import dropout_mask, embed_tokens, train_dropout, training_attention
 from cove.models.modeling import padding_mask, skip_padding
 from cove.training.callbacks import StepTimeModel, TrainerCallback
 from cove.training.collators import DataCollatorWithPadding
@@ -102,6 +102,29 @@ def test_training_dropout_and_attention_equal_torchs():
     torch.manual_seed(6)
     torch.testing.assert_close(training_attention(q, k, v, mask, 0.1), expected, atol=1e-6, rtol=1e-6)
     assert torch.equal(torch.rand(4), after)
+
+
+def test_training_embedding_gradient_reuses_its_memory_and_equals_torchs():
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(50, 8, padding_idx=0).train()
+    ids = torch.randint(0, 50, (4, 9))
+    ids[:, -2:] = 0
+    g = torch.randn(4, 9, 8)
+    (emb(ids) * g).sum().backward()
+    expected = emb.weight.grad.clone()
+    pointers = set()
+    for _ in range(3):
+        emb.zero_grad(set_to_none=True)
+        (embed_tokens(emb, ids) * g).sum().backward()
+        assert torch.equal(emb.weight.grad, expected)
+        pointers.add(emb.weight.grad.data_ptr())
+    assert len(pointers) == 1  # the same memory each step
+    (embed_tokens(emb, ids) * g).sum().backward()  # accumulating into the kept gradient
+    assert torch.equal(emb.weight.grad, 2 * expected)
+    kept = emb.weight.grad
+    emb.zero_grad(set_to_none=True)
+    (embed_tokens(emb, ids) * g).sum().backward()  # a gradient someone still holds is never written over
+    assert torch.equal(kept, 2 * expected) and torch.equal(emb.weight.grad, expected)
 
 
 def _trainer(tmp_path, **kwargs):
