@@ -8,8 +8,12 @@ interleaved and repeated, medians reported, with the load average (the machine i
 
 The same padded batches reach both Trainers. Cove's trains padding-free (``padding_free=True``, its
 default): its encoders run the token-wise layers (projections, feed-forward, norms) on the real tokens only
-and attention on the padded layout, and dropout draws its masks in the padded layout. As padding is masked
-out of attention and out of the loss, that is the padded pass's math: the per-step loss curves are printed
+and attention on the padded layout, and dropout draws its masks in the padded layout. The masks are
+torch's own, bit for bit, from the same random stream, but drawn faster: ``random_()`` on int64 takes the
+same 64-bit numbers ``bernoulli_`` does and the keep test runs vectorised on integers
+(cove.models.bert.dropout_mask), and in training the attention (SDPA's math path, which torch takes when
+there is dropout) is written out so that its mask is drawn that way too. As padding is masked out of
+attention and out of the loss, that is the padded pass's math: the per-step loss curves are printed
 side by side with their largest difference (float rounding, ~1e-6; the parity is tested in
 tests/parity/test_trainer_parity.py). ``--with-padded`` adds a Cove run with ``padding_free=False``.
 

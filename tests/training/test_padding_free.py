@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import cove
-from cove.models.modeling import skip_padding
+from cove.models.bert import dropout_mask, embed_tokens, train_dropout, training_attention
+from cove.models.modeling import padding_mask, skip_padding
 from cove.training.callbacks import StepTimeModel, TrainerCallback
 from cove.training.collators import DataCollatorWithPadding
 from tests.training.helpers import VOCAB, ToyTokenizer, tiny_model, toy_examples
@@ -72,6 +74,57 @@ def test_padding_free_step_equals_the_padded_step(family, task):
     other = model(input_ids=ids, attention_mask=mask, labels=labels).loss
     torch.manual_seed(8)
     assert model(input_ids=ids, attention_mask=mask, labels=labels).loss != other  # dropout is on
+
+
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5, 0.77, 1e-3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_mask_is_torchs_mask_from_the_same_stream(p, dtype):
+    for shape in [(7,), (3, 5, 11), (4, 2, 9, 9)]:
+        torch.manual_seed(3)
+        expected = torch.empty(shape, dtype=dtype).bernoulli_(1 - p).div_(1 - p)
+        after = torch.rand(4)
+        torch.manual_seed(3)
+        assert torch.equal(dropout_mask(shape, p, dtype), expected)
+        assert torch.equal(torch.rand(4), after)  # the generator advanced by as much
+
+
+def test_training_dropout_and_attention_equal_torchs():
+    x = torch.randn(2, 6, 8, requires_grad=True)
+    torch.manual_seed(5)
+    expected = F.dropout(x, 0.1, training=True)
+    torch.manual_seed(5)
+    assert torch.equal(train_dropout(x, 0.1), expected)
+    q, k, v = (torch.randn(2, 3, 6, 4) for _ in range(3))
+    mask = padding_mask(torch.tensor([[1] * 6, [1] * 4 + [0] * 2]), torch.float32)
+    torch.manual_seed(6)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.1)
+    after = torch.rand(4)
+    torch.manual_seed(6)
+    torch.testing.assert_close(training_attention(q, k, v, mask, 0.1), expected, atol=1e-6, rtol=1e-6)
+    assert torch.equal(torch.rand(4), after)
+
+
+def test_training_embedding_gradient_reuses_its_memory_and_equals_torchs():
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(50, 8, padding_idx=0).train()
+    ids = torch.randint(0, 50, (4, 9))
+    ids[:, -2:] = 0
+    g = torch.randn(4, 9, 8)
+    (emb(ids) * g).sum().backward()
+    expected = emb.weight.grad.clone()
+    pointers = set()
+    for _ in range(3):
+        emb.zero_grad(set_to_none=True)
+        (embed_tokens(emb, ids) * g).sum().backward()
+        assert torch.equal(emb.weight.grad, expected)
+        pointers.add(emb.weight.grad.data_ptr())
+    assert len(pointers) == 1  # the same memory each step
+    (embed_tokens(emb, ids) * g).sum().backward()  # accumulating into the kept gradient
+    assert torch.equal(emb.weight.grad, 2 * expected)
+    kept = emb.weight.grad
+    emb.zero_grad(set_to_none=True)
+    (embed_tokens(emb, ids) * g).sum().backward()  # a gradient someone still holds is never written over
+    assert torch.equal(kept, 2 * expected) and torch.equal(emb.weight.grad, expected)
 
 
 def _trainer(tmp_path, **kwargs):

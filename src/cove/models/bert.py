@@ -3,6 +3,7 @@ the encoder families: models/encoder_heads.py)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,127 @@ BERT_WEIGHT_MAP = {
 _OTHER_HEADS = (r"^cls\.", r"^classifier\.", r"^qa_outputs\.", r"position_ids$")
 
 
+# -- training dropout: F.dropout's masks, drawn faster ------------------------------------------
+
+_MANTISSA = (1 << 53) - 1
+
+
+def dropout_mask(
+    shape: tuple[int, ...], p: float, dtype: torch.dtype, rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The mask F.dropout(x, p) multiplies a CPU tensor of ``shape`` by in training, bit for bit, from the
+    same random stream: torch draws it with ``bernoulli_(1 - p).div_(1 - p)``, which takes one 64-bit
+    number per element from the generator, serially, and keeps the element when its low 53 bits, as a
+    double in [0, 1), are below 1 - p. ``random_()`` on int64 draws the same numbers in the same order
+    (~1.6x faster), and the comparison runs on the integers, vectorised: ``u * 2**-53 < q`` is
+    ``u < ceil(q * 2**53)``, exactly (scaling by a power of two is exact). ``rows``: return only these rows
+    of the mask viewed as (rows, shape[-1]) (the real tokens of a padded batch); the stream still advances
+    by the whole shape, as the padded pass's does."""
+    noise = torch.empty(shape, dtype=torch.int64, device="cpu").random_()
+    if rows is not None:
+        noise = noise.view(-1, shape[-1]).index_select(0, rows)
+    keep = (noise & _MANTISSA) < math.ceil((1 - p) * 2.0**53)
+    return keep.to(dtype).div_(1 - p)
+
+
+def _fast_dropout(x: torch.Tensor, p: float) -> bool:
+    return x.device.type == "cpu" and 0.0 < p < 1.0
+
+
+def train_dropout(x: torch.Tensor, p: float, packing: Packing | None = None) -> torch.Tensor:
+    """Training dropout (nn.Dropout's result and random draws); ``x`` packed by ``packing`` gets the mask the
+    padded (batch, seq, features) tensor would, at its real tokens."""
+    if not _fast_dropout(x, p):
+        return packing.dropout(x, p) if packing is not None else nn.functional.dropout(x, p, training=True)
+    if packing is None:
+        return x * dropout_mask(tuple(x.shape), p, x.dtype)
+    return x * dropout_mask((packing.batch, packing.seq, x.shape[-1]), p, x.dtype, packing.index)
+
+
+def training_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float
+) -> torch.Tensor:
+    """F.scaled_dot_product_attention with dropout, in training on CPU: its math (the composite path torch
+    takes when there is dropout: q and k each scaled by the root of 1/sqrt(head_dim), additive mask, softmax,
+    dropout), with the dropout mask drawn by ``dropout_mask`` and without the fully-masked-row checks of its
+    safe softmax (Cove's padding mask is finite, a row is never fully masked)."""
+    if not (_fast_dropout(q, dropout) and q.dtype == torch.float32):
+        return attention(q, k, v, mask, dropout=dropout)[0]
+    scale = math.sqrt(1 / math.sqrt(q.shape[-1]))
+    scores = (q * scale) @ (k.transpose(-1, -2) * scale)
+    if mask is not None:
+        scores = scores + mask
+    weights = scores.softmax(dim=-1)
+    return (weights * dropout_mask(tuple(weights.shape), dropout, weights.dtype)) @ v
+
+
+# -- training: the word-embedding gradient in reused memory ------------------------------------
+
+
+def _storage_refs(t: torch.Tensor) -> int:
+    return int(torch._C._storage_Use_Count(t.untyped_storage()._cdata))
+
+
+try:
+    _SOLE_REFS: int | None = _storage_refs(torch.empty(1))  # a tensor nothing else shares, as counted here
+except (AttributeError, RuntimeError):  # torch without the counter: no reuse
+    _SOLE_REFS = None
+
+
+def _grad_memory(owner: nn.Module, like: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """A zeroed (shape) tensor for owner's weight gradient, in the memory of the previous step's one when
+    nothing holds that any more (the Trainer sets gradients to None after each step)."""
+    buf: torch.Tensor | None = getattr(owner, "_cove_grad_memory", None)
+    if (
+        buf is None
+        or _SOLE_REFS is None
+        or buf.shape != shape
+        or buf.dtype != like.dtype
+        or buf.device != like.device
+        or _storage_refs(buf) != _SOLE_REFS
+    ):
+        buf = torch.empty(shape, dtype=like.dtype, device=like.device)
+        owner._cove_grad_memory = buf  # type: ignore[assignment]  # a plain attribute, not in the state dict
+    return buf.view(shape).zero_()  # a new tensor over that memory: autograd takes it as the .grad
+
+
+class _TrainingEmbedding(torch.autograd.Function):
+    """F.embedding whose weight gradient (embedding_dense_backward's sum, in its order: index_add_ over the
+    tokens, the padding row left at zero) is written into reused memory: a fresh 47 MB gradient (MiniLM's
+    word embeddings) page-faults through every step (~25 ms a step on a 2-core CPU)."""
+
+    @staticmethod
+    def forward(ctx: Any, ids: torch.Tensor, weight: torch.Tensor, owner: nn.Embedding) -> torch.Tensor:
+        ctx.save_for_backward(ids)
+        ctx.owner, ctx.shape = owner, weight.shape
+        return nn.functional.embedding(ids, weight, owner.padding_idx)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor, None]:
+        (ids,) = ctx.saved_tensors
+        out = _grad_memory(ctx.owner, grad, ctx.shape)
+        out.index_add_(0, ids.reshape(-1), grad.reshape(-1, grad.shape[-1]))
+        if ctx.owner.padding_idx is not None:
+            out[ctx.owner.padding_idx] = 0
+        return None, out, None
+
+
+def embed_tokens(embedding: nn.Embedding, ids: Any) -> torch.Tensor:
+    """``embedding(ids)``; in training on CPU, with the weight gradient in reused memory."""
+    weight = embedding.weight
+    if not (
+        embedding.training
+        and torch.is_grad_enabled()
+        and weight.requires_grad
+        and weight.device.type == "cpu"
+        and embedding.max_norm is None
+        and not embedding.scale_grad_by_freq
+        and not embedding.sparse
+    ):
+        return embedding(ids)  # type: ignore[no-any-return]
+    return _TrainingEmbedding.apply(ids, weight, embedding)  # type: ignore[no-any-return]
+
+
 class SelfAttention(nn.Module):
     def __init__(self, hidden: int, heads: int, dropout: float):
         super().__init__()
@@ -119,9 +241,12 @@ class SelfAttention(nn.Module):
         h = x.shape[-1]
         # (batch, seq, hidden) -> (batch, heads, seq, head_dim)
         q, k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in qkv.split(h, dim=-1))
-        out, weights = attention(
-            q, k, v, mask, dropout=self.dropout if self.training else 0.0, need_weights=need_weights
-        )
+        if self.training and self.dropout and not need_weights:
+            out, weights = training_attention(q, k, v, mask, self.dropout), None
+        else:
+            out, weights = attention(
+                q, k, v, mask, dropout=self.dropout if self.training else 0.0, need_weights=need_weights
+            )
         out = out.transpose(1, 2).reshape(b, s, h)
         return self.o(out if packing is None else packing.pack(out)), weights
 
@@ -193,9 +318,9 @@ class EncoderLayer(nn.Module):
         return x, weights
 
     def _dropout(self, x: torch.Tensor, packing: Packing | None) -> torch.Tensor:
-        if packing is None or not self.training:
-            return self.dropout(x)
-        return packing.dropout(x, self.dropout.p)  # the padded pass's mask, at the real tokens
+        if not self.training:
+            return x
+        return train_dropout(x, self.dropout.p, packing)  # packed: the padded pass's mask, at the real tokens
 
 
 def run_layers(
@@ -247,7 +372,9 @@ class BertEmbeddings(nn.Module):
         position_ids: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
     ) -> torch.Tensor:
-        x = self.word(input_ids) if inputs_embeds is None else inputs_embeds  # (batch, seq, hidden)
+        x = (
+            embed_tokens(self.word, input_ids) if inputs_embeds is None else inputs_embeds
+        )  # (batch, seq, hidden)
         seq = x.shape[1]
         if seq > self.position.num_embeddings:
             raise ConfigError(
@@ -259,7 +386,8 @@ class BertEmbeddings(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros(x.shape[:2], dtype=torch.long, device=x.device)
         x = x + self.token_type(token_type_ids) + self.position(position_ids)
-        return self.dropout(self.norm(x))
+        x = self.norm(x)
+        return train_dropout(x, self.dropout.p) if self.training else x
 
 
 class BertPooler(nn.Module):

@@ -14,7 +14,7 @@ from torch import nn
 from cove.checkpoint.config import PretrainedConfig
 from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
-from cove.models.bert import EncoderLayer, _check_inputs, run_layers
+from cove.models.bert import EncoderLayer, _check_inputs, embed_tokens, run_layers, train_dropout
 from cove.models.encoder_heads import (
     EncoderForMaskedLM,
     EncoderForQuestionAnswering,
@@ -95,7 +95,9 @@ class DistilBertEmbeddings(nn.Module):
         position_ids: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
     ) -> torch.Tensor:
-        x = self.word(input_ids) if inputs_embeds is None else inputs_embeds  # (batch, seq, dim)
+        x = (
+            embed_tokens(self.word, input_ids) if inputs_embeds is None else inputs_embeds
+        )  # (batch, seq, dim)
         seq = x.shape[1]
         if seq > self.position.num_embeddings:
             raise ConfigError(
@@ -104,7 +106,8 @@ class DistilBertEmbeddings(nn.Module):
             )
         if position_ids is None:
             position_ids = torch.arange(seq, device=x.device)[None, :]
-        return self.dropout(self.norm(x + self.position(position_ids)))
+        x = self.norm(x + self.position(position_ids))
+        return train_dropout(x, self.dropout.p) if self.training else x
 
 
 def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:
