@@ -26,6 +26,7 @@ from cove.models.seq2seq import (
     Seq2SeqGenerationMixin,
     as_encoder_hidden,
     check_forward_kwargs,
+    cross_attention,
     decoder_keep_mask,
     encoder_keep_mask,
     keep_stored_head,
@@ -128,15 +129,14 @@ class BartAttention(nn.Module):
         ``mask`` is boolean (True = attend), broadcastable to (batch, heads, seq, keys)."""
         b, s, h = x.shape
         q = self._heads(self.q_proj(x))
+        dropout = self.dropout if self.training else 0.0
         if kv is None:
             k, v = self.project_kv(x)
             if cache is not None:
                 k, v = cache.update(self.layer, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         else:
-            k, v = kv
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )
+            out = cross_attention(q, *kv, mask, dropout)
         return self.out_proj(out.transpose(1, 2).reshape(b, s, h))
 
 

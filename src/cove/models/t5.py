@@ -29,6 +29,7 @@ from cove.models.seq2seq import (
     additive,
     as_encoder_hidden,
     check_forward_kwargs,
+    cross_attention,
     decoder_keep_mask,
     encoder_keep_mask,
     keep_stored_head,
@@ -157,15 +158,14 @@ class T5Attention(nn.Module):
         """Self-attention over ``x`` (writing to ``cache``), or cross-attention over the given ``kv``."""
         b, s, _ = x.shape
         q = self._heads(self.q(x))
+        dropout = self.dropout if self.training else 0.0
         if kv is None:
             k, v = self.project_kv(x)
             if cache is not None:
                 k, v = cache.update(self.layer, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=1.0)
         else:
-            k, v = kv
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, scale=1.0
-        )
+            out = cross_attention(q, *kv, mask, dropout, scale=1.0)
         return self.o(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
 
 
