@@ -16,6 +16,7 @@ from gguf.quants import quantize as gguf_quantize  # noqa: E402
 
 INTEGER = ["Q8_0", "Q4_0", "Q4_1"]
 K_QUANTS = ["Q4_K", "Q5_K", "Q6_K"]
+PACKED_ONLY = ["Q5_0", "Q5_1", *K_QUANTS]  # read, not written, by Cove (gguf cannot quantize the K-quants)
 
 
 def weights(rows: int = 24, k: int = 256, seed: int = 0) -> torch.Tensor:
@@ -25,15 +26,19 @@ def weights(rows: int = 24, k: int = 256, seed: int = 0) -> torch.Tensor:
     return w
 
 
-def random_blocks(name: str, rows: int = 6, blocks: int = 2, seed: int = 0) -> np.ndarray:
-    """Random K-quant super-blocks (gguf cannot quantize to these) with finite, small fp16 scales."""
+def random_blocks(name: str, rows: int = 6, blocks: int | None = None, seed: int = 0) -> np.ndarray:
+    """Random blocks of a PACKED_ONLY format (512 features unless ``blocks`` says) with finite, small fp16
+    scales."""
     fmt = FORMATS[name]
+    blocks = 512 // fmt.block_elems if blocks is None else blocks
     rng = np.random.default_rng(seed)
     raw = rng.integers(0, 256, size=(rows, blocks, fmt.block_bytes), dtype=np.uint8)
     scales = rng.uniform(-0.05, 0.05, size=(rows, blocks, 2)).astype(np.float16).view(np.uint8)
     if name == "Q6_K":
         raw[..., 208:210] = scales[..., :2]
-    else:  # d, dmin
+    elif name == "Q5_0":
+        raw[..., 0:2] = scales[..., :2]
+    else:  # d, dmin (Q5_1: d, m)
         raw[..., 0:4] = scales.reshape(rows, blocks, 4)
     return raw.reshape(rows, blocks * fmt.block_bytes)
 
@@ -58,8 +63,8 @@ def test_dequantizers_match_gguf(name):
     torch.testing.assert_close(kernels.dequant_rows(packed, rows, fmt.ggml_type, 256), want, atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("name", K_QUANTS)
-def test_k_quant_rows_match_gguf(name):
+@pytest.mark.parametrize("name", PACKED_ONLY)
+def test_packed_only_rows_match_gguf(name):
     raw = random_blocks(name)
     want = torch.from_numpy(gguf_dequantize(raw, gguf.GGMLQuantizationType[name]).astype(np.float32))
     got = kernels.dequant_rows(torch.from_numpy(raw), torch.tensor([5, 0, 3]), FORMATS[name].ggml_type, 512)

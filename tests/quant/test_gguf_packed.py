@@ -68,8 +68,8 @@ def test_k_quant_tensors_load_packed(tmp_path):
     assert isinstance(down, QuantLinear) and down.format.name == "Q6_K"
     torch.testing.assert_close(down.dequantized(), dense.model.layers[0].mlp.down.weight, atol=0, rtol=0)
     x = torch.randn(3, 256)
-    with torch.inference_mode():
-        torch.testing.assert_close(down(x), dense.model.layers[0].mlp.down(x), atol=1e-4, rtol=1e-4)
+    with torch.inference_mode():  # the Q6_K kernel reads the blocks against int8 activations
+        assert relative_error(down(x), dense.model.layers[0].mlp.down(x)) < 0.015
 
 
 def test_damaged_tensor_sizes_are_refused(tmp_path):
@@ -127,3 +127,66 @@ def test_packed_loads_come_from_the_cache_the_second_time(tmp_path, _cache, monk
     with torch.inference_mode():
         torch.testing.assert_close(second(IDS).logits, first(IDS).logits, atol=0, rtol=0)
     assert path.is_file()
+
+
+def write_gpt2_gguf(path, model, qtype):
+    """A GPT-2 GGUF as llama.cpp's converter writes one: Conv1D weights stored (out, in), every matrix but
+    the position table in ``qtype``, the head tied to the token embedding."""
+    c = model.config
+    w = gguf.GGUFWriter(str(path), "gpt2")
+    w.add_block_count(c.n_layer)
+    w.add_context_length(c.n_positions)
+    w.add_embedding_length(c.n_embd)
+    w.add_feed_forward_length(4 * c.n_embd)
+    w.add_head_count(c.n_head)
+    w.add_layer_norm_eps(c.layer_norm_epsilon)
+    w.add_vocab_size(c.vocab_size)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([chr(ord("A") + i) for i in range(c.vocab_size - 1)] + ["AB"])
+    w.add_token_types([1] * c.vocab_size)
+    w.add_token_merges(["A B"])
+    names = {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "ln_2": "ffn_norm"}
+    names |= {"mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
+    for name, tensor in model.state_dict().items():
+        stem, _, param = name.rpartition(".")
+        if stem == "lm_head" or stem.endswith("attn.bias") or param == "masked_bias":
+            continue
+        if stem.startswith("transformer.h."):
+            _, _, index, rest = stem.split(".", 3)
+            target = f"blk.{index}.{names[rest]}.{param}"
+        else:
+            target = {"transformer.wte": "token_embd", "transformer.wpe": "position_embd"}.get(
+                stem, "output_norm"
+            )
+            target += f".{param}"
+        array = tensor.numpy().astype(np.float32)
+        if target.endswith(("attn_qkv.weight", "attn_output.weight", "ffn_up.weight", "ffn_down.weight")):
+            array = np.ascontiguousarray(array.T)  # Conv1D (in, out) -> llama.cpp's (out, in)
+        packed = array.ndim == 2 and not target.startswith("position_embd")
+        data = gguf.quants.quantize(array, qtype) if packed else array
+        w.add_tensor(target, data, raw_dtype=qtype if packed else None)
+    for step in (w.write_header_to_file, w.write_kv_data_to_file, w.write_tensors_to_file, w.close):
+        step()
+    return path
+
+
+@pytest.mark.usefixtures("_cache")
+def test_gpt2_gguf_loads_packed(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(vocab_size=96, n_positions=64, n_embd=64, n_layer=2, n_head=4)
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    path = write_gpt2_gguf(tmp_path / "g.gguf", hf, gguf.GGMLQuantizationType.Q8_0)
+    dense, packed = load_both(path)
+    # the fused q/k/v Conv1D and the others: one QuantLinear each over the file's (out, in) rows
+    attn = packed.transformer.h[0].attn
+    assert isinstance(attn.c_attn, QuantLinear) and attn.c_attn.out_features == 3 * 64
+    assert describe(packed) == f"{2 * 4 + 2} x Q8_0"  # and the tied embedding/head
+    assert packed.lm_head.packed.data_ptr() == packed.transformer.wte.packed.data_ptr()
+    torch.testing.assert_close(
+        attn.c_attn.dequantized().T, dense.transformer.h[0].attn.c_attn.weight, atol=0, rtol=0
+    )
+    with torch.inference_mode():
+        want, got = dense(IDS).logits, packed(IDS).logits
+    assert relative_error(got, want) < 0.02
+    assert packed.generate(IDS, max_new_tokens=6).tolist() == dense.generate(IDS, max_new_tokens=6).tolist()

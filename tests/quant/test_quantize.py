@@ -67,8 +67,14 @@ def test_layers_that_do_not_fit_the_group_size_stay_float(tmp_path, caplog):
 
 
 def test_unsupported_quantization_names_the_supported_ones(checkpoint):
-    with pytest.raises(QuantizationError, match="'int8', 'int4', 'gguf'"):
+    with pytest.raises(
+        QuantizationError, match="quantization='nf4' is not supported; use one of 'int8', 'int4', 'gguf'"
+    ):
         cove.AutoModelForCausalLM.from_pretrained(checkpoint[0], quantization="nf4")
+    from cove.quant import quantize_model
+
+    with pytest.raises(QuantizationError, match=r"\['int4', 'int8'\], not 'gguf'"):
+        quantize_model(cove.AutoModelForCausalLM.from_pretrained(checkpoint[0]), "gguf")
 
 
 def test_a_quantized_model_refuses_to_train_and_to_save(checkpoint, tmp_path):
@@ -125,3 +131,19 @@ def test_the_server_setting_keeps_gguf_blocks_for_gguf_repos_only(tmp_path):
     (tmp_path / "m.gguf").write_bytes(b"")
     assert _quantization_for("gguf", tmp_path) == "gguf"
     assert _quantization_for("int8", tmp_path) == "int8"
+
+
+def test_the_server_counts_a_quantized_model_by_its_packed_bytes(checkpoint):
+    """The inference server's model cache budgets by _memory_of: the packed blocks (buffers) count, once
+    for the tied embedding/head and once for the fused q/k/v rows their members view."""
+    from cove.server.inference.engine import _memory_of
+
+    dense = cove.AutoModelForCausalLM.from_pretrained(checkpoint[0])
+    model = cove.AutoModelForCausalLM.from_pretrained(checkpoint[0], quantization="int8")
+    packed = {id(m.packed): m.packed for m in model.modules() if hasattr(m, "packed")}
+    floats = sum(p.numel() * p.element_size() for p in model.parameters())
+    floats += sum(b.numel() * b.element_size() for b in model.buffers() if b.is_floating_point())  # RoPE
+    want = sum(t.numel() for t in packed.values()) + floats
+    assert _memory_of(model) == want
+    # Q8_0 is 34 bytes per 32 weights: about a quarter of float32
+    assert 0.2 * _memory_of(dense) < _memory_of(model) < 0.4 * _memory_of(dense)

@@ -205,12 +205,13 @@ class GGUFFile:
         """(float32 tensors, packed blocks) under transformers' names: 2-D tensors whose GGML type is in
         ``packed_types`` (name -> (block elements, block bytes)) stay as their (rows, bytes_per_row) uint8 blocks, Q/K rows
         un-permuted; the rest is dequantized as in ``state_dict``. Packed values are
-        ``(type name, in_features, uint8 tensor)``."""
+        ``(type name, in_features, uint8 tensor)``: rows are output features, also for GPT-2's Conv1D weights
+        (which the float path transposes to (in, out))."""
         import torch
 
-        if self.architecture not in ("llama", "mistral", "qwen2"):
+        if self.architecture not in ("llama", "mistral", "qwen2", "gpt2"):
             raise CheckpointError(
-                f"{self.path}: keeping GGUF blocks packed is supported for llama, mistral and qwen2 files, "
+                f"{self.path}: keeping GGUF blocks packed is supported for llama, mistral, qwen2 and gpt2 files, "
                 f"not {self.architecture!r}; load it without quantization= (or with 'int8'/'int4')."
             )
         floats: dict[str, Any] = {}

@@ -21,7 +21,7 @@ from cove.models.causal import (
     start_cache,
 )
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, PreTrainedModel, get_activation
+from cove.models.modeling import ACTIVATIONS, PreTrainedModel, get_activation, run_linear
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 
@@ -288,7 +288,8 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
             **kwargs,
         )
         x = base.last_hidden_state
-        logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)  # (batch, seq, vocab)
+        kept = x[:, -logits_to_keep:] if logits_to_keep else x
+        logits = run_linear(self.lm_head, kept)  # (batch, seq, vocab)
         loss = causal_lm_loss(logits, labels, self.config.vocab_size) if labels is not None else None
         out = CausalLMOutputWithPast(
             loss=loss, logits=logits, past_key_values=base.past_key_values, hidden_states=base.hidden_states

@@ -26,8 +26,9 @@ from cove.models.causal import (
     start_cache,
 )
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, get_activation
+from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, get_activation, run_linear
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from cove.quant import kernels
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
 
@@ -269,6 +270,16 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.dtype is torch.float32
+            and not torch.is_grad_enabled()
+            and x.device.type == "cpu"
+            and self.weight.dtype is torch.float32
+        ):
+            # a decoding step's norm in one native op (the same sum of squares in a fixed order)
+            fused = kernels.rms_norm(x, self.weight, self.eps)
+            if fused is not None:
+                return fused
         dtype = x.dtype
         x = x.float()
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -327,7 +338,7 @@ class Attention(nn.Module):
             is_causal=is_causal,
             enable_gqa=self.kv_heads != self.heads,
         )
-        return self.o(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+        return run_linear(self.o, out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
 
 
 class MLP(nn.Module):
@@ -341,7 +352,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x)
-        return self.down(self.act(gate) * up)
+        return run_linear(self.down, self.act(gate) * up)
 
 
 class DecoderLayer(nn.Module):
@@ -510,7 +521,8 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
             **kwargs,
         )
         x = base.last_hidden_state
-        logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)  # (batch, seq, vocab)
+        kept = x[:, -logits_to_keep:] if logits_to_keep else x
+        logits = run_linear(self.lm_head, kept)  # (batch, seq, vocab)
         loss = causal_lm_loss(logits, labels, self.config.vocab_size) if labels is not None else None
         out = CausalLMOutputWithPast(
             loss=loss, logits=logits, past_key_values=base.past_key_values, hidden_states=base.hidden_states

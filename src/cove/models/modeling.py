@@ -370,6 +370,54 @@ def attention(
 # -- fused projections -----------------------------------------------------------------------
 
 
+_dense: Any = None  # cove.quant.kernels, imported at the first call (cove.quant imports this module)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, through Cove's small-M kernel where it is faster: autograd off, on the
+    CPU, float32 input and contiguous float32 weight, at most ``cove.quant.kernels.dense_rows()`` rows (8:
+    decoding steps, the LM head of a step). Everything else (training, prefill, bf16, GPU) is F.linear.
+
+    The kernel streams every weight row once at close to the read bandwidth (torch's GEMM reaches half of it
+    or less at one row), and computes each output in a fixed order: the same bits on any thread count.
+    Models call this (or ``run_linear``) for every projection; ``COVE_DENSE_ROWS=0`` turns it off.
+    """
+    global _dense
+    if (
+        torch.is_grad_enabled()
+        or x.dtype is not torch.float32
+        or weight.dtype is not torch.float32
+        or x.device.type != "cpu"
+        or weight.dim() != 2
+    ):
+        return F.linear(x, weight, bias)
+    if _dense is None:
+        from cove.quant import kernels
+
+        _dense = kernels
+    k = weight.shape[1]
+    rows = x.numel() // k if k else 0
+    if (
+        rows == 0
+        or rows > _dense.dense_rows()
+        or x.shape[-1] != k
+        or not weight.is_contiguous()
+        or (bias is not None and (bias.dtype is not torch.float32 or not bias.is_contiguous()))
+    ):
+        return F.linear(x, weight, bias)
+    out = _dense.dense_linear(x.reshape(rows, k), weight, bias)
+    return out.view(*x.shape[:-1], weight.shape[0])
+
+
+def run_linear(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)``, with a plain nn.Linear's product through ``linear`` (the small-M kernel at decode
+    time). Other modules (a QuantLinear, a wrapped layer) and a Linear carrying forward hooks are called as
+    they are."""
+    if type(module) is nn.Linear and not (module._forward_hooks or module._forward_pre_hooks):
+        return linear(x, module.weight, module.bias)
+    return module(x)
+
+
 class FusedLinears:
     """Several nn.Linear layers that read the same input, evaluated with one matmul at inference.
 
@@ -402,7 +450,7 @@ class FusedLinears:
         ):
             self._fuse()
         assert self.weight is not None
-        return F.linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias)
 
     def _fuse(self) -> None:
         # normal tensors even under inference_mode: the parameters must stay usable for training later

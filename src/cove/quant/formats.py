@@ -7,8 +7,10 @@ out exactly as in a GGUF file (ggml-common.h), so a GGUF tensor is used as it is
 - Q4_0: fp16 d, 16 bytes of nibbles; x = d * (q - 8)
 - Q4_1: fp16 d, fp16 m, 16 bytes of nibbles; x = d * q + m
   (nibbles: byte j holds element j in its low half, element j + 16 in its high half)
-- Q4_K, Q5_K, Q6_K: super-blocks of 256 with 6-bit (Q4_K, Q5_K) or 8-bit (Q6_K) sub-block scales; these
-  are loaded packed and dequantized a row at a time by the kernel.
+- Q5_0, Q5_1: Q4_0 / Q4_1 with a fifth bit per weight (4 bytes of high bits after the scales); x = d * (q - 16)
+  / d * q + m (llama.cpp's fallback for K-quant files whose rows are not a multiple of 256)
+- Q4_K, Q5_K, Q6_K: super-blocks of 256 with 6-bit (Q4_K, Q5_K) or 8-bit (Q6_K) sub-block scales.
+All are multiplied by integer kernels reading the blocks as stored; Cove quantizes to the first three.
 
 ``quantization="int8"`` packs float weights as Q8_0, ``"int4"`` as Q4_1 (group 32, scale and minimum per
 group): the quantizers below round the way ggml's reference quantizers do, so they write the same bytes
@@ -28,7 +30,7 @@ class BlockFormat:
     ggml_type: int  # GGMLQuantizationType value
     block_elems: int
     block_bytes: int
-    integer_kernel: bool  # False: the kernel dequantizes rows and takes float dot products
+    torch_dequantizer: bool  # False: dequantize_torch goes through gguf.quants (numpy)
 
     def row_bytes(self, in_features: int) -> int:
         return in_features // self.block_elems * self.block_bytes
@@ -40,6 +42,8 @@ FORMATS = {
         BlockFormat("Q8_0", 8, 32, 34, True),
         BlockFormat("Q4_0", 2, 32, 18, True),
         BlockFormat("Q4_1", 3, 32, 20, True),
+        BlockFormat("Q5_0", 6, 32, 22, False),
+        BlockFormat("Q5_1", 7, 32, 24, False),
         BlockFormat("Q4_K", 12, 256, 144, False),
         BlockFormat("Q5_K", 13, 256, 176, False),
         BlockFormat("Q6_K", 14, 256, 210, False),
@@ -100,7 +104,7 @@ def dequantize_torch(packed: torch.Tensor, ggml_type: int, in_features: int) -> 
     fmt = BY_TYPE[ggml_type]
     rows = packed.shape[0]
     blocks = packed.reshape(rows, in_features // fmt.block_elems, fmt.block_bytes)
-    if not fmt.integer_kernel:
+    if not fmt.torch_dequantizer:
         import numpy as np
         from gguf import GGMLQuantizationType
         from gguf.quants import dequantize

@@ -1,8 +1,9 @@
 """A GGUF model with its quantized tensors kept as the file stores them (``quantization="gguf"``).
 
 The float tensors (norms, F32/F16 weights) load as usual; every weight the file stores in a format the
-kernels read (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) stays packed: its module becomes a QuantLinear (an
-embedding: a QuantEmbedding, whose blocks the tied LM head reads too). Tensors in other quantized formats
+kernels read (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) stays packed: its module becomes a
+QuantLinear (an embedding: a QuantEmbedding, whose blocks the tied LM head reads too; GPT-2's Conv1D, whose
+float weight is stored (in, out), a QuantLinear over the file's (out, in) rows, fused q/k/v included). Tensors in other quantized formats
 are dequantized to float32, and a warning names them. Resident memory is about the file's size.
 """
 
@@ -20,6 +21,12 @@ from cove.quant.formats import FORMATS
 from cove.quant.modules import QuantEmbedding, QuantLinear
 
 logger = logging.getLogger("cove.quant")
+
+# checkpoint-name endings of weights a model keeps as (in, out) (GPT-2's Conv1D); their packed rows are the
+# output features, as for every other packed tensor
+_IN_OUT_WEIGHTS = {
+    "gpt2": (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
+}
 
 
 def packed_types() -> dict[str, tuple[int, int]]:
@@ -62,8 +69,12 @@ def load_packed(
             raise QuantizationError(
                 f"{source}: packed tensor {key!r} ({qtype}, {k} features) is inconsistent"
             )
+    in_out = _IN_OUT_WEIGHTS.get(getattr(config, "model_type", ""), ())
     placeholders = {
-        key: torch.empty(blocks.shape[0], k, device="meta") for key, (_, k, blocks) in packed.items()
+        key: torch.empty(
+            *((k, blocks.shape[0]) if key.endswith(in_out) else (blocks.shape[0], k)), device="meta"
+        )
+        for key, (_, k, blocks) in packed.items()
     }
     model = target._from_state_dict(
         config, {**floats, **placeholders}, source=source, ignore_mismatched_sizes=False
@@ -84,8 +95,9 @@ def install_packed(model: nn.Module, packed: dict[str, tuple[str, int, torch.Ten
             _set(model, name, embedding)
             if tie is not None and tie[0] == name:
                 _set(model, tie[1], embedding.as_linear())
-        elif isinstance(module, nn.Linear):
-            bias = module.bias if module.bias is not None and not module.bias.is_meta else None
+        elif isinstance(module, nn.Linear) or _is_conv1d(module, in_features, blocks.shape[0]):
+            bias = getattr(module, "bias", None)
+            bias = bias if bias is not None and not bias.is_meta else None
             _set(model, name, QuantLinear(blocks, qtype, in_features, bias))
         else:
             raise QuantizationError(
@@ -97,3 +109,9 @@ def install_packed(model: nn.Module, packed: dict[str, tuple[str, int, torch.Ten
     if left:
         raise QuantizationError(f"internal: after installing the GGUF blocks, {left[:5]} have no values")
     refuse_fused(plan)
+
+
+def _is_conv1d(module: nn.Module, in_features: int, out_features: int) -> bool:
+    from cove.models.gpt2 import Conv1D
+
+    return isinstance(module, Conv1D) and tuple(module.weight.shape) == (in_features, out_features)

@@ -1,10 +1,20 @@
-"""The C++ kernels (csrc/kernels.cpp): built at first use, cached, and a pure-torch stand-in without them.
+"""The C++ kernels (csrc/kernels.cpp: packed weights; csrc/dense.cpp: the small-M float32 linear): built at
+first use, cached, and a pure-torch stand-in without them.
 
-The source is compiled with ``torch.utils.cpp_extension`` (g++ and ninja, ``-O3 -march=native``) into
-``<cache root>/quant-kernels/<key>/``, where the key hashes the source, torch's version and the CPU's model
-and flags: a machine with other vector units (AVX2 only, AVX-512 VNNI, ...) gets its own build, and the
-compiler's ``-march=native`` picks the fastest integer dot product there (``isa()`` says which). The build
-takes 20-60 s once; later processes load the cached library in milliseconds.
+The sources are compiled with ``torch.utils.cpp_extension`` (g++ and ninja, ``-O3 -march=native``) into
+``<cache root>/quant-kernels/<key>/``, where the key hashes the sources, torch's version, the target and the
+CPU's model and flags: a machine with other vector units (AVX2 only, AVX-512 VNNI, ...) gets its own build,
+and the compiler's ``-march=native`` picks the fastest branch there (``isa()`` says which). The build takes
+20-60 s once; later processes load the cached library in milliseconds.
+
+``COVE_KERNEL_ISA=native|avx2|generic`` (default native) builds for ``-march=native``, ``-march=haswell``
+(AVX2 + FMA, no AVX-512) or ``-march=x86-64`` (SSE2 only, the plain C++ branches), each in its own cache
+folder: how the other branches are tested on one machine.
+
+``dense_linear(x, weight, bias)`` is the float32 ``x @ weight.T + bias`` for a few rows (decoding steps,
+the LM head): each weight row is streamed once, at close to the read bandwidth, where torch's general GEMM
+reaches a fraction of it. ``dense_rows()`` is the most rows it takes (``COVE_DENSE_ROWS``; 0 turns it off);
+``cove.models.modeling.linear`` is the hook the models call.
 
 Without a compiler (or with ``COVE_QUANT_KERNELS=torch``) the same operations run in torch: the packed
 weights are dequantized tile by tile and multiplied in float32. Correct, several times slower; a warning
@@ -28,7 +38,13 @@ from cove.errors import KernelBuildError
 logger = logging.getLogger("cove.quant")
 
 SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
+SOURCES = (SOURCE, SOURCE.with_name("dense.cpp"))
 ENV = "COVE_QUANT_KERNELS"
+ISA_ENV = "COVE_KERNEL_ISA"
+# COVE_KERNEL_ISA -> the compiler's target
+TARGETS = {"native": "-march=native", "avx2": "-march=haswell", "generic": "-march=x86-64"}
+DENSE_ROWS_ENV = "COVE_DENSE_ROWS"
+DENSE_ROWS = 8  # measured crossover against torch (MKL) on a 2-core AVX-512 EPYC: faster up to 8 rows
 _lock = threading.Lock()
 
 
@@ -36,11 +52,20 @@ def _cache_root() -> Path:
     return Path(os.environ.get("COVE_CACHE") or Path.home() / ".cache" / "cove").expanduser()
 
 
+def target() -> str:
+    """``COVE_KERNEL_ISA``: "native" (default), "avx2" or "generic"."""
+    value = os.environ.get(ISA_ENV, "native").strip().lower() or "native"
+    if value not in TARGETS:
+        raise KernelBuildError(f"{ISA_ENV}={value!r} is not understood; use one of {', '.join(TARGETS)}.")
+    return value
+
+
 def build_key() -> str:
     from cove.hardware import cpu_info
 
     info = cpu_info()
-    text = "|".join([SOURCE.read_text(encoding="utf-8"), torch.__version__, info.model, *sorted(info.flags)])
+    sources = [path.read_text(encoding="utf-8") for path in SOURCES]
+    text = "|".join([*sources, torch.__version__, TARGETS[target()], info.model, *sorted(info.flags)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -74,9 +99,9 @@ def _build() -> Any:
         logger.warning("Building Cove's quantized matmul kernels (once per machine, 20-60 s) in %s", folder)
         cpp_extension.load(
             name="cove_quant",
-            sources=[str(SOURCE)],
+            sources=[str(path) for path in SOURCES],
             # no fused multiply-adds the source does not spell: the quantizers round as ggml's do
-            extra_cflags=["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off"],
+            extra_cflags=["-O3", TARGETS[target()], "-fno-math-errno", "-ffp-contract=off"],
             build_directory=str(folder),
             is_python_module=False,
             verbose=False,
@@ -94,6 +119,46 @@ def backend() -> str:
     """Which path runs: "native (avx2+avx512vnni)", "native (avx2)", ... or "torch (no native kernels)"."""
     ops = _native()
     return f"native ({ops.isa()})" if ops is not None else "torch (no native kernels)"
+
+
+def isa() -> str:
+    """The branches the built library runs, "quant avx2+avx512vnni, dense avx512" (or "torch")."""
+    ops = _native()
+    return f"quant {ops.isa()}, dense {ops.dense_isa()}" if ops is not None else "torch"
+
+
+@functools.cache
+def _dense_rows() -> int:
+    raw = os.environ.get(DENSE_ROWS_ENV, str(DENSE_ROWS))
+    try:
+        rows = int(raw)
+    except ValueError:
+        raise KernelBuildError(f"{DENSE_ROWS_ENV}={raw!r} is not an integer.") from None
+    return rows if rows > 0 and _native() is not None else 0
+
+
+def dense_rows() -> int:
+    """The most rows ``dense_linear`` takes (0: no native kernels, or ``COVE_DENSE_ROWS=0``)."""
+    return _dense_rows()
+
+
+def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x (m, k) float32 @ weight (n, k).T + bias -> (m, n), by the native kernel (torch without it).
+
+    Every output is one fixed-order reduction over k: the same bits on any thread count and whatever other
+    rows x holds. Not differentiable: callers use it with autograd off."""
+    ops = _native()
+    if ops is None:
+        return torch.nn.functional.linear(x, weight, bias)
+    return ops.dense_linear(x, weight, bias)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor | None:
+    """weight * x / sqrt(mean(x ** 2, -1) + eps) in one native op (float32, CPU), or None without it."""
+    ops = _native()
+    if ops is None or dense_rows() == 0:
+        return None
+    return ops.rms_norm(x, weight, eps)
 
 
 def qmatmul(x: torch.Tensor, packed: torch.Tensor, qtype: int, in_features: int) -> torch.Tensor:

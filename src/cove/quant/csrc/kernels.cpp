@@ -4,8 +4,9 @@
 // file) and x (m, k) float32. For Q8_0 / Q4_0 / Q4_1 the activations are quantized once per call to
 // int8 blocks of 32 (scale d, and s = d * sum(q) for the offset terms), then every output is a sum of
 // integer block dot products: AVX-VNNI / AVX512-VNNI `dpbusd` where the compiler targets it, AVX2
-// `maddubs` + `madd` otherwise, plain C elsewhere. K-quants (Q4_K, Q5_K, Q6_K) dequantize one weight
-// row at a time into a per-thread buffer and take float dot products: correct, slower.
+// `maddubs` + `madd` otherwise, plain C elsewhere. The K-quants (Q4_K, Q5_K, Q6_K) and Q5_0 / Q5_1 take
+// the same int8 activation blocks (kquant_matmul); without AVX2 they dequantize one weight row at a time
+// into a per-thread buffer and take float dot products.
 // Threads split the output rows (at::parallel_for: torch's own pool, so no second thread pool fights it).
 // Built at first use with -O3 -march=native by cove.quant.kernels; every size is checked before any
 // pointer is read.
@@ -29,7 +30,7 @@ namespace {
 
 // GGML type ids (ggml.h) and their block geometry
 constexpr int64_t PREFETCH_TILES = 8;
-constexpr int64_t Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14;
+constexpr int64_t Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14;
 
 struct Geometry {
   int64_t elems;
@@ -41,6 +42,8 @@ Geometry geometry(int64_t type) {
     case Q4_0: return {32, 18};
     case Q4_1: return {32, 20};
     case Q8_0: return {32, 34};
+    case Q5_0: return {32, 22};
+    case Q5_1: return {32, 24};
     case Q4_K: return {256, 144};
     case Q5_K: return {256, 176};
     case Q6_K: return {256, 210};
@@ -275,6 +278,20 @@ void dequant_block(int64_t type, const uint8_t* b, float* y) {
       }
       return;
     }
+    case Q5_0:
+    case Q5_1: {
+      const float d = half(b);
+      const float m = type == Q5_0 ? -16.f * d : half(b + 2);
+      const int off = type == Q5_0 ? 2 : 4;
+      uint32_t qh;
+      std::memcpy(&qh, b + off, 4);
+      const uint8_t* qs = b + off + 4;
+      for (int j = 0; j < 16; ++j) {
+        y[j] = d * static_cast<float>((qs[j] & 0x0F) | (((qh >> j) & 1) << 4)) + m;
+        y[j + 16] = d * static_cast<float>((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) + m;
+      }
+      return;
+    }
     case Q4_K:
     case Q5_K: {
       const float d = half(b), dmin = half(b + 2);
@@ -345,6 +362,162 @@ float dot_f32(const float* a, const float* b, int64_t k) {
   return total;
 }
 
+// ---- K-quants and Q5_0 / Q5_1 on int8 activation blocks ----------------------------------------------
+// The packed blocks are read as they are stored and multiplied against the activations quantized to int8
+// blocks of 32 (QAct), as the Q8_0 / Q4_x kernels do. A Q4_K / Q5_K super-block of 256 is 8 sub-blocks
+// of 32 with a 6-bit scale and minimum each: one integer block product per activation block, times
+// d * scale, minus dmin * min * sum(x). Q6_K's 16 sub-blocks of 16 carry int8 scales: the 8 partial sums
+// `dpbusd` gives per block are 4 per sub-block, so a per-lane scale vector weights them. Q5_0 / Q5_1:
+// Q4_0 / Q4_1 with a fifth bit per weight (32 bits per block, expanded to bytes).
+
+#if defined(__AVX2__)
+inline __m256i bits_to_bytes(uint32_t bits) {  // bit i -> byte i: 0xFF if set, else 0
+  const __m256i shuffle = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuffle);
+  const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(0x7fbfdfeff7fbfdfeULL));
+  v = _mm256_or_si256(v, mask);
+  return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
+}
+
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// one weight row against C activation rows i0 .. i0 + C - 1: out[(i0 + c) * n + r]
+template <int64_t TYPE, int C>
+void krow(const uint8_t* row, const QAct& a, int64_t i0, int64_t nb, float* out, int64_t n, int64_t r) {
+  __m256 acc[C];
+  float extra[C];
+  for (int c = 0; c < C; ++c) {
+    acc[c] = _mm256_setzero_ps();
+    extra[c] = 0.f;
+  }
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i* xq = reinterpret_cast<const __m256i*>(a.q.data());
+  if constexpr (TYPE == Q5_0 || TYPE == Q5_1) {
+    constexpr int64_t bytes = TYPE == Q5_0 ? 22 : 24;
+    constexpr int off = TYPE == Q5_0 ? 2 : 4;
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = row + b * bytes;
+      const float dw = half(blk);
+      const float mw = TYPE == Q5_0 ? -16.f * dw : half(blk + 2);
+      uint32_t qh;
+      std::memcpy(&qh, blk + off, 4);
+      const __m256i high = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+      const __m256i wq = _mm256_or_si256(nibbles(blk + off + 4), high);
+      for (int c = 0; c < C; ++c) {
+        const int64_t ab = (i0 + c) * nb + b;
+        const __m256 p = _mm256_cvtepi32_ps(dot_u8s8(wq, _mm256_loadu_si256(xq + ab)));
+        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a.d[ab]), p, acc[c]);
+        extra[c] += mw * a.s[ab];
+      }
+    }
+  } else if constexpr (TYPE == Q6_K) {
+    const __m256i three = _mm256_set1_epi8(3), bias = _mm256_set1_epi8(32);
+    for (int64_t s = 0; s < nb / 8; ++s) {
+      const uint8_t* blk = row + s * 210;
+      const float d = half(blk + 208);
+      const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i qa = load32(blk + 64 * h), qb = load32(blk + 64 * h + 32), hv = load32(blk + 128 + 32 * h);
+        const __m256i g[4] = {
+            _mm256_or_si256(_mm256_and_si256(qa, low4), _mm256_slli_epi16(_mm256_and_si256(hv, three), 4)),
+            _mm256_or_si256(_mm256_and_si256(qb, low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), three), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), three), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), three), 4)),
+        };
+        for (int q = 0; q < 4; ++q) {
+          const float s0 = d * sc[8 * h + 2 * q], s1 = d * sc[8 * h + 2 * q + 1];
+          const __m256 scale = _mm256_set_ps(s1, s1, s1, s1, s0, s0, s0, s0);  // lanes 0-3: values 0-15
+          for (int c = 0; c < C; ++c) {
+            const int64_t ab = (i0 + c) * nb + s * 8 + 4 * h + q;
+            const __m256i x = _mm256_loadu_si256(xq + ab);
+            const __m256i p = _mm256_sub_epi32(dot_u8s8(g[q], x), dot_u8s8(bias, x));  // (q - 32) . x
+            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(a.d[ab])), _mm256_cvtepi32_ps(p), acc[c]);
+          }
+        }
+      }
+    }
+  } else {  // Q4_K, Q5_K
+    constexpr int64_t bytes = TYPE == Q4_K ? 144 : 176;
+    const __m256i one = _mm256_set1_epi8(1);
+    for (int64_t s = 0; s < nb / 8; ++s) {
+      const uint8_t* blk = row + s * bytes;
+      // the 8 6-bit scales and minimums (scale_min_k4's packing) unpacked 4 bytes at a time
+      uint32_t u[4];
+      std::memcpy(u, blk + 4, 12);
+      const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+      u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+      const uint32_t mins_low = u[1] & m6;
+      u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+      u[2] = mins_low;
+      u[0] &= m6;  // now bytes 0-7: scales, 8-15: minimums
+      const __m256i scm = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u)));
+      const __m256i mnm = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u + 2)));
+      alignas(32) float ds[8], dm[8];
+      _mm256_store_ps(ds, _mm256_mul_ps(_mm256_set1_ps(half(blk)), _mm256_cvtepi32_ps(scm)));
+      _mm256_store_ps(dm, _mm256_mul_ps(_mm256_set1_ps(half(blk + 2)), _mm256_cvtepi32_ps(mnm)));
+      const uint8_t* qs = blk + (TYPE == Q4_K ? 16 : 48);
+      const __m256i hv = TYPE == Q5_K ? load32(blk + 16) : _mm256_setzero_si256();
+      for (int j = 0; j < 4; ++j) {
+        const __m256i raw = load32(qs + 32 * j);
+        __m256i lo = _mm256_and_si256(raw, low4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        if constexpr (TYPE == Q5_K) {
+          const __m128i s0 = _mm_cvtsi32_si128(2 * j), s1 = _mm_cvtsi32_si128(2 * j + 1);
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hv, s0), one), 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hv, s1), one), 4));
+        }
+        for (int c = 0; c < C; ++c) {
+          const int64_t ab = (i0 + c) * nb + s * 8 + 2 * j;
+          const __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(lo, _mm256_loadu_si256(xq + ab)));
+          const __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(hi, _mm256_loadu_si256(xq + ab + 1)));
+          acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * j] * a.d[ab]), p0, acc[c]);
+          acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * j + 1] * a.d[ab + 1]), p1, acc[c]);
+          extra[c] -= dm[2 * j] * a.s[ab] + dm[2 * j + 1] * a.s[ab + 1];
+        }
+      }
+    }
+  }
+  for (int c = 0; c < C; ++c) out[(i0 + c) * n + r] = hsum(acc[c]) + extra[c];
+}
+
+template <int64_t TYPE>
+void krows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, int64_t nb, float* out,
+                 int64_t n, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const uint8_t* row = w + r * row_bytes;
+    _mm_prefetch(reinterpret_cast<const char*>(row + 4 * row_bytes), _MM_HINT_T0);
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) krow<TYPE, 4>(row, a, i, nb, out, n, r);
+    for (; i < m; ++i) krow<TYPE, 1>(row, a, i, nb, out, n, r);
+  }
+}
+
+// y (m, n) = x @ W^T for the types above: true when this build has the kernel (else the caller's path)
+bool kquant_matmul(const float* x, const uint8_t* w, int64_t type, int64_t m, int64_t k, int64_t n,
+                   int64_t row_bytes, float* out) {
+  const int64_t nb = k / 32;
+  QAct a;
+  quantize_rows(x, m, k, a);
+  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, nb * m));
+  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    switch (type) {
+      case Q4_K: return krows_range<Q4_K>(w, row_bytes, a, m, nb, out, n, begin, end);
+      case Q5_K: return krows_range<Q5_K>(w, row_bytes, a, m, nb, out, n, begin, end);
+      case Q6_K: return krows_range<Q6_K>(w, row_bytes, a, m, nb, out, n, begin, end);
+      case Q5_0: return krows_range<Q5_0>(w, row_bytes, a, m, nb, out, n, begin, end);
+      default: return krows_range<Q5_1>(w, row_bytes, a, m, nb, out, n, begin, end);
+    }
+  });
+  return true;
+}
+#else
+bool kquant_matmul(const float*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, int64_t, float*) {
+  return false;
+}
+#endif
+
 // ---- checks and ops ----------------------------------------------------------------------------------
 
 Geometry check_weight(const at::Tensor& w, int64_t type, int64_t k) {
@@ -367,6 +540,8 @@ at::Tensor qmatmul(const at::Tensor& x, const at::Tensor& w, int64_t type, int64
   float* out = y.data_ptr<float>();
   const uint8_t* wp = w.data_ptr<uint8_t>();
   if (m == 0 || n == 0) return y;
+  const bool packed_kernel = type == Q4_K || type == Q5_K || type == Q6_K || type == Q5_0 || type == Q5_1;
+  if (packed_kernel && kquant_matmul(x.data_ptr<float>(), wp, type, m, k, n, row_bytes, out)) return y;
   // rows per task: enough block products per task that splitting pays for the hand-off
   const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, nb * m));
   if (type == Q4_0 || type == Q4_1 || type == Q8_0) {

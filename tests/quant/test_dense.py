@@ -1,0 +1,206 @@
+"""The small-M float32 linear (csrc/dense.cpp) against float64 products, and the hook the models call
+(cove.models.modeling.linear): taken only with autograd off and few rows, the same bits on any thread
+count. The AVX2 and plain C++ branches are built once each (COVE_KERNEL_ISA) in a subprocess and checked
+there, with the packed-weight kernels of the same build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cove.hardware import cpu_info
+from cove.models import modeling
+from cove.quant import kernels
+
+native = pytest.mark.skipif(not kernels.native_available(), reason="no C++ compiler: no native kernels")
+
+# (m, k, n): one row, odd sizes, the K tail of every vector width, the row and tile tails
+SHAPES = [(1, 576, 960), (1, 7, 3), (2, 33, 5), (3, 577, 1537), (5, 1536, 576), (8, 64, 9), (13, 100, 17)]
+
+
+def reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    return F.linear(x.double(), w.double(), None if b is None else b.double()).float()
+
+
+@native
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize(("m", "k", "n"), SHAPES)
+def test_matches_the_float64_product(m, k, n, bias):
+    g = torch.Generator().manual_seed(m * 7919 + k * 31 + n)
+    x, w = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g)
+    b = torch.randn(n, generator=g) if bias else None
+    got = kernels.dense_linear(x, w, b)
+    assert got.shape == (m, n) and got.dtype == torch.float32
+    # float32 rounding over k terms, as torch's own product
+    torch.testing.assert_close(got, reference(x, w, b), atol=2e-6 * k**0.5, rtol=1e-5)
+
+
+@native
+def test_strided_rows_and_non_contiguous_inputs():
+    g = torch.Generator().manual_seed(3)
+    w, b = torch.randn(19, 40, generator=g), torch.randn(19, generator=g)
+    wide = torch.randn(4, 64, generator=g)
+    for x in (wide[:, :40], wide[:, ::2][:, :32].repeat(1, 2)[:, :40], wide.T[:40].T):
+        torch.testing.assert_close(kernels.dense_linear(x, w, b), reference(x, w, b), atol=1e-5, rtol=1e-5)
+
+
+@native
+def test_same_bits_on_any_thread_count_and_whatever_the_other_rows():
+    g = torch.Generator().manual_seed(4)
+    x, w = torch.randn(8, 576, generator=g), torch.randn(1539, 576, generator=g)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kernels.dense_linear(x, w)
+        torch.set_num_threads(max(2, saved))
+        many = kernels.dense_linear(x, w)
+    finally:
+        torch.set_num_threads(saved)
+    assert torch.equal(one, many)
+    for i in (0, 5, 7):  # a row alone, or in a group of 2 or 4, takes the same arithmetic
+        assert torch.equal(kernels.dense_linear(x[i : i + 1], w), one[i : i + 1])
+    assert torch.equal(kernels.dense_linear(x[:6], w), one[:6])
+
+
+@native
+def test_bad_arguments_are_refused():
+    w = torch.randn(4, 8)
+    with pytest.raises(RuntimeError, match="features"):
+        kernels.dense_linear(torch.randn(2, 7), w)
+    with pytest.raises(RuntimeError, match="contiguous 2-D float32"):
+        kernels.dense_linear(torch.randn(2, 8), w.double())
+    with pytest.raises(RuntimeError, match="bias"):
+        kernels.dense_linear(torch.randn(2, 8), w, torch.randn(3))
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """How often the hook hands a product to the kernel."""
+    seen: list[tuple[int, ...]] = []
+    real = kernels.dense_linear
+
+    def counting(x, w, b=None):
+        seen.append(tuple(x.shape))
+        return real(x, w, b)
+
+    monkeypatch.setattr(kernels, "dense_linear", counting)
+    return seen
+
+
+@native
+def test_hook_takes_few_rows_without_autograd(calls):
+    lin = torch.nn.Linear(24, 10)
+    x = torch.randn(2, 3, 24)
+    with torch.no_grad():
+        got = modeling.run_linear(lin, x)
+    assert calls == [(6, 24)] and got.shape == (2, 3, 10)
+    torch.testing.assert_close(got, lin(x).detach(), atol=1e-6, rtol=1e-5)
+    with torch.inference_mode():
+        modeling.linear(x[:, :1], lin.weight, lin.bias)
+    assert calls[-1] == (2, 24)
+
+
+@native
+def test_hook_leaves_autograd_large_batches_and_other_dtypes_to_torch(calls):
+    lin = torch.nn.Linear(24, 10)
+    x = torch.randn(1, 24, requires_grad=True)
+    out = modeling.run_linear(lin, x)  # autograd on: torch, and the gradient flows
+    out.sum().backward()
+    assert x.grad is not None and lin.weight.grad is not None
+    with torch.no_grad():
+        modeling.linear(torch.randn(kernels.dense_rows() + 1, 24), lin.weight, lin.bias)
+        modeling.linear(torch.randn(1, 24).double(), lin.weight.double())
+        modeling.linear(torch.randn(1, 10), lin.weight.T)  # a transposed (non-contiguous) weight
+        hooked = torch.nn.Linear(24, 10)
+        hooked.register_forward_hook(lambda *a: None)
+        modeling.run_linear(hooked, torch.randn(1, 24))
+    assert calls == []
+
+
+def test_without_native_kernels_the_hook_is_f_linear(monkeypatch, calls):
+    monkeypatch.setattr(kernels, "_dense_rows", lambda: 0)
+    lin = torch.nn.Linear(8, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(modeling.run_linear(lin, torch.randn(1, 8)).shape, torch.Size([1, 4]))
+    assert calls == []
+
+
+def test_an_unknown_isa_names_the_choices(monkeypatch):
+    monkeypatch.setenv(kernels.ISA_ENV, "sse9")
+    with pytest.raises(Exception, match="native, avx2, generic"):
+        kernels.target()
+
+
+# ---- the other branches, built on this machine --------------------------------------------------------
+
+CHECK = textwrap.dedent(
+    """
+    import json, torch
+    from cove.quant import kernels
+    from cove.quant.formats import FORMATS, dequantize_torch, quantize
+    out = {"isa": kernels.isa(), "dense": 0.0, "quant": 0.0}
+    g = torch.Generator().manual_seed(0)
+    for m, k, n in [(1, 576, 97), (3, 77, 5), (8, 1536, 33)]:
+        x, w, b = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g), torch.randn(n, generator=g)
+        want = torch.nn.functional.linear(x.double(), w.double(), b.double())
+        out["dense"] = max(out["dense"], float((kernels.dense_linear(x, w, b) - want).abs().max()))
+    for name in ("Q8_0", "Q4_0", "Q4_1"):
+        packed = quantize(torch.randn(37, 256, generator=g), name)
+        x = torch.randn(5, 256, generator=g)
+        want = x @ dequantize_torch(packed, FORMATS[name].ggml_type, 256).T
+        got = kernels.qmatmul(x, packed, FORMATS[name].ggml_type, 256)
+        out["quant"] = max(out["quant"], float((got - want).norm() / want.norm()))
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def other_builds():
+    """{isa: the CHECK results} of each other branch, built once per machine into its own cache folder
+    (~20 s each), checked in a subprocess (one process loads one build of the op library)."""
+    results = {}
+    for isa in ("avx2", "generic"):
+        env = {**os.environ, kernels.ISA_ENV: isa, kernels.ENV: "native"}
+        done = subprocess.run(
+            [sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        results[isa] = json.loads(done.stdout.strip().splitlines()[-1])
+    return results
+
+
+@native
+@pytest.mark.parametrize(
+    ("isa", "names"), [("avx2", "quant avx2, dense avx2"), ("generic", "quant scalar, dense generic")]
+)
+def test_other_branches_compute_the_same_products(other_builds, isa, names):
+    if isa == "avx2" and not {"avx2", "fma"} <= cpu_info().flags:
+        pytest.skip("this CPU has no AVX2 + FMA")
+    result = other_builds[isa]
+    assert result["isa"] == names
+    assert result["dense"] < 1e-4
+    assert result["quant"] < 0.015
+
+
+@native
+@pytest.mark.parametrize("shape", [(1, 1, 576), (8, 1, 576), (2, 7, 33), (3, 5)])
+def test_rms_norm_matches_torch(shape):
+    from cove.models.llama import RMSNorm
+
+    g = torch.Generator().manual_seed(shape[-1])
+    norm = RMSNorm(shape[-1], 1e-5)
+    norm.weight.data = torch.randn(shape[-1], generator=g)
+    x = torch.randn(*shape, generator=g)
+    want = norm(x).detach()  # autograd on: torch's six ops
+    with torch.no_grad():
+        got = norm(x)
+    assert torch.equal(got, kernels.rms_norm(x, norm.weight.detach(), 1e-5))
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-6)
