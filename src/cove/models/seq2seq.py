@@ -140,12 +140,15 @@ def encoder_keep_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | Non
 
 def decoder_keep_mask(
     attention_mask: torch.Tensor | None, start: int, seq: int, device: torch.device
-) -> torch.Tensor:
-    """Boolean (batch or 1, 1, seq, start + seq): causal over the cache, and the decoder padding if given.
+) -> torch.Tensor | None:
+    """Boolean (batch or 1, 1, seq, start + seq): causal over the cache, and the decoder padding if given;
+    None for one new token without a mask (it sees every position: a decoding step builds no mask).
 
     ``attention_mask`` is (batch, start + seq) of 1/0, as in transformers (it covers the cached positions too).
     """
     total = start + seq
+    if seq == 1 and attention_mask is None:
+        return None
     keep = torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
     keep = keep[None, None]  # (1, 1, seq, total)
     if attention_mask is None:

@@ -303,7 +303,7 @@ class T5Stack(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         s = x.shape[1]
         if self.is_decoder:
-            keep: torch.Tensor | None = decoder_keep_mask(attention_mask, start, s, x.device)
+            keep = decoder_keep_mask(attention_mask, start, s, x.device)
         else:
             keep = encoder_keep_mask(attention_mask)
         bias = self.position_bias(s, start + s, start, x.device).to(x.dtype)
