@@ -197,6 +197,31 @@ def test_kv_cache_grows_in_chunks_without_reallocating_each_step():
     assert cache.capacity == 16 and torch.equal(cache.keys[0][:, :, :3], k)
 
 
+@pytest.mark.parametrize(
+    "index",
+    [[0, 1, 2, 3, 4, 5], [0, 0, 2, 3, 3, 5], [1, 0, 3, 2, 5, 4], [5, 5, 5, 0, 0, 0], [2, 2, 0]],
+    ids=["kept", "few-moved-in-place", "all-moved", "most-moved", "fewer-rows"],
+)
+def test_kv_cache_reorder_keeps_the_chosen_rows(index):
+    from cove.models.kv_cache import KVCache
+
+    cache = KVCache(2, capacity=8)
+    cache.begin(5)
+    keys = [torch.randn(6, 2, 5, 3) for _ in range(2)]
+    values = [torch.randn(6, 2, 5, 3) for _ in range(2)]
+    for layer in range(2):
+        cache.update(layer, keys[layer], values[layer])
+    cache.end(5)
+    for _ in range(2):  # twice: the second round runs over the buffers the first one left
+        rows = torch.tensor(index)
+        cache.reorder(rows)
+        keys = [k[rows] for k in keys]
+        values = [v[rows] for v in values]
+        for layer in range(2):
+            assert torch.equal(cache.keys[layer][:, :, :5], keys[layer])
+            assert torch.equal(cache.values[layer][:, :, :5], values[layer])
+
+
 def test_loss_with_labels_ignores_minus_100(model):
     ids = torch.randint(3, 60, (2, 6))
     labels = ids.clone()

@@ -629,3 +629,32 @@ def test_bad_words_ids_match_transformers(generators, family, num_beams):
         assert ours.generate(**inputs, **options).tolist() == ref.tolist()
     finally:
         ours.generation_config = saved
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_cross_attention_shares_one_encoder_row_per_group_of_decoder_rows(masked):
+    """generate keeps one encoder row per input for all its beams: the grouped cross-attention equals
+    attention over the keys/values repeated for every beam."""
+    import torch.nn.functional as F
+
+    from cove.models.seq2seq import EncoderDecoderCache, cross_attention
+
+    torch.manual_seed(0)
+    inputs, beams, heads, src, dim = 3, 4, 2, 7, 8
+    q = torch.randn(inputs * beams, heads, 1, dim)
+    k, v = torch.randn(inputs, heads, src, dim), torch.randn(inputs, heads, src, dim)
+    mask = None
+    if masked:
+        mask = torch.ones(inputs, 1, 1, src, dtype=torch.bool)
+        mask[1, ..., 4:] = False
+    expected = F.scaled_dot_product_attention(
+        q,
+        k.repeat_interleave(beams, 0),
+        v.repeat_interleave(beams, 0),
+        attn_mask=None if mask is None else mask.repeat_interleave(beams, 0),
+    )
+    torch.testing.assert_close(cross_attention(q, k, v, mask), expected, atol=1e-6, rtol=1e-6)
+    cache = EncoderDecoderCache(1)
+    cache.cross[0] = (k, v)
+    cache.reorder(torch.tensor([0, 0, 1, 2] * inputs) + torch.arange(inputs).repeat_interleave(beams) * beams)
+    assert cache.cross[0] is not None and cache.cross[0][0] is k  # shared rows are not reordered

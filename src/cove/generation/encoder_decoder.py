@@ -35,9 +35,9 @@ class _DecoderView:
     """The encoder-decoder model seen as a decoder-only LM by the shared generation loops.
 
     The loops hand it a ``KVCache`` (which beam search reorders); it becomes the self-attention half of an
-    ``EncoderDecoderCache`` whose cross-attention keys/values are projected on the first step. Those are never
-    reordered: every row of one input's beams holds the same encoder output, and beam search only moves
-    hypotheses between the beams of one input.
+    ``EncoderDecoderCache`` whose cross-attention keys/values are projected on the first step, one row per
+    input, shared by its beams. Those are never reordered: beam search only moves hypotheses between the beams
+    of one input.
     """
 
     def __init__(self, model: Any, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor | None):
@@ -178,12 +178,10 @@ def _generate(
     stop = StopStrings(config.stop_strings, tokenizer) if config.stop_strings is not None else None
     generator = torch.Generator(device=device).manual_seed(int(seed)) if seed is not None else None
 
+    # each input's beams (or sampled sequences) share its one encoder row: the decoder's cross-attention
+    # projects, keeps and reads it once per input (cove.models.seq2seq.cross_attention), not once per beam
     expand = rows_per_input(config, streamer)
     if expand > 1:
-        encoder_hidden = encoder_hidden.repeat_interleave(expand, dim=0)
-        attention_mask = (
-            attention_mask.repeat_interleave(expand, dim=0) if attention_mask is not None else None
-        )
         decoder_input_ids = decoder_input_ids.repeat_interleave(expand, dim=0)
     processors = build_processors(config, prompt_len)
     view = _DecoderView(model, encoder_hidden, attention_mask)

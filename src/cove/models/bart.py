@@ -19,13 +19,14 @@ from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
 from cove.models.causal import layer_threads
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, PreTrainedModel
+from cove.models.modeling import ACTIVATIONS, PreTrainedModel, run_linear
 from cove.models.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from cove.models.seq2seq import (
     EncoderDecoderCache,
     Seq2SeqGenerationMixin,
     as_encoder_hidden,
     check_forward_kwargs,
+    cross_attention,
     decoder_keep_mask,
     encoder_keep_mask,
     keep_stored_head,
@@ -114,7 +115,7 @@ class BartAttention(nn.Module):
         return x.view(b, s, self.heads, self.head_dim).transpose(1, 2)  # (batch, heads, seq, head_dim)
 
     def project_kv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        return self._heads(run_linear(self.k_proj, x)), self._heads(run_linear(self.v_proj, x))
 
     def forward(
         self,
@@ -127,17 +128,16 @@ class BartAttention(nn.Module):
         """Self-attention over ``x`` (writing to ``cache``), or cross-attention over the given ``kv``.
         ``mask`` is boolean (True = attend), broadcastable to (batch, heads, seq, keys)."""
         b, s, h = x.shape
-        q = self._heads(self.q_proj(x))
+        q = self._heads(run_linear(self.q_proj, x))
+        dropout = self.dropout if self.training else 0.0
         if kv is None:
             k, v = self.project_kv(x)
             if cache is not None:
                 k, v = cache.update(self.layer, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         else:
-            k, v = kv
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out_proj(out.transpose(1, 2).reshape(b, s, h))
+            out = cross_attention(q, *kv, mask, dropout)
+        return run_linear(self.out_proj, out.transpose(1, 2).reshape(b, s, h))
 
 
 class FeedForward(nn.Module):
@@ -149,8 +149,8 @@ class FeedForward(nn.Module):
         self.activation_dropout = config.activation_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.dropout(self.act(self.fc1(x)), p=self.activation_dropout, training=self.training)
-        return self.fc2(x)
+        x = F.dropout(self.act(run_linear(self.fc1, x)), p=self.activation_dropout, training=self.training)
+        return run_linear(self.fc2, x)
 
 
 class BartEncoderLayer(nn.Module):
@@ -565,7 +565,7 @@ class ConditionalGenerationHead:
         y = out.last_hidden_state
         if logits_to_keep:
             y = y[:, -logits_to_keep:]
-        logits = self.lm_head(y) + self.final_logits_bias.to(y.dtype)  # (batch, target, vocab)
+        logits = run_linear(self.lm_head, y) + self.final_logits_bias.to(y.dtype)  # (batch, target, vocab)
         loss = seq2seq_lm_loss(logits, labels) if labels is not None else None
         result = Seq2SeqLMOutput(
             loss=loss,

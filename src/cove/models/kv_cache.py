@@ -66,10 +66,25 @@ class KVCache:
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows ``index`` (beam search picks which hypotheses continue).
 
-        Only the filled positions move, into a second set of buffers the two sets then trade places with:
-        copying whole buffers every step moved the unfilled capacity too (at 32 beam rows, 64 new tokens and
-        6 layers, 50 MB a step beside the model's 150 MB of weights), and fresh buffers each step cost page
-        faults besides."""
+        Only the filled positions move. When at most half the rows take another row's place (beam search
+        usually keeps most beams where they are: about a quarter move per step in the seq2seq benchmark), just
+        those rows are copied in place, through a small gather of their sources; otherwise every row is
+        copied into a second set of buffers the two sets then trade places with. Copying whole buffers every
+        step moved the unfilled capacity too (at 32 beam rows, 64 new tokens and 6 layers, 50 MB a step
+        beside the model's 150 MB of weights), and fresh buffers each step cost page faults besides."""
+        rows = next((kb.shape[0] for kb in self.keys if kb is not None), None)
+        if rows is not None and index.shape[0] == rows:
+            moved = (index != torch.arange(rows, device=index.device)).nonzero().squeeze(1)
+            if moved.numel() == 0:
+                return
+            if 2 * moved.numel() <= rows:
+                sources, n = index.index_select(0, moved), self.length
+                for store in (self.keys, self.values):
+                    for buf in store:
+                        if buf is not None:
+                            part = buf[:, :, :n]
+                            part.index_copy_(0, moved, part.index_select(0, sources))
+                return
         for i in range(self.num_layers):
             kb, vb = self.keys[i], self.values[i]
             if kb is not None and vb is not None:

@@ -35,10 +35,16 @@ class EncoderDecoderCache:
         return kv
 
     def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows ``index`` (beam search picks which hypotheses continue)."""
+        """Keep batch rows ``index`` (beam search picks which hypotheses continue). Cross-attention keys/values
+        with one row per encoder input shared by a group of decoder rows (see ``cross_attention``) stay as they
+        are: the rows ``index`` picks must then stay within their group, as beam search's do."""
         self.self_attention.reorder(index)
         self.cross = [
-            None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))
+            None
+            if kv is None
+            else (kv[0].index_select(0, index), kv[1].index_select(0, index))
+            if kv[0].shape[0] == index.shape[0]
+            else kv
             for kv in self.cross
         ]
 
@@ -76,6 +82,12 @@ def run_decoder(
     decoder, writing a cache when asked for one, into the base model's output."""
     cache, start = start_decoder_cache(past_key_values, use_cache, num_layers, y.shape[1])
     encoder_hidden = encoder_outputs.last_hidden_state
+    if y.shape[0] != encoder_hidden.shape[0] and y.shape[0] % encoder_hidden.shape[0]:
+        raise ValueError(
+            f"The decoder batch ({y.shape[0]} rows) is not a multiple of the encoder batch "
+            f"({encoder_hidden.shape[0]} rows): pass one encoder output row per decoder row (or per group of "
+            "consecutive decoder rows)."
+        )
     y, hidden = decoder(
         y,
         decoder_attention_mask,
@@ -96,6 +108,29 @@ def run_decoder(
     )
 
 
+def cross_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """SDPA of the decoder's queries q (batch, heads, seq, head_dim) over the encoder's keys/values, which may
+    hold one row per group of ``batch // k.shape[0]`` consecutive decoder rows: generate encodes each input
+    once and its beams (or sampled sequences) share that row, so the cross-attention keys/values are projected,
+    stored and read once per input, not once per beam. A group's queries then attend as one longer query
+    sequence (the mask, (inputs, 1, 1, src), is the same for all of them); the result has q's shape."""
+    b, h, s, d = q.shape
+    inputs = k.shape[0]
+    if inputs == b:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+    group = b // inputs
+    q = q.view(inputs, group, h, s, d).transpose(1, 2).reshape(inputs, h, group * s, d)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+    return out.view(inputs, h, group, s, d).transpose(1, 2).reshape(b, h, s, d)
+
+
 def encoder_keep_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """(batch, src) 1/0 -> boolean (batch, 1, 1, src) of the keys to attend to, or None when none is padding."""
     if attention_mask is None or bool(attention_mask.all()):
@@ -105,12 +140,15 @@ def encoder_keep_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | Non
 
 def decoder_keep_mask(
     attention_mask: torch.Tensor | None, start: int, seq: int, device: torch.device
-) -> torch.Tensor:
-    """Boolean (batch or 1, 1, seq, start + seq): causal over the cache, and the decoder padding if given.
+) -> torch.Tensor | None:
+    """Boolean (batch or 1, 1, seq, start + seq): causal over the cache, and the decoder padding if given;
+    None for one new token without a mask (it sees every position: a decoding step builds no mask).
 
     ``attention_mask`` is (batch, start + seq) of 1/0, as in transformers (it covers the cached positions too).
     """
     total = start + seq
+    if seq == 1 and attention_mask is None:
+        return None
     keep = torch.arange(total, device=device)[None, :] <= torch.arange(start, total, device=device)[:, None]
     keep = keep[None, None]  # (1, 1, seq, total)
     if attention_mask is None:

@@ -21,7 +21,7 @@ from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
 from cove.models.causal import layer_threads
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, PreTrainedModel
+from cove.models.modeling import ACTIVATIONS, PreTrainedModel, run_linear
 from cove.models.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from cove.models.seq2seq import (
     EncoderDecoderCache,
@@ -29,6 +29,7 @@ from cove.models.seq2seq import (
     additive,
     as_encoder_hidden,
     check_forward_kwargs,
+    cross_attention,
     decoder_keep_mask,
     encoder_keep_mask,
     keep_stored_head,
@@ -36,6 +37,7 @@ from cove.models.seq2seq import (
     seq2seq_lm_loss,
     shift_tokens_right,
 )
+from cove.quant import kernels
 
 
 @dataclass
@@ -119,6 +121,16 @@ class T5LayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.dtype is torch.float32
+            and not torch.is_grad_enabled()
+            and x.device.type == "cpu"
+            and self.weight.dtype is torch.float32
+        ):
+            # a decoding step's norm in one native op (the same sum of squares in a fixed order)
+            fused = kernels.rms_norm(x, self.weight, self.eps)
+            if fused is not None:
+                return fused
         variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
         x = x * torch.rsqrt(variance + self.eps)
         if self.weight.dtype in (torch.float16, torch.bfloat16):
@@ -144,7 +156,7 @@ class T5Attention(nn.Module):
         return x.view(b, s, self.heads, self.head_dim).transpose(1, 2)  # (batch, heads, seq, head_dim)
 
     def project_kv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._heads(self.k(x)), self._heads(self.v(x))
+        return self._heads(run_linear(self.k, x)), self._heads(run_linear(self.v, x))
 
     def forward(
         self,
@@ -156,17 +168,16 @@ class T5Attention(nn.Module):
     ) -> torch.Tensor:
         """Self-attention over ``x`` (writing to ``cache``), or cross-attention over the given ``kv``."""
         b, s, _ = x.shape
-        q = self._heads(self.q(x))
+        q = self._heads(run_linear(self.q, x))
+        dropout = self.dropout if self.training else 0.0
         if kv is None:
             k, v = self.project_kv(x)
             if cache is not None:
                 k, v = cache.update(self.layer, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=1.0)
         else:
-            k, v = kv
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, scale=1.0
-        )
-        return self.o(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+            out = cross_attention(q, *kv, mask, dropout, scale=1.0)
+        return run_linear(self.o, out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
 
 
 def _gelu_new_explicit(x: torch.Tensor) -> torch.Tensor:
@@ -190,8 +201,11 @@ class T5FeedForward(nn.Module):
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.wi_0(x)) * self.wi_1(x) if self.gated else self.act(self.wi(x))
-        return self.wo(self.dropout(h).to(self.wo.weight.dtype))
+        if self.gated:
+            h = self.act(run_linear(self.wi_0, x)) * run_linear(self.wi_1, x)
+        else:
+            h = self.act(run_linear(self.wi, x))
+        return run_linear(self.wo, self.dropout(h).to(self.wo.weight.dtype))
 
 
 class T5Block(nn.Module):
@@ -289,7 +303,7 @@ class T5Stack(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         s = x.shape[1]
         if self.is_decoder:
-            keep: torch.Tensor | None = decoder_keep_mask(attention_mask, start, s, x.device)
+            keep = decoder_keep_mask(attention_mask, start, s, x.device)
         else:
             keep = encoder_keep_mask(attention_mask)
         bias = self.position_bias(s, start + s, start, x.device).to(x.dtype)
@@ -554,7 +568,7 @@ class T5ForConditionalGeneration(Seq2SeqGenerationMixin, _T5EncoderDecoder):
             y = y[:, -logits_to_keep:]
         if self.config.scale_decoder_outputs:
             y = y * self.config.d_model**-0.5
-        logits = self.lm_head(y)  # (batch, target, vocab)
+        logits = run_linear(self.lm_head, y)  # (batch, target, vocab)
         loss = seq2seq_lm_loss(logits, labels) if labels is not None else None
         result = Seq2SeqLMOutput(
             loss=loss,
