@@ -56,10 +56,9 @@ class KVCache:
             kb = k.new_empty(b, h, self.capacity, d)
             vb = v.new_empty(b, h, self.capacity, d)
             self.keys[layer], self.values[layer] = kb, vb
-        # narrow + copy_: the same writes and views as kb[:, :, start:end] = k with less indexing overhead
-        kb.narrow(2, start, end - start).copy_(k)
-        vb.narrow(2, start, end - start).copy_(v)
-        return kb.narrow(2, 0, end), vb.narrow(2, 0, end)
+        kb[:, :, start:end] = k
+        vb[:, :, start:end] = v
+        return kb[:, :, :end], vb[:, :, :end]
 
     def end(self, new_tokens: int) -> None:
         self.length = self._start + new_tokens

@@ -315,13 +315,12 @@ class Attention(nn.Module):
         b, s, _ = x.shape
         h, kv = self.heads, self.kv_heads
         qkv = self.qkv.joined(x).view(b, s, h + 2 * kv, self.head_dim)  # (batch, seq, all heads, head_dim)
-        # narrow, not [:, :, a:b]: the same views with less Python indexing per op (hundreds per step)
-        qk = apply_rope(qkv.narrow(2, 0, h + kv), cos, sin)  # q and k heads rotated together
+        qk = apply_rope(qkv[:, :, : h + kv], cos, sin)  # q and k heads rotated together
         # (batch, seq, heads, head_dim) -> (batch, heads, seq, head_dim)
         q, k, v = (
-            qk.narrow(2, 0, h).transpose(1, 2),
-            qk.narrow(2, h, kv).transpose(1, 2),
-            qkv.narrow(2, h + kv, kv).transpose(1, 2),
+            qk[:, :, :h].transpose(1, 2),
+            qk[:, :, h:].transpose(1, 2),
+            qkv[:, :, h + kv :].transpose(1, 2),
         )
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (batch, kv_heads, past + seq, head_dim)
