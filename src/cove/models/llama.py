@@ -270,16 +270,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            x.dtype is torch.float32
-            and not torch.is_grad_enabled()
-            and x.device.type == "cpu"
-            and self.weight.dtype is torch.float32
-        ):
-            # a decoding step's norm in one native op (the same sum of squares in a fixed order)
-            fused = kernels.rms_norm(x, self.weight, self.eps)
-            if fused is not None:
-                return fused
+        fused = kernels.rms_norm(x, self.weight, self.eps)  # a no-grad float32 step's norm in one native op
+        if fused is not None:
+            return fused
         dtype = x.dtype
         x = x.float()
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)

@@ -121,16 +121,9 @@ class T5LayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            x.dtype is torch.float32
-            and not torch.is_grad_enabled()
-            and x.device.type == "cpu"
-            and self.weight.dtype is torch.float32
-        ):
-            # a decoding step's norm in one native op (the same sum of squares in a fixed order)
-            fused = kernels.rms_norm(x, self.weight, self.eps)
-            if fused is not None:
-                return fused
+        fused = kernels.rms_norm(x, self.weight, self.eps)  # a no-grad float32 step's norm in one native op
+        if fused is not None:
+            return fused
         variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
         x = x * torch.rsqrt(variance + self.eps)
         if self.weight.dtype in (torch.float16, torch.bfloat16):

@@ -154,7 +154,15 @@ def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor | None:
-    """weight * x / sqrt(mean(x ** 2, -1) + eps) in one native op (float32, CPU), or None without it."""
+    """weight * x / sqrt(mean(x ** 2, -1) + eps) in one native op (the same sum of squares in a fixed order),
+    or None where it does not apply: autograd on, not float32 on the CPU, no native kernels."""
+    if (
+        x.dtype is not torch.float32
+        or weight.dtype is not torch.float32
+        or torch.is_grad_enabled()
+        or x.device.type != "cpu"
+    ):
+        return None
     ops = _native()
     if ops is None or dense_rows() == 0:
         return None
