@@ -25,6 +25,7 @@ from cove.models.modeling import (
     Packing,
     PreTrainedModel,
     attention,
+    dropout_mask,
     get_activation,
     padding_mask,
 )
@@ -94,27 +95,7 @@ BERT_WEIGHT_MAP = {
 _OTHER_HEADS = (r"^cls\.", r"^classifier\.", r"^qa_outputs\.", r"position_ids$")
 
 
-# -- training dropout: F.dropout's masks, drawn faster ------------------------------------------
-
-_MANTISSA = (1 << 53) - 1
-
-
-def dropout_mask(
-    shape: tuple[int, ...], p: float, dtype: torch.dtype, rows: torch.Tensor | None = None
-) -> torch.Tensor:
-    """The mask F.dropout(x, p) multiplies a CPU tensor of ``shape`` by in training, bit for bit, from the
-    same random stream: torch draws it with ``bernoulli_(1 - p).div_(1 - p)``, which takes one 64-bit
-    number per element from the generator, serially, and keeps the element when its low 53 bits, as a
-    double in [0, 1), are below 1 - p. ``random_()`` on int64 draws the same numbers in the same order
-    (~1.6x faster), and the comparison runs on the integers, vectorised: ``u * 2**-53 < q`` is
-    ``u < ceil(q * 2**53)``, exactly (scaling by a power of two is exact). ``rows``: return only these rows
-    of the mask viewed as (rows, shape[-1]) (the real tokens of a padded batch); the stream still advances
-    by the whole shape, as the padded pass's does."""
-    noise = torch.empty(shape, dtype=torch.int64, device="cpu").random_()
-    if rows is not None:
-        noise = noise.view(-1, shape[-1]).index_select(0, rows)
-    keep = (noise & _MANTISSA) < math.ceil((1 - p) * 2.0**53)
-    return keep.to(dtype).div_(1 - p)
+# -- training dropout: F.dropout's masks, drawn faster (modeling.dropout_mask) ------------------------
 
 
 def _fast_dropout(x: torch.Tensor, p: float) -> bool:
@@ -124,11 +105,11 @@ def _fast_dropout(x: torch.Tensor, p: float) -> bool:
 def train_dropout(x: torch.Tensor, p: float, packing: Packing | None = None) -> torch.Tensor:
     """Training dropout (nn.Dropout's result and random draws); ``x`` packed by ``packing`` gets the mask the
     padded (batch, seq, features) tensor would, at its real tokens."""
+    if packing is not None:
+        return packing.dropout(x, p)
     if not _fast_dropout(x, p):
-        return packing.dropout(x, p) if packing is not None else nn.functional.dropout(x, p, training=True)
-    if packing is None:
-        return x * dropout_mask(tuple(x.shape), p, x.dtype)
-    return x * dropout_mask((packing.batch, packing.seq, x.shape[-1]), p, x.dtype, packing.index)
+        return nn.functional.dropout(x, p, training=True)
+    return x * dropout_mask(tuple(x.shape), p, x.dtype)
 
 
 def training_attention(
