@@ -42,6 +42,7 @@ import time
 import torch
 
 from cove.hardware import bf16_speedup, bf16_support, describe, prefers_bf16, step_threads
+from cove.quant import kernels
 
 NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PROMPTS = [
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; transformers {transformers.__version__}; "
         f"load average {load_average()} on {os.cpu_count()} CPUs"
     )
-    print(f"hardware: {describe()}")
+    print(f"hardware: {describe()}; Cove kernels: {kernels.isa()}")
     print(f"{NAME}: greedy, {args.new_tokens} new tokens, median of {args.repeats} interleaved runs\n")
     bandwidth = read_bandwidth()
     print(

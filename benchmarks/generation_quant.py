@@ -443,7 +443,7 @@ def inputs(sdist: str, prompts: int, ppl_windows: int, window: int):
 def header() -> None:
     from cove.quant import kernels
 
-    print(f"hardware: {describe()}")
+    print(f"hardware: {describe()}; Cove kernels: {kernels.isa()}")
     print(
         f"quantized kernels: {kernels.backend()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
