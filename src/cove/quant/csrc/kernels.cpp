@@ -181,6 +181,18 @@ void tile(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_
 // 0-7 the first, 8-15 the second), and the 8 rows' block scales loaded, converted and multiplied as one
 // vector instead of one scalar chain per row. Every row's lanes take the same operations in the same
 // order as tile<TYPE, R, 1> (fmadd per block, then hsum plus the offset sum): the same bits.
+inline int load_u32(const uint8_t* p) {
+  int v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline short load_i16(const uint8_t* p) {
+  short v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
 template <int64_t TYPE>
 void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t nb, float* out, int64_t r0) {
   constexpr int64_t bytes = TYPE == Q4_0 ? 18 : 20;
@@ -209,17 +221,22 @@ void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t nb, float
     const float dx = a.d[b], sx = a.s[b];
     __m512 scale;
     if constexpr (TYPE == Q4_1) {
-      uint32_t dm[8];
-      for (int r = 0; r < 8; ++r) std::memcpy(dm + r, blk + r * row_bytes, 4);
-      const __m512 f = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dm)));
+      // built in registers (eight stores and one wide load would miss store-to-load forwarding)
+      const __m256i dm = _mm256_setr_epi32(load_u32(blk), load_u32(blk + row_bytes), load_u32(blk + 2 * row_bytes),
+                                           load_u32(blk + 3 * row_bytes), load_u32(blk + 4 * row_bytes),
+                                           load_u32(blk + 5 * row_bytes), load_u32(blk + 6 * row_bytes),
+                                           load_u32(blk + 7 * row_bytes));
+      const __m512 f = _mm512_cvtph_ps(dm);
       // (dx, sx) repeated: one product gives every row's d * dx (even lanes) and m * sx (odd lanes)
       const __m512 both = _mm512_mul_ps(f, _mm512_unpacklo_ps(_mm512_set1_ps(dx), _mm512_set1_ps(sx)));
       extra = _mm512_add_ps(extra, both);  // odd lanes: m * s (even lanes: unused)
       scale = both;                        // even lanes: d * dx
     } else {
-      uint16_t dv[8];
-      for (int r = 0; r < 8; ++r) std::memcpy(dv + r, blk + r * row_bytes, 2);
-      const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(dv)));
+      const __m128i dv = _mm_setr_epi16(load_i16(blk), load_i16(blk + row_bytes), load_i16(blk + 2 * row_bytes),
+                                        load_i16(blk + 3 * row_bytes), load_i16(blk + 4 * row_bytes),
+                                        load_i16(blk + 5 * row_bytes), load_i16(blk + 6 * row_bytes),
+                                        load_i16(blk + 7 * row_bytes));
+      const __m256 f = _mm256_cvtph_ps(dv);
       extra = _mm512_castps256_ps512(_mm256_add_ps(
           _mm512_castps512_ps256(extra), _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-8.f), f), _mm256_set1_ps(sx))));
       scale = _mm512_castps256_ps512(_mm256_mul_ps(f, _mm256_set1_ps(dx)));
