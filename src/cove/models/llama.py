@@ -7,8 +7,9 @@ attention, RMSNorm, SwiGLU, optionally tied embeddings.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -362,6 +363,42 @@ class DecoderLayer(nn.Module):
         x = x + self.attn(self.attn_norm(x), cos, sin, mask, is_causal, cache)
         return x + self.mlp(self.mlp_norm(x))
 
+    def decode_weights(self) -> tuple[Any, ...] | None:
+        """What the native decoding step (``cove_quant::decode_layer``) takes of this layer: norm weights,
+        fused q/k/v and gate/up, o and down, as float32 tensors the small-M kernel reads; None when the layer
+        must run in Python: quantized or replaced projections, hooks, an activation other than SiLU, other
+        dtypes."""
+        attn, mlp = self.attn, self.mlp
+        if (
+            type(attn.qkv) is not FusedLinears
+            or type(mlp.gate_up) is not FusedLinears
+            or mlp.act is not F.silu
+        ):
+            return None
+        parts = (self, attn, mlp, self.attn_norm, self.mlp_norm, attn.o, mlp.down, *attn.qkv.linears)
+        if any(m._forward_hooks or m._forward_pre_hooks for m in (*parts, *mlp.gate_up.linears)):
+            return None
+        if type(attn.o) is not nn.Linear or type(mlp.down) is not nn.Linear:
+            return None
+        if any(type(lin) is not nn.Linear for lin in (*attn.qkv.linears, *mlp.gate_up.linears)):
+            return None
+        qkv, gate_up = attn.qkv.fused(), mlp.gate_up.fused()
+        if qkv is None or gate_up is None:
+            return None
+        weights = (
+            self.attn_norm.weight,
+            *qkv,
+            attn.o.weight,
+            attn.o.bias,
+            self.mlp_norm.weight,
+            *gate_up,
+            mlp.down.weight,
+            mlp.down.bias,
+        )
+        if any(w is not None and (w.dtype is not torch.float32 or not w.is_contiguous()) for w in weights):
+            return None
+        return weights
+
 
 LLAMA_WEIGHT_MAP = {
     "embed_tokens": "embed",
@@ -468,11 +505,77 @@ class LlamaModel(LlamaPreTrainedModel):
             position_ids = default_positions(start, s, b, x.device)
         cos, sin = self.rotary(position_ids, x.dtype)
         mask, is_causal = causal_mask(attention_mask, start, s, x.device)
+        if s == 1 and type(cache) is KVCache:
+            out = self._decode_step(x, cos, sin, mask, start, cache, hidden)
+            if out is not None:
+                return out
         for layer in self.layers:
             x = layer(x, cos, sin, mask, is_causal, cache)
             if hidden is not None:
                 hidden.append(x)
         return self.norm(x)
+
+    def _decode_step(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        start: int,
+        cache: KVCache,
+        hidden: list[torch.Tensor] | None,
+    ) -> torch.Tensor | None:
+        """One new token per row, each layer in one native call (csrc/decode.cpp: the same norms and
+        products, RoPE and the cache write in place, single-query attention over the cache); None (the
+        caller runs the Python layers) where it does not apply: training or autograd, not float32 on the
+        CPU, no native kernels, global module hooks, or a layer ``decode_weights`` turns down."""
+        if (
+            self.training
+            or torch.is_grad_enabled()
+            or x.dtype is not torch.float32
+            or x.device.type != "cpu"
+            or _global_hooks()
+            or not kernels.native_available()
+            or kernels.dense_rows() == 0
+        ):
+            return None
+        entry = cache.plans.get(id(self))
+        if (
+            entry is None or entry[0]() is not self
+        ):  # looked up once per cache: the checks cost ~40 us a layer
+            found = [cast(DecoderLayer, layer).decode_weights() for layer in self.layers]
+            kept = [plan for plan in found if plan is not None]
+            entry = (weakref.ref(self), kept if len(kept) == len(found) else [])
+            cache.plans[id(self)] = entry
+        plans: list[tuple[Any, ...]] = entry[1]
+        if not plans:
+            return None
+        first = cast(DecoderLayer, self.layers[0])
+        attn = first.attn
+        if attn.window is not None and start + 1 > attn.window:
+            raise GenerationError(
+                f"The sequence reached {start + 1} tokens, past this model's sliding_window={attn.window}: "
+                "Cove implements full attention only, so keep prompt + new tokens within the window."
+            )
+        b = x.shape[0]
+        keep = mask.reshape(b, mask.shape[-1]) if mask is not None else None  # (batch, positions) bool
+        heads, kv, dim = attn.heads, attn.kv_heads, attn.head_dim
+        scale, dense = 1.0 / math.sqrt(dim), b <= kernels.dense_rows()
+        eps = first.attn_norm.eps
+        step = torch.ops.cove_quant.decode_layer
+        for i, plan in enumerate(plans):
+            kb, vb = cache.buffers(i, b, kv, dim, x)
+            x = step(x, *plan, cos, sin, kb, vb, start, keep, heads, kv, scale, eps, dense)  # type: ignore[misc]
+            if hidden is not None:
+                hidden.append(x)
+        return self.norm(x)
+
+
+def _global_hooks() -> bool:
+    """Whether any global forward hook is registered (torch.nn.modules.module.register_module_forward_hook)."""
+    from torch.nn.modules import module
+
+    return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
 
 
 class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
