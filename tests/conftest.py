@@ -39,6 +39,8 @@ class FakeCpu:
         self.measured: list[str] = []  # one entry per (fake) micro-benchmark run
         monkeypatch.delenv("COVE_BF16", raising=False)
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+        monkeypatch.delenv("COVE_GEMM", raising=False)
+        self.gemm_ratio = 2.0  # what the (fake) oneDNN-vs-torch GEMM measurement returns
 
     def __call__(self, name: str, ratio: float | None = None) -> FakeCpu:
         model, flags, default = FAKE_CPUS[name]
@@ -52,6 +54,7 @@ class FakeCpu:
             return default if ratio is None else ratio
 
         self.monkeypatch.setattr(self.hardware, "measure_matmul_ratio", measure)
+        self.monkeypatch.setattr(self.hardware, "measure_gemm_ratio", lambda *a, **k: self.gemm_ratio)
         self.hardware._reset()
         return self
 

@@ -7,6 +7,7 @@ import logging
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -160,10 +161,36 @@ def test_describe_names_the_cpu_its_flags_and_the_measured_ratio(fake_cpu):
     assert line.startswith("CPU AMD EPYC 7B12, AVX2, no AVX512-BF16/AMX; ")
     assert f"torch {torch.__version__} capability {torch.backends.cpu.get_cpu_capability()}" in line
     assert "bf16 emulated on cpu (no AVX512-BF16/AMX), 256x256 matmul bf16/fp32 speed 0.08x" in line
-    assert line.endswith("auto picks fp32")
+    assert "auto picks fp32; float32 GEMM onednn (oneDNN 2.00x torch's at 32x512x2048)" in line
     fake_cpu("avx512_bf16")
     assert "speed" not in hardware.describe(measure=False) and fake_cpu.measured == ["cpu"]
-    assert hardware.describe().endswith("bf16/fp32 speed 3.50x; auto picks bf16")
+    assert "bf16/fp32 speed 3.50x; auto picks bf16; float32 GEMM" in hardware.describe()
+
+
+@pytest.mark.parametrize(("ratio", "choice"), [(2.4, "onednn"), (1.1, "torch"), (0.5, "torch")])
+def test_float32_gemm_takes_onednn_only_where_clearly_faster(fake_cpu, ratio, choice):
+    fake_cpu("avx512_bf16").gemm_ratio = ratio
+    assert hardware.float32_gemm() == choice
+
+
+@pytest.mark.parametrize("setting", ["onednn", "torch"])
+def test_float32_gemm_setting_overrides_the_measurement(fake_cpu, monkeypatch, setting):
+    fake_cpu("avx2").gemm_ratio = 0.0 if setting == "onednn" else 9.0
+    monkeypatch.setenv(hardware.GEMM_ENV, setting)
+    assert hardware.float32_gemm() == setting
+    assert hardware.describe().endswith(f"float32 GEMM {setting}")
+
+
+def test_a_bad_gemm_setting_names_the_choices(fake_cpu, monkeypatch):
+    monkeypatch.setenv(hardware.GEMM_ENV, "blas")
+    with pytest.raises(ConfigError, match=r"COVE_GEMM='blas'.*auto, onednn, torch"):
+        hardware.float32_gemm()
+
+
+def test_real_gemm_measurement_is_quick_and_finite():
+    start = time.perf_counter()
+    ratio = hardware.measure_gemm_ratio()
+    assert math.isfinite(ratio) and ratio > 0 and time.perf_counter() - start < 5
 
 
 def test_real_measurement_is_quick_and_leaves_threads_alone():

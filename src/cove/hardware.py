@@ -18,6 +18,12 @@ tens of times slower than fp32 (a 2-core AVX2 EPYC: 0.9 GFLOP/s against 68). So:
 ``COVE_BF16=native|emulated|auto`` (default auto) overrides the detection on every device, for tests and
 for users who know better; ``native`` also skips the measurement.
 
+Which library runs a float32 inference GEMM is chosen here too (``float32_gemm()``): torch's ``F.linear``
+calls MKL, which takes slow generic paths on AMD CPUs (a 2-core AVX-512 EPYC: 32 x 576 @ 576 x 1536 in
+0.42 ms, a 32-row 49,152-word LM head in 29 ms), where oneDNN's JIT kernels, also inside torch, take 0.19 ms
+and 6.3 ms. Once per process a few interleaved products on both decide; ``COVE_GEMM=auto|onednn|torch``
+overrides it.
+
 The thread arrangement of a small decoding step is chosen here too, by measurement on the machine at hand
 (``StepThreads``): whether a step of a few token rows runs faster on one intra-op thread or on all of them
 depends on the CPU, the shape and, most of all, on how busy the machine is right now, so no constant tuned
@@ -292,11 +298,83 @@ def _warn_once(key: str, message: str, *args: Any) -> None:
     logger.warning(message, *args)
 
 
+# -- float32 GEMM library ---------------------------------------------------------------------
+
+GEMM_ENV = "COVE_GEMM"
+GEMM_CHOICES = ("auto", "onednn", "torch")
+GEMM_SHAPE = (32, 512, 2048)  # rows, in, out: a batched decoding step's projection
+GEMM_MARGIN = 1.2  # oneDNN is taken only when clearly faster
+
+
+def gemm_setting() -> str:
+    """``COVE_GEMM``: "auto" (default), "onednn" or "torch"."""
+    value = os.environ.get(GEMM_ENV, "auto").strip().lower() or "auto"
+    if value not in GEMM_CHOICES:
+        raise ConfigError(f"{GEMM_ENV}={value!r} is not understood; use one of {', '.join(GEMM_CHOICES)}.")
+    return value
+
+
+def onednn_linear_available() -> bool:
+    """Whether this torch has oneDNN's linear op (x86 and aarch64 CPU builds do)."""
+    import torch
+
+    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+@functools.cache
+def float32_gemm() -> str:
+    """ "onednn" or "torch": the library Cove's inference projections above the small-M kernel's rows use
+    (``cove.models.modeling.linear``), by ``COVE_GEMM`` or else by measurement, once per process."""
+    setting = gemm_setting()
+    if setting == "torch" or not onednn_linear_available():
+        return "torch"
+    if setting == "onednn":
+        return "onednn"
+    ratio = gemm_speedup()
+    choice = "onednn" if ratio >= GEMM_MARGIN else "torch"
+    logger.info("float32 GEMM: oneDNN is %.2fx torch's on this CPU; using %s", ratio, choice)
+    return choice
+
+
+@functools.cache
+def gemm_speedup() -> float:
+    """oneDNN's float32 GEMM speed / torch's on this CPU, measured once per process."""
+    return measure_gemm_ratio()
+
+
+def measure_gemm_ratio(shape: tuple[int, int, int] = GEMM_SHAPE, rounds: int = 7) -> float:
+    """torch's F.linear time / oneDNN's on a float32 ``rows x in @ in x out`` product (> 1: oneDNN is
+    faster): the best of ``rounds`` interleaved calls each, after a warm-up; about 10 ms on a slow CPU."""
+    import torch
+    import torch.nn.functional as F
+
+    rows, fan_in, fan_out = shape
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, fan_in, generator=generator)
+    weight = torch.randn(fan_out, fan_in, generator=generator)
+    calls = {
+        "torch": lambda: F.linear(x, weight),
+        "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], ""),
+    }
+    best = dict.fromkeys(calls, float("inf"))
+    with torch.no_grad():
+        for rep in range(rounds + 1):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                elapsed = time.perf_counter() - start
+                if rep:  # the first round warms up (oneDNN's JIT, the thread pool)
+                    best[name] = min(best[name], elapsed)
+    return best["torch"] / max(best["onednn"], 1e-9)
+
+
 def _reset() -> None:
     """Forget every cached detection, measurement and warning (tests)."""
     cpu_info.cache_clear()
     _detected.cache_clear()
     _measured.cache_clear()
+    float32_gemm.cache_clear()
+    gemm_speedup.cache_clear()
     _warned.clear()
     step_threads.reset()
 
@@ -466,4 +544,9 @@ def describe(device: Any = None, *, measure: bool = True) -> str:
         verdict += f", {MATMUL_SIZE}x{MATMUL_SIZE} matmul bf16/fp32 speed {bf16_speedup(kind):.2f}x"
         verdict += f"; auto picks {'bf16' if prefers_bf16(kind) else 'fp32'}"
     parts.append(verdict)
+    if measure and kind == "cpu":
+        gemm = f"float32 GEMM {float32_gemm()}"
+        if gemm_setting() == "auto" and onednn_linear_available():
+            gemm += f" (oneDNN {gemm_speedup():.2f}x torch's at {'x'.join(map(str, GEMM_SHAPE))})"
+        parts.append(gemm)
     return "; ".join(parts)

@@ -53,7 +53,11 @@ def test_real_minilm_matches_transformers(folder, batch):
     with torch.no_grad():
         ref = ref_model(**batch)
         got = ours(**batch)
-    torch.testing.assert_close(got.last_hidden_state, ref.last_hidden_state, atol=1e-5, rtol=0)
+    real = batch["attention_mask"].bool()
+    torch.testing.assert_close(got.last_hidden_state[real], ref.last_hidden_state[real], atol=1e-5, rtol=0)
+    # padding positions are float noise on either side: transformers' own float32 there is 5.7e-5 from a
+    # float64 run, Cove's (oneDNN GEMMs where MKL is slow) 3.9e-5
+    torch.testing.assert_close(got.last_hidden_state, ref.last_hidden_state, atol=1e-4, rtol=0)
     torch.testing.assert_close(got.pooler_output, ref.pooler_output, atol=1e-5, rtol=0)
     emb_ref = mean_pool_normalise(ref.last_hidden_state, batch["attention_mask"])
     emb_got = mean_pool_normalise(got.last_hidden_state, batch["attention_mask"])

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cove import hardware
 from cove.hardware import cpu_info
 from cove.models import modeling
 from cove.quant import kernels
@@ -121,6 +122,32 @@ def test_hook_leaves_autograd_large_batches_and_other_dtypes_to_torch(calls):
         hooked = torch.nn.Linear(24, 10)
         hooked.register_forward_hook(lambda *a: None)
         modeling.run_linear(hooked, torch.randn(1, 24))
+    assert calls == []
+
+
+@pytest.mark.skipif(not hardware.onednn_linear_available(), reason="this torch has no oneDNN linear")
+@pytest.mark.parametrize("bias", [True, False])
+def test_hook_hands_many_rows_to_onednn_where_chosen(monkeypatch, calls, bias):
+    lin = torch.nn.Linear(64, 48, bias=bias)
+    x = torch.randn(3, kernels.dense_rows() + 5, 64)
+    seen = []
+    real = torch.ops.mkldnn._linear_pointwise
+
+    class Ops:  # torch.ops.mkldnn with the linear counted
+        def _linear_pointwise(self, *args):
+            seen.append(tuple(args[0].shape))
+            return real(*args)
+
+    monkeypatch.setattr(torch.ops, "mkldnn", Ops())
+    for setting, expected in (("onednn", [(3 * x.shape[1], 64)]), ("torch", [])):
+        monkeypatch.setenv(hardware.GEMM_ENV, setting)
+        hardware.float32_gemm.cache_clear()
+        seen.clear()
+        with torch.no_grad():
+            got = modeling.run_linear(lin, x)
+        assert seen == expected and got.shape == (3, x.shape[1], 48)
+        torch.testing.assert_close(got, x @ lin.weight.T + (lin.bias if bias else 0), atol=1e-5, rtol=1e-5)
+    hardware.float32_gemm.cache_clear()
     assert calls == []
 
 

@@ -28,6 +28,7 @@ from cove.models.modeling import (
     dropout_mask,
     get_activation,
     padding_mask,
+    run_linear,
 )
 from cove.models.outputs import BaseModelOutputWithPooling
 
@@ -229,23 +230,23 @@ class SelfAttention(nn.Module):
                 q, k, v, mask, dropout=self.dropout if self.training else 0.0, need_weights=need_weights
             )
         out = out.transpose(1, 2).reshape(b, s, h)
-        return self.o(out if packing is None else packing.pack(out)), weights
+        return run_linear(self.o, out if packing is None else packing.pack(out)), weights
 
     def first_token(
         self, x: torch.Tensor, mask: torch.Tensor | None, packing: Packing | None
     ) -> torch.Tensor:
         """The attention output at position 0 only, (batch, hidden): every token's keys and values, one query
         per row (inference; what a head that reads the first token needs from the last layer)."""
-        kv = torch.cat([self.k(x), self.v(x)], dim=-1)
+        kv = torch.cat([run_linear(self.k, x), run_linear(self.v, x)], dim=-1)
         first = x[:, 0] if packing is None else x[packing.first]  # (batch, hidden)
         if packing is not None:
             kv = packing.unpack(kv)
         b, s, _ = kv.shape
         h = first.shape[-1]
         k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in kv.split(h, dim=-1))
-        q = self.q(first).view(b, self.heads, 1, -1)
+        q = run_linear(self.q, first).view(b, self.heads, 1, -1)
         out, _ = attention(q, k, v, mask)  # (batch, heads, 1, head_dim)
-        return self.o(out.reshape(b, h))
+        return run_linear(self.o, out.reshape(b, h))
 
 
 class FeedForward(nn.Module):
@@ -256,7 +257,7 @@ class FeedForward(nn.Module):
         self.act = get_activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.act(self.up(x)))
+        return run_linear(self.down, self.act(run_linear(self.up, x)))
 
 
 class EncoderLayer(nn.Module):

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cove import hardware
 from cove.checkpoint.config import PretrainedConfig, read_config_dict
 from cove.checkpoint.weight_map import WeightMap, _preview, apply_weight_map
 from cove.checkpoint.weights import load_state_dict, save_state_dict
@@ -398,13 +399,17 @@ _dense: Any = None  # cove.quant.kernels, imported at the first call (cove.quant
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, through Cove's small-M kernel where it is faster: autograd off, on the
-    CPU, float32 input and contiguous float32 weight, at most ``cove.quant.kernels.dense_rows()`` rows (8:
-    decoding steps, the LM head of a step). Everything else (training, prefill, bf16, GPU) is F.linear.
+    """``F.linear(x, weight, bias)``, through the fastest float32 path this CPU has at inference.
 
-    The kernel streams every weight row once at close to the read bandwidth (torch's GEMM reaches half of it
-    or less at one row), and computes each output in a fixed order: the same bits on any thread count.
-    Models call this (or ``run_linear``) for every projection; ``COVE_DENSE_ROWS=0`` turns it off.
+    With autograd off, on the CPU, for a float32 input and a contiguous float32 weight:
+    - at most ``cove.quant.kernels.dense_rows()`` rows (8: decoding steps, the LM head of a step): Cove's
+      small-M kernel, which streams every weight row once at close to the read bandwidth (torch's GEMM
+      reaches half of it or less at one row) and computes each output in a fixed order, the same bits on
+      any thread count. ``COVE_DENSE_ROWS=0`` turns it off.
+    - more rows (prefill, beam steps, encoders): oneDNN's GEMM where ``cove.hardware.float32_gemm()``
+      measured it faster than torch's (MKL's generic paths on AMD CPUs are 2-4x slower), else F.linear.
+    Everything else (training, bf16, GPU) is F.linear. Models call this (or ``run_linear``) for every
+    projection.
     """
     global _dense
     if (
@@ -423,13 +428,18 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     rows = x.numel() // k if k else 0
     if (
         rows == 0
-        or rows > _dense.dense_rows()
         or x.shape[-1] != k
         or not weight.is_contiguous()
         or (bias is not None and (bias.dtype is not torch.float32 or not bias.is_contiguous()))
     ):
         return F.linear(x, weight, bias)
-    out = _dense.dense_linear(x.reshape(rows, k), weight, bias)
+    if rows > _dense.dense_rows():
+        if hardware.float32_gemm() != "onednn":
+            return F.linear(x, weight, bias)
+        flat = x.reshape(rows, k)
+        out = torch.ops.mkldnn._linear_pointwise(flat, weight, bias, "none", [], "")
+    else:
+        out = _dense.dense_linear(x.reshape(rows, k), weight, bias)
     return out.view(*x.shape[:-1], weight.shape[0])
 
 
