@@ -30,6 +30,8 @@ from cove.models.kv_cache import KVCache
 from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, get_activation, run_linear
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from cove.quant import kernels
+from cove.quant.apply import QuantFused
+from cove.quant.modules import QuantLinear
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
 
@@ -364,40 +366,56 @@ class DecoderLayer(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
     def decode_weights(self) -> tuple[Any, ...] | None:
-        """What the native decoding step (``cove_quant::decode_layer``) takes of this layer: norm weights,
-        fused q/k/v and gate/up, o and down, as float32 tensors the small-M kernel reads; None when the layer
-        must run in Python: quantized or replaced projections, hooks, an activation other than SiLU, other
-        dtypes."""
+        """What the native decoding step (``cove_quant::decode_layer``) takes of this layer: the norm weights
+        and each projection (fused q/k/v, o, fused gate/up, down) as (weight, bias, GGML type), a float32
+        weight with type -1 or a QuantLinear's packed blocks; None when the layer must run in Python: hooks,
+        projections of another kind (replaced, members of mixed formats), an activation other than SiLU,
+        other dtypes."""
         attn, mlp = self.attn, self.mlp
-        if (
-            type(attn.qkv) is not FusedLinears
-            or type(mlp.gate_up) is not FusedLinears
-            or mlp.act is not F.silu
+        if mlp.act is not F.silu or any(
+            m._forward_hooks or m._forward_pre_hooks for m in (self, attn, mlp, self.attn_norm, self.mlp_norm)
         ):
             return None
-        parts = (self, attn, mlp, self.attn_norm, self.mlp_norm, attn.o, mlp.down, *attn.qkv.linears)
-        if any(m._forward_hooks or m._forward_pre_hooks for m in (*parts, *mlp.gate_up.linears)):
+        norms = (self.attn_norm.weight, self.mlp_norm.weight)
+        if any(w.dtype is not torch.float32 or not w.is_contiguous() for w in norms):
             return None
-        if type(attn.o) is not nn.Linear or type(mlp.down) is not nn.Linear:
+        parts = [_projection(p) for p in (attn.qkv, attn.o, mlp.gate_up, mlp.down)]
+        if any(p is None for p in parts):
             return None
-        if any(type(lin) is not nn.Linear for lin in (*attn.qkv.linears, *mlp.gate_up.linears)):
+        qkv, o, gate_up, down = cast(list[tuple[Any, ...]], parts)
+        return (norms[0], *qkv, *o, norms[1], *gate_up, *down)
+
+
+def _projection(proj: Any) -> tuple[torch.Tensor, torch.Tensor | None, int] | None:
+    """(weight, bias, -1) of an nn.Linear or FusedLinears over nn.Linear layers (float32, as the small-M
+    kernel reads them), (blocks, bias, GGML type) of a QuantLinear or a QuantFused over one format; None for
+    anything else, or a module carrying hooks."""
+
+    def plain(module: nn.Module) -> bool:
+        return not (module._forward_hooks or module._forward_pre_hooks or module.training)
+
+    weight: torch.Tensor | None
+    if type(proj) is QuantFused:
+        proj = proj.fused if all(plain(m) for m in proj.members) else None
+    if type(proj) is QuantLinear:
+        if not plain(proj):
             return None
-        qkv, gate_up = attn.qkv.fused(), mlp.gate_up.fused()
-        if qkv is None or gate_up is None:
+        return proj.packed, proj.bias, proj.format.ggml_type
+    if type(proj) is FusedLinears:
+        if not all(type(lin) is nn.Linear and plain(lin) for lin in proj.linears):
             return None
-        weights = (
-            self.attn_norm.weight,
-            *qkv,
-            attn.o.weight,
-            attn.o.bias,
-            self.mlp_norm.weight,
-            *gate_up,
-            mlp.down.weight,
-            mlp.down.bias,
-        )
-        if any(w is not None and (w.dtype is not torch.float32 or not w.is_contiguous()) for w in weights):
+        fused = proj.fused()
+        if fused is None:
             return None
-        return weights
+        weight, bias = fused
+    elif type(proj) is nn.Linear and plain(proj):
+        weight, bias = proj.weight, proj.bias
+    else:
+        return None
+    tensors = (weight, bias) if bias is not None else (weight,)
+    if any(t.dtype is not torch.float32 or not t.is_contiguous() for t in tensors):
+        return None
+    return weight, bias, -1
 
 
 LLAMA_WEIGHT_MAP = {
@@ -536,7 +554,7 @@ class LlamaModel(LlamaPreTrainedModel):
             or x.device.type != "cpu"
             or _global_hooks()
             or not kernels.native_available()
-            or kernels.dense_rows() == 0
+            or not 0 < x.shape[0] <= kernels.dense_rows()  # past it the Python layers' products use GEMM
         ):
             return None
         entry = cache.plans.get(id(self))
@@ -560,12 +578,12 @@ class LlamaModel(LlamaPreTrainedModel):
         b = x.shape[0]
         keep = mask.reshape(b, mask.shape[-1]) if mask is not None else None  # (batch, positions) bool
         heads, kv, dim = attn.heads, attn.kv_heads, attn.head_dim
-        scale, dense = 1.0 / math.sqrt(dim), b <= kernels.dense_rows()
+        scale = 1.0 / math.sqrt(dim)
         eps = first.attn_norm.eps
         step = torch.ops.cove_quant.decode_layer
         for i, plan in enumerate(plans):
             kb, vb = cache.buffers(i, b, kv, dim, x)
-            x = step(x, *plan, cos, sin, kb, vb, start, keep, heads, kv, scale, eps, dense)  # type: ignore[misc]
+            x = step(x, *plan, cos, sin, kb, vb, start, keep, heads, kv, scale, eps)  # type: ignore[misc]
             if hidden is not None:
                 hidden.append(x)
         return self.norm(x)

@@ -11,9 +11,9 @@
 //   filled positions for every query head (grouped-query: head i reads kv head i / (heads / kv_heads)),
 //   with an optional (batch, positions) boolean mask of the positions to attend to.
 // - decode_layer: the whole layer, x + o(attention(qkv(norm(x)))) then + down(silu(gate) * up)(norm(..)),
-//   through the same ops the Python layer calls (cove_quant::rms_norm and dense_linear, or at::linear when
-//   the rows are past the small-M kernel's limit; at::silu and mul), so everything but attention keeps its
-//   bits.
+//   through the same ops the Python layer calls (cove_quant::rms_norm; dense_linear for float32 weights,
+//   qmatmul + bias for packed GGML blocks, as QuantLinear; at::silu and mul), so everything but attention
+//   keeps its bits.
 //
 // Attention differs from SDPA's CPU kernel in the last bits (another summation order), as SDPA itself does
 // between thread counts. Registered into the cove_quant library beside the other kernels.
@@ -156,37 +156,47 @@ at::Tensor call_rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   return op.call(x, w, eps);
 }
 
-at::Tensor call_linear(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& bias,
-                       bool dense) {
-  if (!dense) return at::linear(x, w, bias);
-  static auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cove_quant::dense_linear", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&)>();
-  return op.call(x, w, bias);
+// one projection of x (m, k) float32: qtype < 0: a float32 weight (n, k) through dense_linear; else packed
+// GGML blocks (n, row bytes) of that type through qmatmul, then + bias, as QuantLinear computes it
+at::Tensor project(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& bias,
+                   int64_t qtype) {
+  if (qtype < 0) {
+    static auto dense =
+        c10::Dispatcher::singleton()
+            .findSchemaOrThrow("cove_quant::dense_linear", "")
+            .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&)>();
+    return dense.call(x, w, bias);
+  }
+  static auto quant = c10::Dispatcher::singleton()
+                          .findSchemaOrThrow("cove_quant::qmatmul", "")
+                          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>();
+  at::Tensor out = quant.call(x.contiguous(), w, qtype, x.size(1));
+  if (bias.has_value() && bias->defined()) out = at::add(out, *bias);
+  return out;
 }
 
-// x (b, 1, hidden) -> the layer's output (b, 1, hidden); weights as the Python layer holds them (qkv and
-// gate_up fused), dense: whether the products go through cove_quant::dense_linear (else at::linear)
+// x (b, 1, hidden) -> the layer's output (b, 1, hidden). The projections as the Python layer holds them
+// (q/k/v and gate/up fused), each a float32 weight (type -1) or packed blocks of a GGML type.
 at::Tensor decode_layer(const at::Tensor& x, const at::Tensor& attn_norm, const at::Tensor& qkv_w,
-                        const c10::optional<at::Tensor>& qkv_b, const at::Tensor& o_w,
-                        const c10::optional<at::Tensor>& o_b, const at::Tensor& mlp_norm,
+                        const c10::optional<at::Tensor>& qkv_b, int64_t qkv_t, const at::Tensor& o_w,
+                        const c10::optional<at::Tensor>& o_b, int64_t o_t, const at::Tensor& mlp_norm,
                         const at::Tensor& gate_up_w, const c10::optional<at::Tensor>& gate_up_b,
-                        const at::Tensor& down_w, const c10::optional<at::Tensor>& down_b, const at::Tensor& cos,
-                        const at::Tensor& sin, const at::Tensor& kcache, const at::Tensor& vcache, int64_t pos,
-                        const c10::optional<at::Tensor>& mask, int64_t heads, int64_t kv_heads, double scale,
-                        double eps, bool dense) {
-  TORCH_CHECK(x.dim() == 3 && x.size(1) == 1, "cove decode_layer: x must be (batch, 1, hidden)");
+                        int64_t gate_up_t, const at::Tensor& down_w, const c10::optional<at::Tensor>& down_b,
+                        int64_t down_t, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& kcache,
+                        const at::Tensor& vcache, int64_t pos, const c10::optional<at::Tensor>& mask,
+                        int64_t heads, int64_t kv_heads, double scale, double eps) {
+  TORCH_CHECK(x.dim() == 3 && x.size(1) == 1 && x.scalar_type() == at::kFloat,
+              "cove decode_layer: x must be float32 (batch, 1, hidden)");
   const int64_t b = x.size(0), hidden = x.size(2);
-  const int64_t inter = gate_up_w.size(0) / 2;
   const at::Tensor rows = x.reshape({b, hidden});
-  const at::Tensor qkv = call_linear(call_rms_norm(rows, attn_norm, eps), qkv_w, qkv_b, dense);
+  const at::Tensor qkv = project(call_rms_norm(rows, attn_norm, eps), qkv_w, qkv_b, qkv_t);
   const at::Tensor att = decode_attention(qkv, cos, sin, kcache, vcache, pos, mask, heads, kv_heads, scale);
-  const at::Tensor mid = at::add(rows, call_linear(att.view({b, att.size(2)}), o_w, o_b, dense));
-  const at::Tensor gu = call_linear(call_rms_norm(mid, mlp_norm, eps), gate_up_w, gate_up_b, dense);
+  const at::Tensor mid = at::add(rows, project(att.view({b, att.size(2)}), o_w, o_b, o_t));
+  const at::Tensor gu = project(call_rms_norm(mid, mlp_norm, eps), gate_up_w, gate_up_b, gate_up_t);
+  const int64_t inter = gu.size(1) / 2;
   at::Tensor act = at::silu(gu.narrow(1, 0, inter));
   act.mul_(gu.narrow(1, inter, inter));
-  return at::add(mid, call_linear(act, down_w, down_b, dense)).view({b, 1, hidden});
+  return at::add(mid, project(act, down_w, down_b, down_t)).view({b, 1, hidden});
 }
 
 }  // namespace
@@ -197,9 +207,9 @@ TORCH_LIBRARY_FRAGMENT(cove_quant, m) {
       "Tensor? mask, int heads, int kv_heads, float scale) -> Tensor",
       &decode_attention);
   m.def(
-      "decode_layer(Tensor x, Tensor attn_norm, Tensor qkv_w, Tensor? qkv_b, Tensor o_w, Tensor? o_b, "
-      "Tensor mlp_norm, Tensor gate_up_w, Tensor? gate_up_b, Tensor down_w, Tensor? down_b, Tensor cos, "
-      "Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int pos, Tensor? mask, int heads, int kv_heads, "
-      "float scale, float eps, bool dense) -> Tensor",
+      "decode_layer(Tensor x, Tensor attn_norm, Tensor qkv_w, Tensor? qkv_b, int qkv_t, Tensor o_w, Tensor? o_b, "
+      "int o_t, Tensor mlp_norm, Tensor gate_up_w, Tensor? gate_up_b, int gate_up_t, Tensor down_w, "
+      "Tensor? down_b, int down_t, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int pos, "
+      "Tensor? mask, int heads, int kv_heads, float scale, float eps) -> Tensor",
       &decode_layer);
 }
