@@ -132,3 +132,23 @@ def test_the_native_attention_masks_and_writes_the_cache():
         enable_gqa=True,
     )
     torch.testing.assert_close(out.view(2, heads, d), ref[:, :, 0], atol=1e-6, rtol=1e-5)
+
+
+def test_quantized_layers_take_the_native_step(monkeypatch):
+    from cove.quant import quantize_model
+
+    model = quantize_model(tiny(hidden_size=64, intermediate_size=64, num_attention_heads=4), "int4").eval()
+    ids, mask = padded()
+    calls = []
+    native_step = torch.ops.cove_quant.decode_layer
+
+    def counting(*args):
+        calls.append(args[4])  # q/k/v's GGML type
+        return native_step(*args)
+
+    monkeypatch.setattr(torch.ops.cove_quant, "decode_layer", counting, raising=False)
+    got, _ = decode(model, ids, mask, 4, native=True, monkeypatch=monkeypatch)
+    assert len(calls) == 4 * model.config.num_hidden_layers and all(t >= 0 for t in calls)
+    ref, _ = decode(model, ids, mask, 4, native=False, monkeypatch=monkeypatch)
+    # the products quantize their inputs to int8 blocks: attention's last bits can move a rounding step
+    torch.testing.assert_close(got, ref, atol=2e-3, rtol=0)

@@ -320,11 +320,7 @@ class Attention(nn.Module):
         )
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (batch, kv_heads, past + seq, head_dim)
-        if self.window is not None and k.shape[2] > self.window:
-            raise GenerationError(
-                f"The sequence reached {k.shape[2]} tokens, past this model's sliding_window={self.window}: "
-                "Cove implements full attention only, so keep prompt + new tokens within the window."
-            )
+        check_window(self.window, k.shape[2])
         out = F.scaled_dot_product_attention(
             q,
             k,
@@ -335,6 +331,14 @@ class Attention(nn.Module):
             enable_gqa=self.kv_heads != self.heads,
         )
         return run_linear(self.o, out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+
+
+def check_window(window: int | None, length: int) -> None:
+    if window is not None and length > window:
+        raise GenerationError(
+            f"The sequence reached {length} tokens, past this model's sliding_window={window}: "
+            "Cove implements full attention only, so keep prompt + new tokens within the window."
+        )
 
 
 class MLP(nn.Module):
@@ -570,11 +574,7 @@ class LlamaModel(LlamaPreTrainedModel):
             return None
         first = cast(DecoderLayer, self.layers[0])
         attn = first.attn
-        if attn.window is not None and start + 1 > attn.window:
-            raise GenerationError(
-                f"The sequence reached {start + 1} tokens, past this model's sliding_window={attn.window}: "
-                "Cove implements full attention only, so keep prompt + new tokens within the window."
-            )
+        check_window(attn.window, start + 1)
         b = x.shape[0]
         keep = mask.reshape(b, mask.shape[-1]) if mask is not None else None  # (batch, positions) bool
         heads, kv, dim = attn.heads, attn.kv_heads, attn.head_dim
