@@ -20,9 +20,10 @@ llama.cpp is a peer too when llama-cpp-python imports (``pip install -e '.[bench
 ``pip install --target DIR 'llama-cpp-python[server]'`` folder named by ``COVE_LLAMA_CPP_PATH``): batch 1 only,
 greedy from the same prompt token ids, on the GGUF file as it is (Q4_1, not dequantized), ``--llama-threads``
 threads (2), interleaved with the others in the batch-1 rows of every dtype. It runs in a subprocess that
-keeps the model loaded, so its own numpy and OpenMP never meet torch's, with ``OMP_WAIT_POLICY=PASSIVE``
-unless that is set (its spinning threads collapse on a busy box: ~90 tokens/s fell to 4-12); the time is
-measured inside that process. Its tokens are compared with Cove's: how many leading tokens agree.
+keeps the model loaded, so its own numpy and OpenMP never meet torch's, with OpenMP's default wait policy
+unless ``OMP_WAIT_POLICY`` is set (``PASSIVE``, which the inference-server benchmark needs because clients
+share its cores, costs llama.cpp most of its speed here: 34 against 117 tokens/s on 2 threads on the 2-core
+EPYC); the time is measured inside that process. Its tokens are compared with Cove's: how many leading tokens agree.
 
     python benchmarks/generation.py [--repeats 3] [--new-tokens 128] [--batches 1,8] [--dtypes float32,auto]
                                     [--peer-one-thread] [--llama-threads 2] [--no-llama-cpp]
@@ -117,7 +118,6 @@ class LlamaCpp:
     @classmethod
     def start(cls, gguf: str, threads: int) -> LlamaCpp | str:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         if os.environ.get("COVE_LLAMA_CPP_PATH"):
             env["PYTHONPATH"] = os.environ["COVE_LLAMA_CPP_PATH"]
         proc = subprocess.Popen(
@@ -134,7 +134,7 @@ class LlamaCpp:
             err = proc.stderr.read().strip().splitlines()
             proc.wait()
             return (err[-1] if err else f"exited {proc.returncode}")[:200]
-        return cls(proc, json.loads(line)["version"], threads, env["OMP_WAIT_POLICY"])
+        return cls(proc, json.loads(line)["version"], threads, env.get("OMP_WAIT_POLICY", "unset"))
 
     def run(self, ids: list[int], new_tokens: int) -> tuple[float, float, list[int]]:
         assert self.proc.stdin is not None and self.proc.stdout is not None

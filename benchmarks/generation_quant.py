@@ -14,8 +14,8 @@ sdist (``--gensim-sdist``; ``pip download --no-deps --no-binary :all: gensim==4.
 first sentence of articles 0-49 are the prompts, articles 200 on the perplexity text, scored in
 non-overlapping windows (every token after the first of a window, by both Cove and llama.cpp).
 
-llama.cpp runs in a subprocess (its numpy and OpenMP never meet torch's) with ``OMP_WAIT_POLICY=PASSIVE``
-unless set; ``COVE_LLAMA_CPP_PATH`` names a folder that holds llama-cpp-python if it is not installed.
+llama.cpp runs in a subprocess (its numpy and OpenMP never meet torch's) with OpenMP's default wait policy
+unless ``OMP_WAIT_POLICY`` is set (``PASSIVE`` cost it most of its speed on 2 threads: 34 against 117 tokens/s); ``COVE_LLAMA_CPP_PATH`` names a folder that holds llama-cpp-python if it is not installed.
 
 Further GGUF files (``--modes gguf-q8_0,gguf-q6_k,gguf-q4_k_m``, written once into ``--gguf-dir``): the bundled
 weights dequantized and stored as Q8_0 by Cove's quantizer, or as Q6_K / Q4_K_M by llama.cpp's
@@ -118,7 +118,6 @@ for line in sys.stdin:
 
 def llama_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if os.environ.get("COVE_LLAMA_CPP_PATH"):
         env["PYTHONPATH"] = os.environ["COVE_LLAMA_CPP_PATH"]
     return env
@@ -142,7 +141,11 @@ class LlamaWorker:
             err = (self.proc.stderr.read() if self.proc.stderr else "").strip().splitlines()
             raise RuntimeError(err[-1][:200] if err else "llama-cpp-python did not start")
         info = json.loads(hello)
-        self.version, self.rss, self.wait_policy = info["version"], info["rss"], env["OMP_WAIT_POLICY"]
+        self.version, self.rss, self.wait_policy = (
+            info["version"],
+            info["rss"],
+            env.get("OMP_WAIT_POLICY", "unset"),
+        )
 
     def ask(self, **request) -> dict:
         assert self.proc.stdin is not None and self.proc.stdout is not None
