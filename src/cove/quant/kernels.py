@@ -11,9 +11,9 @@ and the compiler's ``-march=native`` picks the fastest branch there (``isa()`` s
 (AVX2 + FMA, no AVX-512) or ``-march=x86-64`` (SSE2 only, the plain C++ branches), each in its own cache
 folder: how the other branches are tested on one machine.
 
-``dense_linear(x, weight, bias)`` is the float32 ``x @ weight.T + bias`` for a few rows (decoding steps,
-the LM head): each weight row is streamed once, at close to the read bandwidth, where torch's general GEMM
-reaches a fraction of it. ``dense_rows()`` is the most rows it takes (``COVE_DENSE_ROWS``; 0 turns it off);
+``dense_linear(x, weight, bias)`` is ``x @ weight.T + bias`` for a few rows (decoding steps, the LM head),
+float32 or bfloat16 weights (widened in registers, summed in float32): each weight row is streamed once, at
+close to the read bandwidth, where torch's general GEMM reaches a fraction of it. ``dense_rows()`` is the most rows it takes (``COVE_DENSE_ROWS``; 0 turns it off);
 ``cove.models.modeling.linear`` is the hook the models call.
 
 Without a compiler (or with ``COVE_QUANT_KERNELS=torch``) the same operations run in torch: the packed
@@ -143,13 +143,16 @@ def dense_rows() -> int:
 
 
 def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """x (m, k) float32 @ weight (n, k).T + bias -> (m, n), by the native kernel (torch without it).
+    """x (m, k) @ weight (n, k).T + bias -> (m, n) in x's dtype, by the native kernel (torch without it).
 
-    Every output is one fixed-order reduction over k: the same bits on any thread count and whatever other
-    rows x holds. Not differentiable: callers use it with autograd off."""
+    x, weight and bias are float32 or bfloat16, in any mix: bfloat16 is widened to float32 (exactly), every
+    output is one fixed-order float32 reduction over k, rounded to bfloat16 at the end when x is bfloat16.
+    The same bits on any thread count and whatever other rows x holds. Not differentiable: callers use it
+    with autograd off."""
     ops = _native()
     if ops is None:
-        return torch.nn.functional.linear(x, weight, bias)
+        w = weight if weight.dtype is x.dtype else weight.to(x.dtype)
+        return torch.nn.functional.linear(x, w, None if bias is None else bias.to(x.dtype))
     return ops.dense_linear(x, weight, bias)
 
 
