@@ -147,11 +147,12 @@ def test_hook_takes_few_rows_without_autograd(calls):
     with torch.inference_mode():
         modeling.linear(x[:, :1], lin.weight, lin.bias)
     assert calls[-1] == (2, 24)
-    lin16, x16 = lin.bfloat16(), x.bfloat16()  # bf16 too: the kernel's one rounding, as torch's
+    lin16 = lin.bfloat16()  # bf16 too, as many rows as the kernel is faster for: one rounding, as torch's
+    x16 = torch.randn(1, kernels.dense_rows(torch.bfloat16), 24).bfloat16()
     with torch.no_grad():
         got16 = modeling.run_linear(lin16, x16)
         want16 = F.linear(x16, lin16.weight, lin16.bias)
-    assert calls[-1] == (6, 24) and got16.dtype == torch.bfloat16
+    assert calls[-1] == (x16.shape[1], 24) and got16.dtype == torch.bfloat16
     torch.testing.assert_close(got16, want16, atol=1e-4, rtol=2**-7)
 
 
@@ -166,6 +167,8 @@ def test_hook_leaves_autograd_large_batches_and_other_dtypes_to_torch(calls):
         modeling.linear(torch.randn(kernels.dense_rows() + 1, 24), lin.weight, lin.bias)
         modeling.linear(torch.randn(1, 24).double(), lin.weight.double())
         modeling.linear(torch.randn(1, 24).half(), lin.weight.half())
+        rows16 = kernels.dense_rows(torch.bfloat16) + 1
+        modeling.linear(torch.randn(rows16, 24).bfloat16(), lin.weight.bfloat16(), lin.bias.bfloat16())
         with pytest.raises(RuntimeError):  # mixed dtypes: torch's own error, not the kernel's mix
             modeling.linear(torch.randn(1, 24), lin.weight.bfloat16())
         with pytest.raises(RuntimeError):

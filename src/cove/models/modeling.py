@@ -402,7 +402,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """``F.linear(x, weight, bias)``, through the fastest path this CPU has at inference.
 
     With autograd off, on the CPU, for an input, contiguous weight and bias all float32 or all bfloat16:
-    - at most ``cove.quant.kernels.dense_rows()`` rows (8: decoding steps, the LM head of a step): Cove's
+    - at most ``cove.quant.kernels.dense_rows(dtype)`` rows (float32 8: decoding steps, the LM head of a
+      step; bfloat16 1, where torch's native bf16 products are slower only at one row): Cove's
       small-M kernel, which streams every weight row once at close to the read bandwidth (torch's GEMM
       reaches half of it or less at one row) and computes each output in a fixed order, the same bits on
       any thread count (bfloat16 weights widened in registers and summed in float32, a bfloat16 output
@@ -435,7 +436,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         or (bias is not None and (bias.dtype is not x.dtype or not bias.is_contiguous()))
     ):
         return F.linear(x, weight, bias)
-    if rows > _dense.dense_rows():
+    if rows > _dense.dense_rows(x.dtype):
         if x.dtype is not torch.float32 or hardware.float32_gemm() != "onednn":
             return F.linear(x, weight, bias)
         flat = x.reshape(rows, k)

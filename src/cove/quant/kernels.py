@@ -45,6 +45,11 @@ ISA_ENV = "COVE_KERNEL_ISA"
 TARGETS = {"native": "-march=native", "avx2": "-march=haswell", "generic": "-march=x86-64"}
 DENSE_ROWS_ENV = "COVE_DENSE_ROWS"
 DENSE_ROWS = 8  # measured crossover against torch (MKL) on a 2-core AVX-512 EPYC: faster up to 8 rows
+# bfloat16 weights: the kernel widens them and multiplies in float32, torch (oneDNN) multiplies bf16 pairs
+# natively where the CPU has AVX512-BF16. On the 2-core AVX-512 EPYC the kernel was faster at 1 row only
+# (17-25 against 12-24 GB/s of bf16 weights at 1 row; 23 against 28 at 2, 21-23 against 25-27 at 4, 12
+# against 19 at 8), and above it torch's own rounding keeps batched greedy tokens equal to transformers'
+DENSE_ROWS_BF16 = 1
 _lock = threading.Lock()
 
 
@@ -137,9 +142,11 @@ def _dense_rows() -> int:
     return rows if rows > 0 and _native() is not None else 0
 
 
-def dense_rows() -> int:
-    """The most rows ``dense_linear`` takes (0: no native kernels, or ``COVE_DENSE_ROWS=0``)."""
-    return _dense_rows()
+def dense_rows(dtype: torch.dtype = torch.float32) -> int:
+    """The most rows ``dense_linear`` is faster for with this dtype (0: no native kernels, or
+    ``COVE_DENSE_ROWS=0``; bfloat16: at most ``DENSE_ROWS_BF16``)."""
+    rows = _dense_rows()
+    return min(rows, DENSE_ROWS_BF16) if dtype is torch.bfloat16 else rows
 
 
 def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
