@@ -44,6 +44,45 @@ def test_matches_the_float64_product(m, k, n, bias):
 
 
 @native
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize(("m", "k", "n"), SHAPES)
+def test_bf16_weights_match_the_float64_product_and_torch(m, k, n, bias):
+    g = torch.Generator().manual_seed(m * 7919 + k * 31 + n)
+    x, w = torch.randn(m, k, generator=g).bfloat16(), torch.randn(n, k, generator=g).bfloat16()
+    b = torch.randn(n, generator=g).bfloat16() if bias else None
+    want = reference(x, w, b).double()  # the exact product of the bf16 values, to float32
+    # float32 input, bfloat16 weight: float32 out, as exact as the float32 kernel
+    got32 = kernels.dense_linear(x.float(), w, b)
+    assert got32.dtype == torch.float32
+    torch.testing.assert_close(got32.double(), want, atol=2e-6 * k**0.5, rtol=1e-5)
+    # bfloat16 in and out: the float32 sum rounded once to bfloat16 (half an ulp: 2^-9 relative)
+    got = kernels.dense_linear(x, w, b)
+    assert got.shape == (m, n) and got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, got32.bfloat16(), atol=0, rtol=0)
+    torch.testing.assert_close(got.double(), want, atol=1e-5 * k**0.5, rtol=2**-8)
+    # torch's own bf16 product rounds the same float32-accumulated sum: at most one bf16 ulp apart
+    torch.testing.assert_close(got, F.linear(x, w, b), atol=1e-5 * k**0.5, rtol=2**-7)
+
+
+@native
+def test_bf16_same_bits_on_any_thread_count_and_whatever_the_other_rows():
+    g = torch.Generator().manual_seed(5)
+    x, w = torch.randn(8, 200, generator=g).bfloat16(), torch.randn(515, 200, generator=g).bfloat16()
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kernels.dense_linear(x, w)
+        torch.set_num_threads(max(2, saved))
+        many = kernels.dense_linear(x, w)
+    finally:
+        torch.set_num_threads(saved)
+    assert torch.equal(one, many)
+    for i in (0, 3, 7):
+        assert torch.equal(kernels.dense_linear(x[i : i + 1], w), one[i : i + 1])
+    assert torch.equal(kernels.dense_linear(x[:5], w), one[:5])
+
+
+@native
 def test_strided_rows_and_non_contiguous_inputs():
     g = torch.Generator().manual_seed(3)
     w, b = torch.randn(19, 40, generator=g), torch.randn(19, generator=g)
@@ -75,8 +114,10 @@ def test_bad_arguments_are_refused():
     w = torch.randn(4, 8)
     with pytest.raises(RuntimeError, match="features"):
         kernels.dense_linear(torch.randn(2, 7), w)
-    with pytest.raises(RuntimeError, match="contiguous 2-D float32"):
+    with pytest.raises(RuntimeError, match="contiguous 2-D float32 or bfloat16"):
         kernels.dense_linear(torch.randn(2, 8), w.double())
+    with pytest.raises(RuntimeError, match="input must be a 2-D float32 or bfloat16"):
+        kernels.dense_linear(torch.randn(2, 8).half(), w)
     with pytest.raises(RuntimeError, match="bias"):
         kernels.dense_linear(torch.randn(2, 8), w, torch.randn(3))
 
@@ -106,6 +147,13 @@ def test_hook_takes_few_rows_without_autograd(calls):
     with torch.inference_mode():
         modeling.linear(x[:, :1], lin.weight, lin.bias)
     assert calls[-1] == (2, 24)
+    lin16 = lin.bfloat16()  # bf16 too, as many rows as the kernel is faster for: one rounding, as torch's
+    x16 = torch.randn(1, kernels.dense_rows(torch.bfloat16), 24).bfloat16()
+    with torch.no_grad():
+        got16 = modeling.run_linear(lin16, x16)
+        want16 = F.linear(x16, lin16.weight, lin16.bias)
+    assert calls[-1] == (x16.shape[1], 24) and got16.dtype == torch.bfloat16
+    torch.testing.assert_close(got16, want16, atol=1e-4, rtol=2**-7)
 
 
 @native
@@ -118,6 +166,13 @@ def test_hook_leaves_autograd_large_batches_and_other_dtypes_to_torch(calls):
     with torch.no_grad():
         modeling.linear(torch.randn(kernels.dense_rows() + 1, 24), lin.weight, lin.bias)
         modeling.linear(torch.randn(1, 24).double(), lin.weight.double())
+        modeling.linear(torch.randn(1, 24).half(), lin.weight.half())
+        rows16 = kernels.dense_rows(torch.bfloat16) + 1
+        modeling.linear(torch.randn(rows16, 24).bfloat16(), lin.weight.bfloat16(), lin.bias.bfloat16())
+        with pytest.raises(RuntimeError):  # mixed dtypes: torch's own error, not the kernel's mix
+            modeling.linear(torch.randn(1, 24), lin.weight.bfloat16())
+        with pytest.raises(RuntimeError):
+            modeling.linear(torch.randn(1, 24).bfloat16(), lin.weight.bfloat16(), lin.bias)
         modeling.linear(torch.randn(1, 10), lin.weight.T)  # a transposed (non-contiguous) weight
         hooked = torch.nn.Linear(24, 10)
         hooked.register_forward_hook(lambda *a: None)
@@ -172,12 +227,18 @@ CHECK = textwrap.dedent(
     import json, torch
     from cove.quant import kernels
     from cove.quant.formats import FORMATS, dequantize_torch, quantize
-    out = {"isa": kernels.isa(), "dense": 0.0, "quant": 0.0}
+    out = {"isa": kernels.isa(), "dense": 0.0, "bf16": 0.0, "bf16 rounding": 0.0, "quant": 0.0}
     g = torch.Generator().manual_seed(0)
-    for m, k, n in [(1, 576, 97), (3, 77, 5), (8, 1536, 33)]:
+    for m, k, n in [(1, 576, 97), (3, 77, 5), (8, 1536, 33), (6, 50, 21)]:
         x, w, b = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g), torch.randn(n, generator=g)
         want = torch.nn.functional.linear(x.double(), w.double(), b.double())
         out["dense"] = max(out["dense"], float((kernels.dense_linear(x, w, b) - want).abs().max()))
+        x16, w16, b16 = x.bfloat16(), w.bfloat16(), b.bfloat16()
+        want = torch.nn.functional.linear(x16.double(), w16.double(), b16.double())
+        got = kernels.dense_linear(x16.float(), w16, b16)
+        out["bf16"] = max(out["bf16"], float((got - want).abs().max()))
+        got16 = kernels.dense_linear(x16, w16, b16)  # the float32 sum, rounded once
+        out["bf16 rounding"] = max(out["bf16 rounding"], float((got16.float() - got.bfloat16().float()).abs().max()))
     for name in ("Q8_0", "Q4_0", "Q4_1"):
         packed = quantize(torch.randn(37, 256, generator=g), name)
         x = torch.randn(5, 256, generator=g)
@@ -214,6 +275,7 @@ def test_other_branches_compute_the_same_products(other_builds, isa, names):
     result = other_builds[isa]
     assert result["isa"] == names
     assert result["dense"] < 1e-4
+    assert result["bf16"] < 1e-4 and result["bf16 rounding"] == 0.0
     assert result["quant"] < 0.015
 
 

@@ -21,7 +21,13 @@ from cove.models.causal import (
     start_cache,
 )
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, PreTrainedModel, get_activation, run_linear
+from cove.models.modeling import (
+    ACTIVATIONS,
+    PreTrainedModel,
+    get_activation,
+    linear_in_out,
+    run_linear,
+)
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 
@@ -88,7 +94,7 @@ class Conv1D(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
+        return linear_in_out(x, self.weight, self.bias)
 
 
 class Attention(nn.Module):

@@ -399,23 +399,26 @@ _dense: Any = None  # cove.quant.kernels, imported at the first call (cove.quant
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, through the fastest float32 path this CPU has at inference.
+    """``F.linear(x, weight, bias)``, through the fastest path this CPU has at inference.
 
-    With autograd off, on the CPU, for a float32 input and a contiguous float32 weight:
-    - at most ``cove.quant.kernels.dense_rows()`` rows (8: decoding steps, the LM head of a step): Cove's
+    With autograd off, on the CPU, for an input, contiguous weight and bias all float32 or all bfloat16:
+    - at most ``cove.quant.kernels.dense_rows(dtype)`` rows (float32 8: decoding steps, the LM head of a
+      step; bfloat16 1, where torch's native bf16 products are slower only at one row): Cove's
       small-M kernel, which streams every weight row once at close to the read bandwidth (torch's GEMM
       reaches half of it or less at one row) and computes each output in a fixed order, the same bits on
-      any thread count. ``COVE_DENSE_ROWS=0`` turns it off.
-    - more rows (prefill, beam steps, encoders): oneDNN's GEMM where ``cove.hardware.float32_gemm()``
-      measured it faster than torch's (MKL's generic paths on AMD CPUs are 2-4x slower), else F.linear.
-    Everything else (training, bf16, GPU) is F.linear. Models call this (or ``run_linear``) for every
-    projection.
+      any thread count (bfloat16 weights widened in registers and summed in float32, a bfloat16 output
+      rounded once). ``COVE_DENSE_ROWS=0`` turns it off.
+    - more rows (prefill, beam steps, encoders), float32: oneDNN's GEMM where
+      ``cove.hardware.float32_gemm()`` measured it faster than torch's (MKL's generic paths on AMD CPUs are
+      2-4x slower), else F.linear.
+    Everything else (training, more bfloat16 rows, other or mixed dtypes, GPU) is F.linear. Models call
+    this (or ``run_linear``) for every projection.
     """
     global _dense
     if (
         torch.is_grad_enabled()
-        or x.dtype is not torch.float32
-        or weight.dtype is not torch.float32
+        or x.dtype not in (torch.float32, torch.bfloat16)
+        or weight.dtype is not x.dtype
         or x.device.type != "cpu"
         or weight.dim() != 2
     ):
@@ -430,17 +433,41 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         rows == 0
         or x.shape[-1] != k
         or not weight.is_contiguous()
-        or (bias is not None and (bias.dtype is not torch.float32 or not bias.is_contiguous()))
+        or (bias is not None and (bias.dtype is not x.dtype or not bias.is_contiguous()))
     ):
         return F.linear(x, weight, bias)
-    if rows > _dense.dense_rows():
-        if hardware.float32_gemm() != "onednn":
+    if rows > _dense.dense_rows(x.dtype):
+        if x.dtype is not torch.float32 or hardware.float32_gemm() != "onednn":
             return F.linear(x, weight, bias)
         flat = x.reshape(rows, k)
         out = torch.ops.mkldnn._linear_pointwise(flat, weight, bias, "none", [], "")
     else:
         out = _dense.dense_linear(x.reshape(rows, k), weight, bias)
     return out.view(*x.shape[:-1], weight.shape[0])
+
+
+def linear_in_out(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight + bias`` for a weight stored (in, out), as GPT-2's Conv1D keeps it: oneDNN's GEMM on the
+    transposed view at inference where ``cove.hardware.float32_gemm()`` chose it (2.4-3.2x torch's addmm
+    from 1 to 256 rows on a 2-core EPYC), else ``torch.addmm``/``matmul``."""
+    flat = x.reshape(-1, x.shape[-1])
+    if (
+        not torch.is_grad_enabled()
+        and x.dtype is torch.float32
+        and weight.dtype is torch.float32
+        and x.device.type == "cpu"
+        and weight.dim() == 2
+        and weight.is_contiguous()
+        and flat.shape[0] > 0
+        and (bias is None or (bias.dtype is torch.float32 and bias.is_contiguous()))
+        and hardware.float32_gemm() == "onednn"
+    ):
+        out = torch.ops.mkldnn._linear_pointwise(flat, weight.t(), bias, "none", [], "")
+    elif bias is None:
+        out = flat @ weight
+    else:
+        out = torch.addmm(bias, flat, weight)
+    return out.view(*x.shape[:-1], weight.shape[1])
 
 
 def run_linear(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -474,9 +501,17 @@ class FusedLinears:
 
     def joined(self, x: torch.Tensor) -> torch.Tensor:
         """The layers' outputs side by side on the last dimension."""
+        fused = self.fused()
+        if fused is None:
+            return torch.cat([lin(x) for lin in self.linears], dim=-1)
+        return linear(x, *fused)
+
+    def fused(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The concatenated (weight, bias) the layers' parameters are views of, fused now if they were
+        replaced; None with autograd on or on the meta device (the layers then run one by one)."""
         first = self.linears[0].weight
         if torch.is_grad_enabled() or first.is_meta:
-            return torch.cat([lin(x) for lin in self.linears], dim=-1)
+            return None
         if (
             self.weight is None
             or first.data_ptr() != self.weight.data_ptr()
@@ -484,7 +519,7 @@ class FusedLinears:
         ):
             self._fuse()
         assert self.weight is not None
-        return linear(x, self.weight, self.bias)
+        return self.weight, self.bias
 
     def _fuse(self) -> None:
         # normal tensors even under inference_mode: the parameters must stay usable for training later

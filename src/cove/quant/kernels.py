@@ -11,9 +11,9 @@ and the compiler's ``-march=native`` picks the fastest branch there (``isa()`` s
 (AVX2 + FMA, no AVX-512) or ``-march=x86-64`` (SSE2 only, the plain C++ branches), each in its own cache
 folder: how the other branches are tested on one machine.
 
-``dense_linear(x, weight, bias)`` is the float32 ``x @ weight.T + bias`` for a few rows (decoding steps,
-the LM head): each weight row is streamed once, at close to the read bandwidth, where torch's general GEMM
-reaches a fraction of it. ``dense_rows()`` is the most rows it takes (``COVE_DENSE_ROWS``; 0 turns it off);
+``dense_linear(x, weight, bias)`` is ``x @ weight.T + bias`` for a few rows (decoding steps, the LM head),
+float32 or bfloat16 weights (widened in registers, summed in float32): each weight row is streamed once, at
+close to the read bandwidth, where torch's general GEMM reaches a fraction of it. ``dense_rows()`` is the most rows it takes (``COVE_DENSE_ROWS``; 0 turns it off);
 ``cove.models.modeling.linear`` is the hook the models call.
 
 Without a compiler (or with ``COVE_QUANT_KERNELS=torch``) the same operations run in torch: the packed
@@ -38,13 +38,18 @@ from cove.errors import KernelBuildError
 logger = logging.getLogger("cove.quant")
 
 SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
-SOURCES = (SOURCE, SOURCE.with_name("dense.cpp"))
+SOURCES = (SOURCE, SOURCE.with_name("dense.cpp"), SOURCE.with_name("decode.cpp"))
 ENV = "COVE_QUANT_KERNELS"
 ISA_ENV = "COVE_KERNEL_ISA"
 # COVE_KERNEL_ISA -> the compiler's target
 TARGETS = {"native": "-march=native", "avx2": "-march=haswell", "generic": "-march=x86-64"}
 DENSE_ROWS_ENV = "COVE_DENSE_ROWS"
 DENSE_ROWS = 8  # measured crossover against torch (MKL) on a 2-core AVX-512 EPYC: faster up to 8 rows
+# bfloat16 weights: the kernel widens them and multiplies in float32, torch (oneDNN) multiplies bf16 pairs
+# natively where the CPU has AVX512-BF16. On the 2-core AVX-512 EPYC the kernel was faster at 1 row only
+# (17-25 against 12-24 GB/s of bf16 weights at 1 row; 23 against 28 at 2, 21-23 against 25-27 at 4, 12
+# against 19 at 8), and above it torch's own rounding keeps batched greedy tokens equal to transformers'
+DENSE_ROWS_BF16 = 1
 _lock = threading.Lock()
 
 
@@ -137,19 +142,24 @@ def _dense_rows() -> int:
     return rows if rows > 0 and _native() is not None else 0
 
 
-def dense_rows() -> int:
-    """The most rows ``dense_linear`` takes (0: no native kernels, or ``COVE_DENSE_ROWS=0``)."""
-    return _dense_rows()
+def dense_rows(dtype: torch.dtype = torch.float32) -> int:
+    """The most rows ``dense_linear`` is faster for with this dtype (0: no native kernels, or
+    ``COVE_DENSE_ROWS=0``; bfloat16: at most ``DENSE_ROWS_BF16``)."""
+    rows = _dense_rows()
+    return min(rows, DENSE_ROWS_BF16) if dtype is torch.bfloat16 else rows
 
 
 def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """x (m, k) float32 @ weight (n, k).T + bias -> (m, n), by the native kernel (torch without it).
+    """x (m, k) @ weight (n, k).T + bias -> (m, n) in x's dtype, by the native kernel (torch without it).
 
-    Every output is one fixed-order reduction over k: the same bits on any thread count and whatever other
-    rows x holds. Not differentiable: callers use it with autograd off."""
+    x, weight and bias are float32 or bfloat16, in any mix: bfloat16 is widened to float32 (exactly), every
+    output is one fixed-order float32 reduction over k, rounded to bfloat16 at the end when x is bfloat16.
+    The same bits on any thread count and whatever other rows x holds. Not differentiable: callers use it
+    with autograd off."""
     ops = _native()
     if ops is None:
-        return torch.nn.functional.linear(x, weight, bias)
+        w = weight if weight.dtype is x.dtype else weight.to(x.dtype)
+        return torch.nn.functional.linear(x, w, None if bias is None else bias.to(x.dtype))
     return ops.dense_linear(x, weight, bias)
 
 

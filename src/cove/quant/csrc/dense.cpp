@@ -1,17 +1,22 @@
-// Cove's small-M dense linear: y = x @ W^T (+ bias) for a few rows of x, float32 weights.
+// Cove's small-M dense linear: y = x @ W^T (+ bias) for a few rows of x, float32 or bfloat16 weights.
 //
 // A decoding step multiplies 1-32 token rows by every weight matrix once: the work is bound by reading the
 // weights, and torch's general GEMM (MKL, which takes slow paths on AMD) reaches a fraction of the read
-// bandwidth there. This kernel streams each weight row once: R weight rows at a time, against C activation
-// rows at a time (the R rows stay in L1 while the next activation rows take their turn), one vector
-// accumulator per output, FMA over K in order, the K tail by masked loads, then a fixed horizontal sum and
-// the bias. So every output is computed by the same arithmetic whichever thread, tile or row group it
-// falls in: the result does not depend on the thread count, nor on the other rows of the batch.
+// bandwidth there. This kernel streams each weight row once: a tile of R weight rows against all C <= GROUP
+// activation rows (C = 1..8 with AVX-512) with R * C vector accumulators in registers, one per output, FMA
+// over K in order, the K tail by masked loads, then a fixed horizontal sum (16 accumulators at once by
+// shuffles, with the same pairs) and the bias. So every output is computed by the same arithmetic whichever
+// thread, tile or row group it falls in: the result does not depend on the thread count, nor on the other
+// rows of the batch.
+//
+// bfloat16 weights are widened to float32 in registers (a 16-bit shift: exact) and accumulated in float32,
+// so a bf16 step reads half the bytes; a bfloat16 input is widened first and the output rounded back to
+// bfloat16 (to nearest even, as torch rounds).
 //
 // Branches by what the compiler targets (cove.quant.kernels builds -march=native, or haswell / x86-64 to
 // test the others): AVX-512F (16 lanes), AVX2+FMA (8 lanes), plain C++ (8 partial sums). Threads split the
-// output features with at::parallel_for (torch's pool: torch.set_num_threads holds). Registered into the
-// cove_quant op library beside the packed-weight kernels (kernels.cpp).
+// output features in contiguous ranges with at::parallel_for (torch's pool: torch.set_num_threads holds).
+// Registered into the cove_quant op library beside the packed-weight kernels (kernels.cpp).
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -21,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #if defined(__AVX2__) || defined(__AVX512F__)
@@ -37,6 +43,13 @@ inline __mmask16 tail_mask(int64_t rest) { return static_cast<__mmask16>((1u << 
 inline vec load(const float* p) { return _mm512_loadu_ps(p); }
 inline vec load_tail(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
 inline vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+// an opaque register copy: the compiler would otherwise fold each activation load into every FMA that uses it
+// (R loads of it instead of one) and run out of load slots
+inline void keep(vec& v) { asm("" : "+v"(v)); }
+inline vec load_bf16(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
 inline float hsum(vec v) {  // fixed order: 16 -> 8 -> 4 -> 2 -> 1
   const __m256 lo = _mm512_castps512_ps256(v);
   const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
@@ -46,6 +59,26 @@ inline float hsum(vec v) {  // fixed order: 16 -> 8 -> 4 -> 2 -> 1
   s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
   return _mm_cvtss_f32(s4);
 }
+// hsum of 16 accumulators at once, each by hsum's own pairs (so the same bits), by shuffles that pair two
+// accumulators' halves per add: out[i] = hsum(a[i])
+inline void hsum16(const vec* a, float* out) {
+  vec p[8], t[4], v[2];
+  for (int i = 0; i < 8; ++i)  // 16 -> 8: lanes i + 8
+    p[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  for (int i = 0; i < 4; ++i)  // 8 -> 4: lanes i + 4; t[i] holds a[4i + q] in 128-bit lane q
+    t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(p[2 * i], p[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(p[2 * i], p[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  for (int i = 0; i < 2; ++i)  // 4 -> 2: lanes 0 + 2, 1 + 3
+    v[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  // 2 -> 1: lane 4q + p holds a[4p + q]; the permutation puts a[i] in lane i
+  const vec s = _mm512_add_ps(_mm512_shuffle_ps(v[0], v[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                              _mm512_shuffle_ps(v[0], v[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  _mm512_storeu_ps(out, _mm512_permutexvar_ps(order, s));
+}
+#define COVE_DENSE_HSUM16 1
 using mask_t = __mmask16;
 #elif defined(__AVX2__) && defined(__FMA__)
 constexpr int64_t LANES = 8;
@@ -58,6 +91,11 @@ inline __m256i tail_mask(int64_t rest) {
 inline vec load(const float* p) { return _mm256_loadu_ps(p); }
 inline vec load_tail(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
 inline vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline void keep(vec& v) { asm("" : "+x"(v)); }
+inline vec load_bf16(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
 inline float hsum(vec v) {  // fixed order: 8 -> 4 -> 2 -> 1
   __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
@@ -87,6 +125,15 @@ inline vec fma(vec a, vec b, vec c) {
   for (int i = 0; i < 8; ++i) c.v[i] += a.v[i] * b.v[i];
   return c;
 }
+inline void keep(vec&) {}
+inline vec load_bf16(const uint16_t* p) {
+  vec r;
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(p[i]) << 16;
+    std::memcpy(&r.v[i], &bits, sizeof(float));
+  }
+  return r;
+}
 inline float hsum(vec x) {  // the same tree as the vector branches
   float s4[4], s2[2];
   for (int i = 0; i < 4; ++i) s4[i] = x.v[i] + x.v[i + 4];
@@ -96,111 +143,203 @@ inline float hsum(vec x) {  // the same tree as the vector branches
 using mask_t = int64_t;
 #endif
 
-// weight rows the explicit prefetch runs ahead (measured on a 2-core EPYC: 8 rows of 576 floats, 18 KB)
-constexpr int64_t AHEAD = 8;
+// The explicit prefetch of the weights: how far ahead, in weight rows, and the hint (3 = _MM_HINT_T0; NTA
+// measured the same at 2-8 rows, slower at 1). Without it the weights stream at half the speed at 8 rows
+// (measured on a 2-core AVX-512 EPYC). Defines, so experiments can build other values.
+#ifndef COVE_DENSE_HINT
+#define COVE_DENSE_HINT 3
+#endif
+#ifndef COVE_DENSE_AHEAD
+#define COVE_DENSE_AHEAD 8
+#endif
+
+// Weight rows per tile, by the activation rows C it is multiplied with: R * C vector accumulators, R weight
+// vectors and one activation vector must stay in registers (32 with AVX-512, 16 otherwise), and C is at most
+// GROUP (more activation rows take several groups).
+#if defined(__AVX512F__)
+constexpr int GROUP = 8;
+// (one activation row: one weight row at a time, one stream the prefetchers follow; measured faster than 2-8)
+constexpr int rows_for(int c) { return c == 1 ? 1 : c <= 6 ? 4 : 2; }
+#else
+constexpr int GROUP = 4;
+constexpr int rows_for(int c) { return c <= 2 ? 4 : c == 3 ? 3 : 2; }
+#endif
+
+// bfloat16 weights: the upper half of a float32, so widening is a 16-bit shift (exact)
+inline vec wload(const float* p) { return load(p); }
+inline vec wload(const uint16_t* p) { return load_bf16(p); }
+inline vec wload_tail(const float* p, mask_t mask, int64_t) { return load_tail(p, mask); }
+inline vec wload_tail(const uint16_t* p, mask_t, int64_t rest) {
+  uint16_t buf[LANES] = {};
+  std::copy(p, p + rest, buf);
+  return load_bf16(buf);
+}
+
+struct Shape {
+  int64_t k, ldx, n;  // features, the stride between activation rows, output features
+  int64_t full;       // k rounded down to whole vectors
+  mask_t mask;        // the K tail's lanes
+  int64_t ahead;      // prefetch distance in weight elements
+};
 
 // R weight rows (from row r0) x C activation rows (from row i0): R * C independent accumulators, each
-// output's arithmetic the same for every R and C.
-template <int R, int C>
-inline void tile(const float* w, const float* x, const float* bias, float* y, int64_t k, int64_t ldx,
-                 int64_t n, int64_t r0, int64_t i0, mask_t mask, int64_t full) {
+// output's arithmetic (one accumulator, FMA over k in order, the masked tail, hsum, bias) the same for every
+// R and C. The main loop takes one cache line of weights a step (1 vector of float32 with AVX-512, 2 of
+// bfloat16, ...) and prefetches the line `ahead` elements on in every row.
+template <typename T, int R, int C>
+inline void tile(const T* w, const float* x, const float* bias, float* y, const Shape& s, int64_t r0,
+                 int64_t i0) {
+  constexpr int64_t LINE = 64 / static_cast<int64_t>(sizeof(T));
+  constexpr int64_t STEP = LINE > LANES ? LINE : LANES;
   vec acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = vzero();
-  const float* wr[R];
-  for (int r = 0; r < R; ++r) wr[r] = w + (r0 + r) * k;
+  const T* wr[R];
+  for (int r = 0; r < R; ++r) wr[r] = w + (r0 + r) * s.k;
   const float* xc[C];
-  for (int c = 0; c < C; ++c) xc[c] = x + (i0 + c) * ldx;
+  for (int c = 0; c < C; ++c) xc[c] = x + (i0 + c) * s.ldx;
   int64_t j = 0;
-  for (; j < full; j += LANES) {
-#if !defined(COVE_DENSE_GENERIC)
-    // fetch the weights AHEAD rows on explicitly (a prefetch past the end is harmless; a repeat from a
-    // second row group finds the line in cache)
-    for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(wr[r] + AHEAD * k + j), _MM_HINT_T0);
+  for (; j + STEP <= s.full; j += STEP) {
+#if !defined(COVE_DENSE_GENERIC) && COVE_DENSE_HINT >= 0
+    // a prefetch past the end of the weights is harmless
+    for (int r = 0; r < R; ++r)
+      _mm_prefetch(reinterpret_cast<const char*>(wr[r] + s.ahead + j), static_cast<_mm_hint>(COVE_DENSE_HINT));
 #endif
-    vec wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = load(wr[r] + j);
-    for (int c = 0; c < C; ++c) {
-      const vec xv = load(xc[c] + j);
-      for (int r = 0; r < R; ++r) acc[r][c] = fma(wv[r], xv, acc[r][c]);
-    }
-  }
-  if (j < k) {
-    vec wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = load_tail(wr[r] + j, mask);
-    for (int c = 0; c < C; ++c) {
-      const vec xv = load_tail(xc[c] + j, mask);
-      for (int r = 0; r < R; ++r) acc[r][c] = fma(wv[r], xv, acc[r][c]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    const float b = bias != nullptr ? bias[r0 + r] : 0.f;
-    for (int c = 0; c < C; ++c) y[(i0 + c) * n + r0 + r] = hsum(acc[r][c]) + b;
-  }
-}
-
-constexpr int64_t ROWS = 4;  // weight rows per tile (the unit threads split)
-
-template <int R>
-void rows_block(const float* w, const float* x, const float* bias, float* y, int64_t m, int64_t k, int64_t ldx,
-                int64_t n, int64_t r0, mask_t mask, int64_t full) {
-  int64_t i = 0;
-  if (m == 1) {  // one stream, row after row: what the prefetchers follow best (34-38 GB/s against 24-28)
-    for (int r = 0; r < R; ++r) tile<1, 1>(w, x, bias, y, k, ldx, n, r0 + r, 0, mask, full);
-    return;
-  }
-  if constexpr (R % 2 == 0) {  // 8 rows: 2 x 8 tiles load less per multiply-add than 4 x 4 (measured +10-25%)
-    for (; i + 8 <= m; i += 8)
-      for (int r = 0; r < R; r += 2) tile<2, 8>(w, x, bias, y, k, ldx, n, r0 + r, i, mask, full);
-  }
-  for (; i + 4 <= m; i += 4) tile<R, 4>(w, x, bias, y, k, ldx, n, r0, i, mask, full);
-  for (; i + 2 <= m; i += 2) tile<R, 2>(w, x, bias, y, k, ldx, n, r0, i, mask, full);
-  for (; i < m; ++i) tile<R, 1>(w, x, bias, y, k, ldx, n, r0, i, mask, full);
-}
-
-// x (m, k) float32 (rows may be strided: stride(1) must be 1), w (n, k) float32 contiguous, bias (n,) or none
-at::Tensor dense_linear(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& bias) {
-  TORCH_CHECK(w.device().is_cpu() && w.scalar_type() == at::kFloat && w.dim() == 2 && w.is_contiguous(),
-              "cove dense_linear: the weight must be a contiguous 2-D float32 CPU tensor");
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 2,
-              "cove dense_linear: the input must be a 2-D float32 CPU tensor");
-  const int64_t m = x.size(0), k = x.size(1), n = w.size(0);
-  TORCH_CHECK(w.size(1) == k, "cove dense_linear: the input has ", k, " features, the weight ", w.size(1));
-  at::Tensor xc = (x.stride(1) == 1 && (m <= 1 || x.stride(0) >= k)) ? x : x.contiguous();
-  const float* bp = nullptr;
-  if (bias.has_value() && bias->defined()) {
-    TORCH_CHECK(bias->device().is_cpu() && bias->scalar_type() == at::kFloat && bias->dim() == 1 &&
-                    bias->size(0) == n && bias->is_contiguous(),
-                "cove dense_linear: the bias must be a contiguous float32 CPU vector of ", n, " values");
-    bp = bias->data_ptr<float>();
-  }
-  at::Tensor y = at::empty({m, n}, x.options().memory_format(at::MemoryFormat::Contiguous));
-  if (m == 0 || n == 0) return y;
-  float* yp = y.data_ptr<float>();
-  if (k == 0) {
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t r = 0; r < n; ++r) yp[i * n + r] = bp != nullptr ? bp[r] : 0.f;
-    return y;
-  }
-  const float* xp = xc.data_ptr<float>();
-  const int64_t ldx = m <= 1 ? k : xc.stride(0);
-  const float* wp = w.data_ptr<float>();
-  const int64_t full = k / LANES * LANES;
-  const mask_t mask = tail_mask(k - full);
-  const int64_t tiles = (n + ROWS - 1) / ROWS;
-  // tiles per task: at least ~64K multiply-adds, so a hand-off never costs more than the work it moves
-  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, ROWS * k * m));
-  at::parallel_for(0, tiles, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t r0 = t * ROWS;
-      if (r0 + ROWS <= n) {
-        rows_block<ROWS>(wp, xp, bp, yp, m, k, ldx, n, r0, mask, full);
-      } else {
-        for (int64_t r = r0; r < n; ++r) rows_block<1>(wp, xp, bp, yp, m, k, ldx, n, r, mask, full);
+    for (int64_t v = 0; v < STEP; v += LANES) {
+      vec wv[R];
+      for (int r = 0; r < R; ++r) {
+        wv[r] = wload(wr[r] + j + v);
+        if constexpr (C > 4) keep(wv[r]);
+      }
+      for (int c = 0; c < C; ++c) {
+        vec xv = load(xc[c] + j + v);
+        if constexpr (C > 4) keep(xv);
+        for (int r = 0; r < R; ++r) acc[r][c] = fma(wv[r], xv, acc[r][c]);
       }
     }
+  }
+  for (; j < s.full; j += LANES) {
+    vec wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = wload(wr[r] + j);
+    for (int c = 0; c < C; ++c) {
+      vec xv = load(xc[c] + j);
+      if constexpr (C > 4) keep(xv);
+      for (int r = 0; r < R; ++r) acc[r][c] = fma(wv[r], xv, acc[r][c]);
+    }
+  }
+  if (j < s.k) {
+    vec wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = wload_tail(wr[r] + j, s.mask, s.k - j);
+    for (int c = 0; c < C; ++c) {
+      const vec xv = load_tail(xc[c] + j, s.mask);
+      for (int r = 0; r < R; ++r) acc[r][c] = fma(wv[r], xv, acc[r][c]);
+    }
+  }
+  float sums[R * C];
+  int a = 0;
+#if defined(COVE_DENSE_HSUM16)
+  for (; a + 16 <= R * C; a += 16) hsum16(&acc[0][0] + a, sums + a);
+#endif
+  for (; a < R * C; ++a) sums[a] = hsum(acc[a / C][a % C]);
+  for (int r = 0; r < R; ++r) {
+    const float b = bias != nullptr ? bias[r0 + r] : 0.f;
+    for (int c = 0; c < C; ++c) y[(i0 + c) * s.n + r0 + r] = sums[r * C + c] + b;
+  }
+}
+
+// weight rows [begin, end) x activation rows [i0, i0 + C): whole tiles, then the rows left one at a time
+template <typename T, int C>
+void rows_range(const T* w, const float* x, const float* bias, float* y, const Shape& s, int64_t begin,
+                int64_t end, int64_t i0) {
+  constexpr int R = rows_for(C);
+  int64_t r = begin;
+  for (; r + R <= end; r += R) tile<T, R, C>(w, x, bias, y, s, r, i0);
+  for (; r < end; ++r) tile<T, 1, C>(w, x, bias, y, s, r, i0);
+}
+
+template <typename T>
+void group_range(int64_t c, const T* w, const float* x, const float* bias, float* y, const Shape& s,
+                 int64_t begin, int64_t end, int64_t i0) {
+  switch (c) {
+    case 1: return rows_range<T, 1>(w, x, bias, y, s, begin, end, i0);
+    case 2: return rows_range<T, 2>(w, x, bias, y, s, begin, end, i0);
+    case 3: return rows_range<T, 3>(w, x, bias, y, s, begin, end, i0);
+    case 4: return rows_range<T, 4>(w, x, bias, y, s, begin, end, i0);
+#if defined(__AVX512F__)
+    case 5: return rows_range<T, 5>(w, x, bias, y, s, begin, end, i0);
+    case 6: return rows_range<T, 6>(w, x, bias, y, s, begin, end, i0);
+    case 7: return rows_range<T, 7>(w, x, bias, y, s, begin, end, i0);
+    case 8: return rows_range<T, 8>(w, x, bias, y, s, begin, end, i0);
+#endif
+    default: TORCH_CHECK(false, "cove dense_linear: bad row group ", c);
+  }
+}
+
+// Threads take contiguous ranges of output features (units of UNIT rows); each range is streamed once per
+// group of GROUP activation rows, BLOCK weight rows at a time (so a block is still in L1/L2 for the next
+// group when there are more than GROUP rows).
+constexpr int64_t UNIT = 8;
+constexpr int64_t BLOCK = 32;
+
+template <typename T>
+void run(const T* w, const float* x, const float* bias, float* y, int64_t m, const Shape& s) {
+  const int64_t units = (s.n + UNIT - 1) / UNIT;
+  // units per task: at least ~256K multiply-adds, so a hand-off never costs more than the work it moves
+  const int64_t grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, UNIT * s.k * m));
+  at::parallel_for(0, units, grain, [&](int64_t ubegin, int64_t uend) {
+    const int64_t begin = ubegin * UNIT, end = std::min(s.n, uend * UNIT);
+    if (m <= GROUP) {
+      group_range<T>(m, w, x, bias, y, s, begin, end, 0);
+      return;
+    }
+    for (int64_t b = begin; b < end; b += BLOCK)
+      for (int64_t i = 0; i < m; i += GROUP)
+        group_range<T>(std::min<int64_t>(GROUP, m - i), w, x, bias, y, s, b, std::min(end, b + BLOCK), i);
   });
-  return y;
+}
+
+bool is_float_or_bf16(const at::Tensor& t) {
+  return t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16;
+}
+
+// x (m, k) float32 or bfloat16 (rows may be strided: stride(1) must be 1), w (n, k) float32 or bfloat16
+// contiguous, bias (n,) or none -> (m, n) in x's dtype (bfloat16 rounded to nearest even from the float32 sum)
+at::Tensor dense_linear(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& bias) {
+  TORCH_CHECK(w.device().is_cpu() && is_float_or_bf16(w) && w.dim() == 2 && w.is_contiguous(),
+              "cove dense_linear: the weight must be a contiguous 2-D float32 or bfloat16 CPU tensor");
+  TORCH_CHECK(x.device().is_cpu() && is_float_or_bf16(x) && x.dim() == 2,
+              "cove dense_linear: the input must be a 2-D float32 or bfloat16 CPU tensor");
+  const int64_t m = x.size(0), k = x.size(1), n = w.size(0);
+  TORCH_CHECK(w.size(1) == k, "cove dense_linear: the input has ", k, " features, the weight ", w.size(1));
+  at::Tensor xc = x.scalar_type() != at::kFloat                           ? x.to(at::kFloat).contiguous()
+                  : (x.stride(1) == 1 && (m <= 1 || x.stride(0) >= k)) ? x
+                                                                         : x.contiguous();
+  at::Tensor bc;
+  const float* bp = nullptr;
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK(bias->device().is_cpu() && is_float_or_bf16(*bias) && bias->dim() == 1 && bias->size(0) == n,
+                "cove dense_linear: the bias must be a float32 or bfloat16 CPU vector of ", n, " values");
+    bc = bias->to(at::kFloat).contiguous();
+    bp = bc.data_ptr<float>();
+  }
+  at::Tensor y = at::empty({m, n}, xc.options().memory_format(at::MemoryFormat::Contiguous));
+  if (m > 0 && n > 0) {
+    float* yp = y.data_ptr<float>();
+    if (k == 0) {
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t r = 0; r < n; ++r) yp[i * n + r] = bp != nullptr ? bp[r] : 0.f;
+    } else {
+      const int64_t full = k / LANES * LANES;
+      const Shape s{k, m <= 1 ? k : xc.stride(0), n, full, tail_mask(k - full), COVE_DENSE_AHEAD * k};
+      const float* xp = xc.data_ptr<float>();
+      if (w.scalar_type() == at::kFloat) {
+        run<float>(w.data_ptr<float>(), xp, bp, yp, m, s);
+      } else {
+        run<uint16_t>(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), xp, bp, yp, m, s);
+      }
+    }
+  }
+  return x.scalar_type() == at::kFloat ? y : y.to(x.scalar_type());
 }
 
 // RMSNorm over the last dimension: weight * (x * 1 / sqrt(mean(x^2) + eps)), float32, rows of h values.
