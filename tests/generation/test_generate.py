@@ -294,3 +294,26 @@ def test_generated_ids_can_feed_a_training_step(model):
     finally:
         model.zero_grad(set_to_none=True)
         model.eval()
+
+
+def test_processors_write_in_place_only_into_owned_scores():
+    """The eos ban of min_length / min_new_tokens copies the scores it is given, unless the caller owns them
+    (beam search's log-probabilities): then it writes into them, with the same values."""
+    from cove.generation.logits_process import (
+        LogitsProcessorList,
+        MinLengthLogitsProcessor,
+        MinNewTokensLengthLogitsProcessor,
+    )
+
+    processors = LogitsProcessorList(
+        [MinLengthLogitsProcessor(5, [1]), MinNewTokensLengthLogitsProcessor(2, 4, [2])]
+    )
+    ids = torch.zeros(2, 3, dtype=torch.long)
+    scores = torch.randn(2, 6)
+    before = scores.clone()
+    copied = processors(ids, scores)
+    assert torch.equal(scores, before) and copied is not scores
+    assert copied[:, 1:3].isneginf().all() and torch.equal(copied[:, [0, 3, 4, 5]], before[:, [0, 3, 4, 5]])
+    owned = processors(ids, scores, owned=True)
+    assert owned is scores and torch.equal(owned, copied)
+    assert torch.equal(processors(torch.zeros(2, 9, dtype=torch.long), before), before)  # long enough: as is

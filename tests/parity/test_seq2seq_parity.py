@@ -658,3 +658,22 @@ def test_cross_attention_shares_one_encoder_row_per_group_of_decoder_rows(masked
     cache.cross[0] = (k, v)
     cache.reorder(torch.tensor([0, 0, 1, 2] * inputs) + torch.arange(inputs).repeat_interleave(beams) * beams)
     assert cache.cross[0] is not None and cache.cross[0][0] is k  # shared rows are not reordered
+
+
+@pytest.mark.parametrize("family", ["bart", "marian"])
+def test_nonzero_final_logits_bias(tmp_path, family):
+    """A final_logits_bias that is not all zeros (random checkpoints' are) reaches the logits with autograd on
+    (added out of place) and off (in place), and beam search over it stays token-identical."""
+    hf = hf_model(family)
+    with torch.no_grad():
+        hf.final_logits_bias.normal_(0.0, 2.0, generator=torch.Generator().manual_seed(3))
+    hf.save_pretrained(tmp_path)
+    ours = cove.AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    assert ours.final_logits_bias.any()
+    inputs = {k: v for k, v in make_inputs(family).items() if k != "labels"}
+    with torch.no_grad():
+        ref = hf(**inputs, **decoder_inputs(family)).logits
+        assert_close(ours(**inputs, **decoder_inputs(family)).logits, ref)
+        expected = hf.generate(**inputs, num_beams=3, max_new_tokens=6)
+    assert_close(ours(**inputs, **decoder_inputs(family)).logits.detach(), ref)
+    assert ours.generate(**inputs, num_beams=3, max_new_tokens=6).tolist() == expected.tolist()

@@ -105,26 +105,38 @@ class NoBadWordsLogitsProcessor:
         return scores.masked_fill(banned, -float("inf"))
 
 
-class MinLengthLogitsProcessor:
+class _EosBan:
+    """Sets eos's scores to -inf while a sequence is too short: on a copy, or on ``scores`` itself when the
+    caller owns it (``owned``: beam search's log-probabilities, a vocabulary-sized tensor made for the step)."""
+
+    eos: list[int]
+
+    def too_short(self, input_ids: torch.Tensor) -> bool:
+        raise NotImplementedError
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, owned: bool = False) -> torch.Tensor:
+        if not self.too_short(input_ids):
+            return scores
+        if not owned:
+            scores = scores.clone()
+        scores[:, self.eos] = -float("inf")
+        return scores
+
+
+class MinLengthLogitsProcessor(_EosBan):
     def __init__(self, min_length: int, eos_token_id: list[int]):
         self.min_length, self.eos = min_length, eos_token_id
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if input_ids.shape[-1] < self.min_length:
-            scores = scores.clone()
-            scores[:, self.eos] = -float("inf")
-        return scores
+    def too_short(self, input_ids: torch.Tensor) -> bool:
+        return input_ids.shape[-1] < self.min_length
 
 
-class MinNewTokensLengthLogitsProcessor:
+class MinNewTokensLengthLogitsProcessor(_EosBan):
     def __init__(self, prompt_length: int, min_new_tokens: int, eos_token_id: list[int]):
         self.prompt_length, self.min_new, self.eos = prompt_length, min_new_tokens, eos_token_id
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if input_ids.shape[-1] - self.prompt_length < self.min_new:
-            scores = scores.clone()
-            scores[:, self.eos] = -float("inf")
-        return scores
+    def too_short(self, input_ids: torch.Tensor) -> bool:
+        return input_ids.shape[-1] - self.prompt_length < self.min_new
 
 
 class ForcedBOSTokenLogitsProcessor:
@@ -186,9 +198,18 @@ class TopPLogitsWarper:
 
 
 class LogitsProcessorList(list):
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, owned: bool = False) -> torch.Tensor:
+        """The processors in order. ``owned``: the caller made ``scores`` for this call and lets processors
+        that can write in place do so (the same values, one vocabulary-sized copy fewer); a processor's new
+        tensor is owned by the ones after it."""
         for processor in self:
-            scores = processor(input_ids, scores)
+            out = (
+                processor(input_ids, scores, owned)
+                if isinstance(processor, _EosBan)
+                else processor(input_ids, scores)
+            )
+            owned = owned or out is not scores
+            scores = out
         return scores
 
 

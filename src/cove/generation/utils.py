@@ -485,12 +485,17 @@ def _beam_search(
     cur = prompt_len
     flat_running = input_ids
     while True:
+        # log_softmax makes a vocabulary-sized tensor for this step: the processors and the beams' running
+        # scores write into it (the same values as transformers' copies, fewer passes over 32 x vocab)
         log_probs = F.log_softmax(logits[:, -1, :].float(), dim=-1)
-        log_probs = processors(flat_running, log_probs)
+        log_probs = processors(flat_running, log_probs, owned=True)
+        vocab = log_probs.shape[-1]
         if config.output_scores:
             all_scores.append(log_probs)
-        vocab = log_probs.shape[-1]
-        log_probs = (log_probs.view(batch, beams, vocab) + running_scores[:, :, None]).view(batch, -1)
+            log_probs = (log_probs.view(batch, beams, vocab) + running_scores[:, :, None]).view(batch, -1)
+        else:  # a processor may hand back a strided view (the repetition penalty's slice): made contiguous
+            log_probs = log_probs.contiguous().view(batch, beams, vocab)
+            log_probs = log_probs.add_(running_scores[:, :, None]).view(batch, -1)
 
         # top-k continuations over every beam's vocabulary
         if config.do_sample:

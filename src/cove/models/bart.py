@@ -19,7 +19,7 @@ from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
 from cove.models.causal import layer_threads
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, PreTrainedModel, run_linear
+from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, run_linear
 from cove.models.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from cove.models.seq2seq import (
     EncoderDecoderCache,
@@ -101,7 +101,7 @@ class BartConfig(PretrainedConfig):
 
 
 class BartAttention(nn.Module):
-    def __init__(self, d_model: int, heads: int, dropout: float, layer: int):
+    def __init__(self, d_model: int, heads: int, dropout: float, layer: int, cross: bool = False):
         super().__init__()
         self.layer, self.heads, self.head_dim = layer, heads, d_model // heads
         self.q_proj = nn.Linear(d_model, d_model)
@@ -109,13 +109,19 @@ class BartAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
         self.dropout = dropout
+        # one matmul at inference: q/k/v of self-attention read the same input, a cross-attention's k/v the
+        # encoder's output (its queries read the decoder's)
+        self.kv = FusedLinears(self.k_proj, self.v_proj) if cross else None
+        self.qkv = None if cross else FusedLinears(self.q_proj, self.k_proj, self.v_proj)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
         return x.view(b, s, self.heads, self.head_dim).transpose(1, 2)  # (batch, heads, seq, head_dim)
 
     def project_kv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._heads(run_linear(self.k_proj, x)), self._heads(run_linear(self.v_proj, x))
+        assert self.kv is not None
+        k, v = self.kv(x)
+        return self._heads(k), self._heads(v)
 
     def forward(
         self,
@@ -128,15 +134,15 @@ class BartAttention(nn.Module):
         """Self-attention over ``x`` (writing to ``cache``), or cross-attention over the given ``kv``.
         ``mask`` is boolean (True = attend), broadcastable to (batch, heads, seq, keys)."""
         b, s, h = x.shape
-        q = self._heads(run_linear(self.q_proj, x))
         dropout = self.dropout if self.training else 0.0
         if kv is None:
-            k, v = self.project_kv(x)
+            assert self.qkv is not None
+            q, k, v = (self._heads(t) for t in self.qkv(x))
             if cache is not None:
                 k, v = cache.update(self.layer, k, v)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         else:
-            out = cross_attention(q, *kv, mask, dropout)
+            out = cross_attention(self._heads(run_linear(self.q_proj, x)), *kv, mask, dropout)
         return run_linear(self.out_proj, out.transpose(1, 2).reshape(b, s, h))
 
 
@@ -188,7 +194,7 @@ class BartDecoderLayer(nn.Module):
         self.layer = layer
         self.self_attn = BartAttention(d, heads, config.attention_dropout, layer)
         self.self_attn_layer_norm = nn.LayerNorm(d)
-        self.encoder_attn = BartAttention(d, heads, config.attention_dropout, layer)
+        self.encoder_attn = BartAttention(d, heads, config.attention_dropout, layer, cross=True)
         self.encoder_attn_layer_norm = nn.LayerNorm(d)
         self.ff = FeedForward(d, config.decoder_ffn_dim, config)
         self.final_layer_norm = nn.LayerNorm(d)
@@ -504,6 +510,16 @@ class BartModel(BartPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
+def add_logits_bias(logits: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """logits + final_logits_bias. Without autograd in place, and not at all when the bias is all zeros (as in
+    most BART checkpoints): adding 0 changes no value, and a beam step's logits are 32 x vocab."""
+    if torch.is_grad_enabled():
+        return logits + bias.to(logits.dtype)
+    if bool(bias.any()):
+        logits.add_(bias.to(logits.dtype))
+    return logits
+
+
 class ConditionalGenerationHead:
     """The LM head forward of BART-style models: the tied lm_head plus final_logits_bias, the loss on labels
     (decoder inputs shifted right from them when not given)."""
@@ -565,7 +581,9 @@ class ConditionalGenerationHead:
         y = out.last_hidden_state
         if logits_to_keep:
             y = y[:, -logits_to_keep:]
-        logits = run_linear(self.lm_head, y) + self.final_logits_bias.to(y.dtype)  # (batch, target, vocab)
+        logits = add_logits_bias(
+            run_linear(self.lm_head, y), self.final_logits_bias
+        )  # (batch, target, vocab)
         loss = seq2seq_lm_loss(logits, labels) if labels is not None else None
         result = Seq2SeqLMOutput(
             loss=loss,

@@ -7,6 +7,8 @@ step. Lives beside the models (which write into it) and is re-exported by ``cove
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 CHUNK = 256  # tokens added to the capacity whenever it runs out
@@ -24,6 +26,9 @@ class KVCache:
         # what reorder copies into (then trades with keys/values), made on its first call
         self._spare_keys: list[torch.Tensor | None] = [None] * num_layers
         self._spare_values: list[torch.Tensor | None] = [None] * num_layers
+        # what a model works out once for the passes over this cache (the weights its native decoding step
+        # reads), by the model's id: a cache lives for one generation, over which the model does not change
+        self.plans: dict[int, Any] = {}
 
     def get_seq_length(self) -> int:
         return self.length
@@ -50,15 +55,24 @@ class KVCache:
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this pass's keys/values (batch, kv_heads, new, head_dim); return all of them so far."""
         start, end = self._start, self._start + k.shape[2]
-        kb, vb = self.keys[layer], self.values[layer]
-        if kb is None or vb is None or kb.shape[0] != k.shape[0] or kb.dtype != k.dtype:
-            b, h, _, d = k.shape
-            kb = k.new_empty(b, h, self.capacity, d)
-            vb = v.new_empty(b, h, self.capacity, d)
-            self.keys[layer], self.values[layer] = kb, vb
+        b, h, _, d = k.shape
+        kb, vb = self.buffers(layer, b, h, d, k)
         kb[:, :, start:end] = k
         vb[:, :, start:end] = v
         return kb[:, :, :end], vb[:, :, :end]
+
+    def buffers(
+        self, layer: int, batch: int, heads: int, dim: int, like: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``layer``'s (batch, heads, capacity, dim) key and value buffers, made (with ``like``'s dtype
+        and device) when the layer has none yet or they were made for another batch or dtype. A forward pass
+        that writes the new positions itself (the native decoding step) takes them from here."""
+        kb, vb = self.keys[layer], self.values[layer]
+        if kb is None or vb is None or kb.shape[0] != batch or kb.dtype != like.dtype:
+            kb = like.new_empty(batch, heads, self.capacity, dim)
+            vb = like.new_empty(batch, heads, self.capacity, dim)
+            self.keys[layer], self.values[layer] = kb, vb
+        return kb, vb
 
     def end(self, new_tokens: int) -> None:
         self.length = self._start + new_tokens

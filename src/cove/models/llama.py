@@ -7,8 +7,9 @@ attention, RMSNorm, SwiGLU, optionally tied embeddings.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,8 @@ from cove.models.kv_cache import KVCache
 from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, get_activation, run_linear
 from cove.models.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from cove.quant import kernels
+from cove.quant.apply import QuantFused
+from cove.quant.modules import QuantLinear
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
 
@@ -317,11 +320,7 @@ class Attention(nn.Module):
         )
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (batch, kv_heads, past + seq, head_dim)
-        if self.window is not None and k.shape[2] > self.window:
-            raise GenerationError(
-                f"The sequence reached {k.shape[2]} tokens, past this model's sliding_window={self.window}: "
-                "Cove implements full attention only, so keep prompt + new tokens within the window."
-            )
+        check_window(self.window, k.shape[2])
         out = F.scaled_dot_product_attention(
             q,
             k,
@@ -332,6 +331,14 @@ class Attention(nn.Module):
             enable_gqa=self.kv_heads != self.heads,
         )
         return run_linear(self.o, out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+
+
+def check_window(window: int | None, length: int) -> None:
+    if window is not None and length > window:
+        raise GenerationError(
+            f"The sequence reached {length} tokens, past this model's sliding_window={window}: "
+            "Cove implements full attention only, so keep prompt + new tokens within the window."
+        )
 
 
 class MLP(nn.Module):
@@ -361,6 +368,58 @@ class DecoderLayer(nn.Module):
     ) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), cos, sin, mask, is_causal, cache)
         return x + self.mlp(self.mlp_norm(x))
+
+    def decode_weights(self) -> tuple[Any, ...] | None:
+        """What the native decoding step (``cove_quant::decode_layer``) takes of this layer: the norm weights
+        and each projection (fused q/k/v, o, fused gate/up, down) as (weight, bias, GGML type), a float32
+        weight with type -1 or a QuantLinear's packed blocks; None when the layer must run in Python: hooks,
+        projections of another kind (replaced, members of mixed formats), an activation other than SiLU,
+        other dtypes."""
+        attn, mlp = self.attn, self.mlp
+        if mlp.act is not F.silu or any(
+            m._forward_hooks or m._forward_pre_hooks for m in (self, attn, mlp, self.attn_norm, self.mlp_norm)
+        ):
+            return None
+        norms = (self.attn_norm.weight, self.mlp_norm.weight)
+        if any(w.dtype is not torch.float32 or not w.is_contiguous() for w in norms):
+            return None
+        parts = [_projection(p) for p in (attn.qkv, attn.o, mlp.gate_up, mlp.down)]
+        if any(p is None for p in parts):
+            return None
+        qkv, o, gate_up, down = cast(list[tuple[Any, ...]], parts)
+        return (norms[0], *qkv, *o, norms[1], *gate_up, *down)
+
+
+def _projection(proj: Any) -> tuple[torch.Tensor, torch.Tensor | None, int] | None:
+    """(weight, bias, -1) of an nn.Linear or FusedLinears over nn.Linear layers (float32, as the small-M
+    kernel reads them), (blocks, bias, GGML type) of a QuantLinear or a QuantFused over one format; None for
+    anything else, or a module carrying hooks."""
+
+    def plain(module: nn.Module) -> bool:
+        return not (module._forward_hooks or module._forward_pre_hooks or module.training)
+
+    weight: torch.Tensor | None
+    if type(proj) is QuantFused:
+        proj = proj.fused if all(plain(m) for m in proj.members) else None
+    if type(proj) is QuantLinear:
+        if not plain(proj):
+            return None
+        return proj.packed, proj.bias, proj.format.ggml_type
+    if type(proj) is FusedLinears:
+        if not all(type(lin) is nn.Linear and plain(lin) for lin in proj.linears):
+            return None
+        fused = proj.fused()
+        if fused is None:
+            return None
+        weight, bias = fused
+    elif type(proj) is nn.Linear and plain(proj):
+        weight, bias = proj.weight, proj.bias
+    else:
+        return None
+    tensors = (weight, bias) if bias is not None else (weight,)
+    if any(t.dtype is not torch.float32 or not t.is_contiguous() for t in tensors):
+        return None
+    return weight, bias, -1
 
 
 LLAMA_WEIGHT_MAP = {
@@ -468,11 +527,73 @@ class LlamaModel(LlamaPreTrainedModel):
             position_ids = default_positions(start, s, b, x.device)
         cos, sin = self.rotary(position_ids, x.dtype)
         mask, is_causal = causal_mask(attention_mask, start, s, x.device)
+        if s == 1 and type(cache) is KVCache:
+            out = self._decode_step(x, cos, sin, mask, start, cache, hidden)
+            if out is not None:
+                return out
         for layer in self.layers:
             x = layer(x, cos, sin, mask, is_causal, cache)
             if hidden is not None:
                 hidden.append(x)
         return self.norm(x)
+
+    def _decode_step(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        start: int,
+        cache: KVCache,
+        hidden: list[torch.Tensor] | None,
+    ) -> torch.Tensor | None:
+        """One new token per row, each layer in one native call (csrc/decode.cpp: the same norms and
+        products, RoPE and the cache write in place, single-query attention over the cache); None (the
+        caller runs the Python layers) where it does not apply: training or autograd, not float32 on the
+        CPU, no native kernels, global module hooks, or a layer ``decode_weights`` turns down."""
+        if (
+            self.training
+            or torch.is_grad_enabled()
+            or x.dtype is not torch.float32
+            or x.device.type != "cpu"
+            or _global_hooks()
+            or not kernels.native_available()
+            or not 0 < x.shape[0] <= kernels.dense_rows()  # past it the Python layers' products use GEMM
+        ):
+            return None
+        entry = cache.plans.get(id(self))
+        if (
+            entry is None or entry[0]() is not self
+        ):  # looked up once per cache: the checks cost ~40 us a layer
+            found = [cast(DecoderLayer, layer).decode_weights() for layer in self.layers]
+            kept = [plan for plan in found if plan is not None]
+            entry = (weakref.ref(self), kept if len(kept) == len(found) else [])
+            cache.plans[id(self)] = entry
+        plans: list[tuple[Any, ...]] = entry[1]
+        if not plans:
+            return None
+        first = cast(DecoderLayer, self.layers[0])
+        attn = first.attn
+        check_window(attn.window, start + 1)
+        b = x.shape[0]
+        keep = mask.reshape(b, mask.shape[-1]) if mask is not None else None  # (batch, positions) bool
+        heads, kv, dim = attn.heads, attn.kv_heads, attn.head_dim
+        scale = 1.0 / math.sqrt(dim)
+        eps = first.attn_norm.eps
+        step = torch.ops.cove_quant.decode_layer
+        for i, plan in enumerate(plans):
+            kb, vb = cache.buffers(i, b, kv, dim, x)
+            x = step(x, *plan, cos, sin, kb, vb, start, keep, heads, kv, scale, eps)  # type: ignore[misc]
+            if hidden is not None:
+                hidden.append(x)
+        return self.norm(x)
+
+
+def _global_hooks() -> bool:
+    """Whether any global forward hook is registered (torch.nn.modules.module.register_module_forward_hook)."""
+    from torch.nn.modules import module
+
+    return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
 
 
 class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):

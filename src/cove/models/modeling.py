@@ -501,9 +501,17 @@ class FusedLinears:
 
     def joined(self, x: torch.Tensor) -> torch.Tensor:
         """The layers' outputs side by side on the last dimension."""
+        fused = self.fused()
+        if fused is None:
+            return torch.cat([lin(x) for lin in self.linears], dim=-1)
+        return linear(x, *fused)
+
+    def fused(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The concatenated (weight, bias) the layers' parameters are views of, fused now if they were
+        replaced; None with autograd on or on the meta device (the layers then run one by one)."""
         first = self.linears[0].weight
         if torch.is_grad_enabled() or first.is_meta:
-            return torch.cat([lin(x) for lin in self.linears], dim=-1)
+            return None
         if (
             self.weight is None
             or first.data_ptr() != self.weight.data_ptr()
@@ -511,7 +519,7 @@ class FusedLinears:
         ):
             self._fuse()
         assert self.weight is not None
-        return linear(x, self.weight, self.bias)
+        return self.weight, self.bias
 
     def _fuse(self) -> None:
         # normal tensors even under inference_mode: the parameters must stay usable for training later

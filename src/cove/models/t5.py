@@ -21,7 +21,7 @@ from cove.checkpoint.weight_map import WeightMap
 from cove.errors import ConfigError
 from cove.models.causal import layer_threads
 from cove.models.kv_cache import KVCache
-from cove.models.modeling import ACTIVATIONS, PreTrainedModel, run_linear
+from cove.models.modeling import ACTIVATIONS, FusedLinears, PreTrainedModel, run_linear
 from cove.models.outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from cove.models.seq2seq import (
     EncoderDecoderCache,
@@ -134,7 +134,7 @@ class T5LayerNorm(nn.Module):
 class T5Attention(nn.Module):
     """Unscaled dot-product attention (T5 folds the scale into its init); the bias/mask comes in ``mask``."""
 
-    def __init__(self, config: T5Config, layer: int):
+    def __init__(self, config: T5Config, layer: int, cross: bool = False):
         super().__init__()
         self.layer, self.heads, self.head_dim = layer, config.num_heads, config.d_kv
         inner = config.num_heads * config.d_kv
@@ -143,13 +143,19 @@ class T5Attention(nn.Module):
         self.v = nn.Linear(config.d_model, inner, bias=False)
         self.o = nn.Linear(inner, config.d_model, bias=False)
         self.dropout = config.dropout_rate
+        # one matmul at inference: q/k/v of self-attention read the same input, a cross-attention's k/v the
+        # encoder's output (its queries read the decoder's)
+        self.kv = FusedLinears(self.k, self.v) if cross else None
+        self.qkv = None if cross else FusedLinears(self.q, self.k, self.v)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
         return x.view(b, s, self.heads, self.head_dim).transpose(1, 2)  # (batch, heads, seq, head_dim)
 
     def project_kv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._heads(run_linear(self.k, x)), self._heads(run_linear(self.v, x))
+        assert self.kv is not None
+        k, v = self.kv(x)
+        return self._heads(k), self._heads(v)
 
     def forward(
         self,
@@ -161,15 +167,15 @@ class T5Attention(nn.Module):
     ) -> torch.Tensor:
         """Self-attention over ``x`` (writing to ``cache``), or cross-attention over the given ``kv``."""
         b, s, _ = x.shape
-        q = self._heads(run_linear(self.q, x))
         dropout = self.dropout if self.training else 0.0
         if kv is None:
-            k, v = self.project_kv(x)
+            assert self.qkv is not None
+            q, k, v = (self._heads(t) for t in self.qkv(x))
             if cache is not None:
                 k, v = cache.update(self.layer, k, v)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=1.0)
         else:
-            out = cross_attention(q, *kv, mask, dropout, scale=1.0)
+            out = cross_attention(self._heads(run_linear(self.q, x)), *kv, mask, dropout, scale=1.0)
         return run_linear(self.o, out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
 
 
@@ -184,6 +190,7 @@ class T5FeedForward(nn.Module):
         if self.gated:
             self.wi_0 = nn.Linear(config.d_model, config.d_ff, bias=False)
             self.wi_1 = nn.Linear(config.d_model, config.d_ff, bias=False)
+            self.wi_01 = FusedLinears(self.wi_0, self.wi_1)  # one matmul at inference
         else:
             self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
         self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
@@ -195,10 +202,14 @@ class T5FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gated:
-            h = self.act(run_linear(self.wi_0, x)) * run_linear(self.wi_1, x)
+            gate, up = self.wi_01(x)
+            h = self.act(gate) * up
         else:
             h = self.act(run_linear(self.wi, x))
-        return run_linear(self.wo, self.dropout(h).to(self.wo.weight.dtype))
+        h = self.dropout(h)
+        if isinstance(self.wo, nn.Linear):  # float32 in a float16 model (see T5PreTrainedModel._load)
+            h = h.to(self.wo.weight.dtype)
+        return run_linear(self.wo, h)
 
 
 class T5Block(nn.Module):
@@ -210,7 +221,7 @@ class T5Block(nn.Module):
         self.attn = T5Attention(config, layer)
         if is_decoder:
             self.cross_norm = T5LayerNorm(config.d_model, config.layer_norm_epsilon)
-            self.cross = T5Attention(config, layer)
+            self.cross = T5Attention(config, layer, cross=True)
         self.ff_norm = T5LayerNorm(config.d_model, config.layer_norm_epsilon)
         self.ff = T5FeedForward(config)
         self.dropout = nn.Dropout(config.dropout_rate)

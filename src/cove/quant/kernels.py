@@ -38,7 +38,7 @@ from cove.errors import KernelBuildError
 logger = logging.getLogger("cove.quant")
 
 SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
-SOURCES = (SOURCE, SOURCE.with_name("dense.cpp"))
+SOURCES = (SOURCE, SOURCE.with_name("dense.cpp"), SOURCE.with_name("decode.cpp"))
 ENV = "COVE_QUANT_KERNELS"
 ISA_ENV = "COVE_KERNEL_ISA"
 # COVE_KERNEL_ISA -> the compiler's target

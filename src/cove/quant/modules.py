@@ -61,11 +61,16 @@ class QuantLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             raise QuantizationError(_NO_TRAINING.format(name="QuantLinear", fmt=self.format.name))
-        flat = x.reshape(-1, self.in_features).to(torch.float32).contiguous()
+        # the common decoding case (float32, contiguous) costs no conversion calls: each is a dispatch
+        flat = x if x.dim() == 2 else x.reshape(-1, self.in_features)
+        if flat.dtype is not torch.float32 or not flat.is_contiguous():
+            flat = flat.to(torch.float32).contiguous()
         out = kernels.qmatmul(flat, self.packed, self.format.ggml_type, self.in_features)
         if self.bias is not None:
-            out = out + self.bias
-        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+            out += self.bias  # out is the kernel's own new tensor
+        if x.dim() != 2:
+            out = out.view(*x.shape[:-1], self.out_features)
+        return out if x.dtype is torch.float32 else out.to(x.dtype)
 
     def dequantized(self) -> torch.Tensor:
         return dequantize_torch(self.packed, self.format.ggml_type, self.in_features)

@@ -175,11 +175,108 @@ void tile(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_
     for (int c = 0; c < C; ++c) out[(i0 + c) * n + r0 + r] = hsum(acc[r][c]) + extra[r][c];
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && defined(__F16C__)
+#define COVE_QUANT_ROW8 1
+// Q4_0 / Q4_1 against one activation row, 8 weight rows at a time: two rows per 512-bit register (lanes
+// 0-7 the first, 8-15 the second), and the 8 rows' block scales loaded, converted and multiplied as one
+// vector instead of one scalar chain per row. Every row's lanes take the same operations in the same
+// order as tile<TYPE, R, 1> (fmadd per block, then hsum plus the offset sum): the same bits.
+inline int load_u32(const uint8_t* p) {
+  int v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline short load_i16(const uint8_t* p) {
+  short v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+template <int64_t TYPE>
+void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t nb, float* out, int64_t r0) {
+  constexpr int64_t bytes = TYPE == Q4_0 ? 18 : 20;
+  constexpr int off = TYPE == Q4_0 ? 2 : 4;
+  // scale lanes: Q4_1 converts 8 (d, m) pairs into 16 floats (row r's d at lane 2r, m at 2r + 1);
+  // Q4_0 converts 8 d's (row r at lane r)
+  constexpr int stride = TYPE == Q4_1 ? 2 : 1;
+  const uint8_t* rows = w + r0 * row_bytes;
+  __m512 acc[4];
+  __m512i lanes[4];
+  for (int p = 0; p < 4; ++p) {
+    acc[p] = _mm512_setzero_ps();
+    lanes[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * p * stride)),
+                                  _mm256_set1_epi32((2 * p + 1) * stride), 1);
+  }
+  __m512 extra = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  // qwords of (rows 2p, 2p+1 | the same shifted right by 4) -> row 2p low, high nibbles; row 2p+1 ...
+  const __m512i pick = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+  const uint8_t* ahead = rows + PREFETCH_TILES * 8 * row_bytes;
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t line = 0; line < 8 * bytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + b * 8 * bytes + line), _MM_HINT_T0);
+    }
+    const uint8_t* blk = rows + b * bytes;
+    const float dx = a.d[b], sx = a.s[b];
+    __m512 scale;
+    if constexpr (TYPE == Q4_1) {
+      // built in registers (eight stores and one wide load would miss store-to-load forwarding)
+      const __m256i dm = _mm256_setr_epi32(load_u32(blk), load_u32(blk + row_bytes), load_u32(blk + 2 * row_bytes),
+                                           load_u32(blk + 3 * row_bytes), load_u32(blk + 4 * row_bytes),
+                                           load_u32(blk + 5 * row_bytes), load_u32(blk + 6 * row_bytes),
+                                           load_u32(blk + 7 * row_bytes));
+      const __m512 f = _mm512_cvtph_ps(dm);
+      // (dx, sx) repeated: one product gives every row's d * dx (even lanes) and m * sx (odd lanes)
+      const __m512 both = _mm512_mul_ps(f, _mm512_unpacklo_ps(_mm512_set1_ps(dx), _mm512_set1_ps(sx)));
+      extra = _mm512_add_ps(extra, both);  // odd lanes: m * s (even lanes: unused)
+      scale = both;                        // even lanes: d * dx
+    } else {
+      const __m128i dv = _mm_setr_epi16(load_i16(blk), load_i16(blk + row_bytes), load_i16(blk + 2 * row_bytes),
+                                        load_i16(blk + 3 * row_bytes), load_i16(blk + 4 * row_bytes),
+                                        load_i16(blk + 5 * row_bytes), load_i16(blk + 6 * row_bytes),
+                                        load_i16(blk + 7 * row_bytes));
+      const __m256 f = _mm256_cvtph_ps(dv);
+      extra = _mm512_castps256_ps512(_mm256_add_ps(
+          _mm512_castps512_ps256(extra), _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-8.f), f), _mm256_set1_ps(sx))));
+      scale = _mm512_castps256_ps512(_mm256_mul_ps(f, _mm256_set1_ps(dx)));
+    }
+    const __m512i xq = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + b * 32)));
+    for (int p = 0; p < 4; ++p) {
+      const uint8_t* q0 = blk + 2 * p * row_bytes + off;
+      const __m256i q2 = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q0))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(q0 + row_bytes)), 1);
+      const __m512i wq = _mm512_and_si512(
+          _mm512_permutex2var_epi64(_mm512_castsi256_si512(q2), pick,
+                                    _mm512_castsi256_si512(_mm256_srli_epi16(q2, 4))),
+          low4);
+      const __m512 prod = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xq));
+      acc[p] = _mm512_fmadd_ps(_mm512_permutexvar_ps(lanes[p], scale), prod, acc[p]);
+    }
+  }
+  alignas(64) float e[16];
+  _mm512_store_ps(e, extra);
+  for (int p = 0; p < 4; ++p) {
+    const __m256 lo = _mm512_castps512_ps256(acc[p]);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p]), 1));
+    const int l0 = TYPE == Q4_1 ? 4 * p + 1 : 2 * p, l1 = TYPE == Q4_1 ? 4 * p + 3 : 2 * p + 1;
+    out[r0 + 2 * p] = hsum(lo) + e[l0];
+    out[r0 + 2 * p + 1] = hsum(hi) + e[l1];
+  }
+}
+#endif
+
 template <int64_t TYPE>
 void rows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, int64_t k, int64_t nb,
                 float* out, int64_t n, int64_t begin, int64_t end) {
   int64_t r = begin;
   if (m == 1) {
+#if defined(COVE_QUANT_ROW8)
+    if constexpr (TYPE == Q4_0 || TYPE == Q4_1) {
+      for (; r + 8 <= end; r += 8) tile8<TYPE>(w, row_bytes, a, nb, out, r);
+    }
+#endif
     for (; r + 4 <= end; r += 4) tile<TYPE, 4, 1>(w, row_bytes, a, 0, k, nb, out, n, r);
     for (; r < end; ++r) tile<TYPE, 1, 1>(w, row_bytes, a, 0, k, nb, out, n, r);
     return;

@@ -1,0 +1,215 @@
+// One decoding step of a Llama-style layer (one new token per row) in one native call.
+//
+// At one token a row, every op of a layer but the four matrix-vector products is microseconds of work, and
+// a step of SmolLM2-135M spent ~5 ms of its ~24 in the Python and dispatch around thirty layers' ~25 small
+// ops each (RoPE's slices, roll and products, the cache writes, SDPA's single-query set-up, SiLU * up, the
+// residual adds). Here:
+//
+// - decode_attention: RoPE on the new q and k heads (x * cos + roll(x) * signed_sin, the products and sum
+//   Python's apply_rope takes, so the same bits: the library builds with -ffp-contract=off), the rotated k
+//   and the v written into the KV cache at the step's position, and softmax(q k^T * scale) v over the
+//   filled positions for every query head (grouped-query: head i reads kv head i / (heads / kv_heads)),
+//   with an optional (batch, positions) boolean mask of the positions to attend to.
+// - decode_layer: the whole layer, x + o(attention(qkv(norm(x)))) then + down(silu(gate) * up)(norm(..)),
+//   through the same ops the Python layer calls (cove_quant::rms_norm; dense_linear for float32 weights,
+//   qmatmul + bias for packed GGML blocks, as QuantLinear; at::silu and mul), so everything but attention
+//   keeps its bits.
+//
+// Attention differs from SDPA's CPU kernel in the last bits (another summation order), as SDPA itself does
+// between thread counts. Registered into the cove_quant library beside the other kernels.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace {
+
+constexpr int64_t LANES = 16;
+
+// 16 independent partial sums (one vector register when the compiler vectorises), then a fixed pairwise sum
+inline float dot(const float* a, const float* b, int64_t n) {
+  float acc[LANES] = {};
+  int64_t i = 0;
+  for (; i + LANES <= n; i += LANES)
+    for (int64_t j = 0; j < LANES; ++j) acc[j] += a[i + j] * b[i + j];
+  for (int64_t j = 0; i < n; ++i, ++j) acc[j] += a[i] * b[i];
+  for (int64_t w = LANES / 2; w > 0; w /= 2)
+    for (int64_t j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0];
+}
+
+// out = x * cos + roll(x, d / 2) * signed_sin, as apply_rope computes it
+inline void rope(const float* x, const float* cos, const float* sin, float* out, int64_t d) {
+  const int64_t half = d / 2;
+  for (int64_t i = 0; i < d; ++i) {
+    const float a = x[i] * cos[i];
+    const float b = x[i < half ? i + half : i - half] * sin[i];
+    out[i] = a + b;
+  }
+}
+
+void check_cache(const at::Tensor& c, int64_t b, int64_t kv, int64_t d, int64_t pos, const char* what) {
+  TORCH_CHECK(c.device().is_cpu() && c.scalar_type() == at::kFloat && c.dim() == 4 && c.is_contiguous(),
+              "cove decode_attention: the ", what, " cache must be a contiguous 4-D float32 CPU tensor");
+  TORCH_CHECK(c.size(0) == b && c.size(1) == kv && c.size(3) == d && pos < c.size(2),
+              "cove decode_attention: the ", what, " cache has shape ", c.sizes(), ", the step needs (", b,
+              ", ", kv, ", > ", pos, ", ", d, ")");
+}
+
+// qkv (b, ..., (heads + 2 kv_heads) * d) contiguous; cos, sin (b, ..., d); caches (b, kv_heads, capacity, d);
+// mask (b, >= pos + 1) bool or none -> (b, 1, heads * d)
+at::Tensor decode_attention(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin,
+                            const at::Tensor& kcache, const at::Tensor& vcache, int64_t pos,
+                            const c10::optional<at::Tensor>& mask, int64_t heads, int64_t kv_heads,
+                            double scale) {
+  TORCH_CHECK(heads > 0 && kv_heads > 0 && heads % kv_heads == 0,
+              "cove decode_attention: heads must be a positive multiple of kv_heads");
+  TORCH_CHECK(qkv.device().is_cpu() && qkv.scalar_type() == at::kFloat && qkv.is_contiguous() && qkv.dim() >= 2,
+              "cove decode_attention: qkv must be a contiguous float32 CPU tensor");
+  const int64_t b = qkv.size(0);
+  const int64_t width = qkv.size(-1);
+  TORCH_CHECK(b > 0 && qkv.numel() == b * width && width % (heads + 2 * kv_heads) == 0,
+              "cove decode_attention: qkv must hold one token per row, (heads + 2 kv_heads) x head_dim wide");
+  const int64_t d = width / (heads + 2 * kv_heads);
+  TORCH_CHECK(d % 2 == 0, "cove decode_attention: head_dim must be even");
+  const at::Tensor cc = cos.contiguous(), sc = sin.contiguous();
+  TORCH_CHECK(cc.scalar_type() == at::kFloat && sc.scalar_type() == at::kFloat && cc.numel() == b * d &&
+                  sc.numel() == b * d,
+              "cove decode_attention: cos and sin must be float32 with one head_dim row per batch row");
+  TORCH_CHECK(pos >= 0, "cove decode_attention: the position must be non-negative");
+  check_cache(kcache, b, kv_heads, d, pos, "key");
+  check_cache(vcache, b, kv_heads, d, pos, "value");
+  const int64_t total = pos + 1, capacity = kcache.size(2);
+  const bool* mp = nullptr;
+  int64_t mstride = 0;
+  at::Tensor mc;
+  if (mask.has_value() && mask->defined()) {
+    mc = mask->contiguous();
+    TORCH_CHECK(mc.scalar_type() == at::kBool && mc.dim() == 2 && mc.size(0) == b && mc.size(1) >= total,
+                "cove decode_attention: the mask must be a (batch, >= position + 1) bool tensor");
+    mp = mc.data_ptr<bool>();
+    mstride = mc.size(1);
+  }
+  const float* xp = qkv.data_ptr<float>();
+  const float* cp = cc.data_ptr<float>();
+  const float* sp = sc.data_ptr<float>();
+  float* kp = kcache.data_ptr<float>();
+  float* vp = vcache.data_ptr<float>();
+  // the new keys (rotated) and values into the cache, before any head reads it
+  for (int64_t bi = 0; bi < b; ++bi) {
+    for (int64_t g = 0; g < kv_heads; ++g) {
+      const float* k = xp + bi * width + (heads + g) * d;
+      const float* v = xp + bi * width + (heads + kv_heads + g) * d;
+      const int64_t at_pos = ((bi * kv_heads + g) * capacity + pos) * d;
+      rope(k, cp + bi * d, sp + bi * d, kp + at_pos, d);
+      std::copy(v, v + d, vp + at_pos);
+    }
+  }
+  at::Tensor out = at::empty({b, 1, heads * d}, qkv.options());
+  float* op = out.data_ptr<float>();
+  const int64_t group = heads / kv_heads;
+  const float fscale = static_cast<float>(scale);
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, total * d));
+  at::parallel_for(0, b * heads, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> q(d), scores(total);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t bi = task / heads, hh = task % heads, g = hh / group;
+      rope(xp + bi * width + hh * d, cp + bi * d, sp + bi * d, q.data(), d);
+      const float* keys = kp + (bi * kv_heads + g) * capacity * d;
+      const float* values = vp + (bi * kv_heads + g) * capacity * d;
+      const bool* keep = mp != nullptr ? mp + bi * mstride : nullptr;
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t t = 0; t < total; ++t) {
+        if (keep != nullptr && !keep[t]) continue;
+        scores[t] = dot(q.data(), keys + t * d, d) * fscale;
+        top = std::max(top, scores[t]);
+      }
+      float* o = op + bi * heads * d + hh * d;
+      std::fill(o, o + d, 0.f);
+      if (top == -std::numeric_limits<float>::infinity()) continue;  // nothing to attend to: zeros, as SDPA
+      float sum = 0.f;
+      for (int64_t t = 0; t < total; ++t) {
+        if (keep != nullptr && !keep[t]) continue;
+        const float p = std::exp(scores[t] - top);
+        sum += p;
+        const float* v = values + t * d;
+        for (int64_t i = 0; i < d; ++i) o[i] += p * v[i];
+      }
+      const float inv = 1.f / sum;
+      for (int64_t i = 0; i < d; ++i) o[i] *= inv;
+    }
+  });
+  return out;
+}
+
+at::Tensor call_rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("cove_quant::rms_norm", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double)>();
+  return op.call(x, w, eps);
+}
+
+// one projection of x (m, k) float32: qtype < 0: a float32 weight (n, k) through dense_linear; else packed
+// GGML blocks (n, row bytes) of that type through qmatmul, then + bias, as QuantLinear computes it
+at::Tensor project(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& bias,
+                   int64_t qtype) {
+  if (qtype < 0) {
+    static auto dense =
+        c10::Dispatcher::singleton()
+            .findSchemaOrThrow("cove_quant::dense_linear", "")
+            .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&)>();
+    return dense.call(x, w, bias);
+  }
+  static auto quant = c10::Dispatcher::singleton()
+                          .findSchemaOrThrow("cove_quant::qmatmul", "")
+                          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>();
+  at::Tensor out = quant.call(x.contiguous(), w, qtype, x.size(1));
+  if (bias.has_value() && bias->defined()) out = at::add(out, *bias);
+  return out;
+}
+
+// x (b, 1, hidden) -> the layer's output (b, 1, hidden). The projections as the Python layer holds them
+// (q/k/v and gate/up fused), each a float32 weight (type -1) or packed blocks of a GGML type.
+at::Tensor decode_layer(const at::Tensor& x, const at::Tensor& attn_norm, const at::Tensor& qkv_w,
+                        const c10::optional<at::Tensor>& qkv_b, int64_t qkv_t, const at::Tensor& o_w,
+                        const c10::optional<at::Tensor>& o_b, int64_t o_t, const at::Tensor& mlp_norm,
+                        const at::Tensor& gate_up_w, const c10::optional<at::Tensor>& gate_up_b,
+                        int64_t gate_up_t, const at::Tensor& down_w, const c10::optional<at::Tensor>& down_b,
+                        int64_t down_t, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& kcache,
+                        const at::Tensor& vcache, int64_t pos, const c10::optional<at::Tensor>& mask,
+                        int64_t heads, int64_t kv_heads, double scale, double eps) {
+  TORCH_CHECK(x.dim() == 3 && x.size(1) == 1 && x.scalar_type() == at::kFloat,
+              "cove decode_layer: x must be float32 (batch, 1, hidden)");
+  const int64_t b = x.size(0), hidden = x.size(2);
+  const at::Tensor rows = x.reshape({b, hidden});
+  const at::Tensor qkv = project(call_rms_norm(rows, attn_norm, eps), qkv_w, qkv_b, qkv_t);
+  const at::Tensor att = decode_attention(qkv, cos, sin, kcache, vcache, pos, mask, heads, kv_heads, scale);
+  const at::Tensor mid = at::add(rows, project(att.view({b, att.size(2)}), o_w, o_b, o_t));
+  const at::Tensor gu = project(call_rms_norm(mid, mlp_norm, eps), gate_up_w, gate_up_b, gate_up_t);
+  const int64_t inter = gu.size(1) / 2;
+  at::Tensor act = at::silu(gu.narrow(1, 0, inter));
+  act.mul_(gu.narrow(1, inter, inter));
+  return at::add(mid, project(act, down_w, down_b, down_t)).view({b, 1, hidden});
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(cove_quant, m) {
+  m.def(
+      "decode_attention(Tensor qkv, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int pos, "
+      "Tensor? mask, int heads, int kv_heads, float scale) -> Tensor",
+      &decode_attention);
+  m.def(
+      "decode_layer(Tensor x, Tensor attn_norm, Tensor qkv_w, Tensor? qkv_b, int qkv_t, Tensor o_w, Tensor? o_b, "
+      "int o_t, Tensor mlp_norm, Tensor gate_up_w, Tensor? gate_up_b, int gate_up_t, Tensor down_w, "
+      "Tensor? down_b, int down_t, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int pos, "
+      "Tensor? mask, int heads, int kv_heads, float scale, float eps) -> Tensor",
+      &decode_layer);
+}
