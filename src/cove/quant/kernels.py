@@ -13,8 +13,9 @@ folder: how the other branches are tested on one machine.
 
 ``dense_linear(x, weight, bias)`` is ``x @ weight.T + bias`` for a few rows (decoding steps, the LM head),
 float32 or bfloat16 weights (widened in registers, summed in float32): each weight row is streamed once, at
-close to the read bandwidth, where torch's general GEMM reaches a fraction of it. ``dense_rows()`` is the most rows it takes (``COVE_DENSE_ROWS``; 0 turns it off);
-``cove.models.modeling.linear`` is the hook the models call.
+close to the read bandwidth, where torch's general GEMM reaches a fraction of it. ``dense_rows()`` is the
+most rows it takes (``COVE_DENSE_ROWS``; 0 turns it off); ``cove.models.modeling.linear`` is the hook the
+models call.
 
 Without a compiler (or with ``COVE_QUANT_KERNELS=torch``) the same operations run in torch: the packed
 weights are dequantized tile by tile and multiplied in float32. Correct, several times slower; a warning
@@ -48,7 +49,8 @@ DENSE_ROWS = 8  # measured crossover against torch (MKL) on a 2-core AVX-512 EPY
 # bfloat16 weights: the kernel widens them and multiplies in float32, torch (oneDNN) multiplies bf16 pairs
 # natively where the CPU has AVX512-BF16. On the 2-core AVX-512 EPYC the kernel was faster at 1 row only
 # (17-25 against 12-24 GB/s of bf16 weights at 1 row; 23 against 28 at 2, 21-23 against 25-27 at 4, 12
-# against 19 at 8), and above it torch's own rounding keeps batched greedy tokens equal to transformers'
+# against 19 at 8). (Batch-8 bf16 greedy tokens differ from transformers' with or without the kernel:
+# COVE_DENSE_ROWS=0 changes nothing there.)
 DENSE_ROWS_BF16 = 1
 _lock = threading.Lock()
 
