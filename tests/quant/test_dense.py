@@ -278,3 +278,11 @@ def test_rms_norm_matches_torch(shape):
     assert native_out is not None and torch.equal(got, native_out)
     assert kernels.rms_norm(x, norm.weight, 1e-5) is None  # autograd on: the caller's torch ops run
     torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-6)
+
+
+@native
+def test_bf16_rows_follow_the_hardware(fake_cpu):
+    fake_cpu("avx512_bf16")  # native bf16: torch's bf16 products win above one row
+    assert kernels.dense_rows(torch.bfloat16) == min(kernels.DENSE_ROWS_BF16, kernels.dense_rows())
+    fake_cpu("avx2")  # emulated bf16: the kernel takes as many rows as in float32
+    assert kernels.dense_rows(torch.bfloat16) == kernels.dense_rows() > kernels.DENSE_ROWS_BF16

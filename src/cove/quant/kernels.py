@@ -146,9 +146,15 @@ def _dense_rows() -> int:
 
 def dense_rows(dtype: torch.dtype = torch.float32) -> int:
     """The most rows ``dense_linear`` is faster for with this dtype (0: no native kernels, or
-    ``COVE_DENSE_ROWS=0``; bfloat16: at most ``DENSE_ROWS_BF16``)."""
+    ``COVE_DENSE_ROWS=0``; bfloat16: at most ``DENSE_ROWS_BF16`` where the CPU computes bf16 natively, as
+    many as float32 where torch emulates it and its bf16 products are many times slower)."""
     rows = _dense_rows()
-    return min(rows, DENSE_ROWS_BF16) if dtype is torch.bfloat16 else rows
+    if dtype is torch.bfloat16:
+        from cove.hardware import bf16_support
+
+        if bf16_support("cpu").native:
+            return min(rows, DENSE_ROWS_BF16)
+    return rows
 
 
 def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
