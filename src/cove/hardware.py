@@ -138,11 +138,17 @@ def device_type(device: Any) -> str:
     return str(kind)
 
 
-def _override() -> str:
-    value = os.environ.get(ENV_OVERRIDE, "auto").strip().lower() or "auto"
-    if value not in OVERRIDES:
-        raise ConfigError(f"{ENV_OVERRIDE}={value!r} is not understood; use one of {', '.join(OVERRIDES)}.")
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """Environment variable ``name``, lower-cased, one of ``choices`` (unset or empty: the first of them);
+    anything else is a ConfigError naming the choices."""
+    value = os.environ.get(name, choices[0]).strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not understood; use one of {', '.join(choices)}.")
     return value
+
+
+def _override() -> str:
+    return env_choice(ENV_OVERRIDE, OVERRIDES)
 
 
 def bf16_support(device: Any = None) -> Bf16Support:
@@ -308,10 +314,7 @@ GEMM_MARGIN = 1.2  # oneDNN is taken only when clearly faster
 
 def gemm_setting() -> str:
     """``COVE_GEMM``: "auto" (default), "onednn" or "torch"."""
-    value = os.environ.get(GEMM_ENV, "auto").strip().lower() or "auto"
-    if value not in GEMM_CHOICES:
-        raise ConfigError(f"{GEMM_ENV}={value!r} is not understood; use one of {', '.join(GEMM_CHOICES)}.")
-    return value
+    return env_choice(GEMM_ENV, GEMM_CHOICES)
 
 
 def onednn_linear_available() -> bool:
@@ -319,6 +322,14 @@ def onednn_linear_available() -> bool:
     import torch
 
     return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def onednn_linear(x: Any, weight: Any, bias: Any = None) -> Any:
+    """oneDNN's float32 ``x @ weight.T + bias`` for a 2-D x and an (out, in) weight, which may be a
+    transposed view (no autograd: inference only)."""
+    import torch
+
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
 @functools.cache
@@ -354,7 +365,7 @@ def measure_gemm_ratio(shape: tuple[int, int, int] = GEMM_SHAPE, rounds: int = 7
     weight = torch.randn(fan_out, fan_in, generator=generator)
     calls = {
         "torch": lambda: F.linear(x, weight),
-        "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], ""),
+        "onednn": lambda: onednn_linear(x, weight),
     }
     best = dict.fromkeys(calls, float("inf"))
     with torch.no_grad():

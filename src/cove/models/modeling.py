@@ -439,8 +439,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if rows > _dense.dense_rows(x.dtype):
         if x.dtype is not torch.float32 or hardware.float32_gemm() != "onednn":
             return F.linear(x, weight, bias)
-        flat = x.reshape(rows, k)
-        out = torch.ops.mkldnn._linear_pointwise(flat, weight, bias, "none", [], "")
+        out = hardware.onednn_linear(x.reshape(rows, k), weight, bias)
     else:
         out = _dense.dense_linear(x.reshape(rows, k), weight, bias)
     return out.view(*x.shape[:-1], weight.shape[0])
@@ -462,7 +461,7 @@ def linear_in_out(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         and (bias is None or (bias.dtype is torch.float32 and bias.is_contiguous()))
         and hardware.float32_gemm() == "onednn"
     ):
-        out = torch.ops.mkldnn._linear_pointwise(flat, weight.t(), bias, "none", [], "")
+        out = hardware.onednn_linear(flat, weight.t(), bias)
     elif bias is None:
         out = flat @ weight
     else:
