@@ -17,6 +17,8 @@ import os
 import sys
 
 import torch
+from generation import NAME  # benchmarks/generation.py
+from generation import leading_agreement as leading
 
 SUBJECTS = [
     "the ocean",
@@ -43,15 +45,6 @@ TEMPLATES = [
 def prompts(n: int) -> list[str]:
     out = [t.format(s) for t in TEMPLATES for s in SUBJECTS]
     return out[:n]
-
-
-def leading(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def generate(model, tokenizer, texts: list[str], batch: int, new_tokens: int, peer: bool) -> list[list[int]]:
@@ -85,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from cove.hub.bundled import bundled_path, find_bundled
 
     transformers.logging.set_verbosity_error()
-    name = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    name = NAME
     entry = find_bundled(name)
     folder = bundled_path(entry)
     if folder is None:

@@ -223,14 +223,7 @@ at::Tensor rms_norm_bf16(const at::Tensor& x, const at::Tensor& w, double eps) {
   const float feps = static_cast<float>(eps);
   for (int64_t i = 0; i < rows; ++i) {
     const bf16* row = xp + i * h;
-    float acc[LANES] = {};
-    int64_t c = 0;
-    for (; c + LANES <= h; c += LANES)
-      for (int64_t j = 0; j < LANES; ++j) acc[j] += widen(row[c + j]) * widen(row[c + j]);
-    for (int64_t j = 0; c < h; ++c, ++j) acc[j] += widen(row[c]) * widen(row[c]);
-    for (int64_t wd = LANES / 2; wd > 0; wd /= 2)
-      for (int64_t j = 0; j < wd; ++j) acc[j] += acc[j + wd];
-    const float inv = 1.f / std::sqrt(acc[0] / static_cast<float>(h) + feps);
+    const float inv = 1.f / std::sqrt(dot(row, row, h) / static_cast<float>(h) + feps);
     for (int64_t j = 0; j < h; ++j) yp[i * h + j] = bf16(widen(wp[j]) * widen(bf16(widen(row[j]) * inv)));
   }
   return y;

@@ -186,6 +186,21 @@ struct Shape {
   int64_t ahead;      // prefetch distance in weight elements
 };
 
+// a tile's outputs: each accumulator's fixed horizontal sum, plus the bias
+template <int R, int C>
+inline void finish(vec (&acc)[R][C], const float* bias, float* y, const Shape& s, int64_t r0, int64_t i0) {
+  float sums[R * C];
+  int a = 0;
+#if defined(COVE_DENSE_HSUM16)
+  for (; a + 16 <= R * C; a += 16) hsum16(&acc[0][0] + a, sums + a);
+#endif
+  for (; a < R * C; ++a) sums[a] = hsum(acc[a / C][a % C]);
+  for (int r = 0; r < R; ++r) {
+    const float b = bias != nullptr ? bias[r0 + r] : 0.f;
+    for (int c = 0; c < C; ++c) y[(i0 + c) * s.n + r0 + r] = sums[r * C + c] + b;
+  }
+}
+
 // R weight rows (from row r0) x C activation rows (from row i0): R * C independent accumulators, each
 // output's arithmetic (one accumulator, FMA over k in order, the masked tail, hsum, bias) the same for every
 // R and C. The main loop takes one cache line of weights a step (1 vector of float32 with AVX-512, 2 of
@@ -239,16 +254,7 @@ inline void tile(const T* w, const float* x, const float* bias, float* y, const 
       for (int r = 0; r < R; ++r) acc[r][c] = fma(wv[r], xv, acc[r][c]);
     }
   }
-  float sums[R * C];
-  int a = 0;
-#if defined(COVE_DENSE_HSUM16)
-  for (; a + 16 <= R * C; a += 16) hsum16(&acc[0][0] + a, sums + a);
-#endif
-  for (; a < R * C; ++a) sums[a] = hsum(acc[a / C][a % C]);
-  for (int r = 0; r < R; ++r) {
-    const float b = bias != nullptr ? bias[r0 + r] : 0.f;
-    for (int c = 0; c < C; ++c) y[(i0 + c) * s.n + r0 + r] = sums[r * C + c] + b;
-  }
+  finish<R, C>(acc, bias, y, s, r0, i0);
 }
 
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
@@ -295,14 +301,7 @@ inline void tile(const uint16_t* w, const uint16_t* x, const float* bias, float*
         acc[r][c] = _mm512_dpbf16_ps(acc[r][c], reinterpret_cast<__m512bh&>(wv[r]), reinterpret_cast<__m512bh&>(xv));
     }
   }
-  float sums[R * C];
-  int a = 0;
-  for (; a + 16 <= R * C; a += 16) hsum16(&acc[0][0] + a, sums + a);
-  for (; a < R * C; ++a) sums[a] = hsum(acc[a / C][a % C]);
-  for (int r = 0; r < R; ++r) {
-    const float b = bias != nullptr ? bias[r0 + r] : 0.f;
-    for (int c = 0; c < C; ++c) y[(i0 + c) * s.n + r0 + r] = sums[r * C + c] + b;
-  }
+  finish<R, C>(acc, bias, y, s, r0, i0);
 }
 #endif
 
