@@ -65,8 +65,9 @@ def test_lent_memory_is_copied_and_no_longer_shared():
 def test_what_is_left_alone(monkeypatch):
     lazy = torch.ones(100)._lazy_clone()  # copy-on-write: shares memory with its source until written
     empty = torch.empty(0)
-    assert hugepages.pack([lazy, empty]) == 0
-    assert not hugepages.packed(lazy) and not hugepages.packed(empty)
+    shared = torch.ones(100).share_memory_()  # shared with other processes on purpose
+    assert hugepages.pack([lazy, empty, shared]) == 0
+    assert not any(hugepages.packed(t) for t in (lazy, empty, shared))
     assert hugepages.pack([]) == 0
     monkeypatch.setenv(hugepages.ENV, "0")
     assert not hugepages.enabled()
@@ -106,3 +107,24 @@ def test_a_packed_model_generates_the_same_tokens(monkeypatch):
         assert moved.lm_head.weight.data_ptr() == moved.model.embed.weight.data_ptr()  # still tied
         assert torch.equal(moved.generate(ids, max_new_tokens=6, do_sample=False), want)
         assert torch.equal(moved(ids).logits, logits)
+
+
+def test_pack_model_moves_the_fused_weights_the_step_reads(monkeypatch):
+    ids = torch.randint(3, 61, (2, 5), generator=torch.Generator().manual_seed(2))
+    plain, moved = tiny_llama(), tiny_llama()
+    monkeypatch.setenv(hugepages.ENV, "0")
+    assert hugepages.pack_model(moved) == 0  # disabled: nothing moves
+    with torch.inference_mode():
+        want = plain.generate(ids, max_new_tokens=6, do_sample=False)
+    monkeypatch.delenv(hugepages.ENV)
+    assert hugepages.pack_model(moved) > 0
+    attn, mlp = moved.model.layers[0].attn, moved.model.layers[0].mlp
+    with torch.no_grad():
+        qkv, gate_up = attn.qkv.fused(), mlp.gate_up.fused()
+    assert qkv is not None and gate_up is not None
+    assert hugepages.packed(qkv[0]) and hugepages.packed(gate_up[0])
+    assert attn.qkv.linears[0].weight.data_ptr() == qkv[0].data_ptr()  # the parameters still view it
+    assert all(hugepages.packed(p) for p in moved.parameters())
+    assert hugepages.pack_model(moved) == 0  # once is enough
+    with torch.inference_mode():
+        assert torch.equal(moved.generate(ids, max_new_tokens=6, do_sample=False), want)
