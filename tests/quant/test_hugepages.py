@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import cove
 from cove.quant import hugepages, kernels
+from tests.models.test_decode_step import tiny
 
 pytestmark = pytest.mark.skipif(not kernels.native_available(), reason="no C++ compiler: no native kernels")
 
@@ -78,19 +78,7 @@ def test_what_is_left_alone(monkeypatch):
 
 
 def tiny_llama() -> torch.nn.Module:
-    config = cove.AutoConfig.for_model(
-        "llama",
-        vocab_size=61,
-        hidden_size=48,
-        intermediate_size=40,
-        num_hidden_layers=2,
-        num_attention_heads=6,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    return cove.AutoModelForCausalLM.from_config(config).eval()
+    return tiny("llama", tie_word_embeddings=True)
 
 
 def test_a_packed_model_generates_the_same_tokens(monkeypatch):

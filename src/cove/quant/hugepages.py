@@ -49,9 +49,9 @@ def packed(tensor: torch.Tensor) -> bool:
 
 
 def pack_model(model: torch.nn.Module) -> int:
-    """Move a model's parameters onto one huge-page arena, its fused projections (FusedLinears) fused
-    first so that their concatenated weights, the ones the products read, are what moves; returns the bytes
-    moved. Meant right after loading, before any other thread can run the model (``pack`` frees the old
+    """Move a model's parameters and buffers (a QuantLinear's packed blocks) onto one huge-page arena, its
+    fused projections (FusedLinears) fused first so that their concatenated weights, the ones the products
+    read, are what moves; returns the bytes moved. Meant right after loading, before any other thread can run the model (``pack`` frees the old
     memory: a step reading it meanwhile would read freed memory)."""
     from cove.models.modeling import FusedLinears
 
@@ -62,4 +62,4 @@ def pack_model(model: torch.nn.Module) -> int:
             for value in vars(module).values():
                 if isinstance(value, FusedLinears):
                     value.fused()
-        return pack(list(model.parameters()))
+        return pack([*model.parameters(), *model.buffers()])
