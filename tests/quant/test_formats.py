@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cove.quant import kernels
-from cove.quant.formats import FORMATS, dequantize_torch, quantize, quantize_torch
+from cove.quant.formats import FORMATS, as_q8_0, dequantize_torch, quantize, quantize_torch
 
 gguf = pytest.importorskip("gguf")
 from gguf.quants import dequantize as gguf_dequantize  # noqa: E402
@@ -69,6 +69,19 @@ def test_packed_only_rows_match_gguf(name):
     want = torch.from_numpy(gguf_dequantize(raw, gguf.GGMLQuantizationType[name]).astype(np.float32))
     got = kernels.dequant_rows(torch.from_numpy(raw), torch.tensor([5, 0, 3]), FORMATS[name].ggml_type, 512)
     torch.testing.assert_close(got, want[[5, 0, 3]], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["Q4_0", "Q5_0"])
+def test_q4_0_and_q5_0_blocks_are_exactly_q8_0_blocks(name):
+    fmt = FORMATS[name]
+    raw = quantize(weights(), name) if name == "Q4_0" else torch.from_numpy(random_blocks(name, blocks=8))
+    k = raw.shape[1] // fmt.block_bytes * 32
+    wide = as_q8_0(raw, name, k)
+    assert wide.shape == (raw.shape[0], FORMATS["Q8_0"].row_bytes(k))
+    want = dequantize_torch(raw, fmt.ggml_type, k)
+    torch.testing.assert_close(dequantize_torch(wide, FORMATS["Q8_0"].ggml_type, k), want, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="not exactly"):
+        as_q8_0(raw, "Q4_1", k)
 
 
 def test_row_lookup_is_bounds_checked():

@@ -72,6 +72,27 @@ def test_k_quant_tensors_load_packed(tmp_path):
         assert relative_error(down(x), dense.model.layers[0].mlp.down(x)) < 0.015
 
 
+@pytest.mark.usefixtures("_cache")
+def test_a_fused_projection_mixing_q5_0_and_q8_0_is_stored_as_q8_0(tmp_path):
+    """llama.cpp's Q4_K_M gives some layers a Q8_0 v beside Q5_0 q and k: the Q5_0 members become Q8_0
+    blocks of the same values, so q/k/v stay one matrix (one kernel call, the native decoding step)."""
+    raw = random_blocks("Q5_0", rows=64, blocks=2, seed=5)
+    path = write_gguf(
+        tmp_path / "m.gguf",
+        tiny_llama(),
+        qtype=gguf.GGMLQuantizationType.Q8_0,
+        raw_override=("blk.0.attn_q.weight", gguf.GGMLQuantizationType.Q5_0, raw),
+    )
+    dense, packed = load_both(path)
+    attn = packed.model.layers[0].attn
+    assert attn.q.format.name == "Q8_0" and attn.qkv.fused is not None
+    assert attn.q.packed.data_ptr() == attn.qkv.fused.packed.data_ptr()
+    torch.testing.assert_close(attn.q.dequantized(), dense.model.layers[0].attn.q.weight, atol=0, rtol=0)
+    assert all(layer.decode_weights() is not None for layer in packed.model.layers)
+    with torch.inference_mode():
+        assert relative_error(packed(IDS).logits, dense(IDS).logits) < 0.02
+
+
 def test_damaged_tensor_sizes_are_refused(tmp_path):
     from cove.checkpoint.gguf import _blocks
 

@@ -99,6 +99,32 @@ def quantize_torch(weight: torch.Tensor, fmt: str) -> torch.Tensor:
     return torch.cat([head, nibbles], -1).reshape(rows, -1)
 
 
+# formats whose every block is exactly a Q8_0 block: x = d * (q - 8) or d * (q - 16), the same fp16 d and
+# q - offset in int8
+EXACT_IN_Q8_0 = ("Q8_0", "Q4_0", "Q5_0")
+
+
+def as_q8_0(packed: torch.Tensor, fmt: str, in_features: int) -> torch.Tensor:
+    """Packed Q4_0 / Q5_0 (or Q8_0) rows -> the same values as Q8_0 blocks, bit for bit (34 bytes a block
+    instead of 18 / 22): how a fused projection whose members mix these formats becomes one matrix."""
+    if fmt not in EXACT_IN_Q8_0:
+        raise ValueError(f"{fmt} blocks are not exactly Q8_0 blocks")
+    if fmt == "Q8_0":
+        return packed
+    source = FORMATS[fmt]
+    rows = packed.shape[0]
+    blocks = packed.reshape(rows, in_features // 32, source.block_bytes)
+    qs = blocks[..., -16:]
+    q = torch.cat([qs & 0x0F, qs >> 4], -1).to(torch.int16)  # element j of the block: (rows, nb, 32)
+    if fmt == "Q5_0":  # the fifth bits: 4 little-endian bytes after d, bit j for element j
+        bits = blocks[..., 2:6].to(torch.int16)
+        shifts = torch.arange(8, dtype=torch.int16)
+        high = ((bits[..., :, None] >> shifts) & 1).reshape(rows, -1, 32)
+        q = q | (high << 4)
+    values = (q - (16 if fmt == "Q5_0" else 8)).to(torch.int8).view(torch.uint8)
+    return torch.cat([blocks[..., :2], values], -1).reshape(rows, -1)
+
+
 def dequantize_torch(packed: torch.Tensor, ggml_type: int, in_features: int) -> torch.Tensor:
     """Packed (rows, row_bytes) -> float32 (rows, in_features), in torch (the no-kernel path)."""
     fmt = BY_TYPE[ggml_type]

@@ -17,7 +17,7 @@ from torch import nn
 
 from cove.errors import QuantizationError
 from cove.quant.apply import _set, _tied_head, fused_plan, refuse_fused
-from cove.quant.formats import FORMATS
+from cove.quant.formats import EXACT_IN_Q8_0, FORMATS, as_q8_0
 from cove.quant.modules import QuantEmbedding, QuantLinear
 
 logger = logging.getLogger("cove.quant")
@@ -86,6 +86,7 @@ def load_packed(
 def install_packed(model: nn.Module, packed: dict[str, tuple[str, int, torch.Tensor]]) -> None:
     """Swap in a QuantLinear / QuantEmbedding for every ``<module>.weight`` in ``packed`` (model names)."""
     plan = fused_plan(model)
+    packed = _one_format_per_fusion(model, plan, packed)
     tie = _tied_head(model)
     for key, (qtype, in_features, blocks) in packed.items():
         name = key.removesuffix(".weight")
@@ -109,6 +110,32 @@ def install_packed(model: nn.Module, packed: dict[str, tuple[str, int, torch.Ten
     if left:
         raise QuantizationError(f"internal: after installing the GGUF blocks, {left[:5]} have no values")
     refuse_fused(plan)
+
+
+def _one_format_per_fusion(
+    model: nn.Module,
+    plan: list[tuple[nn.Module, str, list[str]]],
+    packed: dict[str, tuple[str, int, torch.Tensor]],
+) -> dict[str, tuple[str, int, torch.Tensor]]:
+    """``packed`` with the members of a fused projection that mix Q8_0 with Q4_0 / Q5_0 all stored as Q8_0
+    (the same values exactly): llama.cpp's K-quant mixes give some layers a Q8_0 v beside Q5_0 q and k, and
+    a fused q/k/v over one format is one kernel call and keeps the layer on the native decoding step."""
+    names = {id(module): name for name, module in model.named_modules()}
+    out = dict(packed)
+    for owner, _, children in plan:
+        prefix = f"{names[id(owner)]}." if names.get(id(owner)) else ""
+        keys = [f"{prefix}{child}.weight" for child in children]
+        kinds = {out[key][0] for key in keys if key in out}
+        if (
+            len(kinds) > 1
+            and "Q8_0" in kinds
+            and kinds <= set(EXACT_IN_Q8_0)
+            and all(key in out for key in keys)
+        ):
+            for key in keys:
+                qtype, k, blocks = out[key]
+                out[key] = ("Q8_0", k, as_q8_0(blocks, qtype, k))
+    return out
 
 
 def _is_conv1d(module: nn.Module, in_features: int, out_features: int) -> bool:

@@ -49,6 +49,11 @@ ENV = "COVE_QUANT_KERNELS"
 ISA_ENV = "COVE_KERNEL_ISA"
 # COVE_KERNEL_ISA -> the compiler's target
 TARGETS = {"native": "-march=native", "avx2": "-march=haswell", "generic": "-march=x86-64"}
+# -fopenmp: at::parallel_for is a header template that splits the range over torch's OpenMP threads only
+# where the including file is compiled with OpenMP (_OPENMP); without it every kernel ran on one thread.
+# -ffp-contract=off: no fused multiply-adds the source does not spell (the quantizers round as ggml's do).
+CFLAGS = ("-O3", "-fno-math-errno", "-ffp-contract=off", "-fopenmp")
+LDFLAGS = ("-fopenmp",)  # libgomp.so.1: at run time the one torch has loaded, so one thread pool
 DENSE_ROWS_ENV = "COVE_DENSE_ROWS"
 DENSE_ROWS = 8  # measured crossover against torch (MKL) on a 2-core AVX-512 EPYC: faster up to 8 rows
 # bfloat16 weights: the kernel widens them and multiplies in float32, torch (oneDNN) multiplies bf16 pairs
@@ -77,7 +82,9 @@ def build_key() -> str:
 
     info = cpu_info()
     sources = [path.read_text(encoding="utf-8") for path in SOURCES]
-    text = "|".join([*sources, torch.__version__, TARGETS[target()], info.model, *sorted(info.flags)])
+    text = "|".join(
+        [*sources, torch.__version__, TARGETS[target()], *CFLAGS, *LDFLAGS, info.model, *sorted(info.flags)]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -112,8 +119,8 @@ def _build() -> Any:
         cpp_extension.load(
             name="cove_quant",
             sources=[str(path) for path in SOURCES],
-            # no fused multiply-adds the source does not spell: the quantizers round as ggml's do
-            extra_cflags=["-O3", TARGETS[target()], "-fno-math-errno", "-ffp-contract=off"],
+            extra_cflags=[*CFLAGS, TARGETS[target()]],
+            extra_ldflags=list(LDFLAGS),
             build_directory=str(folder),
             is_python_module=False,
             verbose=False,
@@ -125,6 +132,15 @@ def _build() -> Any:
 
 def native_available() -> bool:
     return _native() is not None
+
+
+def init_threads() -> None:
+    """Set up the calling thread's intra-op thread count in the native library as torch has it now (its
+    kernels' first parallel region in a thread would otherwise do it then, undoing a count set for that
+    thread alone since); nothing without native kernels."""
+    ops = _native()
+    if ops is not None:
+        ops.init_threads()
 
 
 def backend() -> str:

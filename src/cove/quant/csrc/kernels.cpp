@@ -189,19 +189,24 @@ inline short load_i16(const uint8_t* p) {
   return v;
 }
 
-// Q4_0 / Q4_1, 8 weight rows x C activation rows at a time: two weight rows per 512-bit register (lanes
-// 0-7 the first, 8-15 the second), and the 8 rows' block scales loaded, converted and multiplied as one
-// vector instead of one scalar chain per row. Every (row, activation) pair's lanes take the same
-// operations in the same order as tile<TYPE, R, C> (one fmadd per block, then hsum plus the offset sum):
-// the same bits.
+// Q4_0 / Q4_1 / Q5_0 / Q5_1, 8 weight rows x C activation rows at a time: two weight rows per 512-bit
+// register (lanes 0-7 the first, 8-15 the second), and the 8 rows' block scales loaded, converted and
+// multiplied as one vector instead of one scalar chain per row (Q5: the fifth bits of two rows are one
+// 64-bit mask that adds 16 to the bytes it selects). Every (row, activation) pair's lanes take the same
+// operations in the same order as tile<TYPE, R, C> and krow<TYPE, 1, C> (one fmadd per block, then hsum
+// plus the offset sum): the same bits.
 template <int64_t TYPE, int C>
 void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_t nb, float* out, int64_t n,
            int64_t r0) {
-  constexpr int64_t bytes = TYPE == Q4_0 ? 18 : 20;
-  constexpr int off = TYPE == Q4_0 ? 2 : 4;
-  // scale lanes: Q4_1 converts 8 (d, m) pairs into 16 floats (row r's d at lane 2r, m at 2r + 1);
-  // Q4_0 converts 8 d's (row r at lane r)
-  constexpr int stride = TYPE == Q4_1 ? 2 : 1;
+  constexpr bool five = TYPE == Q5_0 || TYPE == Q5_1;
+  constexpr bool with_min = TYPE == Q4_1 || TYPE == Q5_1;  // (d, m) pairs; else x = d * (q - 8 or 16)
+  constexpr int64_t bytes = (with_min ? 20 : 18) + (five ? 4 : 0);
+  constexpr int high_bits = with_min ? 4 : 2;  // Q5: the 32 fifth bits
+  constexpr int off = high_bits + (five ? 4 : 0);
+  constexpr float offset = five ? -16.f : -8.f;
+  // scale lanes: with a minimum, 8 (d, m) pairs convert into 16 floats (row r's d at lane 2r, m at 2r + 1);
+  // else 8 d's (row r at lane r)
+  constexpr int stride = with_min ? 2 : 1;
   const uint8_t* rows = w + r0 * row_bytes;
   __m512 acc[4][C];
   __m512 extra[C];
@@ -212,7 +217,7 @@ void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64
                                   _mm256_set1_epi32((2 * p + 1) * stride), 1);
   }
   for (int c = 0; c < C; ++c) extra[c] = _mm512_setzero_ps();
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(0x10);
   // qwords of (rows 2p, 2p+1 | the same shifted right by 4) -> row 2p low, high nibbles; row 2p+1 ...
   const __m512i pick = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
   const uint8_t* ahead = rows + PREFETCH_TILES * 8 * row_bytes;
@@ -222,7 +227,7 @@ void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64
     }
     const uint8_t* blk = rows + b * bytes;
     __m512 f;
-    if constexpr (TYPE == Q4_1) {
+    if constexpr (with_min) {
       // built in registers (eight stores and one wide load would miss store-to-load forwarding)
       f = _mm512_cvtph_ps(_mm256_setr_epi32(load_u32(blk), load_u32(blk + row_bytes), load_u32(blk + 2 * row_bytes),
                                             load_u32(blk + 3 * row_bytes), load_u32(blk + 4 * row_bytes),
@@ -243,19 +248,24 @@ void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64
       wq[p] = _mm512_and_si512(_mm512_permutex2var_epi64(_mm512_castsi256_si512(q2), pick,
                                                          _mm512_castsi256_si512(_mm256_srli_epi16(q2, 4))),
                                low4);
+      if constexpr (five) {  // byte i of the pair: row 2p's element i (i < 32), row 2p + 1's element i - 32
+        const uint64_t bits = static_cast<uint32_t>(load_u32(blk + 2 * p * row_bytes + high_bits)) |
+                              static_cast<uint64_t>(static_cast<uint32_t>(load_u32(blk + (2 * p + 1) * row_bytes + high_bits))) << 32;
+        wq[p] = _mm512_mask_add_epi8(wq[p], _cvtu64_mask64(bits), wq[p], sixteen);
+      }
     }
     for (int c = 0; c < C; ++c) {
       const int64_t ab = (i0 + c) * nb + b;
       const float dx = a.d[ab], sx = a.s[ab];
       __m512 scale;
-      if constexpr (TYPE == Q4_1) {
+      if constexpr (with_min) {
         // (dx, sx) repeated: one product gives every row's d * dx (even lanes) and m * sx (odd lanes)
         scale = _mm512_mul_ps(f, _mm512_unpacklo_ps(_mm512_set1_ps(dx), _mm512_set1_ps(sx)));
         extra[c] = _mm512_add_ps(extra[c], scale);  // odd lanes: m * s (even lanes: unused)
       } else {
         const __m256 d8 = _mm512_castps512_ps256(f);
         extra[c] = _mm512_castps256_ps512(_mm256_add_ps(
-            _mm512_castps512_ps256(extra[c]), _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-8.f), d8), _mm256_set1_ps(sx))));
+            _mm512_castps512_ps256(extra[c]), _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(offset), d8), _mm256_set1_ps(sx))));
         scale = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_set1_ps(dx)));
       }
       const __m512i xq = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + ab * 32)));
@@ -603,7 +613,17 @@ void krow(const uint8_t* row, const QAct& a, int64_t i0, int64_t nb, float* out,
 template <int64_t TYPE>
 void krows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, int64_t nb, float* out,
                  int64_t n, int64_t begin, int64_t end) {
-  for (int64_t r = begin; r < end; ++r) {
+  int64_t r = begin;
+#if defined(COVE_QUANT_ROW8)
+  if constexpr (TYPE == Q5_0 || TYPE == Q5_1) {
+    for (; r + 8 <= end; r += 8) {
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) tile8<TYPE, 4>(w, row_bytes, a, i, nb, out, n, r);
+      for (; i < m; ++i) tile8<TYPE, 1>(w, row_bytes, a, i, nb, out, n, r);
+    }
+  }
+#endif
+  for (; r < end; ++r) {
     const uint8_t* row = w + r * row_bytes;
     _mm_prefetch(reinterpret_cast<const char*>(row + 4 * row_bytes), _MM_HINT_T0);
     int64_t i = 0;
@@ -789,6 +809,12 @@ std::string isa() {
 #endif
 }
 
+// at::parallel_for sets up the calling thread's OpenMP thread count lazily, on its first call in that thread,
+// through a thread_local flag of the library that includes it: this one's, not libtorch's. That first call
+// resets the count to torch's process-wide one, so a thread that set its own count (omp_set_num_threads, as
+// cove.generation.continuous does for its worker) calls this first, or its first kernel undoes the setting.
+void init_threads() { at::internal::lazy_init_num_threads(); }
+
 }  // namespace
 
 TORCH_LIBRARY(cove_quant, m) {
@@ -796,4 +822,5 @@ TORCH_LIBRARY(cove_quant, m) {
   m.def("dequant_rows(Tensor w, Tensor index, int type, int k) -> Tensor", &dequant_rows);
   m.def("quantize(Tensor w, int type) -> Tensor", &quantize);
   m.def("isa() -> str", &isa);
+  m.def("init_threads() -> ()", &init_threads);
 }
