@@ -39,7 +39,12 @@ from cove.errors import KernelBuildError
 logger = logging.getLogger("cove.quant")
 
 SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
-SOURCES = (SOURCE, SOURCE.with_name("dense.cpp"), SOURCE.with_name("decode.cpp"))
+SOURCES = (
+    SOURCE,
+    SOURCE.with_name("dense.cpp"),
+    SOURCE.with_name("decode.cpp"),
+    SOURCE.with_name("hugepages.cpp"),
+)
 ENV = "COVE_QUANT_KERNELS"
 ISA_ENV = "COVE_KERNEL_ISA"
 # COVE_KERNEL_ISA -> the compiler's target
