@@ -638,6 +638,7 @@ def _global_hooks() -> bool:
 
 class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
     base_class: ClassVar[type[LlamaModel]] = LlamaModel
+    decodes_from_huge_pages = True
     weight_map = WeightMap(LLAMA_WEIGHT_MAP).prefixed("model") | WeightMap({"lm_head": "lm_head"})
     ignorable = _BUFFERS
     tied = {"lm_head.weight": "model.embed.weight"}

