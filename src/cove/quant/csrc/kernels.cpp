@@ -715,6 +715,75 @@ void ktile8_q4k(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, 
     }
   }
 }
+
+// Q6_K, 8 weight rows x C activation rows: two rows per 512-bit register (a block of 32 each: lanes 0-3 /
+// 4-7 the first row's two sub-blocks of 16, 8-11 / 12-15 the second's); each row's 16 d * scale products
+// one vector, a pair's block scales picked from two of them by one permute. (q - 32) . x is the integer
+// dot product started from -32 * sum(x) per lane (the same int32s as krow's difference of two products),
+// then krow<Q6_K, R, C>'s float operations in its order: the same bits.
+template <int C>
+void ktile8_q6k(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_t nb, float* out, int64_t n,
+                int64_t r0) {
+  constexpr int64_t bytes = 210;
+  const uint8_t* rows = w + r0 * row_bytes;
+  __m512 acc[4][C];
+  for (int p = 0; p < 4; ++p)
+    for (int c = 0; c < C; ++c) acc[p][c] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3), bias = _mm512_set1_epi8(32);
+  const uint8_t* ahead = rows + PREFETCH_TILES * 8 * row_bytes;
+  for (int64_t s = 0; s < nb / 8; ++s) {
+    for (int64_t line = 0; line < 8 * bytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + s * 8 * bytes + line), _MM_HINT_T0);
+    }
+    const uint8_t* blk = rows + s * bytes;
+    __m512 ds[8];  // row r: lane i = d * scale i
+    for (int r = 0; r < 8; ++r) {
+      const uint8_t* b = blk + r * row_bytes;
+      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192))));
+      ds[r] = _mm512_mul_ps(_mm512_set1_ps(half(b + 208)), sc);
+    }
+    for (int h = 0; h < 2; ++h) {
+      __m512i g[4][4];  // [pair][block of the half]
+      for (int p = 0; p < 4; ++p) {
+        const uint8_t* b = blk + 2 * p * row_bytes;
+        const __m512i qa = load_pair(b + 64 * h, row_bytes), qb = load_pair(b + 64 * h + 32, row_bytes),
+                      hv = load_pair(b + 128 + 32 * h, row_bytes);
+        g[p][0] = _mm512_or_si512(_mm512_and_si512(qa, low4), _mm512_slli_epi16(_mm512_and_si512(hv, three), 4));
+        g[p][1] = _mm512_or_si512(_mm512_and_si512(qb, low4),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hv, 2), three), 4));
+        g[p][2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qa, 4), low4),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hv, 4), three), 4));
+        g[p][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qb, 4), low4),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hv, 6), three), 4));
+      }
+      for (int q = 0; q < 4; ++q) {
+        const int i = 8 * h + 2 * q;  // the block's two sub-blocks: i, i + 1
+        const __m512i pick = _mm512_setr_epi32(i, i, i, i, i + 1, i + 1, i + 1, i + 1, 16 + i, 16 + i, 16 + i, 16 + i,
+                                               17 + i, 17 + i, 17 + i, 17 + i);
+        __m512 scale[4];
+        for (int p = 0; p < 4; ++p) scale[p] = _mm512_permutex2var_ps(ds[2 * p], pick, ds[2 * p + 1]);
+        for (int c = 0; c < C; ++c) {
+          const int64_t ab = (i0 + c) * nb + s * 8 + 4 * h + q;
+          const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + ab * 32)));
+          const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, x));
+          const __m512 dx = _mm512_set1_ps(a.d[ab]);
+          for (int p = 0; p < 4; ++p) {
+            const __m512 prod = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, g[p][q], x));
+            acc[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(scale[p], dx), prod, acc[p][c]);
+          }
+        }
+      }
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    float* o = out + (i0 + c) * n + r0;
+    for (int p = 0; p < 4; ++p) {
+      // + 0: krow's hsum plus its (zero) offset sum, so even a -0 sum comes out as krow's +0
+      o[2 * p] = hsum(_mm512_castps512_ps256(acc[p][c])) + 0.f;
+      o[2 * p + 1] = hsum(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][c]), 1))) + 0.f;
+    }
+  }
+}
 #endif
 
 template <int64_t TYPE>
@@ -727,6 +796,13 @@ void krows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, 
       int64_t i = 0;
       for (; i + 4 <= m; i += 4) ktile8_q4k<4>(w, row_bytes, a, i, nb, out, n, r);
       for (; i < m; ++i) ktile8_q4k<1>(w, row_bytes, a, i, nb, out, n, r);
+    }
+  }
+  if constexpr (TYPE == Q6_K) {
+    for (; r + 8 <= end; r += 8) {
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) ktile8_q6k<4>(w, row_bytes, a, i, nb, out, n, r);
+      for (; i < m; ++i) ktile8_q6k<1>(w, row_bytes, a, i, nb, out, n, r);
     }
   }
 #endif
