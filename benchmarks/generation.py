@@ -40,6 +40,9 @@ import subprocess
 import sys
 import time
 
+# transformers' GGUF loader draws a progress bar of its own; tqdm reads this when it is first imported
+os.environ.setdefault("TQDM_DISABLE", "1")
+
 import torch
 
 from cove.hardware import bf16_speedup, bf16_support, describe, prefers_bf16, step_threads
@@ -259,7 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF loader draws a bar of its own
     import transformers
     from tokenizers import Tokenizer
 

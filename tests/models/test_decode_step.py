@@ -65,15 +65,15 @@ def test_native_step_matches_the_python_layers(model_type, monkeypatch):
     model = tiny(model_type)
     ids, mask = padded()
     calls = []
-    native_step = torch.ops.cove_quant.decode_layer
+    native_stack = torch.ops.cove_quant.decode_stack
 
     def counting(*args):
-        calls.append(1)
-        return native_step(*args)
+        calls.append(len(args[4]))  # the layers
+        return native_stack(*args)
 
-    monkeypatch.setattr(torch.ops.cove_quant, "decode_layer", counting, raising=False)
+    monkeypatch.setattr(torch.ops.cove_quant, "decode_stack", counting, raising=False)
     got, got_cache = decode(model, ids, mask, 5, native=True, monkeypatch=monkeypatch)
-    assert len(calls) == 5 * model.config.num_hidden_layers
+    assert calls == [model.config.num_hidden_layers] * 5  # one call a step
     ref, ref_cache = decode(model, ids, mask, 5, native=False, monkeypatch=monkeypatch)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
     n = got_cache.length
@@ -140,15 +140,44 @@ def test_quantized_layers_take_the_native_step(monkeypatch):
     model = quantize_model(tiny(hidden_size=64, intermediate_size=64, num_attention_heads=4), "int4").eval()
     ids, mask = padded()
     calls = []
-    native_step = torch.ops.cove_quant.decode_layer
+    native_stack = torch.ops.cove_quant.decode_stack
 
     def counting(*args):
-        calls.append(args[4])  # q/k/v's GGML type
-        return native_step(*args)
+        calls.extend(args[3])  # every projection's GGML type
+        return native_stack(*args)
 
-    monkeypatch.setattr(torch.ops.cove_quant, "decode_layer", counting, raising=False)
+    monkeypatch.setattr(torch.ops.cove_quant, "decode_stack", counting, raising=False)
     got, _ = decode(model, ids, mask, 4, native=True, monkeypatch=monkeypatch)
-    assert len(calls) == 4 * model.config.num_hidden_layers and all(t >= 0 for t in calls)
+    assert len(calls) == 4 * 4 * model.config.num_hidden_layers and all(t >= 0 for t in calls)
     ref, _ = decode(model, ids, mask, 4, native=False, monkeypatch=monkeypatch)
     # the products quantize their inputs to int8 blocks: attention's last bits can move a rounding step
     torch.testing.assert_close(got, ref, atol=2e-3, rtol=0)
+
+
+def test_the_one_call_step_is_the_per_layer_step(monkeypatch):
+    """decode_stack runs decode_layer for each layer: the same bits as the per-layer calls (which a request
+    for every layer's hidden states takes), and the same cache contents."""
+    model = tiny(num_hidden_layers=3)
+    ids, mask = padded()
+    got, got_cache = decode(model, ids, mask, 4, native=True, monkeypatch=monkeypatch)
+    hidden = []
+
+    def per_layer(self, x, cos, sin, mask, start, cache, _hidden):
+        return original(self, x, cos, sin, mask, start, cache, hidden)
+
+    original = llama.LlamaModel._decode_step
+    monkeypatch.setattr(llama.LlamaModel, "_decode_step", per_layer)
+    ref, ref_cache = decode(model, ids, mask, 4, native=True, monkeypatch=monkeypatch)
+    assert len(hidden) == 4 * 3
+    assert torch.equal(got, ref)
+    for a, b in zip(got_cache.keys + got_cache.values, ref_cache.keys + ref_cache.values, strict=True):
+        assert a is not None and b is not None and torch.equal(a, b)
+
+
+def test_the_one_call_step_checks_its_lists():
+    x = torch.zeros(1, 1, 8)
+    caches = [torch.zeros(1, 1, 4, 8)]
+    with pytest.raises(RuntimeError, match="per layer, 6 tensors, 4 biases, 4 types"):
+        torch.ops.cove_quant.decode_stack(
+            x, [x] * 5, [None] * 4, [-1] * 4, caches, caches, x, x, 0, None, 1, 1, 1.0, 1e-5
+        )

@@ -60,6 +60,7 @@ from cove.generation.logits_process import (
     TopPLogitsWarper,
 )
 from cove.models.kv_cache import KVCache, RowKVCache
+from cove.quant import kernels
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +322,10 @@ def set_thread_intra_op_threads(threads: int) -> bool:
     import ctypes
     import os
 
-    torch.get_num_threads()  # ATen's lazy per-thread init first, or it would overwrite the setting later
+    # ATen's lazy per-thread init first, libtorch's and the native kernels' (each library has its own), or
+    # it would overwrite the setting later
+    torch.get_num_threads()
+    kernels.init_threads()
     lib = os.path.join(os.path.dirname(torch.__file__), "lib")
     try:
         ctypes.CDLL(os.path.join(lib, "libgomp.so.1")).omp_set_num_threads(int(threads))

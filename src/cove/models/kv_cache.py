@@ -7,7 +7,7 @@ step. Lives beside the models (which write into it) and is re-exported by ``cove
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -73,6 +73,20 @@ class KVCache:
             vb = like.new_empty(batch, heads, self.capacity, dim)
             self.keys[layer], self.values[layer] = kb, vb
         return kb, vb
+
+    def layer_buffers(
+        self, batch: int, heads: int, dim: int, like: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every layer's key and value buffers at once (``buffers`` for each layer): what a step that runs
+        all the layers in one native call passes."""
+        keys, values = self.keys, self.values
+        if all(
+            kb is not None and vb is not None and kb.shape[0] == batch and kb.dtype == like.dtype
+            for kb, vb in zip(keys, values, strict=True)
+        ):
+            return cast(list[torch.Tensor], list(keys)), cast(list[torch.Tensor], list(values))
+        made = [self.buffers(i, batch, heads, dim, like) for i in range(self.num_layers)]
+        return [kb for kb, _ in made], [vb for _, vb in made]
 
     def end(self, new_tokens: int) -> None:
         self.length = self._start + new_tokens

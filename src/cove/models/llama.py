@@ -567,7 +567,7 @@ class LlamaModel(LlamaPreTrainedModel):
         ):  # looked up once per cache: the checks cost ~40 us a layer
             found = [cast(DecoderLayer, layer).decode_weights() for layer in self.layers]
             kept = [plan for plan in found if plan is not None]
-            entry = (weakref.ref(self), kept if len(kept) == len(found) else [])
+            entry = (weakref.ref(self), kept if len(kept) == len(found) else [], _stack_arguments(kept))
             cache.plans[id(self)] = entry
         plans: list[tuple[Any, ...]] = entry[1]
         if not plans:
@@ -580,13 +580,34 @@ class LlamaModel(LlamaPreTrainedModel):
         heads, kv, dim = attn.heads, attn.kv_heads, attn.head_dim
         scale = 1.0 / math.sqrt(dim)
         eps = first.attn_norm.eps
+        if hidden is None:  # every layer in one call
+            keys, values = cache.layer_buffers(b, kv, dim, x)
+            tensors, biases, types = entry[2]
+            stack = torch.ops.cove_quant.decode_stack
+            x = stack(x, tensors, biases, types, keys, values, cos, sin, start, keep, heads, kv, scale, eps)
+            return self.norm(x)
         step = torch.ops.cove_quant.decode_layer
         for i, plan in enumerate(plans):
             kb, vb = cache.buffers(i, b, kv, dim, x)
             x = step(x, *plan, cos, sin, kb, vb, start, keep, heads, kv, scale, eps)  # type: ignore[misc]
-            if hidden is not None:
-                hidden.append(x)
+            hidden.append(x)
         return self.norm(x)
+
+
+def _stack_arguments(
+    plans: list[tuple[Any, ...]],
+) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[int]]:
+    """decode_weights' per-layer tuples (attn norm, qkv (w, b, t), o (w, b, t), mlp norm, gate_up (w, b, t),
+    down (w, b, t)) flattened as ``cove_quant::decode_stack`` takes them: per layer the two norms and four
+    weights, the four biases, the four GGML types."""
+    tensors: list[torch.Tensor] = []
+    biases: list[torch.Tensor | None] = []
+    types: list[int] = []
+    for an, qw, qb, qt, ow, ob, ot, mn, gw, gb, gt, dw, db, dt in plans:
+        tensors += [an, qw, ow, mn, gw, dw]
+        biases += [qb, ob, gb, db]
+        types += [qt, ot, gt, dt]
+    return tensors, biases, types
 
 
 def _global_hooks() -> bool:

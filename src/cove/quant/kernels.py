@@ -129,6 +129,15 @@ def native_available() -> bool:
     return _native() is not None
 
 
+def init_threads() -> None:
+    """Set up the calling thread's intra-op thread count in the native library as torch has it now (its
+    kernels' first parallel region in a thread would otherwise do it then, undoing a count set for that
+    thread alone since); nothing without native kernels."""
+    ops = _native()
+    if ops is not None:
+        ops.init_threads()
+
+
 def backend() -> str:
     """Which path runs: "native (avx2+avx512vnni)", "native (avx2)", ... or "torch (no native kernels)"."""
     ops = _native()

@@ -199,6 +199,35 @@ at::Tensor decode_layer(const at::Tensor& x, const at::Tensor& attn_norm, const 
   return at::add(mid, project(act, down_w, down_b, down_t)).view({b, 1, hidden});
 }
 
+// Every layer of a step in one call: the Python loop around decode_layer cost ~15-25 us a layer (argument
+// parsing of 25 values, the cache lookup), ~0.5 ms of a ~17 ms SmolLM2 step. Per layer l: tensors[6 l ..]
+// = attn_norm, qkv_w, o_w, mlp_norm, gate_up_w, down_w; biases[4 l ..] and types[4 l ..] = qkv, o,
+// gate_up, down; kcaches[l], vcaches[l]. Each layer is decode_layer exactly, so the same bits.
+at::Tensor decode_stack(const at::Tensor& x, at::TensorList tensors,
+                        const c10::List<c10::optional<at::Tensor>>& biases, at::IntArrayRef types,
+                        at::TensorList kcaches, at::TensorList vcaches, const at::Tensor& cos, const at::Tensor& sin,
+                        int64_t pos, const c10::optional<at::Tensor>& mask, int64_t heads, int64_t kv_heads,
+                        double scale, double eps) {
+  const int64_t layers = static_cast<int64_t>(kcaches.size());
+  TORCH_CHECK(static_cast<int64_t>(vcaches.size()) == layers &&
+                  static_cast<int64_t>(tensors.size()) == 6 * layers &&
+                  static_cast<int64_t>(biases.size()) == 4 * layers &&
+                  static_cast<int64_t>(types.size()) == 4 * layers,
+              "cove decode_stack: per layer, 6 tensors, 4 biases, 4 types and a key and value cache; got ",
+              tensors.size(), ", ", biases.size(), ", ", types.size(), ", ", kcaches.size(), " and ",
+              vcaches.size());
+  at::Tensor h = x;
+  for (int64_t l = 0; l < layers; ++l) {
+    const at::Tensor* t = tensors.data() + 6 * l;
+    const int64_t* ty = types.data() + 4 * l;
+    const int64_t j = 4 * l;
+    h = decode_layer(h, t[0], t[1], biases.get(j), ty[0], t[2], biases.get(j + 1), ty[1], t[3], t[4],
+                     biases.get(j + 2), ty[2], t[5], biases.get(j + 3), ty[3], cos, sin, kcaches[l], vcaches[l],
+                     pos, mask, heads, kv_heads, scale, eps);
+  }
+  return h;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(cove_quant, m) {
@@ -212,4 +241,9 @@ TORCH_LIBRARY_FRAGMENT(cove_quant, m) {
       "Tensor? down_b, int down_t, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int pos, "
       "Tensor? mask, int heads, int kv_heads, float scale, float eps) -> Tensor",
       &decode_layer);
+  m.def(
+      "decode_stack(Tensor x, Tensor[] tensors, Tensor?[] biases, int[] types, Tensor(a!)[] kcaches, "
+      "Tensor(b!)[] vcaches, Tensor cos, Tensor sin, int pos, Tensor? mask, int heads, int kv_heads, float scale, "
+      "float eps) -> Tensor",
+      &decode_stack);
 }

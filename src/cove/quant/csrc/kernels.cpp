@@ -998,6 +998,12 @@ std::string isa() {
 #endif
 }
 
+// at::parallel_for sets up the calling thread's OpenMP thread count lazily, on its first call in that thread,
+// through a thread_local flag of the library that includes it: this one's, not libtorch's. That first call
+// resets the count to torch's process-wide one, so a thread that set its own count (omp_set_num_threads, as
+// cove.generation.continuous does for its worker) calls this first, or its first kernel undoes the setting.
+void init_threads() { at::internal::lazy_init_num_threads(); }
+
 }  // namespace
 
 TORCH_LIBRARY(cove_quant, m) {
@@ -1005,4 +1011,5 @@ TORCH_LIBRARY(cove_quant, m) {
   m.def("dequant_rows(Tensor w, Tensor index, int type, int k) -> Tensor", &dequant_rows);
   m.def("quantize(Tensor w, int type) -> Tensor", &quantize);
   m.def("isa() -> str", &isa);
+  m.def("init_threads() -> ()", &init_threads);
 }
