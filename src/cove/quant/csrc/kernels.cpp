@@ -206,6 +206,18 @@ inline short load_i16(const uint8_t* p) {
   return v;
 }
 
+// a tile's 8 results for one activation row: row 2p + h is pair p's half h summed (hsum), plus its offset
+// sum e[(2p + h) * stride + stride - 1]
+inline void store_rows8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, const float* e, int stride, float* o) {
+  const __m512 acc[4] = {a0, a1, a2, a3};
+  for (int p = 0; p < 4; ++p) {
+    const __m256 lo = _mm512_castps512_ps256(acc[p]);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p]), 1));
+    o[2 * p] = hsum(lo) + e[(2 * p) * stride + stride - 1];
+    o[2 * p + 1] = hsum(hi) + e[(2 * p + 1) * stride + stride - 1];
+  }
+}
+
 // Q4_0 / Q4_1 / Q5_0 / Q5_1, 8 weight rows x C activation rows at a time: two weight rows per 512-bit
 // register (lanes 0-7 the first, 8-15 the second), and the 8 rows' block scales loaded, converted and
 // multiplied as one vector instead of one scalar chain per row (Q5: the fifth bits of two rows are one
@@ -295,13 +307,7 @@ void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64
   for (int c = 0; c < C; ++c) {
     alignas(64) float e[16];
     _mm512_store_ps(e, extra[c]);
-    float* o = out + (i0 + c) * n + r0;
-    for (int p = 0; p < 4; ++p) {
-      const __m256 lo = _mm512_castps512_ps256(acc[p][c]);
-      const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][c]), 1));
-      o[2 * p] = hsum(lo) + e[(2 * p) * stride + stride - 1];
-      o[2 * p + 1] = hsum(hi) + e[(2 * p + 1) * stride + stride - 1];
-    }
+    store_rows8(acc[0][c], acc[1][c], acc[2][c], acc[3][c], e, stride, out + (i0 + c) * n + r0);
   }
 }
 #endif
@@ -706,13 +712,7 @@ void ktile8_q4k(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, 
   for (int c = 0; c < C; ++c) {
     alignas(32) float e[8];
     _mm256_store_ps(e, extra[c]);
-    float* o = out + (i0 + c) * n + r0;
-    for (int p = 0; p < 4; ++p) {
-      const __m256 lo = _mm512_castps512_ps256(acc[p][c]);
-      const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][c]), 1));
-      o[2 * p] = hsum(lo) + e[2 * p];
-      o[2 * p + 1] = hsum(hi) + e[2 * p + 1];
-    }
+    store_rows8(acc[0][c], acc[1][c], acc[2][c], acc[3][c], e, 1, out + (i0 + c) * n + r0);
   }
 }
 
@@ -775,14 +775,8 @@ void ktile8_q6k(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, 
       }
     }
   }
-  for (int c = 0; c < C; ++c) {
-    float* o = out + (i0 + c) * n + r0;
-    for (int p = 0; p < 4; ++p) {
-      // + 0: krow's hsum plus its (zero) offset sum, so even a -0 sum comes out as krow's +0
-      o[2 * p] = hsum(_mm512_castps512_ps256(acc[p][c])) + 0.f;
-      o[2 * p + 1] = hsum(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][c]), 1))) + 0.f;
-    }
-  }
+  const float zero[8] = {};  // krow's (zero) offset sums: even a -0 sum comes out as krow's +0
+  for (int c = 0; c < C; ++c) store_rows8(acc[0][c], acc[1][c], acc[2][c], acc[3][c], zero, 1, out + (i0 + c) * n + r0);
 }
 #endif
 
