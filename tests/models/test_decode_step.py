@@ -154,6 +154,107 @@ def test_quantized_layers_take_the_native_step(monkeypatch):
     torch.testing.assert_close(got, ref, atol=2e-3, rtol=0)
 
 
+@pytest.mark.parametrize("model_type", ["llama", "qwen2"])
+def test_bf16_native_step_matches_the_python_layers(model_type, monkeypatch):
+    model = tiny(model_type).to(torch.bfloat16)
+    ids, mask = padded()
+    calls = []
+    native_stack = torch.ops.cove_quant.decode_stack
+
+    def counting(*args):
+        calls.append((args[0].dtype, len(args[4])))  # x's dtype, the layers
+        return native_stack(*args)
+
+    monkeypatch.setattr(torch.ops.cove_quant, "decode_stack", counting, raising=False)
+    got, got_cache = decode(model, ids, mask, 5, native=True, monkeypatch=monkeypatch)
+    assert calls == [(torch.bfloat16, model.config.num_hidden_layers)] * 5  # one call a step
+    ref, ref_cache = decode(model, ids, mask, 5, native=False, monkeypatch=monkeypatch)
+    assert got.dtype == ref.dtype == torch.bfloat16
+    # attention sums its probabilities in float32 where SDPA rounds them to bf16 first: a bf16 step or two
+    torch.testing.assert_close(got.float(), ref.float(), atol=4e-3, rtol=2**-6)
+    n = got_cache.length
+    for a, b in ((got_cache.keys[0], ref_cache.keys[0]), (got_cache.values[0], ref_cache.values[0])):
+        assert a is not None and b is not None and a.dtype == torch.bfloat16
+        # the first layer's keys and values: the same norm, product and RoPE roundings, so the same bits
+        assert torch.equal(a[:, :, :n], b[:, :, :n])
+
+
+def test_bf16_native_attention_rounds_rope_as_torch():
+    heads, kv, d, cap, pos = 4, 2, 16, 8, 5
+    torch.manual_seed(4)
+    qkv = torch.randn(2, 1, (heads + 2 * kv) * d).bfloat16()
+    cos, sin = torch.randn(2, d).bfloat16(), torch.randn(2, d).bfloat16()
+    kc, vc = torch.randn(2, kv, cap, d).bfloat16(), torch.randn(2, kv, cap, d).bfloat16()
+    keep = torch.ones(2, pos + 1, dtype=torch.bool)
+    keep[0, :2] = False
+    out = torch.ops.cove_quant.decode_attention(qkv, cos, sin, kc, vc, pos, keep, heads, kv, 0.25)
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 1, heads * d)
+    x = qkv.view(2, heads + 2 * kv, d)
+    q, k = x[:, :heads], x[:, heads : heads + kv]
+    rope = lambda t: t * cos[:, None] + t.roll(d // 2, dims=-1) * sin[:, None]  # noqa: E731  (bf16 ops)
+    assert torch.equal(kc[:, :, pos], rope(k)) and torch.equal(vc[:, :, pos], x[:, heads + kv :])
+    mask = torch.zeros(2, 1, 1, pos + 1).masked_fill(~keep[:, None, None], float("-inf"))
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        rope(q).float()[:, :, None],
+        kc[:, :, : pos + 1].float(),
+        vc[:, :, : pos + 1].float(),
+        attn_mask=mask,
+        scale=0.25,
+        enable_gqa=True,
+    )
+    # the float32 result rounded once
+    torch.testing.assert_close(out.view(2, heads, d).float(), ref[:, :, 0], atol=1e-6, rtol=2**-8)
+
+
+def test_bad_bf16_inputs_are_refused():
+    heads, kv, d, cap = 2, 1, 8, 4
+    qkv = torch.randn(1, 1, (heads + 2 * kv) * d).bfloat16()
+    cos, sin = torch.ones(1, d).bfloat16(), torch.zeros(1, d).bfloat16()
+    caches = torch.zeros(1, kv, cap, d).bfloat16(), torch.zeros(1, kv, cap, d).bfloat16()
+    attend = torch.ops.cove_quant.decode_attention
+    with pytest.raises(RuntimeError, match="cache must be a contiguous 4-D CPU tensor of qkv's dtype"):
+        attend(qkv, cos, sin, caches[0].float(), caches[1], 0, None, heads, kv, 1.0)
+    with pytest.raises(RuntimeError, match="cos and sin must have qkv's dtype"):
+        attend(qkv, cos.float(), sin.float(), *caches, 0, None, heads, kv, 1.0)
+    with pytest.raises(RuntimeError, match="float32 or bfloat16"):
+        attend(qkv.half(), cos, sin, *caches, 0, None, heads, kv, 1.0)
+    hidden, inter = 16, 8
+    x = torch.randn(1, 1, hidden).bfloat16()
+    norm = torch.ones(hidden).bfloat16()
+    qkv_w = torch.randn((heads + 2 * kv) * d, hidden).bfloat16()
+    o_w, gu_w, down_w = (
+        torch.randn(hidden, heads * d).bfloat16(),
+        torch.randn(2 * inter, hidden).bfloat16(),
+        torch.randn(hidden, inter).bfloat16(),
+    )
+
+    def layer(x, norm, qkv_w, qkv_t=-1):
+        return torch.ops.cove_quant.decode_layer(
+            x, norm, qkv_w, None, qkv_t, o_w, None, -1, norm, gu_w, None, -1, down_w, None, -1,
+            cos, sin, *caches, 0, None, heads, kv, 1.0, 1e-5,
+        )  # fmt: skip
+
+    assert layer(x, norm, qkv_w).dtype == torch.bfloat16
+    with pytest.raises(RuntimeError, match="norm weights must have x's dtype"):
+        layer(x, norm.float(), qkv_w)
+    with pytest.raises(RuntimeError, match="weight and bias must have the layer's dtype"):
+        layer(x, norm, qkv_w.float())
+    with pytest.raises(RuntimeError, match="packed projections take float32 layers only"):
+        layer(x, norm, qkv_w, 8)
+    with pytest.raises(RuntimeError, match="float32 or bfloat16"):
+        layer(x.half(), norm.half(), qkv_w.half())
+
+
+def test_a_layer_of_another_dtype_has_no_native_plan():
+    model = tiny().to(torch.bfloat16)
+    layer = model.model.layers[1]
+    with torch.inference_mode():
+        assert layer.decode_weights(torch.bfloat16) is not None
+        assert layer.decode_weights(torch.float32) is None  # bf16 weights: no float32 plan
+        layer.mlp.down.float()  # one float32 projection in a bf16 layer: the Python layer runs
+        assert layer.decode_weights(torch.bfloat16) is None
+
+
 def test_the_one_call_step_is_the_per_layer_step(monkeypatch):
     """decode_stack runs decode_layer for each layer: the same bits as the per-layer calls (which a request
     for every layer's hidden states takes), and the same cache contents."""

@@ -28,7 +28,7 @@ class KVCache:
         self._spare_values: list[torch.Tensor | None] = [None] * num_layers
         # what a model works out once for the passes over this cache (the weights its native decoding step
         # reads), by the model's id: a cache lives for one generation, over which the model does not change
-        self.plans: dict[int, Any] = {}
+        self.plans: dict[Any, Any] = {}
 
     def get_seq_length(self) -> int:
         return self.length

@@ -321,6 +321,12 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (batch, kv_heads, past + seq, head_dim)
         check_window(self.window, k.shape[2])
+        gqa = kv != h
+        if gqa and s == 1 and mask is not None and mask.shape[1] == 1:
+            # one query a row under a mask shared by the heads: each kv head's query heads as a sequence,
+            # (batch, kv_heads, group, head_dim), as transformers' SDPA attention packs them; SDPA's CPU kernel
+            # rounds the two layouts differently in the last bit, which in bfloat16 changed greedy tokens
+            q, gqa = q.reshape(b, kv, h // kv, self.head_dim), False
         out = F.scaled_dot_product_attention(
             q,
             k,
@@ -328,8 +334,10 @@ class Attention(nn.Module):
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=is_causal,
-            enable_gqa=self.kv_heads != self.heads,
+            enable_gqa=gqa,
         )
+        if out.shape[1] != h:
+            out = out.reshape(b, h, s, self.head_dim)
         return run_linear(self.o, out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
 
 
@@ -369,31 +377,33 @@ class DecoderLayer(nn.Module):
         x = x + self.attn(self.attn_norm(x), cos, sin, mask, is_causal, cache)
         return x + self.mlp(self.mlp_norm(x))
 
-    def decode_weights(self) -> tuple[Any, ...] | None:
-        """What the native decoding step (``cove_quant::decode_layer``) takes of this layer: the norm weights
-        and each projection (fused q/k/v, o, fused gate/up, down) as (weight, bias, GGML type), a float32
-        weight with type -1 or a QuantLinear's packed blocks; None when the layer must run in Python: hooks,
-        projections of another kind (replaced, members of mixed formats), an activation other than SiLU,
-        other dtypes."""
+    def decode_weights(self, dtype: torch.dtype = torch.float32) -> tuple[Any, ...] | None:
+        """What the native decoding step (``cove_quant::decode_layer``) takes of this layer for inputs of
+        ``dtype`` (float32 or bfloat16): the norm weights and each projection (fused q/k/v, o, fused gate/up,
+        down) as (weight, bias, GGML type), a weight of ``dtype`` with type -1 or (float32) a QuantLinear's
+        packed blocks; None when the layer must run in Python: hooks, projections of another kind (replaced,
+        members of mixed formats), an activation other than SiLU, other dtypes."""
         attn, mlp = self.attn, self.mlp
         if mlp.act is not F.silu or any(
             m._forward_hooks or m._forward_pre_hooks for m in (self, attn, mlp, self.attn_norm, self.mlp_norm)
         ):
             return None
         norms = (self.attn_norm.weight, self.mlp_norm.weight)
-        if any(w.dtype is not torch.float32 or not w.is_contiguous() for w in norms):
+        if any(w.dtype is not dtype or not w.is_contiguous() for w in norms):
             return None
-        parts = [_projection(p) for p in (attn.qkv, attn.o, mlp.gate_up, mlp.down)]
+        parts = [_projection(p, dtype) for p in (attn.qkv, attn.o, mlp.gate_up, mlp.down)]
         if any(p is None for p in parts):
             return None
         qkv, o, gate_up, down = cast(list[tuple[Any, ...]], parts)
         return (norms[0], *qkv, *o, norms[1], *gate_up, *down)
 
 
-def _projection(proj: Any) -> tuple[torch.Tensor, torch.Tensor | None, int] | None:
-    """(weight, bias, -1) of an nn.Linear or FusedLinears over nn.Linear layers (float32, as the small-M
-    kernel reads them), (blocks, bias, GGML type) of a QuantLinear or a QuantFused over one format; None for
-    anything else, or a module carrying hooks."""
+def _projection(
+    proj: Any, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor | None, int] | None:
+    """(weight, bias, -1) of an nn.Linear or FusedLinears over nn.Linear layers (of ``dtype``, which the
+    small-M kernel reads), (blocks, bias, GGML type) of a QuantLinear or a QuantFused over one format (float32
+    layers only); None for anything else, or a module carrying hooks."""
 
     def plain(module: nn.Module) -> bool:
         return not (module._forward_hooks or module._forward_pre_hooks or module.training)
@@ -402,7 +412,7 @@ def _projection(proj: Any) -> tuple[torch.Tensor, torch.Tensor | None, int] | No
     if type(proj) is QuantFused:
         proj = proj.fused if all(plain(m) for m in proj.members) else None
     if type(proj) is QuantLinear:
-        if not plain(proj):
+        if not plain(proj) or dtype is not torch.float32:
             return None
         return proj.packed, proj.bias, proj.format.ggml_type
     if type(proj) is FusedLinears:
@@ -417,7 +427,7 @@ def _projection(proj: Any) -> tuple[torch.Tensor, torch.Tensor | None, int] | No
     else:
         return None
     tensors = (weight, bias) if bias is not None else (weight,)
-    if any(t.dtype is not torch.float32 or not t.is_contiguous() for t in tensors):
+    if any(t.dtype is not dtype or not t.is_contiguous() for t in tensors):
         return None
     return weight, bias, -1
 
@@ -549,26 +559,28 @@ class LlamaModel(LlamaPreTrainedModel):
     ) -> torch.Tensor | None:
         """One new token per row, each layer in one native call (csrc/decode.cpp: the same norms and
         products, RoPE and the cache write in place, single-query attention over the cache); None (the
-        caller runs the Python layers) where it does not apply: training or autograd, not float32 on the
-        CPU, no native kernels, global module hooks, or a layer ``decode_weights`` turns down."""
+        caller runs the Python layers) where it does not apply: training or autograd, not float32 or
+        bfloat16 on the CPU, no native kernels, more rows than ``decode_rows``, global module hooks, or a
+        layer ``decode_weights`` turns down."""
         if (
             self.training
             or torch.is_grad_enabled()
-            or x.dtype is not torch.float32
+            or x.dtype not in (torch.float32, torch.bfloat16)
             or x.device.type != "cpu"
             or _global_hooks()
             or not kernels.native_available()
-            or not 0 < x.shape[0] <= kernels.dense_rows()  # past it the Python layers' products use GEMM
+            or not 0 < x.shape[0] <= decode_rows(x.dtype)
         ):
             return None
-        entry = cache.plans.get(id(self))
+        key = (id(self), x.dtype)
+        entry = cache.plans.get(key)
         if (
             entry is None or entry[0]() is not self
         ):  # looked up once per cache: the checks cost ~40 us a layer
-            found = [cast(DecoderLayer, layer).decode_weights() for layer in self.layers]
+            found = [cast(DecoderLayer, layer).decode_weights(x.dtype) for layer in self.layers]
             kept = [plan for plan in found if plan is not None]
             entry = (weakref.ref(self), kept if len(kept) == len(found) else [], _stack_arguments(kept))
-            cache.plans[id(self)] = entry
+            cache.plans[key] = entry
         plans: list[tuple[Any, ...]] = entry[1]
         if not plans:
             return None
@@ -592,6 +604,13 @@ class LlamaModel(LlamaPreTrainedModel):
             x = step(x, *plan, cos, sin, kb, vb, start, keep, heads, kv, scale, eps)  # type: ignore[misc]
             hidden.append(x)
         return self.norm(x)
+
+
+def decode_rows(dtype: torch.dtype) -> int:
+    """The most rows a decoding step runs natively for layers of ``dtype``: as many as the small-M kernel
+    takes in float32 (``kernels.dense_rows()``: past it the Python layers' products use GEMM). bfloat16
+    steps use the same limit (measured inside whole steps, see docs/architecture.md's decoding section)."""
+    return kernels.dense_rows()
 
 
 def _stack_arguments(

@@ -39,7 +39,12 @@ from cove.errors import KernelBuildError
 logger = logging.getLogger("cove.quant")
 
 SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
-SOURCES = (SOURCE, SOURCE.with_name("dense.cpp"), SOURCE.with_name("decode.cpp"))
+SOURCES = (
+    SOURCE,
+    SOURCE.with_name("dense.cpp"),
+    SOURCE.with_name("decode.cpp"),
+    SOURCE.with_name("hugepages.cpp"),
+)
 ENV = "COVE_QUANT_KERNELS"
 ISA_ENV = "COVE_KERNEL_ISA"
 # COVE_KERNEL_ISA -> the compiler's target
@@ -57,6 +62,10 @@ DENSE_ROWS = 8  # measured crossover against torch (MKL) on a 2-core AVX-512 EPY
 # against 19 at 8). (Batch-8 bf16 greedy tokens differ from transformers' with or without the kernel:
 # COVE_DENSE_ROWS=0 changes nothing there.)
 DENSE_ROWS_BF16 = 1
+# ... unless the kernel multiplies bf16 pairs itself (VDPBF16PS, built where the compiler targets AVX512-BF16):
+# then it takes as many rows as in float32. Measured on the same EPYC with SmolLM2-135M's LM head (49152 x
+# 576): 1.3-2.2 ms against oneDNN's 1.9-6.0 at 1-8 rows, and whole bf16 decoding steps of 8 rows 14.5 ms
+# against 19.5 with the widening kernel.
 _lock = threading.Lock()
 
 
@@ -163,14 +172,22 @@ def _dense_rows() -> int:
 def dense_rows(dtype: torch.dtype = torch.float32) -> int:
     """The most rows ``dense_linear`` is faster for with this dtype (0: no native kernels, or
     ``COVE_DENSE_ROWS=0``; bfloat16: at most ``DENSE_ROWS_BF16`` where the CPU computes bf16 natively, as
-    many as float32 where torch emulates it and its bf16 products are many times slower)."""
+    many as float32 where torch emulates it and its bf16 products are many times slower, or where the kernel
+    multiplies bf16 pairs natively, ``bf16_pairs()``)."""
     rows = _dense_rows()
-    if dtype is torch.bfloat16:
+    if dtype is torch.bfloat16 and rows and not bf16_pairs():
         from cove.hardware import bf16_support
 
         if bf16_support("cpu").native:
             return min(rows, DENSE_ROWS_BF16)
     return rows
+
+
+def bf16_pairs() -> bool:
+    """Whether the built kernel multiplies bfloat16 inputs by bfloat16 weights as bf16 pairs (VDPBF16PS,
+    float32 sums) rather than widening both to float32 first."""
+    ops = _native()
+    return ops is not None and bool(ops.dense_bf16_pairs())
 
 
 def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
