@@ -8,9 +8,15 @@ dequantized rows in float32): the same bound."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
+from cove.hardware import cpu_info
 from cove.quant import kernels
 from cove.quant.formats import FORMATS, dequantize_torch, quantize
 from tests.quant.test_formats import PACKED_ONLY, random_blocks
@@ -55,20 +61,78 @@ def test_packed_only_kernels_match_the_float_product(name, m):
     torch.testing.assert_close(kernels.qmatmul(x[-1:].contiguous(), raw, fmt.ggml_type, 512), got[-1:])
 
 
-@pytest.mark.parametrize("name", ["Q8_0", "Q4_0", "Q4_1"])
+def some_blocks(name: str, rows: int, k: int, seed: int) -> torch.Tensor:
+    if name in ("Q8_0", "Q4_0", "Q4_1"):
+        return quantize(torch.randn(rows, k, generator=torch.Generator().manual_seed(seed)), name)
+    return torch.from_numpy(random_blocks(name, rows=rows, blocks=k // FORMATS[name].block_elems, seed=seed))
+
+
+@pytest.mark.parametrize("name", ["Q8_0", "Q4_0", "Q4_1", *PACKED_ONLY])
 @pytest.mark.parametrize("m", [1, 5, 9])
 def test_every_tiling_gives_the_same_bits(name, m):
     """A weight row's result does not depend on the tile that computed it (8-row AVX-512 tiles, 4- and
     2-row tiles, single rows, 4 or 1 activation rows at a time): each one equals the row multiplied alone,
     bit for bit, so decoding gives the same tokens whichever branch the build has."""
     fmt = FORMATS[name]
-    g = torch.Generator().manual_seed(m)
-    packed = quantize(torch.randn(27, 256, generator=g), name)
-    x = torch.randn(m, 256, generator=g)
-    got = kernels.qmatmul(x, packed, fmt.ggml_type, 256)
+    packed = some_blocks(name, 27, 512, seed=m)
+    x = torch.randn(m, 512, generator=torch.Generator().manual_seed(m))
+    got = kernels.qmatmul(x, packed, fmt.ggml_type, 512)
     for j in (0, 7, 8, 19, 26):
-        alone = kernels.qmatmul(x, packed[j : j + 1].contiguous(), fmt.ggml_type, 256)
+        alone = kernels.qmatmul(x, packed[j : j + 1].contiguous(), fmt.ggml_type, 512)
         assert torch.equal(got[:, j : j + 1], alone)
+    for i in (0, m - 1):  # and an activation row multiplied alone
+        assert torch.equal(
+            kernels.qmatmul(x[i : i + 1].contiguous(), packed, fmt.ggml_type, 512), got[i : i + 1]
+        )
+
+
+CROSS_BUILD = textwrap.dedent(
+    """
+    import sys, torch
+    from cove.quant import kernels
+    from tests.quant.test_kernels import cases
+    torch.save({key: kernels.qmatmul(x, w, t, k) for key, (x, w, t, k) in cases().items()}, sys.argv[1])
+    print(kernels.isa())
+    """
+)
+
+
+def cases() -> dict[str, tuple[torch.Tensor, torch.Tensor, int, int]]:
+    """(x, packed, type, k) for every type with a kernel, at shapes that take every tile and tail."""
+    out = {}
+    for name in ("Q8_0", "Q4_0", "Q4_1", *PACKED_ONLY):
+        for n, k in ((37, 512), (64, 1536)):
+            for m in (1, 6):
+                x = torch.randn(m, k, generator=torch.Generator().manual_seed(n + m))
+                out[f"{name} {n}x{k} m={m}"] = (
+                    x,
+                    some_blocks(name, n, k, seed=n),
+                    FORMATS[name].ggml_type,
+                    k,
+                )
+    return out
+
+
+@pytest.mark.skipif(not {"avx2", "fma"} <= cpu_info().flags, reason="this CPU has no AVX2 + FMA")
+def test_the_avx2_build_gives_this_builds_bits(tmp_path):
+    """The AVX2 build (COVE_KERNEL_ISA=avx2, its own cache folder, built once per machine) and this one
+    compute every type with the same operations per (row, activation) pair: the same bits, so an AVX2-only
+    machine decodes the tokens this one does."""
+    if not kernels.native_available():
+        pytest.skip("no native kernels on this machine")
+    env = {**os.environ, kernels.ISA_ENV: "avx2", kernels.ENV: "native"}
+    done = subprocess.run(
+        [sys.executable, "-c", CROSS_BUILD, str(tmp_path / "avx2.pt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "quant avx2," in done.stdout
+    theirs = torch.load(tmp_path / "avx2.pt")
+    for key, (x, w, t, k) in cases().items():
+        assert torch.equal(kernels.qmatmul(x, w, t, k), theirs[key]), key
 
 
 def test_torch_fallback_computes_the_same_product(monkeypatch):

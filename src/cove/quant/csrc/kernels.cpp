@@ -121,12 +121,22 @@ inline __m256i nibbles(const uint8_t* qs) {  // 16 bytes -> 32 values 0..15: low
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
+inline __m256i bits_to_bytes(uint32_t bits) {  // bit i -> byte i: 0xFF if set, else 0
+  const __m256i shuffle = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuffle);
+  const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(0x7fbfdfeff7fbfdfeULL));
+  v = _mm256_or_si256(v, mask);
+  return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
+}
+
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
 // R weight rows x C activation rows at once: every weight block is decoded once for C activations and
 // every activation block loaded once for R rows; the R * C accumulators are independent FMA chains.
 template <int64_t TYPE, int R, int C>
 void tile(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_t k, int64_t nb, float* out,
           int64_t n, int64_t r0) {
-  constexpr int64_t bytes = TYPE == Q4_0 ? 18 : TYPE == Q4_1 ? 20 : 34;
+  constexpr int64_t bytes = TYPE == Q4_0 ? 18 : TYPE == Q4_1 ? 20 : TYPE == Q5_0 ? 22 : TYPE == Q5_1 ? 24 : 34;
   __m256 acc[R][C];
   float extra[R][C];
   for (int r = 0; r < R; ++r)
@@ -153,6 +163,13 @@ void tile(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_
         wv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
         wabs[r] = _mm256_sign_epi8(wv[r], wv[r]);
         mw[r] = 0.f;
+      } else if constexpr (TYPE == Q5_0 || TYPE == Q5_1) {  // the fifth bits (4 bytes after the scales)
+        constexpr int off = TYPE == Q5_0 ? 2 : 4;
+        uint32_t qh;
+        std::memcpy(&qh, blk + off, 4);
+        wv[r] = _mm256_or_si256(nibbles(blk + off + 4), _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10)));
+        wabs[r] = wv[r];
+        mw[r] = TYPE == Q5_0 ? -16.f * dw[r] : half(blk + 2);
       } else {
         wv[r] = nibbles(blk + (TYPE == Q4_0 ? 2 : 4));
         wabs[r] = wv[r];
@@ -187,6 +204,18 @@ inline short load_i16(const uint8_t* p) {
   short v;
   std::memcpy(&v, p, 2);
   return v;
+}
+
+// a tile's 8 results for one activation row: row 2p + h is pair p's half h summed (hsum), plus its offset
+// sum e[(2p + h) * stride + stride - 1]
+inline void store_rows8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, const float* e, int stride, float* o) {
+  const __m512 acc[4] = {a0, a1, a2, a3};
+  for (int p = 0; p < 4; ++p) {
+    const __m256 lo = _mm512_castps512_ps256(acc[p]);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p]), 1));
+    o[2 * p] = hsum(lo) + e[(2 * p) * stride + stride - 1];
+    o[2 * p + 1] = hsum(hi) + e[(2 * p + 1) * stride + stride - 1];
+  }
 }
 
 // Q4_0 / Q4_1 / Q5_0 / Q5_1, 8 weight rows x C activation rows at a time: two weight rows per 512-bit
@@ -278,13 +307,7 @@ void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64
   for (int c = 0; c < C; ++c) {
     alignas(64) float e[16];
     _mm512_store_ps(e, extra[c]);
-    float* o = out + (i0 + c) * n + r0;
-    for (int p = 0; p < 4; ++p) {
-      const __m256 lo = _mm512_castps512_ps256(acc[p][c]);
-      const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][c]), 1));
-      o[2 * p] = hsum(lo) + e[(2 * p) * stride + stride - 1];
-      o[2 * p + 1] = hsum(hi) + e[(2 * p + 1) * stride + stride - 1];
-    }
+    store_rows8(acc[0][c], acc[1][c], acc[2][c], acc[3][c], e, stride, out + (i0 + c) * n + r0);
   }
 }
 #endif
@@ -295,7 +318,7 @@ void rows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, i
   int64_t r = begin;
   if (m == 1) {
 #if defined(COVE_QUANT_ROW8)
-    if constexpr (TYPE == Q4_0 || TYPE == Q4_1) {
+    if constexpr (TYPE != Q8_0) {
       for (; r + 8 <= end; r += 8) tile8<TYPE, 1>(w, row_bytes, a, 0, nb, out, n, r);
     }
 #endif
@@ -304,7 +327,7 @@ void rows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, i
     return;
   }
 #if defined(COVE_QUANT_ROW8)
-  if constexpr (TYPE == Q4_0 || TYPE == Q4_1) {
+  if constexpr (TYPE != Q8_0) {
     for (; r + 8 <= end; r += 8) {
       int64_t i = 0;
       for (; i + 4 <= m; i += 4) tile8<TYPE, 4>(w, row_bytes, a, i, nb, out, n, r);
@@ -490,145 +513,305 @@ float dot_f32(const float* a, const float* b, int64_t k) {
   return total;
 }
 
-// ---- K-quants and Q5_0 / Q5_1 on int8 activation blocks ----------------------------------------------
+// ---- K-quants on int8 activation blocks ----------------------------------------------------------------
 // The packed blocks are read as they are stored and multiplied against the activations quantized to int8
-// blocks of 32 (QAct), as the Q8_0 / Q4_x kernels do. A Q4_K / Q5_K super-block of 256 is 8 sub-blocks
-// of 32 with a 6-bit scale and minimum each: one integer block product per activation block, times
-// d * scale, minus dmin * min * sum(x). Q6_K's 16 sub-blocks of 16 carry int8 scales: the 8 partial sums
-// `dpbusd` gives per block are 4 per sub-block, so a per-lane scale vector weights them. Q5_0 / Q5_1:
-// Q4_0 / Q4_1 with a fifth bit per weight (32 bits per block, expanded to bytes).
+// blocks of 32 (QAct), as the Q8_0 / Q4_x / Q5_x kernels do. A Q4_K / Q5_K super-block of 256 is 8
+// sub-blocks of 32 with a 6-bit scale and minimum each: one integer block product per activation block,
+// times d * scale, minus dmin * min * sum(x). Q6_K's 16 sub-blocks of 16 carry int8 scales: the 8 partial
+// sums `dpbusd` gives per block are 4 per sub-block, so a per-lane scale vector weights them.
 
 #if defined(__AVX2__)
-inline __m256i bits_to_bytes(uint32_t bits) {  // bit i -> byte i: 0xFF if set, else 0
-  const __m256i shuffle = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuffle);
-  const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(0x7fbfdfeff7fbfdfeULL));
-  v = _mm256_or_si256(v, mask);
-  return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
-}
-
-inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-
-// one weight row against C activation rows i0 .. i0 + C - 1: out[(i0 + c) * n + r]
-template <int64_t TYPE, int C>
-void krow(const uint8_t* row, const QAct& a, int64_t i0, int64_t nb, float* out, int64_t n, int64_t r) {
-  __m256 acc[C];
-  float extra[C];
-  for (int c = 0; c < C; ++c) {
-    acc[c] = _mm256_setzero_ps();
-    extra[c] = 0.f;
-  }
+// R weight rows r0 .. r0 + R - 1 against C activation rows i0 .. i0 + C - 1: out[(i0 + c) * n + r0 + j].
+// Each (row, activation) pair is one chain of the same operations in the same order whatever R and C are
+// (the rows of a tile only interleave independent chains): the same bits from every tiling.
+template <int64_t TYPE, int R, int C>
+void krow(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_t nb, float* out, int64_t n,
+          int64_t r0) {
+  __m256 acc[R][C];
+  float extra[R][C];
+  for (int j = 0; j < R; ++j)
+    for (int c = 0; c < C; ++c) {
+      acc[j][c] = _mm256_setzero_ps();
+      extra[j][c] = 0.f;
+    }
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   const __m256i* xq = reinterpret_cast<const __m256i*>(a.q.data());
-  if constexpr (TYPE == Q5_0 || TYPE == Q5_1) {
-    constexpr int64_t bytes = TYPE == Q5_0 ? 22 : 24;
-    constexpr int off = TYPE == Q5_0 ? 2 : 4;
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* blk = row + b * bytes;
-      const float dw = half(blk);
-      const float mw = TYPE == Q5_0 ? -16.f * dw : half(blk + 2);
-      uint32_t qh;
-      std::memcpy(&qh, blk + off, 4);
-      const __m256i high = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
-      const __m256i wq = _mm256_or_si256(nibbles(blk + off + 4), high);
-      for (int c = 0; c < C; ++c) {
-        const int64_t ab = (i0 + c) * nb + b;
-        const __m256 p = _mm256_cvtepi32_ps(dot_u8s8(wq, _mm256_loadu_si256(xq + ab)));
-        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a.d[ab]), p, acc[c]);
-        extra[c] += mw * a.s[ab];
-      }
+  constexpr int64_t bytes = TYPE == Q4_K ? 144 : TYPE == Q5_K ? 176 : 210;
+  // as tile: the R rows' stretch PREFETCH_TILES tiles ahead, fetched a super-block's share at a time
+  const uint8_t* ahead = w + (r0 + PREFETCH_TILES * R) * row_bytes;
+  auto prefetch = [&](int64_t s) {
+    for (int64_t line = 0; line < R * bytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + s * R * bytes + line), _MM_HINT_T0);
     }
-  } else if constexpr (TYPE == Q6_K) {
+  };
+  if constexpr (TYPE == Q6_K) {
     const __m256i three = _mm256_set1_epi8(3), bias = _mm256_set1_epi8(32);
     for (int64_t s = 0; s < nb / 8; ++s) {
-      const uint8_t* blk = row + s * 210;
-      const float d = half(blk + 208);
-      const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
-      for (int h = 0; h < 2; ++h) {
-        const __m256i qa = load32(blk + 64 * h), qb = load32(blk + 64 * h + 32), hv = load32(blk + 128 + 32 * h);
-        const __m256i g[4] = {
-            _mm256_or_si256(_mm256_and_si256(qa, low4), _mm256_slli_epi16(_mm256_and_si256(hv, three), 4)),
-            _mm256_or_si256(_mm256_and_si256(qb, low4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), three), 4)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), three), 4)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), three), 4)),
-        };
-        for (int q = 0; q < 4; ++q) {
-          const float s0 = d * sc[8 * h + 2 * q], s1 = d * sc[8 * h + 2 * q + 1];
-          const __m256 scale = _mm256_set_ps(s1, s1, s1, s1, s0, s0, s0, s0);  // lanes 0-3: values 0-15
-          for (int c = 0; c < C; ++c) {
-            const int64_t ab = (i0 + c) * nb + s * 8 + 4 * h + q;
-            const __m256i x = _mm256_loadu_si256(xq + ab);
-            const __m256i p = _mm256_sub_epi32(dot_u8s8(g[q], x), dot_u8s8(bias, x));  // (q - 32) . x
-            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(a.d[ab])), _mm256_cvtepi32_ps(p), acc[c]);
+      prefetch(s);
+      for (int j = 0; j < R; ++j) {
+        const uint8_t* blk = w + (r0 + j) * row_bytes + s * bytes;
+        const float d = half(blk + 208);
+        const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+        for (int h = 0; h < 2; ++h) {
+          const __m256i qa = load32(blk + 64 * h), qb = load32(blk + 64 * h + 32), hv = load32(blk + 128 + 32 * h);
+          const __m256i g[4] = {
+              _mm256_or_si256(_mm256_and_si256(qa, low4), _mm256_slli_epi16(_mm256_and_si256(hv, three), 4)),
+              _mm256_or_si256(_mm256_and_si256(qb, low4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), three), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), three), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), three), 4)),
+          };
+          for (int q = 0; q < 4; ++q) {
+            const float s0 = d * sc[8 * h + 2 * q], s1 = d * sc[8 * h + 2 * q + 1];
+            const __m256 scale = _mm256_set_ps(s1, s1, s1, s1, s0, s0, s0, s0);  // lanes 0-3: values 0-15
+            for (int c = 0; c < C; ++c) {
+              const int64_t ab = (i0 + c) * nb + s * 8 + 4 * h + q;
+              const __m256i x = _mm256_loadu_si256(xq + ab);
+              const __m256i p = _mm256_sub_epi32(dot_u8s8(g[q], x), dot_u8s8(bias, x));  // (q - 32) . x
+              acc[j][c] =
+                  _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(a.d[ab])), _mm256_cvtepi32_ps(p), acc[j][c]);
+            }
           }
         }
       }
     }
   } else {  // Q4_K, Q5_K
-    constexpr int64_t bytes = TYPE == Q4_K ? 144 : 176;
     const __m256i one = _mm256_set1_epi8(1);
     for (int64_t s = 0; s < nb / 8; ++s) {
-      const uint8_t* blk = row + s * bytes;
-      // the 8 6-bit scales and minimums (scale_min_k4's packing) unpacked 4 bytes at a time
-      uint32_t u[4];
-      std::memcpy(u, blk + 4, 12);
-      const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-      u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-      const uint32_t mins_low = u[1] & m6;
-      u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
-      u[2] = mins_low;
-      u[0] &= m6;  // now bytes 0-7: scales, 8-15: minimums
-      const __m256i scm = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u)));
-      const __m256i mnm = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u + 2)));
-      alignas(32) float ds[8], dm[8];
-      _mm256_store_ps(ds, _mm256_mul_ps(_mm256_set1_ps(half(blk)), _mm256_cvtepi32_ps(scm)));
-      _mm256_store_ps(dm, _mm256_mul_ps(_mm256_set1_ps(half(blk + 2)), _mm256_cvtepi32_ps(mnm)));
-      const uint8_t* qs = blk + (TYPE == Q4_K ? 16 : 48);
-      const __m256i hv = TYPE == Q5_K ? load32(blk + 16) : _mm256_setzero_si256();
-      for (int j = 0; j < 4; ++j) {
-        const __m256i raw = load32(qs + 32 * j);
-        __m256i lo = _mm256_and_si256(raw, low4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
-        if constexpr (TYPE == Q5_K) {
-          const __m128i s0 = _mm_cvtsi32_si128(2 * j), s1 = _mm_cvtsi32_si128(2 * j + 1);
-          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hv, s0), one), 4));
-          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hv, s1), one), 4));
-        }
-        for (int c = 0; c < C; ++c) {
-          const int64_t ab = (i0 + c) * nb + s * 8 + 2 * j;
-          const __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(lo, _mm256_loadu_si256(xq + ab)));
-          const __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(hi, _mm256_loadu_si256(xq + ab + 1)));
-          acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * j] * a.d[ab]), p0, acc[c]);
-          acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * j + 1] * a.d[ab + 1]), p1, acc[c]);
-          extra[c] -= dm[2 * j] * a.s[ab] + dm[2 * j + 1] * a.s[ab + 1];
+      prefetch(s);
+      for (int j = 0; j < R; ++j) {
+        const uint8_t* blk = w + (r0 + j) * row_bytes + s * bytes;
+        // the 8 6-bit scales and minimums (scale_min_k4's packing) unpacked 4 bytes at a time
+        uint32_t u[4];
+        std::memcpy(u, blk + 4, 12);
+        const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+        u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+        const uint32_t mins_low = u[1] & m6;
+        u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+        u[2] = mins_low;
+        u[0] &= m6;  // now bytes 0-7: scales, 8-15: minimums
+        const __m256i scm = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u)));
+        const __m256i mnm = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u + 2)));
+        alignas(32) float ds[8], dm[8];
+        _mm256_store_ps(ds, _mm256_mul_ps(_mm256_set1_ps(half(blk)), _mm256_cvtepi32_ps(scm)));
+        _mm256_store_ps(dm, _mm256_mul_ps(_mm256_set1_ps(half(blk + 2)), _mm256_cvtepi32_ps(mnm)));
+        const uint8_t* qs = blk + (TYPE == Q4_K ? 16 : 48);
+        const __m256i hv = TYPE == Q5_K ? load32(blk + 16) : _mm256_setzero_si256();
+        for (int q = 0; q < 4; ++q) {
+          const __m256i raw = load32(qs + 32 * q);
+          __m256i lo = _mm256_and_si256(raw, low4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+          if constexpr (TYPE == Q5_K) {
+            const __m128i s0 = _mm_cvtsi32_si128(2 * q), s1 = _mm_cvtsi32_si128(2 * q + 1);
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hv, s0), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hv, s1), one), 4));
+          }
+          for (int c = 0; c < C; ++c) {
+            const int64_t ab = (i0 + c) * nb + s * 8 + 2 * q;
+            const __m256 p0 = _mm256_cvtepi32_ps(dot_u8s8(lo, _mm256_loadu_si256(xq + ab)));
+            const __m256 p1 = _mm256_cvtepi32_ps(dot_u8s8(hi, _mm256_loadu_si256(xq + ab + 1)));
+            acc[j][c] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * q] * a.d[ab]), p0, acc[j][c]);
+            acc[j][c] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * q + 1] * a.d[ab + 1]), p1, acc[j][c]);
+            extra[j][c] -= dm[2 * q] * a.s[ab] + dm[2 * q + 1] * a.s[ab + 1];
+          }
         }
       }
     }
   }
-  for (int c = 0; c < C; ++c) out[(i0 + c) * n + r] = hsum(acc[c]) + extra[c];
+  for (int j = 0; j < R; ++j)
+    for (int c = 0; c < C; ++c) out[(i0 + c) * n + r0 + j] = hsum(acc[j][c]) + extra[j][c];
 }
+
+#if defined(COVE_QUANT_ROW8)
+inline __m256i load8_u32(const uint8_t* p, int64_t stride) {  // the u32 at p + r * stride, r = 0..7
+  return _mm256_setr_epi32(load_u32(p), load_u32(p + stride), load_u32(p + 2 * stride), load_u32(p + 3 * stride),
+                           load_u32(p + 4 * stride), load_u32(p + 5 * stride), load_u32(p + 6 * stride),
+                           load_u32(p + 7 * stride));
+}
+
+inline __m512i load_pair(const uint8_t* p, int64_t row_bytes) {  // 32 bytes of a row, then of the next row
+  return _mm512_inserti64x4(_mm512_castsi256_si512(load32(p)), load32(p + row_bytes), 1);
+}
+
+inline __m512 spread(__m512i lanes, __m256 v) {  // the 8 row lanes of v -> a row pair's 2 x 8 lanes
+  return _mm512_permutexvar_ps(lanes, _mm512_castps256_ps512(v));
+}
+
+// Q4_K, 8 weight rows x C activation rows: as tile8, two rows per 512-bit register (a sub-block of 32
+// each), and the 8 rows' super-block scales unpacked as vectors across the rows (row r in lane r). Each
+// (row, activation) pair's lanes take krow<Q4_K, R, C>'s operations in its order: the same bits.
+template <int C>
+void ktile8_q4k(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_t nb, float* out, int64_t n,
+                int64_t r0) {
+  constexpr int64_t bytes = 144;
+  const uint8_t* rows = w + r0 * row_bytes;
+  __m512 acc[4][C];
+  __m256 extra[C];
+  __m512i lanes[4];
+  for (int p = 0; p < 4; ++p) {
+    for (int c = 0; c < C; ++c) acc[p][c] = _mm512_setzero_ps();
+    lanes[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * p)), _mm256_set1_epi32(2 * p + 1), 1);
+  }
+  for (int c = 0; c < C; ++c) extra[c] = _mm256_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i evens_odds = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const __m256i m6 = _mm256_set1_epi8(0x3f), m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
+  const __m256i byte = _mm256_set1_epi32(0xFF);
+  const uint8_t* ahead = rows + PREFETCH_TILES * 8 * row_bytes;
+  for (int64_t s = 0; s < nb / 8; ++s) {
+    for (int64_t line = 0; line < 8 * bytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + s * 8 * bytes + line), _MM_HINT_T0);
+    }
+    const uint8_t* blk = rows + s * bytes;
+    // (d, dmin) of each row -> d in lanes 0-7, dmin in 8-15
+    const __m512 f = _mm512_permutexvar_ps(evens_odds, _mm512_cvtph_ps(load8_u32(blk, row_bytes)));
+    const __m256 d8 = _mm512_castps512_ps256(f);
+    const __m256 dmin8 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1));
+    // krow's unpacking of the 12 scale bytes, on the 8 rows at once
+    const __m256i u0 = load8_u32(blk + 4, row_bytes), u1 = load8_u32(blk + 8, row_bytes),
+                  u2 = load8_u32(blk + 12, row_bytes);
+    const __m256i sc[2] = {_mm256_and_si256(u0, m6),
+                           _mm256_or_si256(_mm256_and_si256(u2, m4),
+                                           _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), m2), 4))};
+    const __m256i mn[2] = {_mm256_and_si256(u1, m6),
+                           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4),
+                                           _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), m2), 4))};
+    for (int q = 0; q < 4; ++q) {
+      __m256 ds[2], dm[2];  // sub-blocks 2q, 2q + 1: the 8 rows' d * scale, dmin * min
+      for (int t = 0; t < 2; ++t) {
+        const int j = 2 * q + t;
+        const __m256i scj = _mm256_and_si256(_mm256_srli_epi32(sc[j / 4], 8 * (j % 4)), byte);
+        const __m256i mnj = _mm256_and_si256(_mm256_srli_epi32(mn[j / 4], 8 * (j % 4)), byte);
+        ds[t] = _mm256_mul_ps(d8, _mm256_cvtepi32_ps(scj));
+        dm[t] = _mm256_mul_ps(dmin8, _mm256_cvtepi32_ps(mnj));
+      }
+      __m512i lo[4], hi[4];
+      for (int p = 0; p < 4; ++p) {
+        const __m512i raw = load_pair(blk + 2 * p * row_bytes + 16 + 32 * q, row_bytes);
+        lo[p] = _mm512_and_si512(raw, low4);
+        hi[p] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      }
+      for (int c = 0; c < C; ++c) {
+        const int64_t ab = (i0 + c) * nb + s * 8 + 2 * q;
+        const __m512i x0 = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + ab * 32)));
+        const __m512i x1 = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + (ab + 1) * 32)));
+        const __m256 s0 = _mm256_mul_ps(ds[0], _mm256_set1_ps(a.d[ab]));
+        const __m256 s1 = _mm256_mul_ps(ds[1], _mm256_set1_ps(a.d[ab + 1]));
+        for (int p = 0; p < 4; ++p) {
+          const __m512 p0 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[p], x0));
+          const __m512 p1 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), hi[p], x1));
+          acc[p][c] = _mm512_fmadd_ps(spread(lanes[p], s0), p0, acc[p][c]);
+          acc[p][c] = _mm512_fmadd_ps(spread(lanes[p], s1), p1, acc[p][c]);
+        }
+        extra[c] = _mm256_sub_ps(extra[c], _mm256_add_ps(_mm256_mul_ps(dm[0], _mm256_set1_ps(a.s[ab])),
+                                                         _mm256_mul_ps(dm[1], _mm256_set1_ps(a.s[ab + 1]))));
+      }
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    alignas(32) float e[8];
+    _mm256_store_ps(e, extra[c]);
+    store_rows8(acc[0][c], acc[1][c], acc[2][c], acc[3][c], e, 1, out + (i0 + c) * n + r0);
+  }
+}
+
+// Q6_K, 8 weight rows x C activation rows: two rows per 512-bit register (a block of 32 each: lanes 0-3 /
+// 4-7 the first row's two sub-blocks of 16, 8-11 / 12-15 the second's); each row's 16 d * scale products
+// one vector, a pair's block scales picked from two of them by one permute. (q - 32) . x is the integer
+// dot product started from -32 * sum(x) per lane (the same int32s as krow's difference of two products),
+// then krow<Q6_K, R, C>'s float operations in its order: the same bits.
+template <int C>
+void ktile8_q6k(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64_t nb, float* out, int64_t n,
+                int64_t r0) {
+  constexpr int64_t bytes = 210;
+  const uint8_t* rows = w + r0 * row_bytes;
+  __m512 acc[4][C];
+  for (int p = 0; p < 4; ++p)
+    for (int c = 0; c < C; ++c) acc[p][c] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3), bias = _mm512_set1_epi8(32);
+  const uint8_t* ahead = rows + PREFETCH_TILES * 8 * row_bytes;
+  for (int64_t s = 0; s < nb / 8; ++s) {
+    for (int64_t line = 0; line < 8 * bytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + s * 8 * bytes + line), _MM_HINT_T0);
+    }
+    const uint8_t* blk = rows + s * bytes;
+    __m512 ds[8];  // row r: lane i = d * scale i
+    for (int r = 0; r < 8; ++r) {
+      const uint8_t* b = blk + r * row_bytes;
+      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192))));
+      ds[r] = _mm512_mul_ps(_mm512_set1_ps(half(b + 208)), sc);
+    }
+    for (int h = 0; h < 2; ++h) {
+      __m512i g[4][4];  // [pair][block of the half]
+      for (int p = 0; p < 4; ++p) {
+        const uint8_t* b = blk + 2 * p * row_bytes;
+        const __m512i qa = load_pair(b + 64 * h, row_bytes), qb = load_pair(b + 64 * h + 32, row_bytes),
+                      hv = load_pair(b + 128 + 32 * h, row_bytes);
+        g[p][0] = _mm512_or_si512(_mm512_and_si512(qa, low4), _mm512_slli_epi16(_mm512_and_si512(hv, three), 4));
+        g[p][1] = _mm512_or_si512(_mm512_and_si512(qb, low4),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hv, 2), three), 4));
+        g[p][2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qa, 4), low4),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hv, 4), three), 4));
+        g[p][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qb, 4), low4),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hv, 6), three), 4));
+      }
+      for (int q = 0; q < 4; ++q) {
+        const int i = 8 * h + 2 * q;  // the block's two sub-blocks: i, i + 1
+        const __m512i pick = _mm512_setr_epi32(i, i, i, i, i + 1, i + 1, i + 1, i + 1, 16 + i, 16 + i, 16 + i, 16 + i,
+                                               17 + i, 17 + i, 17 + i, 17 + i);
+        __m512 scale[4];
+        for (int p = 0; p < 4; ++p) scale[p] = _mm512_permutex2var_ps(ds[2 * p], pick, ds[2 * p + 1]);
+        for (int c = 0; c < C; ++c) {
+          const int64_t ab = (i0 + c) * nb + s * 8 + 4 * h + q;
+          const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + ab * 32)));
+          const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, x));
+          const __m512 dx = _mm512_set1_ps(a.d[ab]);
+          for (int p = 0; p < 4; ++p) {
+            const __m512 prod = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, g[p][q], x));
+            acc[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(scale[p], dx), prod, acc[p][c]);
+          }
+        }
+      }
+    }
+  }
+  const float zero[8] = {};  // krow's (zero) offset sums: even a -0 sum comes out as krow's +0
+  for (int c = 0; c < C; ++c) store_rows8(acc[0][c], acc[1][c], acc[2][c], acc[3][c], zero, 1, out + (i0 + c) * n + r0);
+}
+#endif
 
 template <int64_t TYPE>
 void krows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, int64_t nb, float* out,
                  int64_t n, int64_t begin, int64_t end) {
   int64_t r = begin;
 #if defined(COVE_QUANT_ROW8)
-  if constexpr (TYPE == Q5_0 || TYPE == Q5_1) {
+  if constexpr (TYPE == Q4_K) {
     for (; r + 8 <= end; r += 8) {
       int64_t i = 0;
-      for (; i + 4 <= m; i += 4) tile8<TYPE, 4>(w, row_bytes, a, i, nb, out, n, r);
-      for (; i < m; ++i) tile8<TYPE, 1>(w, row_bytes, a, i, nb, out, n, r);
+      for (; i + 4 <= m; i += 4) ktile8_q4k<4>(w, row_bytes, a, i, nb, out, n, r);
+      for (; i < m; ++i) ktile8_q4k<1>(w, row_bytes, a, i, nb, out, n, r);
+    }
+  }
+  if constexpr (TYPE == Q6_K) {
+    for (; r + 8 <= end; r += 8) {
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) ktile8_q6k<4>(w, row_bytes, a, i, nb, out, n, r);
+      for (; i < m; ++i) ktile8_q6k<1>(w, row_bytes, a, i, nb, out, n, r);
     }
   }
 #endif
-  for (; r < end; ++r) {
-    const uint8_t* row = w + r * row_bytes;
-    _mm_prefetch(reinterpret_cast<const char*>(row + 4 * row_bytes), _MM_HINT_T0);
+  if (m == 1) {  // four rows' independent chains against the one activation row
+    for (; r + 4 <= end; r += 4) krow<TYPE, 4, 1>(w, row_bytes, a, 0, nb, out, n, r);
+  }
+  for (; r + 2 <= end; r += 2) {
     int64_t i = 0;
-    for (; i + 4 <= m; i += 4) krow<TYPE, 4>(row, a, i, nb, out, n, r);
-    for (; i < m; ++i) krow<TYPE, 1>(row, a, i, nb, out, n, r);
+    for (; i + 4 <= m; i += 4) krow<TYPE, 2, 4>(w, row_bytes, a, i, nb, out, n, r);
+    for (; i < m; ++i) krow<TYPE, 2, 1>(w, row_bytes, a, i, nb, out, n, r);
+  }
+  for (; r < end; ++r) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) krow<TYPE, 1, 4>(w, row_bytes, a, i, nb, out, n, r);
+    for (; i < m; ++i) krow<TYPE, 1, 1>(w, row_bytes, a, i, nb, out, n, r);
   }
 }
 
@@ -644,8 +827,8 @@ bool kquant_matmul(const float* x, const uint8_t* w, int64_t type, int64_t m, in
       case Q4_K: return krows_range<Q4_K>(w, row_bytes, a, m, nb, out, n, begin, end);
       case Q5_K: return krows_range<Q5_K>(w, row_bytes, a, m, nb, out, n, begin, end);
       case Q6_K: return krows_range<Q6_K>(w, row_bytes, a, m, nb, out, n, begin, end);
-      case Q5_0: return krows_range<Q5_0>(w, row_bytes, a, m, nb, out, n, begin, end);
-      default: return krows_range<Q5_1>(w, row_bytes, a, m, nb, out, n, begin, end);
+      case Q5_0: return rows_range<Q5_0>(w, row_bytes, a, m, k, nb, out, n, begin, end);
+      default: return rows_range<Q5_1>(w, row_bytes, a, m, k, nb, out, n, begin, end);
     }
   });
   return true;
