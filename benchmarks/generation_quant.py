@@ -298,12 +298,17 @@ def timed(model, ids, mask, new_tokens: int) -> tuple[float, float, torch.Tensor
 
 
 def greedy(model, tokenizer, prompts: list[str], new_tokens: int, batch: int = 25) -> list[list[int]]:
+    """Greedy tokens of ``model`` (Cove's or transformers') for the prompts, left-padded ``batch`` at a time."""
     out: list[list[int]] = []
     for i in range(0, len(prompts), batch):
         ids, mask = left_padded(tokenizer, prompts[i : i + batch], pad_id=2)
         with torch.inference_mode():
             tokens = model.generate(
-                ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens
+                ids,
+                attention_mask=mask,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
             )
         out.extend(tokens[:, ids.shape[1] :].tolist())
     return out

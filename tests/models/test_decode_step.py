@@ -256,8 +256,8 @@ def test_a_layer_of_another_dtype_has_no_native_plan():
 
 
 def test_the_one_call_step_is_the_per_layer_step(monkeypatch):
-    """decode_stack runs decode_layer for each layer: the same bits as the per-layer calls (which a request
-    for every layer's hidden states takes), and the same cache contents."""
+    """decode_stack over all the layers at once: the same bits as one call a layer (which a request for
+    every layer's hidden states takes), and the same cache contents."""
     model = tiny(num_hidden_layers=3)
     ids, mask = padded()
     got, got_cache = decode(model, ids, mask, 4, native=True, monkeypatch=monkeypatch)

@@ -14,6 +14,11 @@ import torch
 CHUNK = 256  # tokens added to the capacity whenever it runs out
 
 
+def _fits(kb: torch.Tensor | None, vb: torch.Tensor | None, batch: int, like: torch.Tensor) -> bool:
+    """Whether a layer's buffers exist and were made for this batch and ``like``'s dtype."""
+    return kb is not None and vb is not None and kb.shape[0] == batch and kb.dtype == like.dtype
+
+
 class KVCache:
     def __init__(self, num_layers: int, *, capacity: int = 0, chunk: int = CHUNK):
         self.num_layers = num_layers
@@ -27,7 +32,8 @@ class KVCache:
         self._spare_keys: list[torch.Tensor | None] = [None] * num_layers
         self._spare_values: list[torch.Tensor | None] = [None] * num_layers
         # what a model works out once for the passes over this cache (the weights its native decoding step
-        # reads), by the model's id: a cache lives for one generation, over which the model does not change
+        # reads), by the model's id and dtype: a cache lives for one generation, over which the model does
+        # not change
         self.plans: dict[Any, Any] = {}
 
     def get_seq_length(self) -> int:
@@ -68,10 +74,11 @@ class KVCache:
         and device) when the layer has none yet or they were made for another batch or dtype. A forward pass
         that writes the new positions itself (the native decoding step) takes them from here."""
         kb, vb = self.keys[layer], self.values[layer]
-        if kb is None or vb is None or kb.shape[0] != batch or kb.dtype != like.dtype:
+        if not _fits(kb, vb, batch, like):
             kb = like.new_empty(batch, heads, self.capacity, dim)
             vb = like.new_empty(batch, heads, self.capacity, dim)
             self.keys[layer], self.values[layer] = kb, vb
+        assert kb is not None and vb is not None
         return kb, vb
 
     def layer_buffers(
@@ -80,10 +87,7 @@ class KVCache:
         """Every layer's key and value buffers at once (``buffers`` for each layer): what a step that runs
         all the layers in one native call passes."""
         keys, values = self.keys, self.values
-        if all(
-            kb is not None and vb is not None and kb.shape[0] == batch and kb.dtype == like.dtype
-            for kb, vb in zip(keys, values, strict=True)
-        ):
+        if all(_fits(kb, vb, batch, like) for kb, vb in zip(keys, values, strict=True)):
             return cast(list[torch.Tensor], list(keys)), cast(list[torch.Tensor], list(values))
         made = [self.buffers(i, batch, heads, dim, like) for i in range(self.num_layers)]
         return [kb for kb, _ in made], [vb for _, vb in made]

@@ -557,11 +557,11 @@ class LlamaModel(LlamaPreTrainedModel):
         cache: KVCache,
         hidden: list[torch.Tensor] | None,
     ) -> torch.Tensor | None:
-        """One new token per row, each layer in one native call (csrc/decode.cpp: the same norms and
-        products, RoPE and the cache write in place, single-query attention over the cache); None (the
-        caller runs the Python layers) where it does not apply: training or autograd, not float32 or
-        bfloat16 on the CPU, no native kernels, more rows than ``decode_rows``, global module hooks, or a
-        layer ``decode_weights`` turns down."""
+        """One new token per row, all layers in one native call (csrc/decode.cpp: the same norms and
+        products, RoPE and the cache write in place, single-query attention over the cache; one call a layer
+        when every layer's output is asked for); None (the caller runs the Python layers) where it does not
+        apply: training or autograd, not float32 or bfloat16 on the CPU, no native kernels, more rows than
+        the small-M kernel takes, global module hooks, or a layer ``decode_weights`` turns down."""
         if (
             self.training
             or torch.is_grad_enabled()
@@ -569,7 +569,9 @@ class LlamaModel(LlamaPreTrainedModel):
             or x.device.type != "cpu"
             or _global_hooks()
             or not kernels.native_available()
-            or not 0 < x.shape[0] <= decode_rows(x.dtype)
+            # float32's limit for bfloat16 steps too (measured inside whole steps, see docs/architecture.md);
+            # past it the Python layers' products use GEMM
+            or not 0 < x.shape[0] <= kernels.dense_rows()
         ):
             return None
         key = (id(self), x.dtype)
@@ -578,12 +580,15 @@ class LlamaModel(LlamaPreTrainedModel):
             entry is None or entry[0]() is not self
         ):  # looked up once per cache: the checks cost ~40 us a layer
             found = [cast(DecoderLayer, layer).decode_weights(x.dtype) for layer in self.layers]
-            kept = [plan for plan in found if plan is not None]
-            entry = (weakref.ref(self), kept if len(kept) == len(found) else [], _stack_arguments(kept))
+            complete = all(plan is not None for plan in found)
+            entry = (
+                weakref.ref(self),
+                _stack_arguments(cast(list[tuple[Any, ...]], found)) if complete else None,
+            )
             cache.plans[key] = entry
-        plans: list[tuple[Any, ...]] = entry[1]
-        if not plans:
+        if entry[1] is None:
             return None
+        tensors, biases, types = entry[1]
         first = cast(DecoderLayer, self.layers[0])
         attn = first.attn
         check_window(attn.window, start + 1)
@@ -592,25 +597,17 @@ class LlamaModel(LlamaPreTrainedModel):
         heads, kv, dim = attn.heads, attn.kv_heads, attn.head_dim
         scale = 1.0 / math.sqrt(dim)
         eps = first.attn_norm.eps
-        if hidden is None:  # every layer in one call
-            keys, values = cache.layer_buffers(b, kv, dim, x)
-            tensors, biases, types = entry[2]
-            stack = torch.ops.cove_quant.decode_stack
+        keys, values = cache.layer_buffers(b, kv, dim, x)
+        stack = torch.ops.cove_quant.decode_stack
+        if hidden is None:
             x = stack(x, tensors, biases, types, keys, values, cos, sin, start, keep, heads, kv, scale, eps)
             return self.norm(x)
-        step = torch.ops.cove_quant.decode_layer
-        for i, plan in enumerate(plans):
-            kb, vb = cache.buffers(i, b, kv, dim, x)
-            x = step(x, *plan, cos, sin, kb, vb, start, keep, heads, kv, scale, eps)  # type: ignore[misc]
+        for i in range(len(keys)):  # one layer a call, for each layer's output
+            t, p = slice(6 * i, 6 * i + 6), slice(4 * i, 4 * i + 4)
+            layer = (tensors[t], biases[p], types[p], keys[i : i + 1], values[i : i + 1])
+            x = stack(x, *layer, cos, sin, start, keep, heads, kv, scale, eps)
             hidden.append(x)
         return self.norm(x)
-
-
-def decode_rows(dtype: torch.dtype) -> int:
-    """The most rows a decoding step runs natively for layers of ``dtype``: as many as the small-M kernel
-    takes in float32 (``kernels.dense_rows()``: past it the Python layers' products use GEMM). bfloat16
-    steps use the same limit (measured inside whole steps, see docs/architecture.md's decoding section)."""
-    return kernels.dense_rows()
 
 
 def _stack_arguments(

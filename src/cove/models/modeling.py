@@ -410,11 +410,10 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
     With autograd off, on the CPU, for an input, contiguous weight and bias all float32 or all bfloat16:
     - at most ``cove.quant.kernels.dense_rows(dtype)`` rows (float32 8: decoding steps, the LM head of a
-      step; bfloat16 1, where torch's native bf16 products are slower only at one row): Cove's
+      step; bfloat16 as many where the kernel multiplies bf16 pairs natively, 1 where only torch does): Cove's
       small-M kernel, which streams every weight row once at close to the read bandwidth (torch's GEMM
       reaches half of it or less at one row) and computes each output in a fixed order, the same bits on
-      any thread count (bfloat16 weights widened in registers and summed in float32, a bfloat16 output
-      rounded once). ``COVE_DENSE_ROWS=0`` turns it off.
+      any thread count (bfloat16 summed in float32, a bfloat16 output rounded once). ``COVE_DENSE_ROWS=0`` turns it off.
     - more rows (prefill, beam steps, encoders), float32: oneDNN's GEMM where
       ``cove.hardware.float32_gemm()`` measured it faster than torch's (MKL's generic paths on AMD CPUs are
       2-4x slower), else F.linear.

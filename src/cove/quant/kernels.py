@@ -59,8 +59,7 @@ DENSE_ROWS = 8  # measured crossover against torch (MKL) on a 2-core AVX-512 EPY
 # bfloat16 weights: the kernel widens them and multiplies in float32, torch (oneDNN) multiplies bf16 pairs
 # natively where the CPU has AVX512-BF16. On the 2-core AVX-512 EPYC the kernel was faster at 1 row only
 # (17-25 against 12-24 GB/s of bf16 weights at 1 row; 23 against 28 at 2, 21-23 against 25-27 at 4, 12
-# against 19 at 8). (Batch-8 bf16 greedy tokens differ from transformers' with or without the kernel:
-# COVE_DENSE_ROWS=0 changes nothing there.)
+# against 19 at 8).
 DENSE_ROWS_BF16 = 1
 # ... unless the kernel multiplies bf16 pairs itself (VDPBF16PS, built where the compiler targets AVX512-BF16):
 # then it takes as many rows as in float32. Measured on the same EPYC with SmolLM2-135M's LM head (49152 x

@@ -41,18 +41,6 @@ namespace {
 
 constexpr int64_t LANES = 16;
 
-// 16 independent partial sums (one vector register when the compiler vectorises), then a fixed pairwise sum
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[LANES] = {};
-  int64_t i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int64_t j = 0; j < LANES; ++j) acc[j] += a[i + j] * b[i + j];
-  for (int64_t j = 0; i < n; ++i, ++j) acc[j] += a[i] * b[i];
-  for (int64_t w = LANES / 2; w > 0; w /= 2)
-    for (int64_t j = 0; j < w; ++j) acc[j] += acc[j + w];
-  return acc[0];
-}
-
 // out = x * cos + roll(x, d / 2) * signed_sin, as apply_rope computes it
 inline void rope(const float* x, const float* cos, const float* sin, float* out, int64_t d) {
   const int64_t half = d / 2;
@@ -84,7 +72,12 @@ inline float widen(bf16 v) {
   return f;
 }
 
-inline float dot(const bf16* a, const bf16* b, int64_t n) {
+inline float widen(float v) { return v; }
+
+// float32 or bf16 (widened), 16 independent float32 partial sums (one vector register when the compiler
+// vectorises), then a fixed pairwise sum
+template <typename T>
+inline float dot(const T* a, const T* b, int64_t n) {
   float acc[LANES] = {};
   int64_t i = 0;
   for (; i + LANES <= n; i += LANES)
@@ -94,8 +87,6 @@ inline float dot(const bf16* a, const bf16* b, int64_t n) {
     for (int64_t j = 0; j < w; ++j) acc[j] += acc[j + w];
   return acc[0];
 }
-
-inline float widen(float v) { return v; }
 
 void check_cache(const at::Tensor& c, at::ScalarType dtype, int64_t b, int64_t kv, int64_t d, int64_t pos,
                  const char* what) {

@@ -400,13 +400,11 @@ at::Tensor dense_linear(const at::Tensor& x, const at::Tensor& w, const c10::opt
         const auto* xb = reinterpret_cast<const uint16_t*>(xc.data_ptr<at::BFloat16>());
         run<uint16_t, uint16_t>(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), xb, bp, yp, m, s);
 #endif
-        return y.to(at::kBFloat16);
-      }
-      const float* xp = xc.data_ptr<float>();
-      if (w.scalar_type() == at::kFloat) {
-        run<float>(w.data_ptr<float>(), xp, bp, yp, m, s);
+      } else if (w.scalar_type() == at::kFloat) {
+        run<float>(w.data_ptr<float>(), xc.data_ptr<float>(), bp, yp, m, s);
       } else {
-        run<uint16_t>(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), xp, bp, yp, m, s);
+        run<uint16_t>(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), xc.data_ptr<float>(), bp, yp,
+                      m, s);
       }
     }
   }

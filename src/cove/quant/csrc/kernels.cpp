@@ -310,31 +310,35 @@ void tile8(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t i0, int64
     store_rows8(acc[0][c], acc[1][c], acc[2][c], acc[3][c], e, stride, out + (i0 + c) * n + r0);
   }
 }
+
+// an 8-row tile's signature (tile8, ktile8_q4k, ktile8_q6k)
+using Tile8 = void (*)(const uint8_t*, int64_t, const QAct&, int64_t, int64_t, float*, int64_t, int64_t);
+
+// weight rows from r, 8 at a time while 8 are left, against the m activation rows 4 at a time (four) and
+// then one at a time (one); returns the first weight row left
+inline int64_t rows8(Tile8 four, Tile8 one, const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m,
+                     int64_t nb, float* out, int64_t n, int64_t r, int64_t end) {
+  for (; r + 8 <= end; r += 8) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) four(w, row_bytes, a, i, nb, out, n, r);
+    for (; i < m; ++i) one(w, row_bytes, a, i, nb, out, n, r);
+  }
+  return r;
+}
 #endif
 
 template <int64_t TYPE>
 void rows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, int64_t k, int64_t nb,
                 float* out, int64_t n, int64_t begin, int64_t end) {
   int64_t r = begin;
-  if (m == 1) {
 #if defined(COVE_QUANT_ROW8)
-    if constexpr (TYPE != Q8_0) {
-      for (; r + 8 <= end; r += 8) tile8<TYPE, 1>(w, row_bytes, a, 0, nb, out, n, r);
-    }
+  if constexpr (TYPE != Q8_0) r = rows8(tile8<TYPE, 4>, tile8<TYPE, 1>, w, row_bytes, a, m, nb, out, n, r, end);
 #endif
+  if (m == 1) {
     for (; r + 4 <= end; r += 4) tile<TYPE, 4, 1>(w, row_bytes, a, 0, k, nb, out, n, r);
     for (; r < end; ++r) tile<TYPE, 1, 1>(w, row_bytes, a, 0, k, nb, out, n, r);
     return;
   }
-#if defined(COVE_QUANT_ROW8)
-  if constexpr (TYPE != Q8_0) {
-    for (; r + 8 <= end; r += 8) {
-      int64_t i = 0;
-      for (; i + 4 <= m; i += 4) tile8<TYPE, 4>(w, row_bytes, a, i, nb, out, n, r);
-      for (; i < m; ++i) tile8<TYPE, 1>(w, row_bytes, a, i, nb, out, n, r);
-    }
-  }
-#endif
   for (; r + 2 <= end; r += 2) {
     int64_t i = 0;
     for (; i + 4 <= m; i += 4) tile<TYPE, 2, 4>(w, row_bytes, a, i, k, nb, out, n, r);
@@ -785,20 +789,8 @@ void krows_range(const uint8_t* w, int64_t row_bytes, const QAct& a, int64_t m, 
                  int64_t n, int64_t begin, int64_t end) {
   int64_t r = begin;
 #if defined(COVE_QUANT_ROW8)
-  if constexpr (TYPE == Q4_K) {
-    for (; r + 8 <= end; r += 8) {
-      int64_t i = 0;
-      for (; i + 4 <= m; i += 4) ktile8_q4k<4>(w, row_bytes, a, i, nb, out, n, r);
-      for (; i < m; ++i) ktile8_q4k<1>(w, row_bytes, a, i, nb, out, n, r);
-    }
-  }
-  if constexpr (TYPE == Q6_K) {
-    for (; r + 8 <= end; r += 8) {
-      int64_t i = 0;
-      for (; i + 4 <= m; i += 4) ktile8_q6k<4>(w, row_bytes, a, i, nb, out, n, r);
-      for (; i < m; ++i) ktile8_q6k<1>(w, row_bytes, a, i, nb, out, n, r);
-    }
-  }
+  if constexpr (TYPE == Q4_K) r = rows8(ktile8_q4k<4>, ktile8_q4k<1>, w, row_bytes, a, m, nb, out, n, r, end);
+  if constexpr (TYPE == Q6_K) r = rows8(ktile8_q6k<4>, ktile8_q6k<1>, w, row_bytes, a, m, nb, out, n, r, end);
 #endif
   if (m == 1) {  // four rows' independent chains against the one activation row
     for (; r + 4 <= end; r += 4) krow<TYPE, 4, 1>(w, row_bytes, a, 0, nb, out, n, r);
